@@ -1,0 +1,11 @@
+"""Preprocess: causal filters with explicit state, decimation, scaling.
+
+Written once and used both offline (training windows) and on the device (streaming), so a
+recording fed in one piece or in chunks of any size gives bit-identical numbers. Needs
+numpy and scipy only (``scipy.signal.sosfilt`` is the IIR kernel; no TensorFlow).
+"""
+
+from pipeline.preprocess.chain import Preprocessor, PreprocessSpec
+from pipeline.preprocess.filters import CausalFilter, Decimator, design_sos
+
+__all__ = ["CausalFilter", "Decimator", "PreprocessSpec", "Preprocessor", "design_sos"]

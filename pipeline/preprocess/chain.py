@@ -1,0 +1,120 @@
+"""The whole preprocessing chain: filter -> decimate -> scale, described by a spec."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from pipeline.errors import SamplingRateError
+from pipeline.preprocess.filters import CausalFilter, Decimator, design_sos
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """What the model expects its input to have been through.
+
+    Attributes
+    ----------
+    fs_in_hz : float
+        Sampling rate of the recording the chain was made for.
+    decimate : int
+        Keep every ``decimate``-th filtered sample; the model runs at ``fs_in_hz / decimate``.
+    highpass_hz, lowpass_hz, notch_hz : float or None
+        Filter design; ``lowpass_hz`` must lie below the decimated Nyquist rate.
+    order : int
+        Butterworth order per band edge.
+    gain : float
+        Multiplier applied last (for example 1/100 to bring uV EEG near unit scale).
+    """
+
+    fs_in_hz: float
+    decimate: int = 1
+    highpass_hz: float | None = None
+    lowpass_hz: float | None = None
+    notch_hz: float | None = None
+    order: int = 2
+    gain: float = 1.0
+
+    def __post_init__(self):
+        if self.decimate > 1:
+            nyquist_out = self.fs_out_hz / 2
+            if self.lowpass_hz is None or self.lowpass_hz >= nyquist_out:
+                raise ValueError(
+                    f"decimating {self.fs_in_hz} Hz by {self.decimate} needs a low-pass below "
+                    f"{nyquist_out} Hz (got {self.lowpass_hz}) or it aliases")
+
+    @property
+    def fs_out_hz(self) -> float:
+        return self.fs_in_hz / self.decimate
+
+    def sos(self) -> np.ndarray:
+        """The filter as SOS of shape (n_sections, 6), designed at ``fs_in_hz``."""
+        return design_sos(self.fs_in_hz, self.highpass_hz, self.lowpass_hz, self.notch_hz, self.order)
+
+    def to_dict(self) -> dict:
+        """JSON-ready description, with the SOS coefficients a device needs."""
+        return {**asdict(self), "fs_out_hz": self.fs_out_hz, "sos": self.sos().tolist()}
+
+
+class Preprocessor:
+    """Streaming preprocessing chain; ``process`` may be called with chunks of any size.
+
+    Parameters
+    ----------
+    spec : PreprocessSpec
+    n_channels : int
+    sos : ndarray of shape (n_sections, 6), optional
+        Coefficients to use instead of designing them from ``spec`` (the device side
+        takes them from the manifest, so it runs exactly what training ran).
+    """
+
+    def __init__(self, spec: PreprocessSpec, n_channels: int, sos: np.ndarray | None = None):
+        self.spec = spec
+        self.n_channels = n_channels
+        self.filter = CausalFilter(spec.sos() if sos is None else sos, n_channels)
+        self.decimator = Decimator(spec.decimate)
+
+    def reset(self) -> None:
+        self.filter.reset()
+        self.decimator.reset()
+
+    def check_fs(self, fs_hz: float, source: object = "input") -> None:
+        """Refuse a recording at a rate the chain was not made for (never misuse it)."""
+        if abs(fs_hz - self.spec.fs_in_hz) > 1e-6 * self.spec.fs_in_hz:
+            raise SamplingRateError(
+                f"{source}: sampled at {fs_hz:g} Hz, but this processing chain was made for "
+                f"{self.spec.fs_in_hz:g} Hz; resample the recording to {self.spec.fs_in_hz:g} Hz "
+                f"first (filter coefficients and window lengths depend on the rate)")
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        """(n_samples, n_channels) at fs_in_hz -> (n_out, n_channels) float32 at fs_out_hz."""
+        y = self.decimator.process(self.filter.process(chunk))
+        return (y * self.spec.gain).astype(np.float32)
+
+    def run(self, signal: np.ndarray, fs_hz: float, source: object = "input") -> np.ndarray:
+        """Offline use: check the rate and process a whole recording.
+
+        Non-finite samples would poison the IIR state for the rest of the recording, so
+        the filter restarts after each non-finite stretch (as the streaming runtime does
+        after a gap) and the output is NaN wherever the input was not finite.
+
+        Returns
+        -------
+        ndarray of shape (ceil(n_samples / decimate), n_channels), float32
+        """
+        self.check_fs(fs_hz, source)
+        self.reset()
+        finite = np.isfinite(signal).all(axis=1)
+        if finite.all():
+            return self.process(signal)
+        f = self.spec.decimate
+        out = np.full((-(-len(signal) // f), signal.shape[1]), np.nan, dtype=np.float32)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], finite.astype(np.int8), [0]])))
+        for a, b in zip(edges[::2], edges[1::2]):
+            self.filter.reset()
+            y = self.filter.process(signal[a:b])
+            first = -(-a // f) * f                      # first kept input index >= a
+            kept = y[first - a::f]
+            out[first // f:first // f + len(kept)] = kept * self.spec.gain
+        return out

@@ -1,0 +1,114 @@
+"""Causal IIR filtering as second-order sections, and decimation, with explicit state."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal as sps
+
+
+def design_sos(fs_hz: float, highpass_hz: float | None = None, lowpass_hz: float | None = None,
+               notch_hz: float | None = None, order: int = 2, notch_q: float = 30.0) -> np.ndarray:
+    """Design a Butterworth band-pass (or high/low-pass) plus an optional notch.
+
+    Parameters
+    ----------
+    fs_hz : float
+        Sampling rate of the signal the filter runs on.
+    highpass_hz, lowpass_hz : float or None
+        Band edges (-3 dB). None leaves that side open.
+    notch_hz : float or None
+        Mains notch (50 or 60 Hz); ignored when at or above Nyquist.
+    order : int
+        Butterworth order per band edge.
+
+    Returns
+    -------
+    sos : ndarray of shape (n_sections, 6), float64
+        Second-order sections in scipy's layout ``[b0, b1, b2, a0, a1, a2]``; an empty
+        (0, 6) array means "no filtering".
+    """
+    nyquist = fs_hz / 2
+    sections = []
+    for edge in (highpass_hz, lowpass_hz):
+        if edge is not None and not 0 < edge < nyquist:
+            raise ValueError(f"band edge {edge} Hz must lie in (0, {nyquist}) Hz at fs {fs_hz} Hz")
+    if highpass_hz and lowpass_hz:
+        sections.append(sps.butter(order, [highpass_hz, lowpass_hz], "bandpass", fs=fs_hz, output="sos"))
+    elif highpass_hz:
+        sections.append(sps.butter(order, highpass_hz, "highpass", fs=fs_hz, output="sos"))
+    elif lowpass_hz:
+        sections.append(sps.butter(order, lowpass_hz, "lowpass", fs=fs_hz, output="sos"))
+    if notch_hz and notch_hz < nyquist:
+        b, a = sps.iirnotch(notch_hz, notch_q, fs=fs_hz)
+        sections.append(sps.tf2sos(b, a))
+    return np.concatenate(sections) if sections else np.zeros((0, 6))
+
+
+class CausalFilter:
+    """Run SOS sections over a stream, keeping the filter state between chunks.
+
+    The state starts at the steady state for the first sample seen (as if the signal had
+    held that value forever), which avoids a start-up transient and still uses no future
+    samples. Latency: the IIR filter's group delay (a few samples in the pass band).
+
+    Parameters
+    ----------
+    sos : ndarray of shape (n_sections, 6)
+    n_channels : int
+    """
+
+    def __init__(self, sos: np.ndarray, n_channels: int):
+        self.sos = np.asarray(sos, dtype=np.float64).reshape(-1, 6)
+        self.n_channels = int(n_channels)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past: the next sample starts the filter afresh."""
+        self.zi_: np.ndarray | None = None
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        """Filter a chunk.
+
+        Parameters
+        ----------
+        chunk : ndarray of shape (n_samples, n_channels)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_channels), float64
+        """
+        x = np.asarray(chunk, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_channels:
+            raise ValueError(f"chunk must have shape (n, {self.n_channels}), got {x.shape}")
+        if len(self.sos) == 0 or len(x) == 0:
+            return x.copy()
+        if self.zi_ is None:
+            # (n_sections, 2) steady state per unit input, scaled per channel by x[0].
+            self.zi_ = sps.sosfilt_zi(self.sos)[:, :, None] * x[0][None, None, :]
+        y, self.zi_ = sps.sosfilt(self.sos, x, axis=0, zi=self.zi_)
+        return y
+
+
+class Decimator:
+    """Keep every ``factor``-th sample of a stream, counting across chunks.
+
+    Output sample k is input sample ``k * factor``. The signal must already be low-passed
+    below the new Nyquist rate (the chain's filter does that). Latency: none.
+    """
+
+    def __init__(self, factor: int):
+        if int(factor) != factor or factor < 1:
+            raise ValueError(f"decimation factor must be a positive integer, got {factor}")
+        self.factor = int(factor)
+        self.reset()
+
+    def reset(self) -> None:
+        self.offset_ = 0  # index, within the next chunk, of the next sample to keep
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        """(n_samples, ...) -> (n_kept, ...)."""
+        if self.factor == 1:
+            return chunk
+        kept = chunk[self.offset_::self.factor]
+        self.offset_ = (self.offset_ - len(chunk)) % self.factor
+        return kept
