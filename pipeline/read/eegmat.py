@@ -5,7 +5,9 @@ Why pyedflib: it is maintained, reads EDF/BDF in C with numpy as its only depend
 so a model that uses 4 of 21 channels never loads the other 17.
 
 ``SubjectNN_1.edf`` is rest (~180 s), ``SubjectNN_2.edf`` the serial-subtraction task
-(60 s). Channel names are given without the EDF's ``EEG ``/``ECG `` prefixes (``Fp1``).
+(60 s). Every file ends with about 2 s of padding (the last value held for ~1 s, then
+near-zero), which the flat-line check reports so that windows touching it are dropped.
+Channel names are given without the EDF's ``EEG ``/``ECG `` prefixes (``Fp1``).
 """
 
 from __future__ import annotations

@@ -157,9 +157,15 @@ def checked(record: Record, strict: bool = False, flat_min_s: float = 1.0) -> Re
 
     issues = find_quality_issues(record.signal, record.fs_hz, record.channel_names, flat_min_s)
     if issues:
-        shown = "; ".join(i.describe(record.fs_hz) for i in issues[:3])
-        more = f" and {len(issues) - 3} more" if len(issues) > 3 else ""
-        message = f"{record.source}: {shown}{more}"
+        # One line per stretch, naming every channel it spans (EEGMAT pads all 21 at once).
+        spans: dict[tuple[str, int, int], list[str]] = {}
+        for i in issues:
+            spans.setdefault((i.kind, i.start, i.stop), []).append(i.channel)
+        parts = [f"{kind} samples in channel{'s' if len(chs) > 1 else ''} {', '.join(chs)} at "
+                 f"{a / record.fs_hz:.3f}-{b / record.fs_hz:.3f} s ({b - a} samples)"
+                 for (kind, a, b), chs in list(spans.items())[:3]]
+        more = f" and {len(spans) - 3} more" if len(spans) > 3 else ""
+        message = f"{record.source}: {'; '.join(parts)}{more}"
         if strict:
             raise SignalQualityError(message)
         warnings.warn(message + " (windows that touch them are dropped)", stacklevel=3)
