@@ -1,0 +1,178 @@
+"""Task configuration: a TOML file per task, with ``quick`` and ``full`` profiles.
+
+The TOML holds sections matching the dataclasses below; ``[profiles.<name>]`` holds the
+same sections again with only the keys that profile changes. Unknown keys and wrong types
+are refused with the key named (``train.epoch: unknown key``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+from pipeline.preprocess import PreprocessSpec
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    decimate: int = 1
+    highpass_hz: float | None = None
+    lowpass_hz: float | None = None
+    notch_hz: float | None = None
+    order: int = 2
+    gain: float = 1.0
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    #: ECG beats: extent around the R peak; EEG: window_s and hop_s.
+    before_s: float = 0.25
+    after_s: float = 0.45
+    rr_features: list[str] = field(default_factory=list)
+    window_s: float = 2.0
+    hop_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    #: Use only the first n records/segments/subjects of each side (0: all). For tests.
+    limit_train: int = 0
+    limit_val: int = 0
+    limit_test: int = 0
+    #: MIT-BIH: validation records drawn from DS1.
+    val_records: int = 5
+    #: EEGMAT: k-fold by subject for the subject-independent estimate (0: single split).
+    subject_folds: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    lstm_units: list[int] = field(default_factory=lambda: [32])
+    dense_units: int = 32
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 0.002
+    patience: int = 6
+    #: "none", "balanced" (inverse frequency) or "sqrt" (square root of it: softer).
+    class_weight: str = "sqrt"
+    #: Per epoch, keep at most this many windows of the majority class (0: all).
+    max_majority_per_epoch: int = 0
+    augment: bool = True
+    #: Model selection on the validation split: "loss" or "macro_f1".
+    monitor: str = "macro_f1"
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    task: str
+    dataset: str
+    kind: str               # "ecg-beats" or "eeg-windows"
+    classes: list[str]
+    channels: list[str]
+    seed: int
+    preprocess: PreprocessConfig
+    window: WindowConfig
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    profile: str = "full"
+    #: Binary view reported beside the multi-class metrics (Bonn: seizure vs the rest).
+    positive_class: str = ""
+
+    def preprocess_spec(self, fs_in_hz: float) -> PreprocessSpec:
+        return PreprocessSpec(fs_in_hz=fs_in_hz, **dataclasses.asdict(self.preprocess))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {"preprocess": PreprocessConfig, "window": WindowConfig, "data": DataConfig,
+             "model": ModelConfig, "train": TrainConfig}
+
+
+def _check_type(path: str, value, hint) -> object:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
+        for arg in args:
+            if arg is type(None) and value is None:
+                return None
+            try:
+                return _check_type(path, value, arg)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{path}: expected {hint}, got {type(value).__name__} {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
+        return [_check_type(f"{path}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool) or not isinstance(value, hint) or \
+            (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{path}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls, data: dict, prefix: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"{prefix}{key}: unknown key (known: {sorted(names)})")
+    kwargs = {}
+    for key, value in data.items():
+        if key in _SECTIONS and cls is TaskConfig:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{prefix}{key}: expected a table")
+            kwargs[key] = _build(_SECTIONS[key], value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _check_type(prefix + key, value, hints[key])
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{prefix or 'config'}: {err}") from None
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(task_or_path: str | Path, profile: str = "full", overrides: dict | None = None) -> TaskConfig:
+    """Load a task's config (``ecg-mitdb``) or a TOML file, with a profile applied."""
+    path = Path(task_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{task_or_path}.toml"
+        if not path.is_file():
+            known = sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+            raise ConfigError(f"no task '{task_or_path}' (tasks: {', '.join(known)})")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: {err}") from None
+    profiles = raw.pop("profiles", {})
+    if profile not in profiles and profile != "full":
+        raise ConfigError(f"{path}: no profile '{profile}' (profiles: full, {', '.join(profiles)})")
+    merged = _merge(raw, profiles.get(profile, {}))
+    merged = _merge(merged, overrides or {})
+    merged["profile"] = profile
+    for key in ("preprocess", "window", "data", "model", "train"):
+        merged.setdefault(key, {})
+    try:
+        return _build(TaskConfig, merged, "")
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

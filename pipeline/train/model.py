@@ -1,0 +1,53 @@
+"""Causal LSTM classifiers: LSTM layer(s) over the window, side features joined before
+the dense head, softmax over the classes. Nothing looks at future samples, so the same
+weights can run chunk by chunk with (h, c) carried between chunks.
+"""
+
+from __future__ import annotations
+
+import pipeline.train  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from pipeline.train.config import ModelConfig
+
+
+def keras():
+    import tf_keras
+
+    return tf_keras
+
+
+def build_model(cfg: ModelConfig, n_steps: int, n_channels: int, n_side: int, n_classes: int,
+                batch_size: int | None = None, seed: int = 0):
+    """Build the classifier.
+
+    Parameters
+    ----------
+    n_steps, n_channels : window shape; inputs ``signal`` of shape (batch, n_steps, n_channels)
+    n_side : number of side features; input ``side`` of shape (batch, n_side) if > 0
+    batch_size : None to train; 1 to rebuild for conversion (TOOLCHAIN.md: a free batch
+        dimension blocks the fused TFLite LSTM)
+
+    Returns
+    -------
+    tf_keras.Model with output ``probs`` of shape (batch, n_classes)
+    """
+    k = keras()
+    k.utils.set_random_seed(seed)
+    signal = k.Input((n_steps, n_channels), batch_size=batch_size, name="signal")
+    inputs = [signal]
+    h = signal
+    for i, units in enumerate(cfg.lstm_units):
+        last = i == len(cfg.lstm_units) - 1
+        h = k.layers.LSTM(units, return_sequences=not last, name=f"lstm_{i}")(h)
+    if n_side:
+        side = k.Input((n_side,), batch_size=batch_size, name="side")
+        inputs.append(side)
+        h = k.layers.Concatenate(name="join")([h, side])
+    h = k.layers.Dense(cfg.dense_units, activation="relu", name="dense")(h)
+    h = k.layers.Dropout(cfg.dropout, name="dropout")(h)
+    probs = k.layers.Dense(n_classes, activation="softmax", name="probs")(h)
+    return k.Model(inputs, probs, name="lstm_classifier")
+
+
+def load_model(path):
+    """Load a saved ``.keras`` model with Keras' safe mode (no code is executed)."""
+    return keras().models.load_model(str(path), compile=False, safe_mode=True)

@@ -1,0 +1,80 @@
+"""Run-folder reports: a Markdown table, training curves and the confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pct(v: float) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{100 * v:.1f}"
+
+
+def metrics_markdown(cfg, metrics: dict) -> str:
+    t = metrics["test"]
+    split = metrics["split"]
+    lines = [f"# {cfg.task} ({cfg.profile} profile)", "",
+             f"Held-out test split by {split['by']}: {len(split['test'])} ({', '.join(split['test'][:12])}"
+             f"{', ...' if len(split['test']) > 12 else ''}); trained on {len(split['train'])}, "
+             f"selected on {len(split['val'])} validation {split['by']}s. "
+             f"Windows: {t['counts']['train']} train, {t['counts']['val']} val, {t['counts']['test']} test. "
+             f"Model: {metrics['n_params']} parameters.", "",
+             "| class | Se % | +P % | F1 % | support |", "|---|---|---|---|---|"]
+    for name, pc in t["per_class"].items():
+        lines.append(f"| {name} | {_pct(pc['se'])} | {_pct(pc['ppv'])} | {_pct(pc['f1'])} | {pc['support']} |")
+    lines += ["", f"Accuracy {_pct(t['accuracy'])} %, macro-F1 {_pct(t['macro_f1'])} %, kappa {t['kappa']:.3f}"]
+    if "j_index" in t:
+        lines.append(f"j-index {t['j_index']:.3f}, jk-index {t['jk_index']:.3f} (Mondejar-Guerra 2019)")
+    if "not_learned" in t:
+        lines.append(f"Beats of classes not learned: {t['not_learned']['labels']}, predicted as "
+                     f"{t['not_learned']['predicted_as']}")
+    if "binary" in t:
+        b = t["binary"]
+        lines.append(f"{b['positive']} vs rest: sensitivity {_pct(b['sensitivity'])} %, "
+                     f"specificity {_pct(b['specificity'])} %")
+    if "subject_kfold" in metrics:
+        k = metrics["subject_kfold"]
+        lines.append(f"Subject {k['k']}-fold (every subject tested once, never trained on): "
+                     f"pooled accuracy {_pct(k['pooled']['accuracy'])} %, macro-F1 "
+                     f"{_pct(k['pooled']['macro_f1'])} %; per fold accuracy "
+                     f"{', '.join(_pct(f['accuracy']) for f in k['folds'])}")
+    lines.append(f"Training wall time: {metrics['train_seconds'] / 60:.1f} min.")
+    return "\n".join(lines) + "\n"
+
+
+def write_run_reports(out_dir: Path, cfg, metrics: dict, history: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (out_dir / "metrics.md").write_text(metrics_markdown(cfg, metrics))
+
+    epochs = [h["epoch"] for h in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    a1.plot(epochs, [h["loss"] for h in history], label="train (weighted, augmented)")
+    a1.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    a1.set_xlabel("epoch"), a1.set_ylabel("cross-entropy"), a1.legend()
+    a2.plot(epochs, [h["val_macro_f1"] for h in history], label="val macro-F1")
+    a2.plot(epochs, [h["val_accuracy"] for h in history], label="val accuracy")
+    a2.set_xlabel("epoch"), a2.set_ylim(0, 1), a2.legend()
+    fig.suptitle(f"{cfg.task} ({cfg.profile}): training curves")
+    fig.tight_layout()
+    fig.savefig(out_dir / "curves.png", dpi=100)
+    plt.close(fig)
+
+    cm = np.asarray(metrics["test"]["confusion"])
+    fig, ax = plt.subplots(figsize=(1.2 * len(cfg.classes) + 2.5, 1.1 * len(cfg.classes) + 1.5))
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(cm)):
+        for j in range(len(cm)):
+            ax.text(j, i, f"{cm[i, j]}\n{100 * norm[i, j]:.1f}%", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(cm)), cfg.classes), ax.set_yticks(range(len(cm)), cfg.classes)
+    ax.set_xlabel("predicted"), ax.set_ylabel("true")
+    ax.set_title(f"{cfg.task}: held-out test ({metrics['split']['by']}s never trained on)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_dir / "confusion.png", dpi=100)
+    plt.close(fig)
