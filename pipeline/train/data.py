@@ -6,7 +6,7 @@ made over groups, so no record or subject is ever on two sides.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -96,8 +96,7 @@ def _bonn_windows(cfg, groups, data_dir) -> WindowTable:
     for gid in _progress(groups, "reading bonn"):
         record = read_bonn_segment(paths[gid], checksum_root=folder, checksum_list=card.checksums_path)
         w = fixed_windows(record, cfg.preprocess_spec(record.fs_hz), cfg.window.window_s, cfg.window.hop_s)
-        w.subject_id[:] = gid
-        parts.append(w)
+        parts.append(replace(w, subject_id=np.full(len(w), gid)))  # the segment is the group
     w = EEGWindows.concat(parts)
     return WindowTable(w.x, np.zeros((len(w), 0), np.float32), w.label, w.subject_id, card.fs_hz, dict(w.dropped))
 

@@ -30,7 +30,14 @@ from pipeline.train.data import WindowTable, load_windows, task_split
 
 
 class TrainingError(BiosigError):
-    """Training cannot go on (NaN loss, no data for a class)."""
+    """Training cannot go on (NaN loss, no data for a class).
+
+    ``model`` holds the last good weights when there were any, so the caller can keep them.
+    """
+
+    def __init__(self, message: str, model=None):
+        super().__init__(message)
+        self.model = model
 
 
 @dataclass
@@ -88,6 +95,10 @@ def fit_one(cfg: TaskConfig, table: WindowTable, split: Split, log=print, fold: 
     classes = cfg.classes
     x_tr, s_tr, y_tr = table.take(split.train, classes)
     x_va, s_va, y_va = table.take(split.val, classes)
+    for name, arr in (("training", x_tr), ("training side", s_tr), ("validation", x_va), ("validation side", s_va)):
+        if not np.isfinite(arr).all():
+            # Keras would train on NaN windows without a word (the loss stays finite).
+            raise TrainingError(f"{cfg.task}{fold}: {name} inputs hold NaN/inf values")
     missing = [c for i, c in enumerate(classes) if not (y_tr == i).any()]
     if missing:
         raise TrainingError(f"{cfg.task}: no training windows of class(es) {missing}")
@@ -118,11 +129,13 @@ def fit_one(cfg: TaskConfig, table: WindowTable, split: Split, log=print, fold: 
                       batch_size=cfg.train.batch_size, epochs=1, verbose=0, shuffle=False)
         loss = float(h.history["loss"][0])
         if not math.isfinite(loss):
-            if best[1] is not None:
-                model.set_weights(best[1])
-            raise TrainingError(
-                f"{cfg.task}{fold}: loss became {loss} at epoch {epoch + 1}; stopped, keeping the "
-                f"weights of epoch {best[2] + 1} (lower train.learning_rate or check the inputs)")
+            hint = "(lower train.learning_rate or check the inputs for NaN/inf)"
+            if best[1] is None:
+                raise TrainingError(f"{cfg.task}{fold}: loss became {loss} at epoch {epoch + 1}; "
+                                    f"stopped before any good epoch {hint}")
+            model.set_weights(best[1])
+            raise TrainingError(f"{cfg.task}{fold}: loss became {loss} at epoch {epoch + 1}; stopped, "
+                                f"keeping the weights of epoch {best[2] + 1} {hint}", model=model)
         probs = model.predict(_inputs(x_va, s_va), batch_size=1024, verbose=0)
         val_loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y_va)), y_va], 1e-7, 1))))
         m = classification_metrics(confusion_matrix(y_va, probs.argmax(1), len(classes)), classes)
@@ -175,7 +188,13 @@ def train_task(cfg: TaskConfig, out_dir: Path, data_dir=None, log=print) -> Path
         f"{len(split.val)} val, {len(split.test)} test")
     table = load_windows(cfg, groups, data_dir)
     log(f"  {len(table.label)} windows of shape {table.x.shape[1:]}; dropped: {table.dropped or 'none'}")
-    model, std, history = fit_one(cfg, table, split, log)
+    try:
+        model, std, history = fit_one(cfg, table, split, log)
+    except TrainingError as err:
+        if err.model is not None:
+            err.model.save(out_dir / "checkpoint.keras")
+            raise TrainingError(f"{err} -> last good model saved as {out_dir / 'checkpoint.keras'}") from None
+        raise
     metrics = {"task": cfg.task, "profile": cfg.profile, "split": split.to_dict(),
                "test": evaluate(cfg, model, std, table, split.test),
                "val": evaluate(cfg, model, std, table, split.val)}
