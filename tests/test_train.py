@@ -171,4 +171,5 @@ def test_train_command_writes_a_complete_run_folder(tmp_path, capsys):
     assert len(info["split"]["test"]) == 10 and metrics["test"]["n"] == 10 * 22
     assert info["preprocess"]["fs_out_hz"] == pytest.approx(86.805)
     assert "E_S vs rest" in (run / "metrics.md").read_text()
+    assert metrics["test"]["per_recording"]["n"] == 10
     assert "run folder:" in capsys.readouterr().out

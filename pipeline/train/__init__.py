@@ -13,4 +13,3 @@ import os
 # Must be set before TensorFlow is first imported, so that tf.keras and the TFLite
 # converter see the same (Keras 2) model classes as tf_keras.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -37,6 +37,9 @@ class WindowConfig:
     rr_features: list[str] = field(default_factory=list)
     window_s: float = 2.0
     hop_s: float = 1.0
+    #: ECG beats: "none" (mV as filtered) or "zscore" (each window and channel to zero
+    #: mean, unit spread: removes between-patient amplitude and electrode differences).
+    normalise: str = "none"
 
 
 @dataclass(frozen=True)

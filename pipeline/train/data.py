@@ -66,7 +66,7 @@ def load_windows(cfg: TaskConfig, groups: list[str] | None = None, data_dir=None
 
 def _ecg_windows(cfg, groups, data_dir) -> WindowTable:
     from pipeline.read.mitdb import read_mitdb
-    from pipeline.window.ecg import BeatWindows, beat_windows
+    from pipeline.window.ecg import BeatWindows, beat_windows, normalise_windows
 
     unknown = set(cfg.window.rr_features) - set(RR_FEATURE_NAMES)
     if unknown:
@@ -80,7 +80,8 @@ def _ecg_windows(cfg, groups, data_dir) -> WindowTable:
         parts.append(beat_windows(record, cfg.preprocess_spec(record.fs_hz), cfg.window.before_s,
                                   cfg.window.after_s))
     w = BeatWindows.concat(parts)
-    return WindowTable(w.x, w.rr[:, cols], w.label, w.record_id, card.fs_hz, dict(w.dropped))
+    x = normalise_windows(w.x, cfg.window.normalise)
+    return WindowTable(x, w.rr[:, cols], w.label, w.record_id, card.fs_hz, dict(w.dropped))
 
 
 def _bonn_windows(cfg, groups, data_dir) -> WindowTable:

@@ -171,6 +171,25 @@ def evaluate(cfg: TaskConfig, model, std: Standardiser, table: WindowTable, grou
                                   "predicted_as": {cfg.classes[i]: int((p == i).sum()) for i in range(len(cfg.classes))}}
     if cfg.positive_class:
         out["binary"] = binary_view(cm, cfg.classes, cfg.positive_class)
+    if cfg.kind == "eeg-windows":
+        out["per_recording"] = _per_recording(cfg, table, groups, probs, y)
+    return out
+
+
+def _per_recording(cfg: TaskConfig, table: WindowTable, groups, probs: np.ndarray, y: np.ndarray) -> dict:
+    """One decision per recording (Bonn segment; EEGMAT subject x condition): the mean of
+    its windows' probabilities. What most of the Bonn literature reports."""
+    mask = np.isin(table.group, list(groups)) & np.isin(table.label, cfg.classes)
+    keys = np.char.add(np.char.add(table.group[mask].astype(str), "|"), table.label[mask].astype(str))
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    mean_probs = np.zeros((len(uniq), probs.shape[1]))
+    np.add.at(mean_probs, inverse, probs)
+    truth = np.zeros(len(uniq), dtype=np.int64)
+    truth[inverse] = y
+    cm = confusion_matrix(truth, mean_probs.argmax(1), len(cfg.classes))
+    out = classification_metrics(cm, cfg.classes)
+    if cfg.positive_class:
+        out["binary"] = binary_view(cm, cfg.classes, cfg.positive_class)
     return out
 
 

@@ -33,6 +33,12 @@ def metrics_markdown(cfg, metrics: dict) -> str:
         b = t["binary"]
         lines.append(f"{b['positive']} vs rest: sensitivity {_pct(b['sensitivity'])} %, "
                      f"specificity {_pct(b['specificity'])} %")
+    if "per_recording" in t:
+        r = t["per_recording"]
+        extra = (f"; {r['binary']['positive']} vs rest: sensitivity {_pct(r['binary']['sensitivity'])} %, "
+                 f"specificity {_pct(r['binary']['specificity'])} %") if "binary" in r else ""
+        lines.append(f"Per recording (mean of its windows' probabilities, n = {r['n']}): accuracy "
+                     f"{_pct(r['accuracy'])} %, macro-F1 {_pct(r['macro_f1'])} %{extra}")
     if "subject_kfold" in metrics:
         k = metrics["subject_kfold"]
         lines.append(f"Subject {k['k']}-fold (every subject tested once, never trained on): "

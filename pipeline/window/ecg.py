@@ -56,6 +56,18 @@ class BeatWindows:
                              ("x", "rr", "label", "record_id", "r_sample")), dropped=dropped)
 
 
+def normalise_windows(x: np.ndarray, mode: str) -> np.ndarray:
+    """Per-window, per-channel scaling of x (n, n_steps, n_channels); the device runs it
+    on each beat window before the model. ``"zscore"``: (x - mean) / (std + 0.01)."""
+    if mode == "none":
+        return x
+    if mode == "zscore":
+        mean = x.mean(axis=-2, keepdims=True)
+        std = x.std(axis=-2, keepdims=True)
+        return ((x - mean) / (std + 0.01)).astype(np.float32)
+    raise ValueError(f"window normalisation must be 'none' or 'zscore', not '{mode}'")
+
+
 def window_bounds(before_s: float, after_s: float, fs_hz: float) -> tuple[int, int]:
     """Samples before and after (excluding) the R peak: window = [r - before, r + after)."""
     return int(round(before_s * fs_hz)), int(round(after_s * fs_hz))
