@@ -74,3 +74,32 @@ def test_eegmat_windows_drop_the_flat_tail_and_keep_their_origin():
     assert touching >= 1 and len(w) + touching == 30
     assert set(w.subject_id) == {"Subject00"} and set(w.label) == {"task"}
     assert w.start[0] == 0 and np.all(np.diff(w.start) % 250 == 0)
+
+
+def test_beat_template_is_causal_and_relative_to_the_patient():
+    from pipeline.window.template import BeatTemplate, template_inputs
+
+    record = read_mitdb("119")            # bigeminy: 444 V beats among 1543 N
+    w = beat_windows(record, ECG_SPEC)
+    inputs = template_inputs(w.x[:300])
+    assert inputs.shape == (300, 126, 4)
+    np.testing.assert_array_equal(inputs[0][:, 2:], 0)          # the first beat is its own template
+    # Beat i's input depends on beats 0..i only.
+    np.testing.assert_array_equal(template_inputs(w.x[:101])[100], inputs[100])
+    # The difference from the patient's template is larger for V beats than for N beats.
+    diff = np.abs(inputs[:, :, 2]).mean(axis=1)
+    label = w.label[:300]
+    assert diff[label == "V"].mean() > 1.5 * diff[label == "N"].mean()
+    # Streaming push == offline function.
+    tracker = BeatTemplate()
+    np.testing.assert_array_equal(np.stack([tracker.push(x) for x in w.x[:50]]), inputs[:50])
+
+
+def test_template_normalisation_in_beat_windows_keeps_every_beat():
+    record = read_mitdb("100")
+    plain = beat_windows(record, ECG_SPEC)
+    tmpl = beat_windows(record, ECG_SPEC, normalise="template")
+    assert tmpl.x.shape == (len(plain), 126, 4)
+    np.testing.assert_array_equal(tmpl.r_sample, plain.r_sample)
+    with pytest.raises(ValueError, match="must be one of"):
+        beat_windows(record, ECG_SPEC, normalise="minmax")

@@ -37,8 +37,8 @@ class WindowConfig:
     rr_features: list[str] = field(default_factory=list)
     window_s: float = 2.0
     hop_s: float = 1.0
-    #: ECG beats: "none" (mV as filtered) or "zscore" (each window and channel to zero
-    #: mean, unit spread: removes between-patient amplitude and electrode differences).
+    #: ECG beats: "none" (mV as filtered), "zscore" (each window and channel) or
+    #: "template" (beat and its difference from the patient's running average beat).
     normalise: str = "none"
 
 
@@ -72,8 +72,14 @@ class TrainConfig:
     #: Per epoch, keep at most this many windows of the majority class (0: all).
     max_majority_per_epoch: int = 0
     augment: bool = True
-    #: Model selection on the validation split: "loss" or "macro_f1".
+    #: Model selection on the validation split: "loss", "macro_f1" or "kappa".
     monitor: str = "macro_f1"
+
+    def __post_init__(self):
+        choices = {"class_weight": ("none", "balanced", "sqrt"), "monitor": ("loss", "macro_f1", "kappa")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"train.{key}: must be one of {allowed}, not {getattr(self, key)!r}")
 
 
 @dataclass(frozen=True)

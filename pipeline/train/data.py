@@ -66,7 +66,7 @@ def load_windows(cfg: TaskConfig, groups: list[str] | None = None, data_dir=None
 
 def _ecg_windows(cfg, groups, data_dir) -> WindowTable:
     from pipeline.read.mitdb import read_mitdb
-    from pipeline.window.ecg import BeatWindows, beat_windows, normalise_windows
+    from pipeline.window.ecg import BeatWindows, beat_windows
 
     unknown = set(cfg.window.rr_features) - set(RR_FEATURE_NAMES)
     if unknown:
@@ -78,10 +78,9 @@ def _ecg_windows(cfg, groups, data_dir) -> WindowTable:
     for rec in _progress(groups, "reading mitdb"):
         record = read_mitdb(rec, data_dir, channels=cfg.channels)
         parts.append(beat_windows(record, cfg.preprocess_spec(record.fs_hz), cfg.window.before_s,
-                                  cfg.window.after_s))
+                                  cfg.window.after_s, normalise=cfg.window.normalise))
     w = BeatWindows.concat(parts)
-    x = normalise_windows(w.x, cfg.window.normalise)
-    return WindowTable(x, w.rr[:, cols], w.label, w.record_id, card.fs_hz, dict(w.dropped))
+    return WindowTable(w.x, w.rr[:, cols], w.label, w.record_id, card.fs_hz, dict(w.dropped))
 
 
 def _bonn_windows(cfg, groups, data_dir) -> WindowTable:

@@ -142,7 +142,7 @@ def fit_one(cfg: TaskConfig, table: WindowTable, split: Split, log=print, fold: 
         row = {"epoch": epoch + 1, "loss": loss, "val_loss": val_loss, "val_macro_f1": m["macro_f1"],
                "val_accuracy": m["accuracy"], "seconds": time.perf_counter() - t0}
         history.append(row)
-        score = m["macro_f1"] if cfg.train.monitor == "macro_f1" else -val_loss
+        score = -val_loss if cfg.train.monitor == "loss" else m[cfg.train.monitor]
         if score > best[0]:
             best = (score, model.get_weights(), epoch)
         bar.set_postfix(loss=f"{loss:.3f}", val_f1=f"{m['macro_f1']:.3f}")

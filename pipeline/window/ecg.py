@@ -16,6 +16,7 @@ import numpy as np
 from pipeline.preprocess import Preprocessor, PreprocessSpec
 from pipeline.read.record import Record
 from pipeline.window.rr import rr_features
+from pipeline.window.template import template_inputs
 
 
 @dataclass
@@ -56,16 +57,27 @@ class BeatWindows:
                              ("x", "rr", "label", "record_id", "r_sample")), dropped=dropped)
 
 
+NORMALISATIONS = ("none", "zscore", "template")
+
+
 def normalise_windows(x: np.ndarray, mode: str) -> np.ndarray:
-    """Per-window, per-channel scaling of x (n, n_steps, n_channels); the device runs it
-    on each beat window before the model. ``"zscore"``: (x - mean) / (std + 0.01)."""
+    """Scale the beat windows of *one record*, in beat order, as the device will.
+
+    x : (n_beats, n_steps, n_channels)
+    ``"none"``: as filtered (mV). ``"zscore"``: each window and channel to zero mean and
+    unit spread. ``"template"``: each beat and its difference from the patient's running
+    average beat, both over the template's amplitude (:mod:`pipeline.window.template`),
+    doubling the channels.
+    """
     if mode == "none":
         return x
     if mode == "zscore":
         mean = x.mean(axis=-2, keepdims=True)
         std = x.std(axis=-2, keepdims=True)
         return ((x - mean) / (std + 0.01)).astype(np.float32)
-    raise ValueError(f"window normalisation must be 'none' or 'zscore', not '{mode}'")
+    if mode == "template":
+        return template_inputs(x)
+    raise ValueError(f"window normalisation must be one of {NORMALISATIONS}, not '{mode}'")
 
 
 def window_bounds(before_s: float, after_s: float, fs_hz: float) -> tuple[int, int]:
@@ -75,7 +87,7 @@ def window_bounds(before_s: float, after_s: float, fs_hz: float) -> tuple[int, i
 
 def beat_windows(record: Record, spec: PreprocessSpec, before_s: float = 0.25,
                  after_s: float = 0.45, rr_local_beats: int = 10,
-                 rr_average_s: float = 300.0) -> BeatWindows:
+                 rr_average_s: float = 300.0, normalise: str = "none") -> BeatWindows:
     """Cut beat windows from one annotated record.
 
     Parameters
@@ -85,6 +97,9 @@ def beat_windows(record: Record, spec: PreprocessSpec, before_s: float = 0.25,
     before_s, after_s : float
         Window extent around the R peak. The window's last sample is ``after_s`` after
         the R peak: that, plus the filter's group delay, is the earliest a device can decide.
+    normalise : str
+        One of ``NORMALISATIONS`` (see :func:`normalise_windows`); applied over every
+        clean in-bounds beat in order, so the running template sees what a device sees.
 
     Returns
     -------
@@ -103,22 +118,22 @@ def beat_windows(record: Record, spec: PreprocessSpec, before_s: float = 0.25,
     dropped = Counter()
     ok = np.ones(len(r), dtype=bool)
     edge = (start < 0) | (stop > len(y))
-    dropped["window off the record"] += int((edge & ok).sum())
+    dropped["window off the record"] += int(edge.sum())
     ok &= ~edge
-    no_rr = np.isnan(feats).any(axis=1)
-    dropped["no RR features (first/last beat)"] += int((no_rr & ok).sum())
-    ok &= ~no_rr
     if record.issues:
         bad = np.concatenate([[0], np.cumsum(record.bad_mask())])
         lo = np.clip(start * factor, 0, record.n_samples)
         hi = np.clip(stop * factor, 0, record.n_samples)
-        touches = bad[hi] - bad[lo] > 0
-        dropped["touches a bad stretch"] += int((touches & ok).sum())
+        touches = (bad[hi] - bad[lo] > 0) & ok
+        dropped["touches a bad stretch"] += int(touches.sum())
         ok &= ~touches
-    idx = np.flatnonzero(ok)
+    clean = np.flatnonzero(ok)                   # every beat a device would window
     steps = np.arange(-n_before, n_after)
-    x = y[r_out[idx, None] + steps[None, :]] if len(idx) else np.zeros((0, len(steps), y.shape[1]), np.float32)
+    x = y[r_out[clean, None] + steps[None, :]] if len(clean) else np.zeros((0, len(steps), y.shape[1]), np.float32)
+    x = normalise_windows(x.astype(np.float32), normalise)
+    has_rr = ~np.isnan(feats[clean]).any(axis=1)
+    dropped["no RR features (first/last beat)"] += int((~has_rr).sum())
+    idx = clean[has_rr]
     return BeatWindows(
-        x=x.astype(np.float32), rr=feats[idx].astype(np.float32), label=record.beats.aami[idx],
+        x=x[has_rr], rr=feats[idx].astype(np.float32), label=record.beats.aami[idx],
         record_id=np.full(len(idx), record.record_id), r_sample=r[idx], dropped=dropped)
-
