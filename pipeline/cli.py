@@ -80,6 +80,23 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from pipeline.export.export import export_run
+    from pipeline.export.report import format_export
+
+    out = export_run(args.run_dir, args.out, args.data_dir, eval_limit=args.eval_limit,
+                     representative_size=args.representative, force=args.force)
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    print(format_export(manifest))
+    print(f"artifact folder: {out}")
+    missed = [k for k, v in manifest["targets"].items() if not v["met"]]
+    if missed:
+        print(f"WARNING: targets missed: {', '.join(missed)} (see the table above)", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="biosig-edge",
@@ -123,6 +140,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default: runs/<task>-<profile>-<time>)")
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="quantise and export a run to TFLite, ONNX and C arrays",
+                       description="Convert a run folder's model to TFLite (float32, float16, "
+                                   "dynamic-range int8, full int8 calibrated on the training split, "
+                                   "16x8 where supported), ONNX (float32, dynamic int8) and a C array "
+                                   "of the int8 model for TFLM; run each in its runtime on the test "
+                                   "split against the float model; write manifest.json with sha256s.")
+    p.add_argument("run_dir", help="a run folder from 'biosig-edge train'")
+    p.add_argument("--out", help="artifact folder (default: RUN_DIR/artifacts)")
+    p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
+    p.add_argument("--eval-limit", type=int, default=0,
+                   help="evaluate on a stratified subset of this many test windows (default: all)")
+    p.add_argument("--representative", type=int, default=500,
+                   help="training windows used to calibrate full int8 (default: 500)")
+    p.add_argument("--force", action="store_true", help="replace an existing artifact folder")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -69,6 +69,10 @@ class TrainConfig:
     patience: int = 6
     #: "none", "balanced" (inverse frequency) or "sqrt" (square root of it: softer).
     class_weight: str = "sqrt"
+    #: Extra factor per class (in the order of ``classes``) on top of ``class_weight``:
+    #: below 1 for a class too rare to trust (MIT-BIH F: 392 training beats, most from one
+    #: patient) so that it does not soak up the majority class. Empty: all 1.
+    class_weight_scale: list[float] = field(default_factory=list)
     #: Per epoch, keep at most this many windows of the majority class (0: all).
     max_majority_per_epoch: int = 0
     augment: bool = True
@@ -185,3 +189,8 @@ def load_config(task_or_path: str | Path, profile: str = "full", overrides: dict
         return _build(TaskConfig, merged, "")
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+
+
+def config_from_dict(data: dict) -> TaskConfig:
+    """Rebuild a TaskConfig from ``TaskConfig.to_dict()`` (as stored in run.json)."""
+    return _build(TaskConfig, dict(data), "run.json config: ")

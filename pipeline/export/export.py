@@ -1,0 +1,255 @@
+"""``biosig-edge export RUN_DIR``: every deployable format, each checked against float."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import BiosigError
+from pipeline.manifest import SCHEMA, check_manifest, sha256_bytes
+from pipeline.metrics import classification_metrics, confusion_matrix
+
+#: Agreement targets for the full-int8 model (issue: Liu & Richardson 2021 anchor).
+INT8_MAX_SIZE_RATIO = 0.30
+MIN_AGREEMENT = 0.995
+MAX_MACRO_F1_DROP = 0.005
+
+
+class ExportError(BiosigError):
+    """A run folder that cannot be exported (missing model, too little calibration data)."""
+
+
+def _tools() -> dict:
+    out = {}
+    for dist in ("biosig-edge", "tensorflow", "tf-keras", "tf2onnx", "onnx", "onnxruntime",
+                 "ai-edge-litert", "tflite-micro", "numpy", "scipy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _stratified(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of about n windows with every class represented (at least min(count, n/k/2))."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    floor = max(1, n // (2 * len(classes)))
+    picked = []
+    for c in classes:
+        idx = np.flatnonzero(y == c)
+        picked.append(rng.choice(idx, min(len(idx), floor), replace=False))
+    rest = np.setdiff1d(np.arange(len(y)), np.concatenate(picked))
+    extra = rng.choice(rest, max(0, min(len(rest), n - sum(map(len, picked)))), replace=False)
+    return np.sort(np.concatenate(picked + [extra]))
+
+
+def compare(probs: np.ndarray, ref: np.ndarray, y: np.ndarray, classes: list[str]) -> dict:
+    """Agreement of an artifact's decisions with the float reference, and its own metrics."""
+    m = classification_metrics(confusion_matrix(y, probs.argmax(1), len(classes)), classes)
+    diff = np.abs(probs - ref)
+    return {"n": int(len(y)), "agreement": float((probs.argmax(1) == ref.argmax(1)).mean()),
+            "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+            "macro_f1": m["macro_f1"], "accuracy": m["accuracy"], "kappa": m["kappa"]}
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=None,
+               eval_limit: int = 0, representative_size: int = 500, force: bool = False,
+               log=print) -> Path:
+    """Export a run folder; return the artifact folder.
+
+    The folder is written under a temporary name and renamed at the end, so a failure
+    leaves nothing half-written behind.
+    """
+    from firmware_export.c_array import write_c_array
+    from firmware_export.tflm import TFLMModel
+    from pipeline.export.graph import input_names, rebuild_fixed_batch
+    from pipeline.export.onnx_export import OPSET, OnnxModel, check, quantise_dynamic, to_onnx
+    from pipeline.export.tflite import FORBIDDEN_OPS, VARIANTS, LiteRTModel, convert
+    from pipeline.train.config import config_from_dict
+    from pipeline.train.data import load_windows
+    from pipeline.train.fit import Standardiser
+    from pipeline.train.model import load_model
+
+    run_dir = Path(run_dir)
+    for name in ("model.keras", "run.json"):
+        if not (run_dir / name).is_file():
+            raise ExportError(f"{run_dir}: no {name} (is it a run folder from 'biosig-edge train'?)")
+    run = json.loads((run_dir / "run.json").read_text())
+    cfg = config_from_dict(run["config"])
+    out_dir = Path(out_dir) if out_dir else run_dir / "artifacts"
+    if out_dir.exists() and not force:
+        raise ExportError(f"{out_dir}: already exists (use --force to replace it)")
+    classes = run["classes"]
+    split = run["split"]
+
+    model = load_model(run_dir / "model.keras")
+    fixed = rebuild_fixed_batch(model, 1)
+    names = input_names(fixed)
+    std = Standardiser(np.asarray(run["side_mean"]), np.asarray(run["side_std"]))
+
+    log(f"reading the training split (calibration) and the test split (evaluation) of {cfg.task}")
+    table = load_windows(cfg, sorted(split["train"]) + sorted(split["test"]), data_dir)
+    x_tr, s_tr, y_tr = table.take(split["train"], classes)
+    if len(y_tr) < 100:
+        raise ExportError(f"{run_dir}: representative set too small: {len(y_tr)} training windows "
+                          f"(need at least 100 to calibrate int8)")
+    rep_idx = _stratified(y_tr, representative_size, cfg.seed)
+    x_te, s_te, y_te = table.take(split["test"], classes)
+    if eval_limit:
+        keep = _stratified(y_te, eval_limit, cfg.seed)
+        x_te, s_te, y_te = x_te[keep], s_te[keep], y_te[keep]
+
+    def feed(x, s):
+        return {"signal": x, "side": std(s)} if "side" in names else {"signal": x}
+
+    rep_inputs = feed(x_tr[rep_idx], s_tr[rep_idx])
+
+    def representative():
+        for i in range(len(rep_idx)):
+            yield {k: v[i:i + 1] for k, v in rep_inputs.items()}
+
+    test_inputs = feed(x_te, s_te)
+    ref = model.predict([test_inputs[n] for n in names], batch_size=1024, verbose=0)
+    ref_metrics = compare(ref, ref, y_te, classes)
+    log(f"float reference (Keras) on {len(y_te)} test windows: macro-F1 {ref_metrics['macro_f1']:.4f}")
+
+    tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    artifacts = []
+    blobs = {}
+    try:
+        for variant, (precision, description) in VARIANTS.items():
+            entry = {"name": variant, "file": f"{variant}.tflite", "format": "tflite",
+                     "precision": precision, "description": description, "graph": "whole-window"}
+            t0 = time.perf_counter()
+            try:
+                blob = convert(fixed, variant, representative)
+                runner = LiteRTModel(blob)
+                bad_ops = [op for op in runner.ops if any(f in op for f in FORBIDDEN_OPS)]
+                if bad_ops:
+                    raise ExportError(f"non-builtin or loop ops {bad_ops}")
+                probs = runner.predict(test_inputs)
+            except Exception as err:  # the converter's and interpreter's errors vary widely
+                entry.update(status="failed", reason=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
+                log(f"  {variant}: FAILED: {entry['reason']}")
+                artifacts.append(entry)
+                continue
+            inputs, outputs = runner.tensor_details()
+            entry.update(status="ok", ops=runner.ops, inputs=inputs, outputs=outputs,
+                         vs_float=compare(probs, ref, y_te, classes), seconds=time.perf_counter() - t0)
+            blobs[variant] = blob
+            artifacts.append(entry)
+            log(f"  {variant}: {len(blob)} bytes, agreement {entry['vs_float']['agreement']:.4f}")
+
+        shapes = {n: tuple(test_inputs[n].shape[1:]) for n in names}
+        try:
+            blob = to_onnx(fixed, {n: (1, *shapes[n]) for n in names})
+            ops = check(blob)
+            probs = OnnxModel(blob).predict(test_inputs)
+            entry = {"name": "onnx_float32", "file": "onnx_float32.onnx", "format": "onnx", "precision": "float32",
+                     "opset": OPSET, "status": "ok", "ops": ops, "graph": "whole-window",
+                     "vs_float": compare(probs, ref, y_te, classes)}
+            entry["inputs"], entry["outputs"] = OnnxModel(blob).tensor_details()
+            blobs["onnx_float32"] = blob
+            artifacts.append(entry)
+            log(f"  onnx_float32: {len(blob)} bytes, ops {ops}, max |diff| {entry['vs_float']['max_abs_diff']:.2e}")
+            qblob = quantise_dynamic(blob)
+            qops = check(qblob)
+            qprobs = OnnxModel(qblob).predict(test_inputs)
+            qentry = {"name": "onnx_dynamic_int8", "file": "onnx_dynamic_int8.onnx", "format": "onnx",
+                      "precision": "dynamic-int8", "opset": OPSET, "status": "ok", "ops": qops,
+                      "graph": "whole-window", "vs_float": compare(qprobs, ref, y_te, classes)}
+            qentry["inputs"], qentry["outputs"] = OnnxModel(qblob).tensor_details()
+            blobs["onnx_dynamic_int8"] = qblob
+            artifacts.append(qentry)
+            log(f"  onnx_dynamic_int8: {len(qblob)} bytes, agreement {qentry['vs_float']['agreement']:.4f}")
+        except Exception as err:
+            artifacts.append({"name": "onnx_float32", "file": "onnx_float32.onnx", "format": "onnx",
+                              "precision": "float32", "status": "failed",
+                              "reason": f"{type(err).__name__}: {str(err)[:300]}"})
+            log(f"  onnx: FAILED: {err}")
+
+        firmware = {}
+        if "tflite_int8" in blobs:
+            int8_entry = next(a for a in artifacts if a["name"] == "tflite_int8")
+            order = [i["name"] for i in int8_entry["inputs"]]
+            tflm = TFLMModel(blobs["tflite_int8"], order)
+            n_check = min(len(y_te), 500)
+            sub = _stratified(y_te, n_check, cfg.seed)
+            tflm_probs = tflm.predict({k: v[sub] for k, v in test_inputs.items()})
+            litert_probs = LiteRTModel(blobs["tflite_int8"]).predict({k: v[sub] for k, v in test_inputs.items()})
+            firmware = {"arena_bytes": tflm.arena_bytes(), "checked_windows": int(len(sub)),
+                        "tflm_vs_litert_int8_agreement": float((tflm_probs.argmax(1) == litert_probs.argmax(1)).mean()),
+                        "tflm_vs_litert_int8_max_abs_diff": float(np.abs(tflm_probs - litert_probs).max()),
+                        "tflm_vs_float": compare(tflm_probs, ref[sub], y_te[sub], classes)}
+            sha = sha256_bytes(blobs["tflite_int8"])
+            src, hdr = write_c_array(blobs["tflite_int8"], tmp, "model_int8", int8_entry["inputs"],
+                                     int8_entry["outputs"], classes, sha)
+            for path in (src, hdr):
+                data = path.read_bytes()
+                artifacts.append({"name": path.name, "file": path.name, "format": "c", "precision": "int8",
+                                  "status": "ok", "sha256": sha256_bytes(data), "bytes": len(data),
+                                  "inputs": int8_entry["inputs"], "outputs": int8_entry["outputs"]})
+            log(f"  TFLM: arena {firmware['arena_bytes']} bytes; decisions equal LiteRT int8 on "
+                f"{100 * firmware['tflm_vs_litert_int8_agreement']:.1f} % of {len(sub)} windows")
+
+        for name, blob in blobs.items():
+            entry = next(a for a in artifacts if a["name"] == name)
+            (tmp / entry["file"]).write_bytes(blob)
+            entry["sha256"], entry["bytes"] = sha256_bytes(blob), len(blob)
+
+        targets = _targets(artifacts, ref_metrics)
+        manifest = {
+            "schema": SCHEMA, "task": cfg.task, "kind": cfg.kind, "classes": classes,
+            "channels": cfg.channels, "fs_in_hz": run["preprocess"]["fs_in_hz"],
+            "preprocess": run["preprocess"],
+            "window": {"n_steps": run["input_shape"][0], "n_channels": run["input_shape"][1],
+                       "before_s": cfg.window.before_s, "after_s": cfg.window.after_s,
+                       "window_s": cfg.window.window_s, "hop_s": cfg.window.hop_s,
+                       "normalise": cfg.window.normalise},
+            "side_features": {"names": run["side_features"], "mean": run["side_mean"], "std": run["side_std"],
+                              "clip": run.get("side_clip"), "formula": "clip((x - mean) / std, -clip, clip)"},
+            "split": split, "evaluation": {"split": "test", "windows": int(len(y_te)), "float_reference": ref_metrics},
+            "representative": {"split": "train", "windows": int(len(rep_idx))},
+            "state": {"lstm_units": cfg.model.lstm_units},
+            "artifacts": artifacts, "firmware": firmware, "targets": targets,
+            "source_run": {"folder": str(run_dir), "model_sha256": sha256_bytes((run_dir / "model.keras").read_bytes())},
+            "tools": _tools(), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        check_manifest(manifest)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _targets(artifacts: list[dict], ref_metrics: dict) -> dict:
+    """The export's numbers to reach, each with its value and whether it was met."""
+    by = {a["name"]: a for a in artifacts if a["status"] == "ok"}
+    out = {}
+    if "tflite_int8" in by and "tflite_float32" in by:
+        i8, f32 = by["tflite_int8"], by["tflite_float32"]
+        ratio = i8["bytes"] / f32["bytes"]
+        out["int8_size_ratio"] = {"value": ratio, "target": f"<= {INT8_MAX_SIZE_RATIO}",
+                                  "met": ratio <= INT8_MAX_SIZE_RATIO}
+        out["int8_agreement"] = {"value": i8["vs_float"]["agreement"], "target": f">= {MIN_AGREEMENT}",
+                                 "met": i8["vs_float"]["agreement"] >= MIN_AGREEMENT}
+        drop = ref_metrics["macro_f1"] - i8["vs_float"]["macro_f1"]
+        out["int8_macro_f1_drop"] = {"value": drop, "target": f"<= {MAX_MACRO_F1_DROP}",
+                                     "met": drop <= MAX_MACRO_F1_DROP}
+    if "onnx_float32" in by:
+        d = by["onnx_float32"]["vs_float"]["max_abs_diff"]
+        out["onnx_float32_max_abs_diff"] = {"value": d, "target": "<= 1e-5", "met": d <= 1e-5}
+    return out

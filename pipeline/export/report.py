@@ -1,0 +1,31 @@
+"""The export table printed by ``biosig-edge export``."""
+
+from __future__ import annotations
+
+
+def format_export(manifest: dict) -> str:
+    ev = manifest["evaluation"]
+    ref = ev["float_reference"]
+    lines = [f"{manifest['task']}: {ev['windows']} held-out windows ({manifest['split']['by']}s "
+             f"{', '.join(manifest['split']['test'][:6])}{', ...' if len(manifest['split']['test']) > 6 else ''}); "
+             f"float Keras macro-F1 {100 * ref['macro_f1']:.2f} %", "",
+             "| artifact | bytes | agreement with float % | macro-F1 % | max abs diff | status |",
+             "|---|---|---|---|---|---|"]
+    for a in manifest["artifacts"]:
+        if a["format"] == "c":
+            continue
+        if a["status"] != "ok":
+            lines.append(f"| {a['name']} | - | - | - | - | FAILED: {a['reason'][:90]} |")
+            continue
+        v = a["vs_float"]
+        lines.append(f"| {a['name']} | {a['bytes']} | {100 * v['agreement']:.2f} | {100 * v['macro_f1']:.2f} | "
+                     f"{v['max_abs_diff']:.2e} | ok |")
+    fw = manifest.get("firmware") or {}
+    if fw:
+        lines += ["", f"TFLM (tflite-micro) runs the int8 model: arena {fw['arena_bytes']} bytes; decisions equal "
+                      f"LiteRT int8 on {100 * fw['tflm_vs_litert_int8_agreement']:.1f} % of {fw['checked_windows']} windows."]
+    lines += ["", "| target | value | required | |", "|---|---|---|---|"]
+    for name, t in manifest["targets"].items():
+        value = f"{t['value']:.4g}"
+        lines.append(f"| {name} | {value} | {t['target']} | {'met' if t['met'] else '**MISSED**'} |")
+    return "\n".join(lines)

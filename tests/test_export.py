@@ -1,0 +1,150 @@
+"""Export on a small model trained on real beats: every format in its own runtime,
+against the float Keras model; the manifest refuses tampering; the C array compiles."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from pipeline.manifest import ManifestError, load_manifest
+from pipeline.splits import Split
+from pipeline.train.config import load_config
+
+#: Per format: (max |probability difference| against Keras, minimum decision agreement)
+#: on 300 real test beats, and why.
+TOLERANCE = {
+    "tflite_float32": (1e-5, 1.0),        # same float32 math, different kernels
+    "onnx_float32": (1e-5, 1.0),          # the issue's bar for ONNX float
+    "tflite_float16": (5e-3, 0.99),       # weights rounded to 11-bit mantissas
+    "tflite_dynamic_int8": (0.2, 0.97),   # int8 weights: a beat near a boundary may move
+    "onnx_dynamic_int8": (0.2, 0.97),     # int8 weights, activations quantised per call
+    "tflite_int8": (1.0, 0.90),           # all int8 on a 2-epoch model: a beat near a boundary
+                                          # flips with confident probabilities, so only the
+                                          # agreement bounds it (measured and recorded)
+}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from pipeline.export.export import export_run
+    from pipeline.train.fit import train_task
+
+    root = tmp_path_factory.mktemp("export")
+    cfg = load_config("ecg-mitdb", "quick", overrides={"train": {"epochs": 2, "max_majority_per_epoch": 3000}})
+    split = Split("record", ("208", "223", "119"), ("201",), ("100", "232"))
+    run = train_task(cfg, root / "run", log=lambda *_: None, split=split)
+    out = export_run(run, root / "artifacts", eval_limit=300, representative_size=300, log=lambda *_: None)
+    return run, out, json.loads((out / "manifest.json").read_text())
+
+
+def test_every_format_was_made_and_agrees_with_keras(exported):
+    _, out, manifest = exported
+    arts = {a["name"]: a for a in manifest["artifacts"]}
+    for name, (max_diff, min_agreement) in TOLERANCE.items():
+        assert arts[name]["status"] == "ok", arts[name].get("reason")
+        assert (out / arts[name]["file"]).is_file()
+        assert arts[name]["vs_float"]["max_abs_diff"] <= max_diff, (name, arts[name]["vs_float"])
+        assert arts[name]["vs_float"]["agreement"] >= min_agreement, (name, arts[name]["vs_float"])
+        assert arts[name]["vs_float"]["n"] == 300
+    # 16x8 has no fused-LSTM kernel in the converter: recorded as failed, with the reason.
+    assert arts["tflite_int16x8"]["status"] == "failed"
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in arts["tflite_int16x8"]["reason"]
+
+
+def test_tflite_graphs_are_fused_builtins_and_onnx_has_a_native_lstm(exported):
+    _, _, manifest = exported
+    arts = {a["name"]: a for a in manifest["artifacts"]}
+    for name in ("tflite_float32", "tflite_int8"):
+        ops = arts[name]["ops"]
+        assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops
+        assert not [op for op in ops if "WHILE" in op or "FLEX" in op]
+    assert "LSTM" in arts["onnx_float32"]["ops"] and arts["onnx_float32"]["opset"] == 17
+    assert "DynamicQuantizeLSTM" in arts["onnx_dynamic_int8"]["ops"]
+    int8_in = {t["name"]: t for t in arts["tflite_int8"]["inputs"]}
+    assert int8_in["signal"]["dtype"] == "int8" and int8_in["signal"]["scale"] > 0
+
+
+def test_onnx_runs_in_onnxruntime_and_checker_passes(exported):
+    import onnx
+
+    _, out, _ = exported
+    onnx.checker.check_model(onnx.load(str(out / "onnx_float32.onnx")))
+
+
+def test_manifest_matches_its_json_schema(exported):
+    import jsonschema
+
+    from pipeline.manifest import SCHEMA_PATH
+
+    _, _, manifest = exported
+    jsonschema.validate(manifest, json.loads(SCHEMA_PATH.read_text()))
+    assert manifest["preprocess"]["fs_out_hz"] == 180.0 and len(manifest["preprocess"]["sos"]) == 3
+    assert manifest["split"]["train"] == ["208", "223", "119"]
+    assert manifest["representative"]["split"] == "train"
+    assert manifest["tools"]["tensorflow"] and manifest["tools"]["ai-edge-litert"]
+
+
+def test_a_tampered_artifact_is_refused_naming_the_file(exported, tmp_path):
+    _, out, _ = exported
+    copy = tmp_path / "artifacts"
+    shutil.copytree(out, copy)
+    load_manifest(copy)                                      # intact: fine
+    data = bytearray((copy / "tflite_int8.tflite").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (copy / "tflite_int8.tflite").write_bytes(bytes(data))
+    with pytest.raises(ManifestError, match=r"tflite_int8\.tflite: sha256 .* altered; refusing"):
+        load_manifest(copy)
+    (copy / "manifest.json").write_text((copy / "manifest.json").read_text().replace(
+        "biosig-edge-manifest/1", "biosig-edge-manifest/9"))
+    with pytest.raises(ManifestError, match="schema is 'biosig-edge-manifest/9'"):
+        load_manifest(copy)
+
+
+def test_the_c_array_compiles_with_warnings_as_errors(exported, tmp_path):
+    _, out, manifest = exported
+    main = tmp_path / "main.c"
+    main.write_text('#include "model_int8.h"\n#include <stdio.h>\n'
+                    "int main(void) {\n"
+                    "  if (((unsigned long)model_int8 % 16u) != 0u) return 2;\n"
+                    '  printf("%u %s %d\\n", MODEL_INT8_LEN, model_int8_class_names[0], '
+                    "MODEL_INT8_INPUT_SIGNAL_ZERO_POINT);\n"
+                    "  return 0;\n}\n")
+    exe = tmp_path / "a.out"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(out), str(main),
+                    str(out / "model_int8.c"), "-o", str(exe)], check=True)
+    printed = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
+    tflite = (out / "tflite_int8.tflite").read_bytes()
+    assert int(printed[0]) == len(tflite) and printed[1] == "N"
+    signal = next(t for t in next(a for a in manifest["artifacts"] if a["name"] == "tflite_int8")["inputs"]
+                  if t["name"] == "signal")
+    assert int(printed[2]) == signal["zero_point"]
+
+
+def test_tflm_runs_the_int8_model_and_reports_its_arena(exported):
+    _, _, manifest = exported
+    fw = manifest["firmware"]
+    assert 1000 < fw["arena_bytes"] < 64 * 1024
+    # TFLM and LiteRT have different int8 LSTM kernels (rounding differs): close, not equal.
+    assert fw["tflm_vs_litert_int8_agreement"] >= 0.95
+    assert fw["checked_windows"] == 300
+
+
+def test_bad_runs_are_refused_and_nothing_half_written_is_left(exported, tmp_path):
+    from pipeline.export.export import ExportError, export_run
+
+    run, _, _ = exported
+    with pytest.raises(ExportError, match="no model.keras"):
+        export_run(tmp_path, tmp_path / "out")
+    with pytest.raises(ExportError, match="already exists"):
+        export_run(run, run.parent / "artifacts")
+    starved = tmp_path / "starved"
+    shutil.copytree(run, starved)
+    info = json.loads((starved / "run.json").read_text())
+    info["split"]["train"] = []
+    (starved / "run.json").write_text(json.dumps(info))
+    with pytest.raises(ExportError, match="representative set too small: 0 training windows"):
+        export_run(starved, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".*partial*")) and not list(run.parent.glob(".*partial*"))
