@@ -85,7 +85,8 @@ def cmd_export(args) -> int:
     from pipeline.export.report import format_export
 
     out = export_run(args.run_dir, args.out, args.data_dir, eval_limit=args.eval_limit,
-                     representative_size=args.representative, force=args.force)
+                     representative_size=args.representative, force=args.force,
+                     stream_eval=args.stream_eval)
     import json
 
     manifest = json.loads((out / "manifest.json").read_text())
@@ -154,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on a stratified subset of this many test windows (default: all)")
     p.add_argument("--representative", type=int, default=500,
                    help="training windows used to calibrate full int8 (default: 500)")
+    p.add_argument("--stream-eval", type=int, default=500,
+                   help="test windows run chunk by chunk through each streaming variant (default: 500)")
     p.add_argument("--force", action="store_true", help="replace an existing artifact folder")
     p.set_defaults(func=cmd_export)
     return parser

@@ -35,7 +35,8 @@ def exported(tmp_path_factory):
     cfg = load_config("ecg-mitdb", "quick", overrides={"train": {"epochs": 2, "max_majority_per_epoch": 3000}})
     split = Split("record", ("208", "223", "119"), ("201",), ("100", "232"))
     run = train_task(cfg, root / "run", log=lambda *_: None, split=split)
-    out = export_run(run, root / "artifacts", eval_limit=300, representative_size=300, log=lambda *_: None)
+    out = export_run(run, root / "artifacts", eval_limit=300, representative_size=300, stream_eval=40,
+                     log=lambda *_: None)
     return run, out, json.loads((out / "manifest.json").read_text())
 
 
@@ -51,6 +52,25 @@ def test_every_format_was_made_and_agrees_with_keras(exported):
     # 16x8 has no fused-LSTM kernel in the converter: recorded as failed, with the reason.
     assert arts["tflite_int16x8"]["status"] == "failed"
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in arts["tflite_int16x8"]["reason"]
+
+
+def test_the_chunked_streaming_model_equals_the_whole_window_model(exported):
+    _, out, manifest = exported
+    arts = {a["name"]: a for a in manifest["artifacts"]}
+    stream = manifest["streaming"]
+    assert stream["chunk_len"] * stream["chunks_per_window"] == manifest["window"]["n_steps"] == 126
+    assert stream["state_sizes"] == [32]
+    for name in ("stream_tflite_float32", "stream_onnx_float32"):
+        assert arts[name]["status"] == "ok" and arts[name]["vs_float"]["n"] == 40
+        assert arts[name]["vs_float"]["max_abs_diff"] <= 1e-5, arts[name]["vs_float"]
+    # Quantised chunk models: measured and recorded (unrolled graphs take every mode).
+    for name in ("stream_tflite_dynamic_int8", "stream_tflite_int8", "stream_tflite_int16x8"):
+        assert arts[name]["status"] == "ok"
+        assert arts[name]["vs_float"]["agreement"] >= 0.9, arts[name]["vs_float"]
+        assert not [op for op in arts[name]["ops"] if "WHILE" in op or "FLEX" in op]
+    assert "LSTM" in arts["stream_onnx_float32"]["ops"]
+    names = [t["name"] for t in arts["stream_onnx_float32"]["inputs"]]
+    assert names == ["chunk", "h_0", "c_0", "side"]
 
 
 def test_tflite_graphs_are_fused_builtins_and_onnx_has_a_native_lstm(exported):

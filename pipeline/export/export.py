@@ -61,7 +61,7 @@ def compare(probs: np.ndarray, ref: np.ndarray, y: np.ndarray, classes: list[str
 
 def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=None,
                eval_limit: int = 0, representative_size: int = 500, force: bool = False,
-               log=print) -> Path:
+               stream_eval: int = 500, log=print) -> Path:
     """Export a run folder; return the artifact folder.
 
     The folder is written under a temporary name and renamed at the end, so a failure
@@ -177,6 +177,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
                               "reason": f"{type(err).__name__}: {str(err)[:300]}"})
             log(f"  onnx: FAILED: {err}")
 
+        streaming = _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes,
+                                      artifacts, blobs, stream_eval, log)
+
         firmware = {}
         if "tflite_int8" in blobs:
             int8_entry = next(a for a in artifacts if a["name"] == "tflite_int8")
@@ -219,7 +222,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
                               "clip": run.get("side_clip"), "formula": "clip((x - mean) / std, -clip, clip)"},
             "split": split, "evaluation": {"split": "test", "windows": int(len(y_te)), "float_reference": ref_metrics},
             "representative": {"split": "train", "windows": int(len(rep_idx))},
-            "state": {"lstm_units": cfg.model.lstm_units},
+            "streaming": streaming,
             "artifacts": artifacts, "firmware": firmware, "targets": targets,
             "source_run": {"folder": str(run_dir), "model_sha256": sha256_bytes((run_dir / "model.keras").read_bytes())},
             "tools": _tools(), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -233,6 +236,66 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, artifacts, blobs,
+                      stream_eval: int, log) -> dict:
+    """Chunk-plus-state variants, each run chunk by chunk over test windows and compared
+    with the whole-window float model (``stream_eval`` windows: every chunk is one invoke)."""
+    from pipeline.export import streaming as st
+    from pipeline.export.onnx_export import OPSET, check, quantise_dynamic
+
+    n_steps = test_inputs["signal"].shape[1]
+    chunk_len = st.chunk_length(n_steps)
+    unrolled = st.build_streaming(model, chunk_len, unroll=True)
+    units = st.state_sizes(unrolled)
+    n_rep = min(200, len(rep_inputs["signal"]))
+    rep_sides = rep_inputs["side"][:n_rep] if "side" in rep_inputs else None
+    feeds = st.representative_feeds(unrolled, rep_inputs["signal"][:n_rep], rep_sides, chunk_len)
+    sub = np.arange(min(stream_eval, len(y_te)))
+    sides = test_inputs.get("side")
+
+    def evaluate(stepper) -> dict:
+        probs = np.stack([st.run_chunks(stepper.step, test_inputs["signal"][i], units, chunk_len,
+                                        None if sides is None else sides[i]) for i in sub])
+        return compare(probs, ref[sub], y_te[sub], classes)
+
+    variants = [(f"stream_tflite_{v}", "tflite", v.replace("_", "-")) for v in ("float32", "dynamic_int8", "int8", "int16x8")]
+    for name, fmt, precision in variants:
+        entry = {"name": name, "file": f"{name}.tflite", "format": fmt, "precision": precision, "graph": "stream"}
+        try:
+            blob = st.to_tflite(unrolled, name.removeprefix("stream_tflite_"), feeds)
+            runner = st.LiteRTStream(blob)
+            entry.update(status="ok", ops=runner.ops, vs_float=evaluate(runner))
+            entry["inputs"], entry["outputs"] = runner.tensor_details()
+            blobs[name] = blob
+            log(f"  {name}: {len(blob)} bytes, max |diff| vs whole-window float {entry['vs_float']['max_abs_diff']:.2e}")
+        except Exception as err:
+            entry.update(status="failed", reason=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
+            log(f"  {name}: FAILED: {entry['reason']}")
+        artifacts.append(entry)
+    try:
+        blob = st.to_onnx(st.build_streaming(model, chunk_len, unroll=False))
+        for name, b, precision in (("stream_onnx_float32", blob, "float32"),
+                                   ("stream_onnx_dynamic_int8", quantise_dynamic(blob), "dynamic-int8")):
+            runner = st.OnnxStream(b)
+            entry = {"name": name, "file": f"{name}.onnx", "format": "onnx", "precision": precision,
+                     "graph": "stream", "opset": OPSET, "status": "ok", "ops": check(b), "vs_float": evaluate(runner)}
+            entry["inputs"], entry["outputs"] = runner.tensor_details()
+            blobs[name] = b
+            artifacts.append(entry)
+            log(f"  {name}: {len(b)} bytes, max |diff| vs whole-window float {entry['vs_float']['max_abs_diff']:.2e}")
+    except Exception as err:
+        artifacts.append({"name": "stream_onnx_float32", "file": "stream_onnx_float32.onnx", "format": "onnx",
+                          "precision": "float32", "graph": "stream", "status": "failed",
+                          "reason": f"{type(err).__name__}: {str(err)[:300]}"})
+    return {"chunk_len": chunk_len, "chunks_per_window": n_steps // chunk_len, "state_sizes": units,
+            "inputs": ["chunk"] + [f"{k}_{i}" for i in range(len(units)) for k in ("h", "c")]
+            + (["side"] if sides is not None else []),
+            "outputs": ["probs"] + [f"{k}_{i}_out" for i in range(len(units)) for k in ("h", "c")],
+            "state_init": "zeros at the start of every window",
+            "side_input": "the window's side features at its last chunk, zeros before",
+            "evaluated_windows": int(len(sub))}
 
 
 def _targets(artifacts: list[dict], ref_metrics: dict) -> dict:
@@ -249,7 +312,8 @@ def _targets(artifacts: list[dict], ref_metrics: dict) -> dict:
         drop = ref_metrics["macro_f1"] - i8["vs_float"]["macro_f1"]
         out["int8_macro_f1_drop"] = {"value": drop, "target": f"<= {MAX_MACRO_F1_DROP}",
                                      "met": drop <= MAX_MACRO_F1_DROP}
-    if "onnx_float32" in by:
-        d = by["onnx_float32"]["vs_float"]["max_abs_diff"]
-        out["onnx_float32_max_abs_diff"] = {"value": d, "target": "<= 1e-5", "met": d <= 1e-5}
+    for name in ("onnx_float32", "stream_tflite_float32", "stream_onnx_float32"):
+        if name in by:
+            d = by[name]["vs_float"]["max_abs_diff"]
+            out[f"{name}_max_abs_diff"] = {"value": d, "target": "<= 1e-5", "met": d <= 1e-5}
     return out

@@ -37,9 +37,14 @@ def convert(model, variant: str, representative: Callable[[], Iterator[dict]] | 
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
+        # The MLIR quantizer (the default) warns "Statistics for quantized inputs were
+        # expected" and leaves the fused LSTM's intermediates uncalibrated: on MIT-BIH DS2
+        # its int8 model agreed with float on 89 % of beats, the older quantizer on 98.7 %.
+        conv.experimental_new_quantizer = False
     elif variant == "tflite_int16x8":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = representative
+        conv.experimental_new_quantizer = False
         conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     elif variant != "tflite_float32":
         raise ValueError(f"unknown TFLite variant {variant}")
