@@ -252,7 +252,7 @@ def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, a
     n_rep = min(200, len(rep_inputs["signal"]))
     rep_sides = rep_inputs["side"][:n_rep] if "side" in rep_inputs else None
     feeds = st.representative_feeds(unrolled, rep_inputs["signal"][:n_rep], rep_sides, chunk_len)
-    sub = np.arange(min(stream_eval, len(y_te)))
+    sub = _stratified(y_te, min(stream_eval, len(y_te)), cfg.seed)
     sides = test_inputs.get("side")
 
     def evaluate(stepper) -> dict:
