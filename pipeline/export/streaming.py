@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 import pipeline.train  # noqa: F401  (Keras 2 before TensorFlow loads)
+from pipeline.export.onnx_export import OnnxModel
 
 
 def chunk_length(n_steps: int, max_len: int = 32) -> int:
@@ -110,31 +111,14 @@ def representative_feeds(stream_model, windows: np.ndarray, sides: np.ndarray | 
 
 
 def to_tflite(stream_model, variant: str, feeds: list[dict] | None) -> bytes:
-    """Convert the unrolled chunk model (builtin ops only) to one TFLite variant."""
-    import tensorflow as tf
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(stream_model)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    """Convert the unrolled chunk model; ``feeds`` (from :func:`representative_feeds`)
+    calibrate the integer variants."""
+    from pipeline.export.tflite import convert
 
     def representative():
-        for feed in feeds:
-            yield feed
+        yield from feeds
 
-    if variant == "dynamic_int8":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant == "int8":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = representative
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
-    elif variant == "int16x8":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = representative
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    elif variant != "float32":
-        raise ValueError(f"unknown streaming variant {variant}")
-    return conv.convert()
+    return convert(stream_model, variant, representative)
 
 
 class LiteRTStream:
@@ -184,22 +168,13 @@ def to_onnx(stream_model) -> bytes:
     return proto.SerializeToString()
 
 
-class OnnxStream:
+class OnnxStream(OnnxModel):
+    """A streaming .onnx in ONNX Runtime: one chunk per ``step``."""
+
     def __init__(self, model_bytes: bytes, num_threads: int = 1):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = num_threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
-        self.inputs = [i.name for i in self.session.get_inputs()]
+        super().__init__(model_bytes, num_threads)
+        self.inputs = self.input_names
         self.outputs = [o.name for o in self.session.get_outputs()]
-
-    def tensor_details(self):
-        def describe(t):
-            return {"name": t.name, "tensor": t.name, "dtype": "float32", "shape": list(t.shape),
-                    "scale": 0.0, "zero_point": 0}
-        return [describe(t) for t in self.session.get_inputs()], [describe(t) for t in self.session.get_outputs()]
 
     def step(self, feed: dict):
         out = dict(zip(self.outputs, self.session.run(None, {n: feed[n] for n in self.inputs})))

@@ -19,11 +19,16 @@ FORBIDDEN_OPS = ("WHILE", "FLEX", "CUSTOM")
 
 
 def convert(model, variant: str, representative: Callable[[], Iterator[dict]] | None) -> bytes:
-    """Convert a fixed-batch Keras model to one TFLite variant (builtin ops only)."""
+    """Convert a fixed-batch Keras model to one TFLite variant (builtin ops only).
+
+    ``variant`` is a key of ``VARIANTS`` (``tflite_int8``) or the bare precision (``int8``);
+    ``representative`` yields {input name: array of batch 1} from the training split.
+    """
     import tensorflow as tf
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    variant = variant if variant.startswith("tflite_") else f"tflite_{variant}"
     if variant == "tflite_float16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]

@@ -59,6 +59,8 @@ class ModelConfig:
     lstm_units: list[int] = field(default_factory=lambda: [32])
     dense_units: int = 32
     dropout: float = 0.2
+    #: Dropout on the LSTM's inputs during training (a no-op in exported graphs).
+    lstm_input_dropout: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,8 @@ def fit_one(cfg: TaskConfig, table: WindowTable, split: Split, log=print, fold: 
             log(f"  early stop: no better val {cfg.train.monitor} for {cfg.train.patience} epochs")
             break
     model.set_weights(best[1])
+    for row in history:
+        row["kept"] = row["epoch"] == best[2] + 1
     log(f"  kept epoch {best[2] + 1} (best val {cfg.train.monitor})")
     return model, std, history
 

@@ -37,7 +37,8 @@ def build_model(cfg: ModelConfig, n_steps: int, n_channels: int, n_side: int, n_
     h = signal
     for i, units in enumerate(cfg.lstm_units):
         last = i == len(cfg.lstm_units) - 1
-        h = k.layers.LSTM(units, return_sequences=not last, name=f"lstm_{i}")(h)
+        h = k.layers.LSTM(units, return_sequences=not last, dropout=cfg.lstm_input_dropout,
+                          name=f"lstm_{i}")(h)
     if n_side:
         side = k.Input((n_side,), batch_size=batch_size, name="side")
         inputs.append(side)

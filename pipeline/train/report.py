@@ -65,6 +65,12 @@ def write_run_reports(out_dir: Path, cfg, metrics: dict, history: list[dict]) ->
     a2.plot(epochs, [h["val_macro_f1"] for h in history], label="val macro-F1")
     a2.plot(epochs, [h["val_accuracy"] for h in history], label="val accuracy")
     a2.set_xlabel("epoch"), a2.set_ylim(0, 1), a2.legend()
+    kept = [h["epoch"] for h in history if h.get("kept")]
+    for ax in (a1, a2):
+        for e in kept:
+            ax.axvline(e, color="grey", linestyle="--", linewidth=1)
+    if kept:
+        a2.text(kept[0], 0.02, f" kept: epoch {kept[0]}", color="grey", fontsize=8)
     fig.suptitle(f"{cfg.task} ({cfg.profile}): training curves")
     fig.tight_layout()
     fig.savefig(out_dir / "curves.png", dpi=100)
