@@ -30,3 +30,26 @@ def mitdb_copy(tmp_path, data_dir) -> Path:
             lines.append(line)
     (folder / "SHA256SUMS.txt").write_text("\n".join(lines) + "\n")
     return folder
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """A run trained 2 epochs on three DS1 records (201 for validation), exported, and
+    evaluated on DS2 records 100 and 232.
+
+    Returns (run folder, artifact folder, manifest dict).
+    """
+    import json
+
+    from pipeline.export.export import export_run
+    from pipeline.splits import Split
+    from pipeline.train.config import load_config
+    from pipeline.train.fit import train_task
+
+    root = tmp_path_factory.mktemp("export")
+    cfg = load_config("ecg-mitdb", "quick", overrides={"train": {"epochs": 2, "max_majority_per_epoch": 3000}})
+    split = Split("record", ("208", "223", "119"), ("201",), ("100", "232"))
+    run = train_task(cfg, root / "run", log=lambda *_: None, split=split)
+    out = export_run(run, root / "artifacts", eval_limit=300, representative_size=300, stream_eval=40,
+                     log=lambda *_: None)
+    return run, out, json.loads((out / "manifest.json").read_text())

@@ -5,11 +5,9 @@ import json
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
 
 from pipeline.manifest import ManifestError, load_manifest
-from pipeline.splits import Split
 from pipeline.train.config import load_config
 
 #: Per format: (max |probability difference| against Keras, minimum decision agreement)
@@ -24,20 +22,6 @@ TOLERANCE = {
                                           # flips with confident probabilities, so only the
                                           # agreement bounds it (measured and recorded)
 }
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    from pipeline.export.export import export_run
-    from pipeline.train.fit import train_task
-
-    root = tmp_path_factory.mktemp("export")
-    cfg = load_config("ecg-mitdb", "quick", overrides={"train": {"epochs": 2, "max_majority_per_epoch": 3000}})
-    split = Split("record", ("208", "223", "119"), ("201",), ("100", "232"))
-    run = train_task(cfg, root / "run", log=lambda *_: None, split=split)
-    out = export_run(run, root / "artifacts", eval_limit=300, representative_size=300, stream_eval=40,
-                     log=lambda *_: None)
-    return run, out, json.loads((out / "manifest.json").read_text())
 
 
 def test_every_format_was_made_and_agrees_with_keras(exported):

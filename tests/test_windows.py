@@ -8,7 +8,7 @@ from pipeline.read.eegmat import read_eegmat
 from pipeline.read.mitdb import read_mitdb
 from pipeline.window.ecg import beat_windows, window_bounds
 from pipeline.window.eeg import fixed_windows, window_starts
-from pipeline.window.rr import RR_FEATURE_NAMES, RRFeatures, rr_features
+from pipeline.window.rr import RR_FEATURE_NAMES, rr_features
 
 ECG_SPEC = PreprocessSpec(360.0, decimate=2, highpass_hz=0.5, lowpass_hz=40.0)
 

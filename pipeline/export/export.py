@@ -70,8 +70,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
     from firmware_export.c_array import write_c_array
     from firmware_export.tflm import TFLMModel
     from pipeline.export.graph import input_names, rebuild_fixed_batch
-    from pipeline.export.onnx_export import OPSET, OnnxModel, check, quantise_dynamic, to_onnx
-    from pipeline.export.tflite import FORBIDDEN_OPS, VARIANTS, LiteRTModel, convert
+    from pipeline.export.onnx_export import OPSET, check, quantise_dynamic, to_onnx
+    from pipeline.export.tflite import FORBIDDEN_OPS, VARIANTS, convert
+    from pipeline.runtime.backends import LiteRTModel, OnnxModel
     from pipeline.train.config import config_from_dict
     from pipeline.train.data import load_windows
     from pipeline.train.fit import Standardiser
@@ -177,6 +178,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
                               "reason": f"{type(err).__name__}: {str(err)[:300]}"})
             log(f"  onnx: FAILED: {err}")
 
+        _export_reference(model, test_inputs, ref, y_te, classes, artifacts, blobs, cfg.seed, log)
         streaming = _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes,
                                       artifacts, blobs, stream_eval, log)
 
@@ -238,12 +240,35 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
     return out_dir
 
 
+def _export_reference(model, test_inputs, ref, y_te, classes, artifacts, blobs, seed, log) -> None:
+    """The float weights as ``reference_float32.npz`` for the device's numpy reference."""
+    import io
+
+    from pipeline.runtime.reference import NumpyLSTM, keras_weights
+
+    weights = keras_weights(model)
+    buf = io.BytesIO()
+    np.savez(buf, **weights)
+    blob = buf.getvalue()
+    sub = _stratified(y_te, min(300, len(y_te)), seed)
+    probs = NumpyLSTM(weights).predict({k: v[sub] for k, v in test_inputs.items()})
+    entry = {"name": "reference_float32", "file": "reference_float32.npz", "format": "npz",
+             "precision": "float32", "graph": "weights", "status": "ok",
+             "arrays": {k: list(v.shape) for k, v in weights.items()},
+             "inputs": [{"name": n} for n in test_inputs], "outputs": [{"name": "probs"}],
+             "vs_float": compare(probs, ref[sub], y_te[sub], classes)}
+    blobs["reference_float32"] = blob
+    artifacts.append(entry)
+    log(f"  reference_float32 (numpy LSTM): max |diff| vs Keras {entry['vs_float']['max_abs_diff']:.2e}")
+
+
 def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, artifacts, blobs,
                       stream_eval: int, log) -> dict:
     """Chunk-plus-state variants, each run chunk by chunk over test windows and compared
     with the whole-window float model (``stream_eval`` windows: every chunk is one invoke)."""
     from pipeline.export import streaming as st
     from pipeline.export.onnx_export import OPSET, check, quantise_dynamic
+    from pipeline.runtime.backends import LiteRTStream, OnnxStream, run_chunks
 
     n_steps = test_inputs["signal"].shape[1]
     chunk_len = st.chunk_length(n_steps)
@@ -256,7 +281,7 @@ def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, a
     sides = test_inputs.get("side")
 
     def evaluate(stepper) -> dict:
-        probs = np.stack([st.run_chunks(stepper.step, test_inputs["signal"][i], units, chunk_len,
+        probs = np.stack([run_chunks(stepper.step, test_inputs["signal"][i], units, chunk_len,
                                         None if sides is None else sides[i]) for i in sub])
         return compare(probs, ref[sub], y_te[sub], classes)
 
@@ -265,7 +290,7 @@ def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, a
         entry = {"name": name, "file": f"{name}.tflite", "format": fmt, "precision": precision, "graph": "stream"}
         try:
             blob = st.to_tflite(unrolled, name.removeprefix("stream_tflite_"), feeds)
-            runner = st.LiteRTStream(blob)
+            runner = LiteRTStream(blob)
             entry.update(status="ok", ops=runner.ops, vs_float=evaluate(runner))
             entry["inputs"], entry["outputs"] = runner.tensor_details()
             blobs[name] = blob
@@ -278,7 +303,7 @@ def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, a
         blob = st.to_onnx(st.build_streaming(model, chunk_len, unroll=False))
         for name, b, precision in (("stream_onnx_float32", blob, "float32"),
                                    ("stream_onnx_dynamic_int8", quantise_dynamic(blob), "dynamic-int8")):
-            runner = st.OnnxStream(b)
+            runner = OnnxStream(b)
             entry = {"name": name, "file": f"{name}.onnx", "format": "onnx", "precision": precision,
                      "graph": "stream", "opset": OPSET, "status": "ok", "ops": check(b), "vs_float": evaluate(runner)}
             entry["inputs"], entry["outputs"] = runner.tensor_details()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 OPSET = 17
 
@@ -40,28 +39,3 @@ def quantise_dynamic(model_bytes: bytes) -> bytes:
         return dst.read_bytes()
 
 
-class OnnxModel:
-    """An ONNX model in ONNX Runtime, one thread, batch 1 per call."""
-
-    def __init__(self, model_bytes: bytes, num_threads: int = 1):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = num_threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
-        self.input_names = [i.name for i in self.session.get_inputs()]
-
-    def tensor_details(self) -> tuple[list[dict], list[dict]]:
-        def describe(t):
-            return {"name": t.name, "tensor": t.name, "dtype": "float32", "shape": list(t.shape),
-                    "scale": 0.0, "zero_point": 0}
-        return [describe(t) for t in self.session.get_inputs()], [describe(t) for t in self.session.get_outputs()]
-
-    def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        n = len(next(iter(inputs.values())))
-        out = []
-        for i in range(n):
-            feed = {name: inputs[name][i:i + 1].astype(np.float32) for name in self.input_names}
-            out.append(self.session.run(None, feed)[0][0])
-        return np.asarray(out, dtype=np.float32)

@@ -12,7 +12,7 @@ def format_export(manifest: dict) -> str:
              "| artifact | bytes | agreement with float % | macro-F1 % | max abs diff | status |",
              "|---|---|---|---|---|---|"]
     for a in manifest["artifacts"]:
-        if a["format"] == "c":
+        if a["format"] in ("c",):
             continue
         if a["status"] != "ok":
             lines.append(f"| {a['name']} | - | - | - | - | FAILED: {a['reason'][:90]} |")

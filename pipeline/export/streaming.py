@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 import pipeline.train  # noqa: F401  (Keras 2 before TensorFlow loads)
-from pipeline.export.onnx_export import OnnxModel
+from pipeline.runtime.backends import run_chunks
 
 
 def chunk_length(n_steps: int, max_len: int = 32) -> int:
@@ -75,24 +75,6 @@ def state_sizes(stream_model) -> list[int]:
     return [int(t.shape[-1]) for t in stream_model.inputs if t.name.startswith("h_")]
 
 
-def run_chunks(step, window: np.ndarray, units: list[int], chunk_len: int, side: np.ndarray | None):
-    """Feed one window chunk by chunk through ``step(feed) -> (probs, states)``.
-
-    window : (n_steps, n_channels); side : (n_side,) or None. Returns probs (n_classes,).
-    """
-    states = [np.zeros((1, u), np.float32) for u in units for _ in (0, 1)]
-    probs = None
-    zeros_side = None if side is None else np.zeros((1, len(side)), np.float32)
-    n_chunks = len(window) // chunk_len
-    for j in range(n_chunks):
-        feed = {"chunk": window[None, j * chunk_len:(j + 1) * chunk_len].astype(np.float32)}
-        for i in range(len(units)):
-            feed[f"h_{i}"], feed[f"c_{i}"] = states[2 * i], states[2 * i + 1]
-        if side is not None:
-            feed["side"] = side[None].astype(np.float32) if j == n_chunks - 1 else zeros_side
-        probs, states = step(feed)
-    return probs[0]
-
 
 def representative_feeds(stream_model, windows: np.ndarray, sides: np.ndarray | None, chunk_len: int) -> list[dict]:
     """Every chunk feed (with the float model's own states) of the given training windows."""
@@ -121,40 +103,6 @@ def to_tflite(stream_model, variant: str, feeds: list[dict] | None) -> bytes:
     return convert(stream_model, variant, representative)
 
 
-class LiteRTStream:
-    """A streaming .tflite in LiteRT through its signature: named inputs and outputs,
-    integer tensors (de)quantised with their own scales, states fed back as floats."""
-
-    def __init__(self, model_bytes: bytes, num_threads: int = 1):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interpreter = Interpreter(model_content=model_bytes, num_threads=num_threads)
-        self.runner = self.interpreter.get_signature_runner()
-        self.in_details = self.runner.get_input_details()
-        self.out_details = self.runner.get_output_details()
-        self.ops = sorted({op["op_name"] for op in self.interpreter._get_ops_details()})
-
-    def tensor_details(self) -> tuple[list[dict], list[dict]]:
-        def describe(name, d):
-            scale, zero = d["quantization"]
-            return {"name": name, "tensor": name, "dtype": np.dtype(d["dtype"]).name,
-                    "shape": d["shape"].tolist(), "scale": float(scale), "zero_point": int(zero)}
-        return ([describe(n, d) for n, d in self.in_details.items()],
-                [describe(n, d) for n, d in self.out_details.items()])
-
-    def step(self, feed: dict) -> tuple[np.ndarray, list[np.ndarray]]:
-        from pipeline.export.tflite import quantise
-
-        args = {n: quantise(feed[n], d) for n, d in self.in_details.items()}
-        out = self.runner(**args)
-        deq = {}
-        for n, v in out.items():
-            scale, zero = self.out_details[n]["quantization"]
-            deq[n] = (v.astype(np.float32) - zero) * scale if scale else v.astype(np.float32)
-        n_layers = sum(1 for n in deq if n.startswith("h_"))
-        states = [deq[f"{kind}_{i}_out"] for i in range(n_layers) for kind in ("h", "c")]
-        return deq["probs"], states
-
 
 def to_onnx(stream_model) -> bytes:
     """The non-unrolled chunk model as ONNX: a native LSTM with initial_h and initial_c."""
@@ -168,16 +116,3 @@ def to_onnx(stream_model) -> bytes:
     return proto.SerializeToString()
 
 
-class OnnxStream(OnnxModel):
-    """A streaming .onnx in ONNX Runtime: one chunk per ``step``."""
-
-    def __init__(self, model_bytes: bytes, num_threads: int = 1):
-        super().__init__(model_bytes, num_threads)
-        self.inputs = self.input_names
-        self.outputs = [o.name for o in self.session.get_outputs()]
-
-    def step(self, feed: dict):
-        out = dict(zip(self.outputs, self.session.run(None, {n: feed[n] for n in self.inputs})))
-        n_layers = sum(1 for n in self.inputs if n.startswith("h_"))
-        states = [out[f"{kind}_{i}_out"] for i in range(n_layers) for kind in ("h", "c")]
-        return out["probs"], states

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 from pipeline.read.cards import load_card
 from pipeline.read.checksums import verify_tree
