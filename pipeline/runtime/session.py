@@ -1,0 +1,203 @@
+"""Streaming sessions: ``push(samples) -> events`` on a device.
+
+An ECG session keeps every piece of state a recording needs, in named attributes: the
+causal preprocessing filter, the QRS detector, the RR-interval tracker, the patient's
+running beat template, and a ring buffer of preprocessed samples. Each detected beat is
+classified as soon as its window has closed and the next beat (its post-RR) is known.
+
+Events are dicts, JSON-ready:
+
+``{"type": "beat", "sample": int, "time_s": float, "class": str, "probs": [...],
+  "inputs_ready_at_sample": int}``   sample indices at the recording's own rate;
+``{"type": "signal_quality", "kind": "nonfinite", "sample": int, "time_s": float,
+  "action": "state reset"}`` where NaN/inf begins, and ``{"type": "signal_quality",
+  "kind": "recovered", "sample": int, "time_s": float, "gap_samples": int}`` where good
+  samples return (everything restarts from there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import BiosigError
+from pipeline.manifest import load_manifest, verify_artifact
+from pipeline.preprocess import Preprocessor, PreprocessSpec
+from pipeline.runtime.qrs import PanTompkins
+from pipeline.window.rr import RR_FEATURE_NAMES, RRFeatures
+from pipeline.window.template import BeatTemplate
+
+
+class SessionError(BiosigError):
+    """Input a session cannot take (wrong dtype or channel count)."""
+
+
+def open_model(folder: str | Path, manifest: dict, artifact: str, num_threads: int = 1):
+    """A whole-window runner (``predict``) for one artifact of the folder, hash-checked."""
+    from pipeline.runtime import backends
+    from pipeline.runtime.reference import NumpyLSTM
+
+    entry = next((a for a in manifest["artifacts"] if a["name"] == artifact), None)
+    if entry is None or entry["status"] != "ok":
+        known = [a["name"] for a in manifest["artifacts"] if a["status"] == "ok" and a.get("graph") != "stream"]
+        raise SessionError(f"{folder}: no usable artifact '{artifact}' (choose from {known})")
+    data = verify_artifact(Path(folder), entry)
+    if entry["format"] == "tflite":
+        return backends.LiteRTModel(data, num_threads)
+    if entry["format"] == "onnx":
+        return backends.OnnxModel(data, num_threads)
+    if entry["format"] == "npz":
+        import io
+
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            return NumpyLSTM({k: arrays[k] for k in arrays.files})
+    raise SessionError(f"{folder}: artifact '{artifact}' ({entry['format']}) cannot classify windows")
+
+
+class ECGSession:
+    """Beat-by-beat classification of a streamed ECG.
+
+    Parameters
+    ----------
+    folder : artifact folder from ``biosig-edge export`` (manifest and hashes checked)
+    artifact : which model to run (``tflite_float32``, ``onnx_float32``, ``reference_float32``, ...)
+    """
+
+    def __init__(self, folder: str | Path, artifact: str = "tflite_float32", num_threads: int = 1):
+        self.folder = Path(folder)
+        self.manifest = load_manifest(self.folder)
+        m = self.manifest
+        if m["kind"] != "ecg-beats":
+            raise SessionError(f"{folder}: a '{m['kind']}' model, not an ECG beat classifier")
+        self.model = open_model(folder, m, artifact, num_threads)
+        p = m["preprocess"]
+        self.spec = PreprocessSpec(p["fs_in_hz"], p["decimate"], p["highpass_hz"], p["lowpass_hz"],
+                                   p["notch_hz"], p["order"], p["gain"])
+        self.sos = np.asarray(p["sos"])
+        self.n_channels = len(m["channels"])
+        fs = self.spec.fs_out_hz
+        self.n_before = int(round(m["window"]["before_s"] * fs))
+        self.n_after = int(round(m["window"]["after_s"] * fs))
+        side = m["side_features"]
+        self.side_cols = [RR_FEATURE_NAMES.index(n) for n in side["names"]]
+        self.side_mean = np.asarray(side["mean"])
+        self.side_std = np.asarray(side["std"])
+        self.side_clip = side.get("clip") or np.inf
+        self.normalise = m["window"]["normalise"]
+        self.buffer_len = int(10 * fs)       # 10 s of model-rate samples: windows + search-back
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the recording: filter, detector, RR tracker, template and buffers."""
+        self.n_in_ = 0                     # input samples pushed since the session began
+        self.gap_start_ = None             # input sample where a NaN/inf stretch began
+        self._restart(0)
+
+    def _restart(self, at_sample: int) -> None:
+        """Fresh state from input sample ``at_sample`` on (after a gap or at the start)."""
+        self.pre = Preprocessor(self.spec, self.n_channels, sos=self.sos)
+        self.qrs = PanTompkins(self.spec.fs_out_hz)
+        self.rr = RRFeatures()
+        self.template = BeatTemplate()
+        self.ring = np.zeros((self.buffer_len, self.n_channels), np.float32)
+        self.segment_start_ = at_sample    # input sample of model-rate sample 0
+        self.n_out_ = 0                    # model-rate samples since the restart
+        self.pending_ = []                 # [r, features or None]: windows still to close
+
+    def push(self, samples: np.ndarray) -> list[dict]:
+        """Push samples of shape (n, n_channels) at the manifest's fs; return events.
+
+        A stretch of NaN/inf is reported as a ``signal_quality`` event and the state is
+        reset after it: the filter would otherwise carry NaN for ever.
+        """
+        x = np.asarray(samples)
+        if x.dtype.kind not in "fiu":
+            raise SessionError(f"samples must be numbers, got dtype {x.dtype}")
+        if x.ndim == 1 and self.n_channels == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != self.n_channels:
+            raise SessionError(f"samples must have shape (n, {self.n_channels}) for channels "
+                               f"{self.manifest['channels']}, got {x.shape}")
+        x = x.astype(np.float64)
+        events = []
+        finite = np.isfinite(x).all(axis=1)
+        # Runs of good and bad samples; a bad run may continue from the previous chunk.
+        edges = np.flatnonzero(np.diff(finite.astype(np.int8))) + 1
+        for a, b in zip(np.concatenate([[0], edges]), np.concatenate([edges, [len(x)]])):
+            at = self.n_in_ + int(a)
+            if finite[a]:
+                if self.gap_start_ is not None:
+                    events.append({"type": "signal_quality", "kind": "recovered", "sample": at,
+                                   "time_s": at / self.spec.fs_in_hz, "gap_samples": at - self.gap_start_})
+                    self._restart(at)
+                    self.gap_start_ = None
+                events += self._process(x[a:b])
+            elif self.gap_start_ is None:
+                self.gap_start_ = at
+                events.append({"type": "signal_quality", "kind": "nonfinite", "sample": at,
+                               "time_s": at / self.spec.fs_in_hz, "action": "state reset"})
+        self.n_in_ += len(x)
+        return events
+
+    def _process(self, x: np.ndarray) -> list[dict]:
+        if len(x) == 0:
+            return []
+        y = self.pre.process(x)                          # model-rate samples
+        events = []
+        # In pieces of at most one second, so that a window is copied out of the ring
+        # before new samples overwrite it, however large the pushed chunk.
+        step = int(self.spec.fs_out_hz)
+        for start in range(0, len(y), step):
+            piece = y[start:start + step]
+            self.ring[(self.n_out_ + np.arange(len(piece))) % self.buffer_len] = piece
+            self.n_out_ += len(piece)
+            for r in self.qrs.push(piece[:, 0]):
+                features = self.rr.push(r / self.spec.fs_out_hz)
+                if self.pending_ and features is not None:
+                    self.pending_[-1][1] = features      # the previous beat's post-RR is known
+                    self.pending_[-1][3] = r
+                self.pending_.append([r, None, None, None])
+            events += self._decide_ready()
+        return events
+
+    def _decide_ready(self) -> list[dict]:
+        """Copy out windows that have closed; classify beats whose RR features are known.
+
+        Pending entries are [r, features, window, next r] at the model rate.
+        """
+        for entry in self.pending_:
+            r = entry[0]
+            if entry[2] is None and r + self.n_after <= self.n_out_:
+                if r - self.n_before < 0 or self.n_out_ - (r - self.n_before) > self.buffer_len:
+                    entry[2] = False                     # off the segment's start / overwritten
+                else:
+                    entry[2] = self.ring[np.arange(r - self.n_before, r + self.n_after) % self.buffer_len]
+        events = []
+        while self.pending_:
+            r, features, window, r_next = self.pending_[0]
+            if window is None or (features is None and len(self.pending_) == 1):
+                break                                    # window open, or waiting for the next beat
+            self.pending_.pop(0)
+            if window is False:
+                continue
+            if self.normalise == "template":
+                window = self.template.push(window)     # every clean beat feeds the template
+            if features is None:
+                continue                                 # the first beat: no pre-RR
+            events.append(self._classify(r, window, features, r_next))
+        return events
+
+    def _classify(self, r: int, window: np.ndarray, features: np.ndarray, r_next: int) -> dict:
+        if self.normalise == "zscore":
+            window = ((window - window.mean(0)) / (window.std(0) + 0.01)).astype(np.float32)
+        side = np.clip((features[self.side_cols] - self.side_mean) / self.side_std,
+                       -self.side_clip, self.side_clip).astype(np.float32)
+        probs = self.model.predict({"signal": window[None], "side": side[None]})[0]
+        sample = self.segment_start_ + r * self.spec.decimate
+        # When the inputs existed: the window closed and the next beat (post-RR) occurred.
+        # The detector confirms a beat ~0.1 s after its integrated peak, on top of this.
+        ready = self.segment_start_ + max(r + self.n_after, r_next) * self.spec.decimate
+        return {"type": "beat", "sample": int(sample), "time_s": sample / self.spec.fs_in_hz,
+                "class": self.manifest["classes"][int(np.argmax(probs))],
+                "probs": [float(p) for p in probs], "inputs_ready_at_sample": int(ready)}
