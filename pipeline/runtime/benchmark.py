@@ -1,0 +1,115 @@
+"""Streaming benchmark: throughput, decision latency and peak memory per artifact.
+
+    taskset -c 0 python -m pipeline.runtime.benchmark ARTIFACT_DIR [--record 100] [--artifacts ...]
+
+Each artifact runs in its own child process that imports only the device side (numpy,
+scipy, one interpreter), so its peak RSS is what a Raspberry Pi process would hold. The
+record is read once by the parent and handed over as raw float32 samples. Figures are
+printed, never asserted: this machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np
+from pipeline.runtime.session import ECGSession
+folder, artifact, raw, n_channels, fs, chunk = sys.argv[1:7]
+x = np.memmap(raw, dtype=np.float32, mode="r").reshape(-1, int(n_channels))  # as a device reads a stream
+chunk = int(chunk)
+session = ECGSession(folder, artifact, num_threads=1)
+lat, beats = [], 0
+t0 = time.perf_counter()
+for i in range(0, len(x), chunk):
+    t = time.perf_counter()
+    events = session.push(np.asarray(x[i:i + chunk]))
+    dt = time.perf_counter() - t
+    n = sum(e["type"] == "beat" for e in events)
+    if n:
+        lat.append(dt / n)
+        beats += n
+total = time.perf_counter() - t0
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras"))
+print(json.dumps({"seconds": total, "beats": beats, "latency_s": lat,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "heavy_modules": heavy}))
+"""
+
+
+def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_dir=None,
+        throughput_chunk_s: float = 1.0) -> list[dict]:
+    from pipeline.manifest import load_manifest
+    from pipeline.read.mitdb import read_mitdb
+
+    manifest = load_manifest(folder)
+    rec = read_mitdb(record, data_dir, channels=manifest["channels"])
+    chunk = max(1, int(round(chunk_s * rec.fs_hz)))
+    big_chunk = max(1, int(round(throughput_chunk_s * rec.fs_hz)))
+    rows = []
+    with tempfile.NamedTemporaryFile(suffix=".f32") as raw:
+        rec.signal.astype(np.float32).tofile(raw.name)
+        for artifact in artifacts:
+            results = []
+            for size in (big_chunk, chunk):           # throughput pass, then latency pass
+                out = subprocess.run([sys.executable, "-c", CHILD, str(folder), artifact, raw.name,
+                                      str(rec.signal.shape[1]), str(rec.fs_hz), str(size)],
+                                     capture_output=True, text=True)
+                if out.returncode != 0:
+                    break
+                results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            if len(results) < 2:
+                rows.append({"artifact": artifact, "error": out.stderr.strip().splitlines()[-1]})
+                continue
+            big, r = results
+            lat_ms = np.asarray(r["latency_s"]) * 1000
+            rows.append({"artifact": artifact, "record": record, "duration_s": rec.duration_s,
+                         "beats": big["beats"], "seconds": big["seconds"],
+                         "x_real_time": rec.duration_s / big["seconds"],
+                         "latency_ms": {q: float(np.percentile(lat_ms, p)) for q, p in
+                                        (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))},
+                         "peak_rss_mb": max(big["peak_rss_mb"], r["peak_rss_mb"]),
+                         "tensorflow_imported": bool(big["heavy_modules"] or r["heavy_modules"])})
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="artifact folder from 'biosig-edge export'")
+    parser.add_argument("--record", default="100", help="MIT-BIH record (default: 100, 30 min)")
+    parser.add_argument("--artifacts", nargs="+",
+                        default=["tflite_float32", "tflite_int8", "onnx_float32", "onnx_dynamic_int8",
+                                 "reference_float32"])
+    parser.add_argument("--chunk-s", type=float, default=0.05,
+                        help="seconds of signal per push (default 0.05: latency is per push)")
+    parser.add_argument("--throughput-chunk-s", type=float, default=1.0,
+                        help="seconds per push in the throughput pass (default 1.0)")
+    parser.add_argument("--data-dir")
+    args = parser.parse_args(argv)
+    rows = run(args.folder, args.artifacts, args.record, args.chunk_s, args.data_dir, args.throughput_chunk_s)
+    print(f"record {args.record}; throughput with {args.throughput_chunk_s} s pushes; latency = wall "
+          f"time of a {args.chunk_s} s push that emitted decisions, per decision; one thread")
+    print("| artifact | x real time | s per 30 min | latency p50 / p95 / p99 / max ms | peak RSS MB | TF imported |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['artifact']} | error: {r['error']} |||||")
+            continue
+        lat = r["latency_ms"]
+        print(f"| {r['artifact']} | {r['x_real_time']:.0f} | {r['seconds'] * 1800 / r['duration_s']:.2f} | "
+              f"{lat['p50']:.2f} / {lat['p95']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} | "
+              f"{r['peak_rss_mb']:.0f} | {'yes' if r['tensorflow_imported'] else 'no'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
