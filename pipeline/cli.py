@@ -98,6 +98,67 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_stream(args) -> int:
+    import time
+
+    import numpy as np
+
+    from pipeline.manifest import load_manifest
+    from pipeline.runtime.session import ECGSession
+
+    manifest = load_manifest(args.artifact_dir)
+    session = ECGSession(args.artifact_dir, args.artifact)
+    fs_hz = manifest["fs_in_hz"]
+    n_channels = len(manifest["channels"])
+    chunk = max(1, int(round(args.chunk_s * fs_hz)))
+
+    def chunks():
+        if args.record == "-":
+            # Raw samples on stdin: one sample per line, channels separated by blanks or commas.
+            rows = []
+            for line in sys.stdin:
+                if line.strip():
+                    rows.append([float(v) for v in line.replace(",", " ").split()])
+                if len(rows) == chunk:
+                    yield np.asarray(rows)
+                    rows = []
+            if rows:
+                yield np.asarray(rows)
+            return
+        from pipeline.read.mitdb import read_mitdb, read_wfdb
+
+        if "/" in args.record or args.record.endswith(".hea"):
+            record = read_wfdb(args.record.removesuffix(".hea"), channels=manifest["channels"], annotator=None)
+        else:
+            record = read_mitdb(args.record, args.data_dir, channels=manifest["channels"])
+        session.pre.check_fs(record.fs_hz, record.source)
+        for i in range(0, record.n_samples, chunk):
+            yield record.signal[i:i + chunk]
+
+    from collections import Counter
+
+    from tqdm import tqdm
+
+    counts = Counter()
+    bar = tqdm(unit="s", disable=not sys.stderr.isatty(), desc="streaming")
+    t0 = time.perf_counter()
+    seen = 0
+    for block in chunks():
+        if args.realtime:
+            time.sleep(max(0.0, t0 + (seen + len(block)) / fs_hz - time.perf_counter()))
+        for event in session.push(block):
+            counts[event.get("class", event["type"])] += 1
+            print(json.dumps(event), flush=args.realtime)
+        seen += len(block)
+        bar.update(len(block) / fs_hz)
+        bar.set_postfix(dict(counts))
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    print(f"streamed {seen / fs_hz:.0f} s of signal in {elapsed:.2f} s ({seen / fs_hz / max(elapsed, 1e-9):.0f}x "
+          f"real time) with {args.artifact}: {dict(counts)}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="biosig-edge",
@@ -159,6 +220,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test windows run chunk by chunk through each streaming variant (default: 500)")
     p.add_argument("--force", action="store_true", help="replace an existing artifact folder")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("stream", help="replay a recording through the streaming runtime",
+                       description="Stream an ECG recording through a device-side session (causal "
+                                   "filter, Pan-Tompkins beat detection, RR features, the exported "
+                                   "model) and print one JSON line per event on stdout.")
+    p.add_argument("artifact_dir", help="artifact folder from 'biosig-edge export'")
+    p.add_argument("record", help="an MIT-BIH record id (100), a WFDB record path (dir/rec), "
+                                  "or '-' for raw samples on stdin (one line per sample)")
+    p.add_argument("--artifact", default="tflite_float32",
+                   help="model to run: tflite_float32, tflite_int8, onnx_float32, reference_float32, ...")
+    p.add_argument("--chunk-s", type=float, default=1.0, help="seconds per push (default 1.0)")
+    p.add_argument("--realtime", action="store_true", help="pace the replay at the sampling rate")
+    p.add_argument("--data-dir", help="folder holding mitdb/")
+    p.set_defaults(func=cmd_stream)
     return parser
 
 
@@ -172,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("biosig-edge: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as Unix tools do.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -130,3 +130,20 @@ def test_beats_are_found_where_the_cardiologists_put_them(exported, ecg_60s):
     m = match_beats(truth[2:-2], np.array(beats), tolerance=54)
     assert m["se"] >= 0.97 and m["ppv"] >= 0.97, m
     assert json.dumps(beats)                          # events are JSON-ready
+
+
+def test_stream_command_reads_stdin_and_prints_json_lines(exported, ecg_60s, tmp_path):
+    import subprocess
+    import sys
+
+    _, out, _ = exported
+    text = "\n".join(f"{a:.5f},{b:.5f}" for a, b in ecg_60s[:360 * 20]) + "\n"
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "stream", str(out), "-",
+                             "--artifact", "onnx_float32"], input=text, capture_output=True, text=True, check=True)
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    direct = ECGSession(out, "onnx_float32").push(ecg_60s[:360 * 20].round(5))
+    assert [e["sample"] for e in events] == [e["sample"] for e in direct] and len(events) > 15
+    assert "real time" in result.stderr
+    bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "stream", str(out), "-"],
+                         input="1 2 3\n", capture_output=True, text=True)
+    assert bad.returncode == 2 and "shape (n, 2)" in bad.stderr and "Traceback" not in bad.stderr
