@@ -53,3 +53,24 @@ def exported(tmp_path_factory):
     out = export_run(run, root / "artifacts", eval_limit=300, representative_size=300, stream_eval=40,
                      log=lambda *_: None)
     return run, out, json.loads((out / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def exported_bonn(tmp_path_factory):
+    """A Bonn model trained 2 epochs on 15 segments (3 per set), exported.
+
+    Returns (run folder, artifact folder, manifest dict).
+    """
+    import json
+
+    from pipeline.export.export import export_run
+    from pipeline.train.config import load_config
+    from pipeline.train.fit import train_task
+
+    root = tmp_path_factory.mktemp("export_bonn")
+    cfg = load_config("eeg-bonn", "quick", overrides={
+        "train": {"epochs": 2}, "data": {"limit_train": 15, "limit_val": 5, "limit_test": 10}})
+    run = train_task(cfg, root / "run", log=lambda *_: None)
+    out = export_run(run, root / "artifacts", eval_limit=100, representative_size=100, stream_eval=20,
+                     log=lambda *_: None)
+    return run, out, json.loads((out / "manifest.json").read_text())

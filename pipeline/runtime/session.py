@@ -34,19 +34,21 @@ class SessionError(BiosigError):
 
 
 def open_model(folder: str | Path, manifest: dict, artifact: str, num_threads: int = 1):
-    """A whole-window runner (``predict``) for one artifact of the folder, hash-checked."""
+    """A runner for one artifact of the folder, hash-checked: ``predict`` for whole-window
+    graphs, ``step`` for streaming graphs (the numpy reference has both)."""
     from pipeline.runtime import backends
     from pipeline.runtime.reference import NumpyLSTM
 
     entry = next((a for a in manifest["artifacts"] if a["name"] == artifact), None)
     if entry is None or entry["status"] != "ok":
-        known = [a["name"] for a in manifest["artifacts"] if a["status"] == "ok" and a.get("graph") != "stream"]
+        known = [a["name"] for a in manifest["artifacts"] if a["status"] == "ok" and a["format"] != "c"]
         raise SessionError(f"{folder}: no usable artifact '{artifact}' (choose from {known})")
     data = verify_artifact(Path(folder), entry)
+    stream = entry.get("graph") == "stream"
     if entry["format"] == "tflite":
-        return backends.LiteRTModel(data, num_threads)
+        return (backends.LiteRTStream if stream else backends.LiteRTModel)(data, num_threads)
     if entry["format"] == "onnx":
-        return backends.OnnxModel(data, num_threads)
+        return (backends.OnnxStream if stream else backends.OnnxModel)(data, num_threads)
     if entry["format"] == "npz":
         import io
 
@@ -201,3 +203,89 @@ class ECGSession:
         return {"type": "beat", "sample": int(sample), "time_s": sample / self.spec.fs_in_hz,
                 "class": self.manifest["classes"][int(np.argmax(probs))],
                 "probs": [float(p) for p in probs], "inputs_ready_at_sample": int(ready)}
+
+
+class EEGSession:
+    """Overlapping-window EEG classification, carried chunk by chunk.
+
+    Every window (``window_s`` long, one starting every ``hop_s``) has its own LSTM state;
+    each completed chunk of ``chunk_len`` model-rate samples advances every window that
+    contains it, so each sample goes through the model once per window, never a whole
+    window again at every hop. A window's decision is made as its last chunk completes.
+
+    Events: ``{"type": "window", "start_sample", "end_sample", "time_s", "class", "probs"}``
+    (input-rate samples; ``time_s`` of the window's end) and the same ``signal_quality``
+    events as :class:`ECGSession`.
+    """
+
+    def __init__(self, folder: str | Path, artifact: str = "stream_tflite_float32", num_threads: int = 1):
+        self.folder = Path(folder)
+        self.manifest = load_manifest(self.folder)
+        m = self.manifest
+        if m["kind"] != "eeg-windows":
+            raise SessionError(f"{folder}: a '{m['kind']}' model, not an EEG window classifier")
+        self.model = open_model(folder, m, artifact, num_threads)
+        if not hasattr(self.model, "step"):
+            raise SessionError(f"{folder}: '{artifact}' is a whole-window graph; choose a stream_* artifact")
+        p = m["preprocess"]
+        self.spec = PreprocessSpec(p["fs_in_hz"], p["decimate"], p["highpass_hz"], p["lowpass_hz"],
+                                   p["notch_hz"], p["order"], p["gain"])
+        self.sos = np.asarray(p["sos"])
+        self.n_channels = len(m["channels"])
+        st = m["streaming"]
+        self.chunk_len = st["chunk_len"]
+        self.units = st["state_sizes"]
+        self.n_steps = m["window"]["n_steps"]
+        self.hop_len = int(round(m["window"]["hop_s"] * self.spec.fs_out_hz))
+        if self.hop_len % self.chunk_len or self.n_steps % self.chunk_len:
+            raise SessionError(f"{folder}: hop ({self.hop_len}) and window ({self.n_steps}) must be whole "
+                               f"numbers of chunks ({self.chunk_len})")
+        self.reset()
+
+    def reset(self) -> None:
+        self.n_in_ = 0
+        self.gap_start_ = None
+        self._restart(0)
+
+    def _restart(self, at_sample: int) -> None:
+        self.pre = Preprocessor(self.spec, self.n_channels, sos=self.sos)
+        self.segment_start_ = at_sample
+        self.n_chunks_ = 0                                  # chunks completed since the restart
+        self.partial_ = np.zeros((0, self.n_channels), np.float32)
+        self.windows_ = []                                  # [start chunk, states]
+
+    push = ECGSession.push                                  # the same gap handling
+
+    def _process(self, x: np.ndarray) -> list[dict]:
+        if len(x) == 0:
+            return []
+        y = np.concatenate([self.partial_, self.pre.process(x)])
+        n_full = len(y) // self.chunk_len
+        self.partial_ = y[n_full * self.chunk_len:]
+        events = []
+        per_window = self.n_steps // self.chunk_len
+        hop_chunks = self.hop_len // self.chunk_len
+        for j in range(n_full):
+            k = self.n_chunks_                              # index of this chunk
+            if k % hop_chunks == 0:
+                self.windows_.append([k, [np.zeros((1, u), np.float32) for u in self.units for _ in (0, 1)]])
+            chunk = y[j * self.chunk_len:(j + 1) * self.chunk_len][None].astype(np.float32)
+            for window in self.windows_:
+                feed = {"chunk": chunk}
+                for i in range(len(self.units)):
+                    feed[f"h_{i}"], feed[f"c_{i}"] = window[1][2 * i], window[1][2 * i + 1]
+                probs, window[1] = self.model.step(feed)
+                if k - window[0] + 1 == per_window:
+                    events.append(self._event(window[0], probs[0]))
+            self.windows_ = [w for w in self.windows_ if k - w[0] + 1 < per_window]
+            self.n_chunks_ += 1
+        return events
+
+    def _event(self, start_chunk: int, probs: np.ndarray) -> dict:
+        d = self.spec.decimate
+        start = self.segment_start_ + start_chunk * self.chunk_len * d
+        end = start + self.n_steps * d
+        return {"type": "window", "start_sample": int(start), "end_sample": int(end),
+                "time_s": end / self.spec.fs_in_hz,
+                "class": self.manifest["classes"][int(np.argmax(probs))],
+                "probs": [float(p) for p in probs]}
