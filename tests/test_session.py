@@ -147,3 +147,19 @@ def test_stream_command_reads_stdin_and_prints_json_lines(exported, ecg_60s, tmp
     bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "stream", str(out), "-"],
                          input="1 2 3\n", capture_output=True, text=True)
     assert bad.returncode == 2 and "shape (n, 2)" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_nan_and_flat_stretches_stream_to_the_end_with_quality_events(exported, ecg_60s):
+    _, out, _ = exported
+    x = ecg_60s.copy()
+    x[360 * 10:360 * 11] = np.nan                       # 1 s of NaN
+    x[360 * 30:360 * 33, 1] = x[360 * 30, 1]            # 3 s of lead-off on the second lead
+    events = _stream(ECGSession(out, "tflite_float32"), x, [777])
+    quality = [(e["kind"], e["sample"]) for e in events if e["type"] == "signal_quality"]
+    # The flat line is known once it has lasted 1 s (360 samples) and ends with the stretch.
+    assert quality == [("nonfinite", 3600), ("recovered", 3960),
+                       ("flat", 360 * 30 + 359), ("recovered", 360 * 33)]
+    beats = [e["sample"] for e in events if e["type"] == "beat"]
+    assert beats[-1] > 360 * 55                          # it went on to the end
+    assert not [b for b in beats if 3600 <= b < 3960]
+    assert _stream(ECGSession(out, "tflite_float32"), x, [1, 5000, 13]) == events

@@ -9,8 +9,9 @@ Events are dicts, JSON-ready:
 
 ``{"type": "beat", "sample": int, "time_s": float, "class": str, "probs": [...],
   "inputs_ready_at_sample": int}``   sample indices at the recording's own rate;
-``{"type": "signal_quality", "kind": "nonfinite", "sample": int, "time_s": float,
-  "action": "state reset"}`` where NaN/inf begins, and ``{"type": "signal_quality",
+``{"type": "signal_quality", "kind": "nonfinite" | "flat", "sample": int, "time_s": float,
+  "action": "state reset"}`` where NaN/inf begins or a flat line (lead-off) has lasted
+  ``flat_s``, and ``{"type": "signal_quality",
   "kind": "recovered", "sample": int, "time_s": float, "gap_samples": int}`` where good
   samples return (everything restarts from there).
 """
@@ -57,7 +58,78 @@ def open_model(folder: str | Path, manifest: dict, artifact: str, num_threads: i
     raise SessionError(f"{folder}: artifact '{artifact}' ({entry['format']}) cannot classify windows")
 
 
-class ECGSession:
+class StreamSession:
+    """What every streaming session shares: input checks, NaN/inf and flat-line handling
+    (an event, then a restart of all state when good samples return), and sample counting.
+    Subclasses set ``spec``, ``n_channels``, ``flat_len`` and ``manifest`` and implement
+    ``_restart(at_sample)`` and ``_process(chunk) -> events``."""
+
+    def reset(self) -> None:
+        """Forget the recording: filter, detector, RR tracker, template and buffers."""
+        self.n_in_ = 0                     # input samples pushed since the session began
+        self.gap_start_ = None             # input sample where a NaN/inf or flat stretch began
+        self.run_ = np.zeros(self.n_channels, dtype=np.int64)   # equal-sample pairs so far, per channel
+        self.last_sample_ = None
+        self._restart(0)
+
+    def push(self, samples: np.ndarray) -> list[dict]:
+        """Push samples of shape (n, n_channels) at the manifest's fs; return events.
+
+        A stretch of NaN/inf is reported as a ``signal_quality`` event and the state is
+        reset after it: the filter would otherwise carry NaN for ever.
+        """
+        x = np.asarray(samples)
+        if x.dtype.kind not in "fiu":
+            raise SessionError(f"samples must be numbers, got dtype {x.dtype}")
+        if x.ndim == 1 and self.n_channels == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != self.n_channels:
+            raise SessionError(f"samples must have shape (n, {self.n_channels}) for channels "
+                               f"{self.manifest['channels']}, got {x.shape}")
+        x = x.astype(np.float64)
+        events = []
+        finite = np.isfinite(x).all(axis=1)
+        flat = self._flat_mask(x)
+        good = finite & ~flat
+        # Runs of good and bad samples; a bad run may continue from the previous chunk.
+        edges = np.flatnonzero(np.diff(good.astype(np.int8))) + 1
+        for a, b in zip(np.concatenate([[0], edges]), np.concatenate([edges, [len(x)]])):
+            at = self.n_in_ + int(a)
+            if good[a]:
+                if self.gap_start_ is not None:
+                    events.append({"type": "signal_quality", "kind": "recovered", "sample": at,
+                                   "time_s": at / self.spec.fs_in_hz, "gap_samples": at - self.gap_start_})
+                    self._restart(at)
+                    self.gap_start_ = None
+                events += self._process(x[a:b])
+            elif self.gap_start_ is None:
+                self.gap_start_ = at
+                kind = "nonfinite" if not finite[a] else "flat"
+                events.append({"type": "signal_quality", "kind": kind, "sample": at,
+                               "time_s": at / self.spec.fs_in_hz, "action": "state reset"})
+        self.n_in_ += len(x)
+        return events
+
+    def _flat_mask(self, x: np.ndarray) -> np.ndarray:
+        """True where some channel has held one value for at least ``flat_s`` (lead-off).
+
+        Causal: a flat line is known once it has lasted flat_s; run lengths carry over
+        between chunks, so the mask does not depend on how the signal was chunked.
+        """
+        n = len(x)
+        prev = np.concatenate([self.last_sample_[None], x[:-1]]) if self.last_sample_ is not None else \
+            np.concatenate([np.full((1, x.shape[1]), np.nan), x[:-1]])
+        same = x == prev                                   # (n, channels); NaN never equal
+        idx = np.arange(n)[:, None]
+        breaks = np.where(~same, idx, -1)
+        last_break = np.maximum.accumulate(breaks, axis=0)
+        run = np.where(last_break >= 0, idx - last_break, self.run_[None, :] + idx + 1)
+        self.run_ = run[-1].copy()
+        self.last_sample_ = x[-1].copy()
+        return (run >= self.flat_len - 1).any(axis=1)
+
+
+class ECGSession(StreamSession):
     """Beat-by-beat classification of a streamed ECG.
 
     Parameters
@@ -66,7 +138,8 @@ class ECGSession:
     artifact : which model to run (``tflite_float32``, ``onnx_float32``, ``reference_float32``, ...)
     """
 
-    def __init__(self, folder: str | Path, artifact: str = "tflite_float32", num_threads: int = 1):
+    def __init__(self, folder: str | Path, artifact: str = "tflite_float32", num_threads: int = 1,
+                 flat_s: float = 1.0):
         self.folder = Path(folder)
         self.manifest = load_manifest(self.folder)
         m = self.manifest
@@ -88,13 +161,8 @@ class ECGSession:
         self.side_clip = side.get("clip") or np.inf
         self.normalise = m["window"]["normalise"]
         self.buffer_len = int(10 * fs)       # 10 s of model-rate samples: windows + search-back
+        self.flat_len = int(round(flat_s * self.spec.fs_in_hz))
         self.reset()
-
-    def reset(self) -> None:
-        """Forget the recording: filter, detector, RR tracker, template and buffers."""
-        self.n_in_ = 0                     # input samples pushed since the session began
-        self.gap_start_ = None             # input sample where a NaN/inf stretch began
-        self._restart(0)
 
     def _restart(self, at_sample: int) -> None:
         """Fresh state from input sample ``at_sample`` on (after a gap or at the start)."""
@@ -106,41 +174,6 @@ class ECGSession:
         self.segment_start_ = at_sample    # input sample of model-rate sample 0
         self.n_out_ = 0                    # model-rate samples since the restart
         self.pending_ = []                 # [r, features or None]: windows still to close
-
-    def push(self, samples: np.ndarray) -> list[dict]:
-        """Push samples of shape (n, n_channels) at the manifest's fs; return events.
-
-        A stretch of NaN/inf is reported as a ``signal_quality`` event and the state is
-        reset after it: the filter would otherwise carry NaN for ever.
-        """
-        x = np.asarray(samples)
-        if x.dtype.kind not in "fiu":
-            raise SessionError(f"samples must be numbers, got dtype {x.dtype}")
-        if x.ndim == 1 and self.n_channels == 1:
-            x = x[:, None]
-        if x.ndim != 2 or x.shape[1] != self.n_channels:
-            raise SessionError(f"samples must have shape (n, {self.n_channels}) for channels "
-                               f"{self.manifest['channels']}, got {x.shape}")
-        x = x.astype(np.float64)
-        events = []
-        finite = np.isfinite(x).all(axis=1)
-        # Runs of good and bad samples; a bad run may continue from the previous chunk.
-        edges = np.flatnonzero(np.diff(finite.astype(np.int8))) + 1
-        for a, b in zip(np.concatenate([[0], edges]), np.concatenate([edges, [len(x)]])):
-            at = self.n_in_ + int(a)
-            if finite[a]:
-                if self.gap_start_ is not None:
-                    events.append({"type": "signal_quality", "kind": "recovered", "sample": at,
-                                   "time_s": at / self.spec.fs_in_hz, "gap_samples": at - self.gap_start_})
-                    self._restart(at)
-                    self.gap_start_ = None
-                events += self._process(x[a:b])
-            elif self.gap_start_ is None:
-                self.gap_start_ = at
-                events.append({"type": "signal_quality", "kind": "nonfinite", "sample": at,
-                               "time_s": at / self.spec.fs_in_hz, "action": "state reset"})
-        self.n_in_ += len(x)
-        return events
 
     def _process(self, x: np.ndarray) -> list[dict]:
         if len(x) == 0:
@@ -205,7 +238,7 @@ class ECGSession:
                 "probs": [float(p) for p in probs], "inputs_ready_at_sample": int(ready)}
 
 
-class EEGSession:
+class EEGSession(StreamSession):
     """Overlapping-window EEG classification, carried chunk by chunk.
 
     Every window (``window_s`` long, one starting every ``hop_s``) has its own LSTM state;
@@ -218,7 +251,8 @@ class EEGSession:
     events as :class:`ECGSession`.
     """
 
-    def __init__(self, folder: str | Path, artifact: str = "stream_tflite_float32", num_threads: int = 1):
+    def __init__(self, folder: str | Path, artifact: str = "stream_tflite_float32", num_threads: int = 1,
+                 flat_s: float = 1.0):
         self.folder = Path(folder)
         self.manifest = load_manifest(self.folder)
         m = self.manifest
@@ -240,12 +274,9 @@ class EEGSession:
         if self.hop_len % self.chunk_len or self.n_steps % self.chunk_len:
             raise SessionError(f"{folder}: hop ({self.hop_len}) and window ({self.n_steps}) must be whole "
                                f"numbers of chunks ({self.chunk_len})")
+        self.flat_len = int(round(flat_s * self.spec.fs_in_hz))
         self.reset()
 
-    def reset(self) -> None:
-        self.n_in_ = 0
-        self.gap_start_ = None
-        self._restart(0)
 
     def _restart(self, at_sample: int) -> None:
         self.pre = Preprocessor(self.spec, self.n_channels, sos=self.sos)
@@ -253,8 +284,6 @@ class EEGSession:
         self.n_chunks_ = 0                                  # chunks completed since the restart
         self.partial_ = np.zeros((0, self.n_channels), np.float32)
         self.windows_ = []                                  # [start chunk, states]
-
-    push = ECGSession.push                                  # the same gap handling
 
     def _process(self, x: np.ndarray) -> list[dict]:
         if len(x) == 0:
