@@ -104,12 +104,13 @@ def cmd_stream(args) -> int:
     import numpy as np
 
     from pipeline.manifest import load_manifest
-    from pipeline.runtime.session import ECGSession
+    from pipeline.runtime.session import ECGSession, EEGSession
 
     manifest = load_manifest(args.artifact_dir)
-    session = ECGSession(args.artifact_dir, args.artifact)
+    ecg = manifest["kind"] == "ecg-beats"
+    artifact = args.artifact or ("tflite_float32" if ecg else "stream_tflite_float32")
+    session = (ECGSession if ecg else EEGSession)(args.artifact_dir, artifact)
     fs_hz = manifest["fs_in_hz"]
-    n_channels = len(manifest["channels"])
     chunk = max(1, int(round(args.chunk_s * fs_hz)))
 
     def chunks():
@@ -125,12 +126,9 @@ def cmd_stream(args) -> int:
             if rows:
                 yield np.asarray(rows)
             return
-        from pipeline.read.mitdb import read_mitdb, read_wfdb
+        from pipeline.runtime.replay import read_for
 
-        if "/" in args.record or args.record.endswith(".hea"):
-            record = read_wfdb(args.record.removesuffix(".hea"), channels=manifest["channels"], annotator=None)
-        else:
-            record = read_mitdb(args.record, args.data_dir, channels=manifest["channels"])
+        record = read_for(manifest, args.record, args.data_dir)
         session.pre.check_fs(record.fs_hz, record.source)
         for i in range(0, record.n_samples, chunk):
             yield record.signal[i:i + chunk]
@@ -155,7 +153,7 @@ def cmd_stream(args) -> int:
     bar.close()
     elapsed = time.perf_counter() - t0
     print(f"streamed {seen / fs_hz:.0f} s of signal in {elapsed:.2f} s ({seen / fs_hz / max(elapsed, 1e-9):.0f}x "
-          f"real time) with {args.artifact}: {dict(counts)}", file=sys.stderr)
+          f"real time) with {artifact}: {dict(counts)}", file=sys.stderr)
     return 0
 
 
@@ -226,10 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "filter, Pan-Tompkins beat detection, RR features, the exported "
                                    "model) and print one JSON line per event on stdout.")
     p.add_argument("artifact_dir", help="artifact folder from 'biosig-edge export'")
-    p.add_argument("record", help="an MIT-BIH record id (100), a WFDB record path (dir/rec), "
-                                  "or '-' for raw samples on stdin (one line per sample)")
-    p.add_argument("--artifact", default="tflite_float32",
-                   help="model to run: tflite_float32, tflite_int8, onnx_float32, reference_float32, ...")
+    p.add_argument("record", help="ECG: an MIT-BIH record id (100) or a WFDB path (dir/rec); Bonn: "
+                                  "SET/SEGMENT (E_S/S001); EEGMAT: SubjectNN; or '-' for raw samples "
+                                  "on stdin (one line per sample, channels separated by blanks or commas)")
+    p.add_argument("--artifact", default=None,
+                   help="model to run (default tflite_float32 for ECG, stream_tflite_float32 for EEG): "
+                        "any whole-window model for ECG, any stream_* model for EEG, or reference_float32")
     p.add_argument("--chunk-s", type=float, default=1.0, help="seconds per push (default 1.0)")
     p.add_argument("--realtime", action="store_true", help="pace the replay at the sampling rate")
     p.add_argument("--data-dir", help="folder holding mitdb/")

@@ -15,26 +15,27 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.runtime.replay import read_for
+
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np
-from pipeline.runtime.session import ECGSession
-folder, artifact, raw, n_channels, fs, chunk = sys.argv[1:7]
+from pipeline.runtime.session import ECGSession, EEGSession
+folder, artifact, raw, n_channels, fs, chunk, kind = sys.argv[1:8]
 x = np.memmap(raw, dtype=np.float32, mode="r").reshape(-1, int(n_channels))  # as a device reads a stream
 chunk = int(chunk)
-session = ECGSession(folder, artifact, num_threads=1)
+session = (ECGSession if kind == "ecg-beats" else EEGSession)(folder, artifact, num_threads=1)
 lat, beats = [], 0
 t0 = time.perf_counter()
 for i in range(0, len(x), chunk):
     t = time.perf_counter()
     events = session.push(np.asarray(x[i:i + chunk]))
     dt = time.perf_counter() - t
-    n = sum(e["type"] == "beat" for e in events)
+    n = sum(e["type"] in ("beat", "window") for e in events)
     if n:
         lat.append(dt / n)
         beats += n
@@ -49,10 +50,9 @@ print(json.dumps({"seconds": total, "beats": beats, "latency_s": lat,
 def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_dir=None,
         throughput_chunk_s: float = 1.0) -> list[dict]:
     from pipeline.manifest import load_manifest
-    from pipeline.read.mitdb import read_mitdb
 
     manifest = load_manifest(folder)
-    rec = read_mitdb(record, data_dir, channels=manifest["channels"])
+    rec = read_for(manifest, record, data_dir)
     chunk = max(1, int(round(chunk_s * rec.fs_hz)))
     big_chunk = max(1, int(round(throughput_chunk_s * rec.fs_hz)))
     rows = []
@@ -62,7 +62,7 @@ def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_di
             results = []
             for size in (big_chunk, chunk):           # throughput pass, then latency pass
                 out = subprocess.run([sys.executable, "-c", CHILD, str(folder), artifact, raw.name,
-                                      str(rec.signal.shape[1]), str(rec.fs_hz), str(size)],
+                                      str(rec.signal.shape[1]), str(rec.fs_hz), str(size), manifest["kind"]],
                                      capture_output=True, text=True)
                 if out.returncode != 0:
                     break
@@ -85,16 +85,25 @@ def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_di
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="artifact folder from 'biosig-edge export'")
-    parser.add_argument("--record", default="100", help="MIT-BIH record (default: 100, 30 min)")
-    parser.add_argument("--artifacts", nargs="+",
-                        default=["tflite_float32", "tflite_int8", "onnx_float32", "onnx_dynamic_int8",
-                                 "reference_float32"])
+    parser.add_argument("--record", default=None,
+                        help="MIT-BIH record (default 100, 30 min), Bonn SET/SEGMENT (default E_S/S001: "
+                             "segment 001 of all five sets) or EEGMAT subject (default Subject00, rest)")
+    parser.add_argument("--artifacts", nargs="+", default=None,
+                        help="default: every float and int8 TFLite/ONNX model the session can run")
     parser.add_argument("--chunk-s", type=float, default=0.05,
                         help="seconds of signal per push (default 0.05: latency is per push)")
     parser.add_argument("--throughput-chunk-s", type=float, default=1.0,
                         help="seconds per push in the throughput pass (default 1.0)")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
+    from pipeline.manifest import load_manifest
+
+    manifest = load_manifest(args.folder)
+    ecg = manifest["kind"] == "ecg-beats"
+    args.record = args.record or {"ecg-mitdb": "100", "eeg-bonn": "E_S/S001"}.get(manifest["task"], "Subject00")
+    prefix = "" if ecg else "stream_"
+    args.artifacts = args.artifacts or [f"{prefix}{n}" for n in
+                                        ("tflite_float32", "tflite_int8", "onnx_float32", "onnx_dynamic_int8")] + ["reference_float32"]
     rows = run(args.folder, args.artifacts, args.record, args.chunk_s, args.data_dir, args.throughput_chunk_s)
     print(f"record {args.record}; throughput with {args.throughput_chunk_s} s pushes; latency = wall "
           f"time of a {args.chunk_s} s push that emitted decisions, per decision; one thread")
