@@ -97,3 +97,28 @@ def test_spec_carries_its_coefficients_for_the_device():
     d = ECG_SPEC.to_dict()
     assert d["fs_out_hz"] == 180.0
     assert np.asarray(d["sos"]).shape == ECG_SPEC.sos().shape == (3, 6)
+
+
+def test_the_device_kernel_is_scipy_sosfilt_exactly(ecg_20s):
+    from scipy import signal as sps
+
+    from pipeline.preprocess import iir
+
+    sos = ECG_SPEC.sos()
+    zi = sps.sosfilt_zi(sos)[:, :, None] * ecg_20s[0][None, None, :]
+    expected, expected_zf = sps.sosfilt(sos, ecg_20s, axis=0, zi=zi)
+    got, zf = iir.sosfilt(sos, ecg_20s, zi)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(zf, expected_zf)
+    np.testing.assert_allclose(iir.sosfilt_zi(sos), sps.sosfilt_zi(sos), rtol=1e-12, atol=1e-15)
+    assert iir.KERNEL == "scipy.signal._sosfilt (direct)"
+
+
+@pytest.mark.parametrize("fs_hz", [180.0, 360.0, 500.0])
+def test_numpy_bandpass_design_equals_scipy_butter(fs_hz):
+    from scipy import signal as sps
+
+    from pipeline.preprocess.iir import butter_bandpass_order1
+
+    expected = sps.butter(1, [5.0, 15.0], "bandpass", fs=fs_hz, output="sos")
+    np.testing.assert_allclose(butter_bandpass_order1(fs_hz, 5.0, 15.0), expected, rtol=1e-10, atol=1e-13)

@@ -2,7 +2,8 @@
 
 Written once and used both offline (training windows) and on the device (streaming), so a
 recording fed in one piece or in chunks of any size gives bit-identical numbers. Needs
-numpy and scipy only (``scipy.signal.sosfilt`` is the IIR kernel; no TensorFlow).
+numpy and scipy's compiled SOS kernel only (see ``iir``; no TensorFlow, not even
+``scipy.signal``).
 """
 
 from pipeline.preprocess.chain import Preprocessor, PreprocessSpec

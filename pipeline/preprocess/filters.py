@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal as sps
+
+from pipeline.preprocess.iir import sosfilt, sosfilt_zi
 
 
 def design_sos(fs_hz: float, highpass_hz: float | None = None, lowpass_hz: float | None = None,
@@ -27,6 +28,8 @@ def design_sos(fs_hz: float, highpass_hz: float | None = None, lowpass_hz: float
         Second-order sections in scipy's layout ``[b0, b1, b2, a0, a1, a2]``; an empty
         (0, 6) array means "no filtering".
     """
+    from scipy import signal as sps   # design only (training/export): the device gets SOS
+
     nyquist = fs_hz / 2
     sections = []
     for edge in (highpass_hz, lowpass_hz):
@@ -84,8 +87,8 @@ class CausalFilter:
             return x.copy()
         if self.zi_ is None:
             # (n_sections, 2) steady state per unit input, scaled per channel by x[0].
-            self.zi_ = sps.sosfilt_zi(self.sos)[:, :, None] * x[0][None, None, :]
-        y, self.zi_ = sps.sosfilt(self.sos, x, axis=0, zi=self.zi_)
+            self.zi_ = sosfilt_zi(self.sos)[:, :, None] * x[0][None, None, :]
+        y, self.zi_ = sosfilt(self.sos, x, self.zi_)
         return y
 
 

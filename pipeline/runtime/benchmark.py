@@ -41,8 +41,13 @@ for i in range(0, len(x), chunk):
         beats += n
 total = time.perf_counter() - t0
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras"))
+# VmHWM is this process's own peak; ru_maxrss can carry the parent's peak across fork+exec.
+try:
+    peak_mb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+except (OSError, StopIteration):
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": total, "beats": beats, "latency_s": lat,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "peak_rss_mb": peak_mb,
                   "heavy_modules": heavy}))
 """
 

@@ -20,7 +20,8 @@ from collections import deque
 
 import numpy as np
 
-from pipeline.preprocess.filters import CausalFilter, design_sos
+from pipeline.preprocess.filters import CausalFilter
+from pipeline.preprocess.iir import butter_bandpass_order1
 
 
 class PanTompkins:
@@ -41,7 +42,7 @@ class PanTompkins:
     def __init__(self, fs_hz: float, learn_s: float = 2.0, lookahead_s: float = 0.1,
                  refractory_s: float = 0.2, t_wave_s: float = 0.36, search_r_s: float = 0.25):
         self.fs_hz = float(fs_hz)
-        self.sos = design_sos(fs_hz, highpass_hz=5.0, lowpass_hz=15.0, order=1)
+        self.sos = butter_bandpass_order1(fs_hz, 5.0, 15.0)
         self.window = max(1, int(round(0.150 * fs_hz)))
         self.learn = int(round(learn_s * fs_hz))
         self.lookahead = max(1, int(round(lookahead_s * fs_hz)))
