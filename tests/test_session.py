@@ -163,3 +163,14 @@ def test_nan_and_flat_stretches_stream_to_the_end_with_quality_events(exported, 
     assert beats[-1] > 360 * 55                          # it went on to the end
     assert not [b for b in beats if 3600 <= b < 3960]
     assert _stream(ECGSession(out, "tflite_float32"), x, [1, 5000, 13]) == events
+
+
+def test_quantised_streaming_agrees_with_float_as_recorded_at_export(exported, ecg_60s):
+    _, out, manifest = exported
+    recorded = next(a for a in manifest["artifacts"] if a["name"] == "tflite_int8")["vs_float"]["agreement"]
+    float_beats = [e for e in ECGSession(out, "tflite_float32").push(ecg_60s) if e["type"] == "beat"]
+    int8_beats = [e for e in ECGSession(out, "tflite_int8").push(ecg_60s) if e["type"] == "beat"]
+    assert [b["sample"] for b in int8_beats] == [b["sample"] for b in float_beats]   # same detector
+    agreement = np.mean([a["class"] == b["class"] for a, b in zip(int8_beats, float_beats)])
+    # About 70 beats here against 300 at export: allow the spread of the smaller sample.
+    assert agreement >= recorded - 0.05, (agreement, recorded)
