@@ -157,6 +157,30 @@ def cmd_stream(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    """The main job: train, then export (validation reports join with issue 6)."""
+    import time
+    from pathlib import Path
+
+    from pipeline.export.export import export_run
+    from pipeline.export.report import format_export
+    from pipeline.train.config import load_config
+    from pipeline.train.fit import train_task
+
+    t0 = time.perf_counter()
+    cfg = load_config(args.task, args.profile)
+    out = Path(args.out) if args.out else Path("runs") / f"{cfg.task}-{cfg.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = train_task(cfg, out, args.data_dir)
+    print((run_dir / "metrics.md").read_text())
+    artifacts = export_run(run_dir, run_dir / "artifacts", args.data_dir,
+                           eval_limit=args.eval_limit if args.profile == "quick" else 0)
+    print(format_export(json.loads((artifacts / "manifest.json").read_text())))
+    print(f"\nrun folder: {run_dir}\nartifacts:  {artifacts}\n"
+          f"stream it:  biosig-edge stream {artifacts} {'100' if cfg.kind == 'ecg-beats' else '-'}\n"
+          f"done in {(time.perf_counter() - t0) / 60:.1f} min")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="biosig-edge",
@@ -234,6 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="pace the replay at the sampling rate")
     p.add_argument("--data-dir", help="folder holding mitdb/")
     p.set_defaults(func=cmd_stream)
+
+    p = sub.add_parser("run", help="the main job: train a task, then export and check every format",
+                       description="Train TASK with a profile, then export it (TFLite, ONNX, C arrays, "
+                                   "streaming graphs) and compare every artifact with the float model "
+                                   "on the held-out split. Prints where everything landed.")
+    p.add_argument("task", help="ecg-mitdb, eeg-bonn or eeg-eegmat")
+    p.add_argument("--profile", default="quick", choices=["quick", "full"], help="default: quick")
+    p.add_argument("--out", help="run folder (default: runs/<task>-<profile>-<time>)")
+    p.add_argument("--eval-limit", type=int, default=5000,
+                   help="quick profile: export checks on a stratified subset of this many test windows")
+    p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
+    p.set_defaults(func=cmd_run)
     return parser
 
 

@@ -152,3 +152,11 @@ def test_bad_runs_are_refused_and_nothing_half_written_is_left(exported, tmp_pat
         export_run(starved, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".*partial*")) and not list(run.parent.glob(".*partial*"))
+
+
+def test_run_command_refuses_an_unknown_task(capsys):
+    from pipeline.cli import main
+
+    # The main job takes minutes; train and export are tested above on their own.
+    assert main(["run", "ecg-foo"]) == 2
+    assert "no task 'ecg-foo'" in capsys.readouterr().err
