@@ -19,9 +19,7 @@ def seizure():
 
 
 def _offline(manifest, out, record):
-    p = manifest["preprocess"]
-    spec = PreprocessSpec(p["fs_in_hz"], p["decimate"], p["highpass_hz"], p["lowpass_hz"],
-                          p["notch_hz"], p["order"], p["gain"])
+    spec = PreprocessSpec.from_dict(manifest["preprocess"])
     w = fixed_windows(record, spec, manifest["window"]["window_s"], manifest["window"]["hop_s"])
     return w, NumpyLSTM.from_file(out / "reference_float32.npz").predict({"signal": w.x})
 

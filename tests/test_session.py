@@ -62,9 +62,7 @@ def test_session_inputs_equal_offline_windows_built_from_the_same_beats(exported
     session.qrs.push = lambda chunk: detected.extend(found := original(chunk)) or found
     session.push(ecg_60s)
     r = np.array(detected)
-    p = manifest["preprocess"]
-    spec = PreprocessSpec(p["fs_in_hz"], p["decimate"], p["highpass_hz"], p["lowpass_hz"],
-                          p["notch_hz"], p["order"], p["gain"])
+    spec = PreprocessSpec.from_dict(manifest["preprocess"])
     y = Preprocessor(spec, 2).run(ecg_60s, 360.0)
     inside = (r - 45 >= 0) & (r + 81 <= len(y))
     windows = template_inputs(np.stack([y[k - 45:k + 81] for k in r[inside]]))

@@ -52,6 +52,12 @@ class PreprocessSpec:
         """The filter as SOS of shape (n_sections, 6), designed at ``fs_in_hz``."""
         return design_sos(self.fs_in_hz, self.highpass_hz, self.lowpass_hz, self.notch_hz, self.order)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "PreprocessSpec":
+        """From :meth:`to_dict` output (a manifest's ``preprocess``); extra keys ignored."""
+        return cls(d["fs_in_hz"], d["decimate"], d["highpass_hz"], d["lowpass_hz"], d["notch_hz"],
+                   d["order"], d["gain"])
+
     def to_dict(self) -> dict:
         """JSON-ready description, with the SOS coefficients a device needs."""
         return {**asdict(self), "fs_out_hz": self.fs_out_hz, "sos": self.sos().tolist()}

@@ -59,10 +59,24 @@ def open_model(folder: str | Path, manifest: dict, artifact: str, num_threads: i
 
 
 class StreamSession:
-    """What every streaming session shares: input checks, NaN/inf and flat-line handling
-    (an event, then a restart of all state when good samples return), and sample counting.
-    Subclasses set ``spec``, ``n_channels``, ``flat_len`` and ``manifest`` and implement
-    ``_restart(at_sample)`` and ``_process(chunk) -> events``."""
+    """What every streaming session shares: the checked manifest and model, the
+    preprocessing spec, input checks, NaN/inf and flat-line handling (an event, then a
+    restart of all state when good samples return), and sample counting. Subclasses
+    implement ``_restart(at_sample)`` and ``_process(chunk) -> events``."""
+
+    #: ``kind`` in the manifest this session can run.
+    KIND = ""
+
+    def __init__(self, folder: str | Path, artifact: str, num_threads: int = 1, flat_s: float = 1.0):
+        self.folder = Path(folder)
+        self.manifest = load_manifest(self.folder)
+        if self.manifest["kind"] != self.KIND:
+            raise SessionError(f"{folder}: a '{self.manifest['kind']}' model, not {self.KIND_TEXT}")
+        self.model = open_model(folder, self.manifest, artifact, num_threads)
+        self.spec = PreprocessSpec.from_dict(self.manifest["preprocess"])
+        self.sos = np.asarray(self.manifest["preprocess"]["sos"])
+        self.n_channels = len(self.manifest["channels"])
+        self.flat_len = int(round(flat_s * self.spec.fs_in_hz))
 
     def reset(self) -> None:
         """Forget the recording: filter, detector, RR tracker, template and buffers."""
@@ -138,19 +152,12 @@ class ECGSession(StreamSession):
     artifact : which model to run (``tflite_float32``, ``onnx_float32``, ``reference_float32``, ...)
     """
 
+    KIND, KIND_TEXT = "ecg-beats", "an ECG beat classifier"
+
     def __init__(self, folder: str | Path, artifact: str = "tflite_float32", num_threads: int = 1,
                  flat_s: float = 1.0):
-        self.folder = Path(folder)
-        self.manifest = load_manifest(self.folder)
+        super().__init__(folder, artifact, num_threads, flat_s)
         m = self.manifest
-        if m["kind"] != "ecg-beats":
-            raise SessionError(f"{folder}: a '{m['kind']}' model, not an ECG beat classifier")
-        self.model = open_model(folder, m, artifact, num_threads)
-        p = m["preprocess"]
-        self.spec = PreprocessSpec(p["fs_in_hz"], p["decimate"], p["highpass_hz"], p["lowpass_hz"],
-                                   p["notch_hz"], p["order"], p["gain"])
-        self.sos = np.asarray(p["sos"])
-        self.n_channels = len(m["channels"])
         fs = self.spec.fs_out_hz
         self.n_before = int(round(m["window"]["before_s"] * fs))
         self.n_after = int(round(m["window"]["after_s"] * fs))
@@ -161,7 +168,6 @@ class ECGSession(StreamSession):
         self.side_clip = side.get("clip") or np.inf
         self.normalise = m["window"]["normalise"]
         self.buffer_len = int(10 * fs)       # 10 s of model-rate samples: windows + search-back
-        self.flat_len = int(round(flat_s * self.spec.fs_in_hz))
         self.reset()
 
     def _restart(self, at_sample: int) -> None:
@@ -251,21 +257,14 @@ class EEGSession(StreamSession):
     events as :class:`ECGSession`.
     """
 
+    KIND, KIND_TEXT = "eeg-windows", "an EEG window classifier"
+
     def __init__(self, folder: str | Path, artifact: str = "stream_tflite_float32", num_threads: int = 1,
                  flat_s: float = 1.0):
-        self.folder = Path(folder)
-        self.manifest = load_manifest(self.folder)
-        m = self.manifest
-        if m["kind"] != "eeg-windows":
-            raise SessionError(f"{folder}: a '{m['kind']}' model, not an EEG window classifier")
-        self.model = open_model(folder, m, artifact, num_threads)
+        super().__init__(folder, artifact, num_threads, flat_s)
         if not hasattr(self.model, "step"):
             raise SessionError(f"{folder}: '{artifact}' is a whole-window graph; choose a stream_* artifact")
-        p = m["preprocess"]
-        self.spec = PreprocessSpec(p["fs_in_hz"], p["decimate"], p["highpass_hz"], p["lowpass_hz"],
-                                   p["notch_hz"], p["order"], p["gain"])
-        self.sos = np.asarray(p["sos"])
-        self.n_channels = len(m["channels"])
+        m = self.manifest
         st = m["streaming"]
         self.chunk_len = st["chunk_len"]
         self.units = st["state_sizes"]
@@ -274,7 +273,6 @@ class EEGSession(StreamSession):
         if self.hop_len % self.chunk_len or self.n_steps % self.chunk_len:
             raise SessionError(f"{folder}: hop ({self.hop_len}) and window ({self.n_steps}) must be whole "
                                f"numbers of chunks ({self.chunk_len})")
-        self.flat_len = int(round(flat_s * self.spec.fs_in_hz))
         self.reset()
 
 
