@@ -65,16 +65,20 @@ def cmd_data_fetch(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
+def _run_dir(cfg, out: str | None):
+    """The run folder: --out, or runs/<task>-<profile>-<time>."""
     import time
     from pathlib import Path
 
+    return Path(out) if out else Path("runs") / f"{cfg.task}-{cfg.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def cmd_train(args) -> int:
     from pipeline.train.config import load_config
     from pipeline.train.fit import train_task
 
     cfg = load_config(args.config or args.task, args.profile)
-    out = Path(args.out) if args.out else Path("runs") / f"{cfg.task}-{cfg.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = train_task(cfg, out, args.data_dir)
+    run_dir = train_task(cfg, _run_dir(cfg, args.out), args.data_dir)
     print((run_dir / "metrics.md").read_text())
     print(f"run folder: {run_dir}")
     return 0
@@ -160,7 +164,6 @@ def cmd_stream(args) -> int:
 def cmd_run(args) -> int:
     """The main job: train, then export (validation reports join with issue 6)."""
     import time
-    from pathlib import Path
 
     from pipeline.export.export import export_run
     from pipeline.export.report import format_export
@@ -169,8 +172,7 @@ def cmd_run(args) -> int:
 
     t0 = time.perf_counter()
     cfg = load_config(args.task, args.profile)
-    out = Path(args.out) if args.out else Path("runs") / f"{cfg.task}-{cfg.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = train_task(cfg, out, args.data_dir)
+    run_dir = train_task(cfg, _run_dir(cfg, args.out), args.data_dir)
     print((run_dir / "metrics.md").read_text())
     artifacts = export_run(run_dir, run_dir / "artifacts", args.data_dir,
                            eval_limit=args.eval_limit if args.profile == "quick" else 0)

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chunking import push_in_chunks
 from pipeline.preprocess import PreprocessSpec
 from pipeline.read.bonn import read_bonn
 from pipeline.runtime.reference import NumpyLSTM
@@ -39,11 +40,7 @@ def test_streamed_windows_equal_the_whole_window_float_model(exported_bonn, seiz
 def test_any_chunking_gives_the_same_windows(exported_bonn, seizure, sizes):
     _, out, _ = exported_bonn
     whole = EEGSession(out, "reference_float32").push(seizure.signal)
-    session, events, pos, k = EEGSession(out, "reference_float32"), [], 0, 0
-    while pos < seizure.n_samples:
-        events += session.push(seizure.signal[pos:pos + sizes[k % len(sizes)]])
-        pos, k = pos + sizes[k % len(sizes)], k + 1
-    assert events == whole
+    assert push_in_chunks(EEGSession(out, "reference_float32").push, seizure.signal, sizes) == whole
 
 
 def test_the_decision_comes_as_the_window_closes(exported_bonn, seizure):

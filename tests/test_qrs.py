@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chunking import push_in_chunks
 from pipeline.read.mitdb import read_mitdb
 from pipeline.runtime.beat_match import match_beats
 from pipeline.runtime.qrs import PanTompkins
@@ -17,13 +18,7 @@ def record_208():
 
 
 def _detect(x: np.ndarray, sizes: list[int]) -> list[int]:
-    det = PanTompkins(360.0)
-    beats, pos, k = [], 0, 0
-    while pos < len(x):
-        size = sizes[k % len(sizes)]
-        beats += det.push(x[pos:pos + size])
-        pos, k = pos + size, k + 1
-    return beats
+    return push_in_chunks(PanTompkins(360.0).push, x, sizes)
 
 
 @settings(max_examples=12, deadline=None)

@@ -17,7 +17,7 @@ def real_inputs(exported):
     """Standardised inputs of 200 real DS2 beats, as the exported models take them."""
     from pipeline.train.config import config_from_dict
     from pipeline.train.data import load_windows
-    from pipeline.train.fit import Standardiser
+    from pipeline.window.side import Standardiser
 
     run, _, _ = exported
     info = json.loads((run / "run.json").read_text())

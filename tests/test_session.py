@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chunking import push_in_chunks
 from pipeline.read.mitdb import read_mitdb
 from pipeline.runtime.session import ECGSession, SessionError
 
@@ -19,12 +20,7 @@ def ecg_60s():
 
 
 def _stream(session, x, sizes):
-    events, pos, k = [], 0, 0
-    while pos < len(x):
-        size = sizes[k % len(sizes)]
-        events += session.push(x[pos:pos + size])
-        pos, k = pos + size, k + 1
-    return events
+    return push_in_chunks(session.push, x, sizes)
 
 
 @settings(max_examples=6, deadline=None)
@@ -51,7 +47,7 @@ def test_streamed_beats_equal_the_numpy_reference_on_the_same_inputs(exported, e
 def test_session_inputs_equal_offline_windows_built_from_the_same_beats(exported, ecg_60s):
     """The session's window, template and RR inputs equal the offline training code's."""
     from pipeline.preprocess import Preprocessor, PreprocessSpec
-    from pipeline.train.fit import Standardiser
+    from pipeline.window.side import Standardiser
     from pipeline.window.rr import RR_FEATURE_NAMES, rr_features
     from pipeline.window.template import template_inputs
 

@@ -75,7 +75,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
     from pipeline.runtime.backends import LiteRTModel, OnnxModel
     from pipeline.train.config import config_from_dict
     from pipeline.train.data import load_windows
-    from pipeline.train.fit import Standardiser
+    from pipeline.window.side import Standardiser
     from pipeline.train.model import load_model
 
     run_dir = Path(run_dir)

@@ -43,9 +43,6 @@ class DatasetCard:
     download: dict[str, Any]
     raw: dict[str, Any]
 
-    def citation_text(self) -> str:
-        return "\n".join(self.raw["citation"])
-
 
 def parse_card(data: dict[str, Any], source: Path) -> DatasetCard:
     """Validate a card's keys and types; raise :class:`ConfigError` naming the key."""

@@ -26,7 +26,9 @@ from pipeline.errors import BiosigError
 from pipeline.manifest import load_manifest, verify_artifact
 from pipeline.preprocess import Preprocessor, PreprocessSpec
 from pipeline.runtime.qrs import PanTompkins
+from pipeline.window.ecg import normalise_windows
 from pipeline.window.rr import RR_FEATURE_NAMES, RRFeatures
+from pipeline.window.side import Standardiser
 from pipeline.window.template import BeatTemplate
 
 
@@ -163,9 +165,7 @@ class ECGSession(StreamSession):
         self.n_after = int(round(m["window"]["after_s"] * fs))
         side = m["side_features"]
         self.side_cols = [RR_FEATURE_NAMES.index(n) for n in side["names"]]
-        self.side_mean = np.asarray(side["mean"])
-        self.side_std = np.asarray(side["std"])
-        self.side_clip = side.get("clip") or np.inf
+        self.standardise = Standardiser.from_manifest(side)
         self.normalise = m["window"]["normalise"]
         self.buffer_len = int(10 * fs)       # 10 s of model-rate samples: windows + search-back
         self.reset()
@@ -231,9 +231,8 @@ class ECGSession(StreamSession):
 
     def _classify(self, r: int, window: np.ndarray, features: np.ndarray, r_next: int) -> dict:
         if self.normalise == "zscore":
-            window = ((window - window.mean(0)) / (window.std(0) + 0.01)).astype(np.float32)
-        side = np.clip((features[self.side_cols] - self.side_mean) / self.side_std,
-                       -self.side_clip, self.side_clip).astype(np.float32)
+            window = normalise_windows(window[None], "zscore")[0]
+        side = self.standardise(features[None, self.side_cols])[0]
         probs = self.model.predict({"signal": window[None], "side": side[None]})[0]
         sample = self.segment_start_ + r * self.spec.decimate
         # When the inputs existed: the window closed and the next beat (post-RR) occurred.

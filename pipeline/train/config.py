@@ -19,14 +19,15 @@ from pipeline.preprocess import PreprocessSpec
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
-@dataclass(frozen=True)
-class PreprocessConfig:
-    decimate: int = 1
-    highpass_hz: float | None = None
-    lowpass_hz: float | None = None
-    notch_hz: float | None = None
-    order: int = 2
-    gain: float = 1.0
+#: The ``[preprocess]`` table: every field of PreprocessSpec except the recording's rate,
+#: which comes from the data. Derived, so that the two can never drift apart.
+_spec_hints = typing.get_type_hints(PreprocessSpec)
+PreprocessConfig = dataclasses.make_dataclass(
+    "PreprocessConfig",
+    [(f.name, _spec_hints[f.name], field(default=f.default))
+     for f in dataclasses.fields(PreprocessSpec) if f.name != "fs_in_hz"],
+    frozen=True)
+PreprocessConfig.__module__ = __name__
 
 
 @dataclass(frozen=True)

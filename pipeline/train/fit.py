@@ -17,7 +17,6 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from pipeline.metrics import binary_view, classification_metrics, confusion_matr
 from pipeline.splits import Split, subject_folds
 from pipeline.train.config import TaskConfig
 from pipeline.train.data import WindowTable, load_windows, task_split
+from pipeline.window.side import Standardiser
 
 
 class TrainingError(BiosigError):
@@ -38,31 +38,6 @@ class TrainingError(BiosigError):
     def __init__(self, message: str, model=None):
         super().__init__(message)
         self.model = model
-
-
-@dataclass
-class Standardiser:
-    """Side-feature scaling learned on the training split: (x - mean) / std, clipped.
-
-    Clipping to +-``CLIP`` standard deviations keeps rare extremes (a 3 s pause gives a
-    post-RR 20 std out) from stretching the full-int8 input range: calibrated on them, the
-    int8 model resolved ordinary RR features in a handful of levels and agreed with float
-    on 28 % of beats. The device applies the same clip (it is in the manifest).
-    """
-
-    mean: np.ndarray
-    std: np.ndarray
-    CLIP = 5.0
-
-    @classmethod
-    def fit(cls, side: np.ndarray) -> "Standardiser":
-        if side.shape[1] == 0:
-            return cls(np.zeros(0), np.ones(0))
-        return cls(side.mean(0), np.maximum(side.std(0), 1e-6))
-
-    def __call__(self, side: np.ndarray) -> np.ndarray:
-        """(n, n_side) -> (n, n_side) float32."""
-        return np.clip((side - self.mean) / self.std, -self.CLIP, self.CLIP).astype(np.float32)
 
 
 def class_weights(y: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
