@@ -44,3 +44,13 @@ def test_match_beats_by_hand():
     m = match_beats(np.array([100, 200, 300]), np.array([102, 260, 301, 500]), tolerance=10)
     assert (m["tp"], m["fn"], m["fp"]) == (2, 1, 2)
     assert m["median_offset"] == 1.5
+
+
+def test_beats_strictly_increase_on_noisy_record_105():
+    """Record 105's noise made two integrated peaks search back to (almost) the same R,
+    17 samples apart here and 3 samples in reverse order at the model rate, which the
+    session's RR tracker refused mid-record. R peaks must be a refractory period apart."""
+    rec = read_mitdb("105", channels=["MLII"])
+    beats = np.array(_detect(rec.signal[:, 0], [3600]))
+    assert len(beats) > 2500
+    assert np.diff(beats).min() >= PanTompkins(360.0).refractory

@@ -65,6 +65,7 @@ class PanTompkins:
         self.tail_start_ = 0
         self.spki_ = self.npki_ = None
         self.last_qrs_ = None                           # sample index of the last QRS (MWI peak)
+        self.last_r_ = None                             # sample index of the last R peak reported
         self.last_slope_ = 0.0
         self.rr_ = deque(maxlen=8)
         self.noise_since_qrs_ = []                      # (index, value, slope) for search-back
@@ -146,14 +147,21 @@ class PanTompkins:
         seg = seg - np.median(seg)
         return self.tail_start_ + lo + int(np.argmax(np.abs(seg)))
 
-    def _accept(self, index: int, value: float, slope: float, weight: float) -> int:
+    def _accept(self, index: int, value: float, slope: float, weight: float) -> list[int]:
+        """Take an integrated-signal peak as a QRS; return its R peak, or nothing if that R
+        lies within the refractory period of the last one reported (two integrated peaks
+        of one wide, noisy complex can search back to the same R: record 105)."""
         if self.last_qrs_ is not None:
             self.rr_.append(index - self.last_qrs_)
         self.spki_ = weight * value + (1 - weight) * self.spki_
         self.last_qrs_ = index
         self.last_slope_ = slope
         self.noise_since_qrs_ = []
-        return self._r_peak(index)
+        r = self._r_peak(index)
+        if self.last_r_ is not None and r - self.last_r_ < self.refractory:
+            return []
+        self.last_r_ = r
+        return [r]
 
     def _judge(self, index: int, value: float) -> list[int]:
         """Classify one integrated-signal peak as QRS or noise; return R peaks found."""
@@ -164,7 +172,7 @@ class PanTompkins:
             if index - self.last_qrs_ > 1.66 * rr_avg and self.noise_since_qrs_:
                 j, v, slope = max(self.noise_since_qrs_, key=lambda p: p[1])
                 if v > 0.5 * self._threshold() and j - self.last_qrs_ >= self.refractory:
-                    beats.append(self._accept(j, v, slope, 0.25))
+                    beats += self._accept(j, v, slope, 0.25)
         if self.last_qrs_ is not None and index - self.last_qrs_ < self.refractory:
             return beats
         slope = self._slope(index)
@@ -172,7 +180,7 @@ class PanTompkins:
             t_wave = (self.last_qrs_ is not None and index - self.last_qrs_ < self.t_wave
                       and slope < 0.5 * self.last_slope_)
             if not t_wave:
-                beats.append(self._accept(index, value, slope, 0.125))
+                beats += self._accept(index, value, slope, 0.125)
                 return beats
         self.npki_ = 0.125 * value + 0.875 * self.npki_
         self.noise_since_qrs_.append((index, value, slope))
