@@ -161,14 +161,32 @@ def cmd_stream(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    from pipeline.validate.validate import validate
+
+    out, report = validate(args.artifact_dir, args.data_dir, args.budget, args.out, subset=args.subset,
+                           seconds=args.seconds, chunk_s=args.chunk_s, core=args.core,
+                           artifacts=args.artifacts, force=args.force,
+                           progress=_progress("reading held-out recordings"),
+                           log=lambda m: print(m, file=sys.stderr))
+    print((out / "report.md").read_text())
+    print(f"report: {out / 'report.html'}  (also report.md, report.json)")
+    failed = [b for b in report["budget_results"] if not b["passed"]]
+    for b in failed:
+        print(f"BUDGET FAILED: {b['artifact']}: {b['what']} {b['value']} {b['unit']} "
+              f"(limit {b['key']} = {b['limit']})", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_run(args) -> int:
-    """The main job: train, then export (validation reports join with issue 6)."""
+    """The main job: train, export, validate; exit 1 if an artifact misses its budget."""
     import time
 
     from pipeline.export.export import export_run
     from pipeline.export.report import format_export
     from pipeline.train.config import load_config
     from pipeline.train.fit import train_task
+    from pipeline.validate.validate import validate
 
     t0 = time.perf_counter()
     cfg = load_config(args.task, args.profile)
@@ -177,10 +195,22 @@ def cmd_run(args) -> int:
     artifacts = export_run(run_dir, run_dir / "artifacts", args.data_dir,
                            eval_limit=args.eval_limit if args.profile == "quick" else 0)
     print(format_export(json.loads((artifacts / "manifest.json").read_text())))
-    print(f"\nrun folder: {run_dir}\nartifacts:  {artifacts}\n"
+    report_dir, report = validate(artifacts, args.data_dir, args.budget, run_dir / "validation",
+                                  log=lambda m: print(m, file=sys.stderr),
+                                  progress=_progress("reading held-out recordings"))
+    rec = report["recommendation"]
+    print(f"\nrecommended: {rec['raspberry_pi_cpu']['artifact']} on a Raspberry-Pi-class CPU "
+          f"({rec['raspberry_pi_cpu']['reason']});\n             {rec['microcontroller']['artifact']} on a "
+          f"microcontroller ({rec['microcontroller']['reason']})")
+    failed = [b for b in report["budget_results"] if not b["passed"]]
+    for b in failed:
+        print(f"BUDGET FAILED: {b['artifact']}: {b['what']} {b['value']:.4g} {b['unit']} "
+              f"(limit {b['key']} = {b['limit']})", file=sys.stderr)
+    print(f"\nrun folder: {run_dir}\nartifacts:  {artifacts}\nreport:     {report_dir / 'report.html'} "
+          f"(and report.md, report.json)\n"
           f"stream it:  biosig-edge stream {artifacts} {'100' if cfg.kind == 'ecg-beats' else '-'}\n"
           f"done in {(time.perf_counter() - t0) / 60:.1f} min")
-    return 0
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,15 +291,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder holding mitdb/")
     p.set_defaults(func=cmd_stream)
 
-    p = sub.add_parser("run", help="the main job: train a task, then export and check every format",
-                       description="Train TASK with a profile, then export it (TFLite, ONNX, C arrays, "
-                                   "streaming graphs) and compare every artifact with the float model "
-                                   "on the held-out split. Prints where everything landed.")
+    p = sub.add_parser("validate", help="stream every artifact over the held-out split; report and budgets",
+                       description="Streams every artifact of an export folder over the task's held-out "
+                                   "split through the device-side session (one pinned core, one thread), "
+                                   "scores it against the annotations and the float reference, and writes "
+                                   "report.html (self-contained, with figures), report.md and report.json. "
+                                   "Exit code 1 if an artifact misses a budget (each is named), 2 on bad input.")
+    p.add_argument("artifact_dir", help="artifact folder from 'biosig-edge export' (every file's sha256 is checked)")
+    p.add_argument("--budget", help="TOML file of limits (default: pipeline/validate/budgets/<task>.toml)")
+    p.add_argument("--out", help="report folder (default: RUN/validation beside RUN/artifacts)")
+    p.add_argument("--artifacts", nargs="+", help="only these artifacts (the float reference always runs)")
+    p.add_argument("--subset", type=int, help="only the first N held-out recordings (a quick look; the "
+                                              "report marks it as a subset)")
+    p.add_argument("--seconds", type=float, help="only the first S seconds of each recording")
+    p.add_argument("--chunk-s", type=float, default=0.05, help="seconds of signal per push (default 0.05)")
+    p.add_argument("--core", type=int, help="CPU core to pin every measurement to (default: the lowest allowed)")
+    p.add_argument("--force", action="store_true", help="replace an existing report folder")
+    p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="the main job: train a task, export it, validate every artifact",
+                       description="Train TASK with a profile, export it (TFLite, ONNX, C arrays, "
+                                   "streaming graphs, each checked against the float model), then "
+                                   "validate: stream every artifact over the held-out split and write "
+                                   "the report (RUN/validation/report.html). Exit code 1 if an artifact "
+                                   "misses the task's budget.")
     p.add_argument("task", help="ecg-mitdb, eeg-bonn or eeg-eegmat")
     p.add_argument("--profile", default="quick", choices=["quick", "full"], help="default: quick")
     p.add_argument("--out", help="run folder (default: runs/<task>-<profile>-<time>)")
     p.add_argument("--eval-limit", type=int, default=5000,
                    help="quick profile: export checks on a stratified subset of this many test windows")
+    p.add_argument("--budget", help="TOML file of limits (default: pipeline/validate/budgets/<task>.toml)")
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
     p.set_defaults(func=cmd_run)
     return parser

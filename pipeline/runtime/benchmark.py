@@ -11,75 +11,37 @@ printed, never asserted: this machine is shared.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.runtime.measure import measure_in_child
 from pipeline.runtime.replay import read_for
 
-CHILD = r"""
-import json, resource, sys, time
-import numpy as np
-from pipeline.runtime.session import ECGSession, EEGSession
-folder, artifact, raw, n_channels, fs, chunk, kind = sys.argv[1:8]
-x = np.memmap(raw, dtype=np.float32, mode="r").reshape(-1, int(n_channels))  # as a device reads a stream
-chunk = int(chunk)
-session = (ECGSession if kind == "ecg-beats" else EEGSession)(folder, artifact, num_threads=1)
-lat, beats = [], 0
-t0 = time.perf_counter()
-for i in range(0, len(x), chunk):
-    t = time.perf_counter()
-    events = session.push(np.asarray(x[i:i + chunk]))
-    dt = time.perf_counter() - t
-    n = sum(e["type"] in ("beat", "window") for e in events)
-    if n:
-        lat.append(dt / n)
-        beats += n
-total = time.perf_counter() - t0
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras"))
-# VmHWM is this process's own peak; ru_maxrss can carry the parent's peak across fork+exec.
-try:
-    peak_mb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
-except (OSError, StopIteration):
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": total, "beats": beats, "latency_s": lat,
-                  "peak_rss_mb": peak_mb,
-                  "heavy_modules": heavy}))
-"""
-
-
 def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_dir=None,
-        throughput_chunk_s: float = 1.0) -> list[dict]:
+        throughput_chunk_s: float = 1.0, core: int | None = None) -> list[dict]:
     from pipeline.manifest import load_manifest
 
     manifest = load_manifest(folder)
     rec = read_for(manifest, record, data_dir)
-    chunk = max(1, int(round(chunk_s * rec.fs_hz)))
-    big_chunk = max(1, int(round(throughput_chunk_s * rec.fs_hz)))
     rows = []
     with tempfile.NamedTemporaryFile(suffix=".f32") as raw:
         rec.signal.astype(np.float32).tofile(raw.name)
+        recordings = [{"id": record, "raw": raw.name, "n_channels": int(rec.signal.shape[1])}]
         for artifact in artifacts:
-            results = []
-            for size in (big_chunk, chunk):           # throughput pass, then latency pass
-                out = subprocess.run([sys.executable, "-c", CHILD, str(folder), artifact, raw.name,
-                                      str(rec.signal.shape[1]), str(rec.fs_hz), str(size), manifest["kind"]],
-                                     capture_output=True, text=True)
-                if out.returncode != 0:
-                    break
-                results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            if len(results) < 2:
-                rows.append({"artifact": artifact, "error": out.stderr.strip().splitlines()[-1]})
+            try:                                      # throughput pass, then latency pass
+                big, r = (measure_in_child({"folder": str(folder), "artifact": artifact, "chunk_s": size,
+                                            "core": core, "recordings": recordings})
+                          for size in (throughput_chunk_s, chunk_s))
+            except RuntimeError as e:
+                rows.append({"artifact": artifact, "error": str(e)})
                 continue
-            big, r = results
             lat_ms = np.asarray(r["latency_s"]) * 1000
             rows.append({"artifact": artifact, "record": record, "duration_s": rec.duration_s,
-                         "beats": big["beats"], "seconds": big["seconds"],
-                         "x_real_time": rec.duration_s / big["seconds"],
+                         "beats": sum(e["type"] in ("beat", "window") for e in big["recordings"][0]["events"]),
+                         "seconds": big["push_seconds"],
+                         "x_real_time": rec.duration_s / big["push_seconds"],
                          "latency_ms": {q: float(np.percentile(lat_ms, p)) for q, p in
                                         (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))},
                          "peak_rss_mb": max(big["peak_rss_mb"], r["peak_rss_mb"]),

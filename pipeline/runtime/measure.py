@@ -1,0 +1,142 @@
+"""Stream recordings through one artifact and measure it: decisions, latency, throughput, RSS.
+
+Device side (numpy, scipy, one interpreter): run as its own process, so that its peak
+resident memory is what a Raspberry Pi process would hold and nothing the parent
+imported (TensorFlow) is counted::
+
+    python -m pipeline.runtime.measure JOB.json OUT.json
+
+``JOB.json``::
+
+    {"folder": artifact folder, "artifact": "tflite_int8", "chunk_s": 0.05,
+     "core": 0 or null, "recordings": [{"id": "100", "raw": "/tmp/100.f32", "n_channels": 2}]}
+
+``raw`` holds the recording's samples as float32, (n_samples, n_channels) row-major; they
+are memory-mapped and pushed ``chunk_s`` seconds at a time, one fresh session per
+recording. ``OUT.json``: per recording its events (``beat`` / ``window`` /
+``signal_quality`` dicts), then ``push_seconds`` (wall time inside ``push``),
+``signal_seconds``, ``latency_s`` (for each push that emitted decisions: its wall time
+divided by their number), ``peak_rss_mb`` (VmHWM), the modules it loaded, the core it
+was pinned to and the interpreter versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+
+import numpy as np
+
+#: Distributions whose versions describe a device process, if it loaded them.
+_DISTRIBUTIONS = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
+                  "onnxruntime": "onnxruntime", "tensorflow": "tensorflow"}
+
+
+def pin_to_core(core: int | None) -> int | None:
+    """Pin this process to one CPU core (Linux); returns the core or None where unsupported."""
+    if core is None or not hasattr(os, "sched_setaffinity"):
+        return None
+    os.sched_setaffinity(0, {core})
+    return core
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident set (VmHWM); ru_maxrss can carry a parent's peak
+    across fork+exec."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def versions() -> dict[str, str]:
+    """Python, numpy, scipy and every interpreter this process has imported."""
+    import scipy
+
+    out = {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__}
+    for module, dist in _DISTRIBUTIONS.items():
+        if module in sys.modules:
+            try:
+                out[dist] = metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                out[dist] = "unknown"
+    return out
+
+
+def measure(job: dict) -> dict:
+    """Run ``job`` (see the module docstring) in this process; return the OUT dict."""
+    from pipeline.manifest import load_manifest
+    from pipeline.runtime.session import ECGSession, EEGSession
+
+    core = pin_to_core(job.get("core"))
+    kind = load_manifest(job["folder"])["kind"]
+    session_class = ECGSession if kind == "ecg-beats" else EEGSession
+    session = session_class(job["folder"], job["artifact"], num_threads=1)
+    fs_hz = session.spec.fs_in_hz
+    chunk = max(1, int(round(job["chunk_s"] * fs_hz)))
+    recordings, latency_s = [], []
+    push_seconds = signal_seconds = 0.0
+    for rec in job["recordings"]:
+        x = np.memmap(rec["raw"], dtype=np.float32, mode="r").reshape(-1, rec["n_channels"])
+        session.reset()
+        events = []
+        for i in range(0, len(x), chunk):
+            piece = np.asarray(x[i:i + chunk])
+            t = time.perf_counter()
+            new = session.push(piece)
+            dt = time.perf_counter() - t
+            push_seconds += dt
+            n = sum(e["type"] in ("beat", "window") for e in new)
+            if n:
+                latency_s.append(dt / n)
+            events += new
+        signal_seconds += len(x) / fs_hz
+        recordings.append({"id": rec["id"], "events": events})
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras"))
+    return {"artifact": job["artifact"], "recordings": recordings, "push_seconds": push_seconds,
+            "signal_seconds": signal_seconds, "latency_s": latency_s, "chunk_s": job["chunk_s"],
+            "peak_rss_mb": peak_rss_mb(), "heavy_modules": heavy, "core": core,
+            "threads": 1, "versions": versions()}
+
+
+def measure_in_child(job: dict, python: str | None = None) -> dict:
+    """Run ``job`` in a fresh process (``python``, default this interpreter); return OUT.
+
+    Raises RuntimeError with the child's last line of stderr if it fails.
+    """
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="biosig-measure-") as tmp:
+        job_path, out_path = os.path.join(tmp, "job.json"), os.path.join(tmp, "out.json")
+        with open(job_path, "w") as f:
+            json.dump(job, f)
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        done = subprocess.run([python or sys.executable, "-m", "pipeline.runtime.measure", job_path, out_path],
+                              capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+            raise RuntimeError(f"{job['artifact']}: {lines[-1]}")
+        with open(out_path) as f:
+            return json.load(f)
+
+
+def main(argv: list[str] | None = None) -> int:
+    job_path, out_path = (argv if argv is not None else sys.argv[1:])
+    with open(job_path) as f:
+        job = json.load(f)
+    result = measure(job)
+    with open(out_path, "w") as f:
+        json.dump(result, f)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

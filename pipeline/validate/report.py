@@ -1,0 +1,203 @@
+"""Write a validation report: ``report.json`` (every number), ``report.md`` (the summary)
+and ``report.html`` (one self-contained file, figures embedded), plus the figures as PNG.
+
+The Markdown and HTML tables come from one builder (:func:`tables`), so they cannot
+disagree with each other; both are rounded views of ``report.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+
+from pipeline.validate import plots
+
+FIGURES = [
+    ("confusion.png", "Confusion matrices of the streamed decisions (rows: annotation; counts, shaded by row)"),
+    ("probabilities.png", "Class probabilities of each artifact against the float reference, decision by decision"),
+    ("latency.png", "Wall time per decision"),
+    ("strip.png", "The signal with the decisions made while streaming it"),
+]
+
+
+def fmt(value, spec: str = ".2f") -> str:
+    """A number for a table; missing or NaN -> 'n/a'."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if spec == ",":
+        return f"{int(value):,}"
+    return format(value, spec)
+
+
+def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(title, header, rows, note) for every table of the report, in order."""
+    out = []
+    ok = [r for r in report["rows"] if r["status"] == "ok"]
+    rec = report["recommendation"]
+    out.append(("Recommended", ["target", "artifact", "why"],
+                [["Raspberry-Pi-class CPU", rec["raspberry_pi_cpu"]["artifact"] or "none",
+                  rec["raspberry_pi_cpu"]["reason"]],
+                 ["microcontroller", rec["microcontroller"]["artifact"] or "none", rec["microcontroller"]["reason"]]],
+                ""))
+    header = ["artifact", "bytes", "decisions = float %", "max abs dp", "macro-F1 %", "drop pt", "kappa",
+              "latency p50 / p95 / p99 / max ms", "p99 / ref", "x real time", "speed / ref", "peak RSS MB"]
+    rows = []
+    for r in report["rows"]:
+        if r["status"] != "ok":
+            rows.append([r["artifact"], fmt(r["size_bytes"], ","), f"error: {r['error']}"] + [""] * (len(header) - 3))
+            continue
+        lat = r["latency_ms"]
+        rows.append([r["artifact"], fmt(r["size_bytes"], ","), fmt(r["agreement_pct"]), fmt(r["max_abs_diff"], ".1e"),
+                     fmt(100 * r["macro_f1"]), fmt(r["macro_f1_drop_pt"], "+.2f"), fmt(r["kappa"], ".3f"),
+                     " / ".join(fmt(lat[q]) for q in ("p50", "p95", "p99", "max")),
+                     fmt(r["p99_latency_ratio"]), fmt(r["x_real_time"], ".0f"), fmt(r["throughput_ratio"]),
+                     fmt(r["peak_rss_mb"], ".0f")])
+    split = report["split"]
+    unit = "beats" if report["kind"] == "ecg-beats" else "windows"
+    n_dec = ok[0]["decisions"] if ok else 0
+    out.append(("Every artifact, streamed", header, rows,
+                f"{n_dec:,} {unit} decided by the reference on {len(split['recordings'])} held-out recordings "
+                f"({split['signal_s'] / 3600:.2f} h of signal); ref = {report['reference']} in the same run, "
+                f"on one pinned core, one thread."))
+    classes = report["classes"]
+    pc_header = ["artifact"] + [f"{c} Se / +P" for c in classes] + (["missed beats", "false detections"]
+                                                                    if report["kind"] == "ecg-beats" else [])
+    pc_rows = []
+    for r in ok:
+        m = r["metrics"]
+        cells = [f"{fmt(100 * m['per_class'][c]['se'], '.1f')} / {fmt(100 * m['per_class'][c]['ppv'], '.1f')}"
+                 for c in classes]
+        if report["kind"] == "ecg-beats":
+            cells += [fmt(m["beats_missed"], ","), fmt(m["false_detections"], ",")]
+        pc_rows.append([r["artifact"], *cells])
+    note = ("End to end: beats found by the device's own QRS detector, matched to the annotations within "
+            f"{1000 * report['method']['match_tolerance_s']:.0f} ms; Se counts missed beats, +P counts false "
+            "detections; accuracy and kappa are over matched beats; Q beats are left out."
+            if report["kind"] == "ecg-beats" else "Every window of a recording carries the recording's label.")
+    out.append(("Per class (%)", pc_header, pc_rows, note))
+    if report["task"] == "eeg-bonn":
+        out.append(("Seizure (E) vs the rest, per window", ["artifact", "Se %", "Sp %"],
+                    [[r["artifact"], fmt(100 * r["metrics"]["seizure_vs_rest"]["se"]),
+                      fmt(100 * r["metrics"]["seizure_vs_rest"]["sp"])] for r in ok], ""))
+    spec = {"B": ",", "MB": ".0f"}
+    b_rows = [[b["artifact"], b["what"], f"{fmt(b['value'], spec.get(b['unit'], '.2f'))} {b['unit']}",
+               f"{'>=' if b['key'].startswith('min') else '<='} {fmt(b['limit'], spec.get(b['unit'], '.2f'))} {b['unit']}",
+               "pass" if b["passed"] else "FAIL"] for b in report["budget_results"]]
+    out.append(("Budgets", ["artifact", "limit", "value", "budget", ""], b_rows,
+                f"from {report['budget']['source']}: "
+                + ("every limit met." if report["budget_passed"] else
+                   f"{sum(not b['passed'] for b in report['budget_results'])} limit(s) missed.")))
+    e_rows = []
+    for r in report["rows"]:
+        check = r.get("export_check")
+        if check:
+            e_rows.append([r["artifact"], fmt(check["n"], ","), fmt(100 * check["agreement"]),
+                           fmt(check["max_abs_diff"], ".1e"), fmt(100 * check["macro_f1"])])
+    out.append(("At export: each artifact on windows cut at the annotations, against Keras",
+                ["artifact", "windows", "decisions = float %", "max abs dp", "macro-F1 %"], e_rows,
+                "From the manifest; the streamed numbers above include the device's own beat detection."))
+    fw = (report.get("export") or {}).get("firmware") or {}
+    if fw.get("arena_bytes"):
+        out.append(("Microcontroller (TFLite Micro, int8)", ["tensor arena B", "windows checked",
+                                                              "TFLM = LiteRT int8 %", "TFLM = float %"],
+                    [[fmt(fw["arena_bytes"], ","), fmt(fw["checked_windows"], ","),
+                      fmt(100 * fw["tflm_vs_litert_int8_agreement"]),
+                      fmt(100 * fw["tflm_vs_float"]["agreement"])]], "From export (the TFLM Python interpreter on x86)."))
+    for title, head, body, note in report.get("extra_tables", []):
+        out.append((title, head, body, note))
+    train = (report.get("training") or {}).get("test")
+    if train:
+        t_rows = [["accuracy %", fmt(100 * train["accuracy"])], ["macro-F1 %", fmt(100 * train["macro_f1"])],
+                  ["kappa", fmt(train["kappa"], ".3f")]]
+        t_rows += [[f"{c} Se / +P %", f"{fmt(100 * v['se'], '.1f')} / {fmt(100 * v['ppv'], '.1f')}"]
+                   for c, v in train["per_class"].items()]
+        out.append(("At training: the Keras model on the held-out windows", ["metric", "value"], t_rows,
+                    f"From {report['training']['folder']}/metrics.json ({report['training']['n_params']:,} "
+                    f"parameters, trained in {report['training']['train_seconds'] / 60:.1f} min)."))
+    m = report["machine"]
+    out.append(("Machine", ["", ""],
+                [["CPU", f"{m['cpu']} ({m['arch']}, {m['logical_cpus']} logical CPUs)"],
+                 ["used", f"core {m['pinned_core']}, {m['cores_used']} core, {m['threads']} thread"],
+                 ["OS", m["os"]],
+                 ["versions", ", ".join(f"{k} {v}" for k, v in m["versions"].items())]], ""))
+    return out
+
+
+def _heading(report: dict) -> tuple[str, list[str]]:
+    split = report["split"]
+    title = f"Validation report: {report['task']}"
+    lines = [f"Artifacts: `{report['artifact_folder']}`",
+             f"Held-out split: {split['by']}s never seen in training ({split['train']} train, {split['val']} "
+             f"validation): {len(split['recordings'])} of {split['of_total']} test recordings"
+             + (f", first {split['seconds_per_recording']:.0f} s of each" if split["seconds_per_recording"] else "")
+             + ("" if split["complete"] else ". **A SUBSET: not the full held-out split.**"),
+             f"Made {report['created_utc']} in {report['wall_s'] / 60:.1f} min; pushes of "
+             f"{1000 * report['method']['chunk_s']:.0f} ms; latency = {report['method']['latency']}."]
+    return title, lines
+
+
+def to_markdown(report: dict) -> str:
+    title, lines = _heading(report)
+    out = [f"# {title}", "", *[f"{line}  " for line in lines], ""]
+    for t, header, rows, note in tables(report):
+        out += [f"## {t}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
+        out += ["", note, ""] if note else [""]
+    out += ["## Figures", ""] + [f"![{cap}]({name})" for name, cap in FIGURES] + [""]
+    return "\n".join(out)
+
+
+def to_html(report: dict, figures: dict[str, bytes]) -> str:
+    title, lines = _heading(report)
+    esc = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
+             "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:.5em 0;font-size:13px}"
+             "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
+             "td:first-child,th:first-child{text-align:left}.fail{color:#b00;font-weight:bold}"
+             ".note{color:#555;font-size:13px}img{max-width:100%}</style></head><body>",
+             f"<h1>{esc(title)}</h1>"]
+    parts += [f"<p>{esc(line).replace('**', '')}</p>" for line in lines]
+    for t, header, rows, note in tables(report):
+        parts.append(f"<h2>{esc(t)}</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
+        for row in rows:
+            parts.append("<tr>" + "".join(
+                f"<td class='fail'>{esc(c)}</td>" if c == "FAIL" else f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+        parts.append("</table>" + (f"<p class='note'>{esc(note)}</p>" if note else ""))
+    for name, caption in FIGURES:
+        if name in figures:
+            data = base64.b64encode(figures[name]).decode()
+            parts.append(f"<h2>{esc(caption)}</h2><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _jsonable(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def write_report(report: dict, heldouts, decisions: dict, latency_s: dict, out_dir: Path) -> None:
+    """Figures, then report.json, report.md and report.html into ``out_dir``."""
+    rows, classes, ref = report["rows"], report["classes"], report["reference"]
+    other = report["recommendation"]["microcontroller"]["artifact"]
+    figures = {"confusion.png": plots.confusion_grid(rows),
+               "probabilities.png": plots.probability_scatter(rows, decisions, ref, classes),
+               "latency.png": plots.latency_histograms(rows, latency_s)}
+    if report["kind"] == "ecg-beats":
+        figures["strip.png"] = plots.ecg_strip(heldouts, decisions, ref, other, classes)
+    else:
+        figures["strip.png"] = plots.eeg_strip(heldouts, decisions, ref, other, classes)
+    for name, png in figures.items():
+        (out_dir / name).write_bytes(png)
+    (out_dir / "report.json").write_text(json.dumps(_jsonable(report), indent=1))
+    (out_dir / "report.md").write_text(to_markdown(report))
+    (out_dir / "report.html").write_text(to_html(report, figures))

@@ -1,0 +1,267 @@
+"""``biosig-edge validate``: hold every artifact of a folder against its float reference.
+
+One run, one pinned core: every artifact streams the whole held-out split through the
+device-side session (its own child process, one thread: see
+:mod:`pipeline.runtime.measure`), and its decisions are scored against the annotations
+and against the float reference's decisions in the same run. The float reference is the
+numpy LSTM (``reference_float32``), which computes exactly what the Keras model computes.
+
+Nothing is written until everything has run: the report folder is built under a
+temporary name and renamed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import BiosigError
+from pipeline.manifest import load_manifest
+from pipeline.runtime.measure import measure_in_child
+from pipeline.validate import score
+from pipeline.validate.budgets import check_budget, load_budget
+from pipeline.validate.heldout import heldout_ids, read_heldout
+
+REFERENCE = "reference_float32"
+
+
+class ValidateError(BiosigError):
+    """Validation cannot start (bad folder, output exists, unknown artifact)."""
+
+
+def runnable_artifacts(manifest: dict) -> list[str]:
+    """Artifacts the task's streaming session can run, the float reference first.
+
+    ECG sessions classify whole beat windows; EEG sessions carry windows chunk by chunk,
+    so they take the chunk-plus-state graphs.
+    """
+    graphs = {"weights", "whole-window"} if manifest["kind"] == "ecg-beats" else {"weights", "stream"}
+    names = [a["name"] for a in manifest["artifacts"]
+             if a["status"] == "ok" and a["format"] in ("tflite", "onnx", "npz") and a.get("graph") in graphs]
+    return sorted(names, key=lambda n: (n != REFERENCE, names.index(n)))
+
+
+def default_out(folder: Path) -> Path:
+    """``RUN/artifacts`` -> ``RUN/validation``; any other folder F -> ``F-validation``."""
+    folder = Path(folder).resolve()
+    return folder.parent / "validation" if folder.name == "artifacts" else folder.with_name(folder.name + "-validation")
+
+
+def machine(core: int | None) -> dict:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "arch": platform.machine(), "logical_cpus": os.cpu_count(),
+            "os": f"{platform.system()} {platform.release()}", "pinned_core": core, "cores_used": 1,
+            "threads": 1, "python": platform.python_version()}
+
+
+def _latency(lat_s: list[float]) -> dict:
+    ms = np.asarray(lat_s, dtype=np.float64) * 1000
+    if not len(ms):
+        return {q: float("nan") for q in ("p50", "p95", "p99", "max")}
+    return {q: float(np.percentile(ms, p)) for q, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))}
+
+
+def _training_metrics(manifest: dict) -> dict | None:
+    """The source run's held-out metrics, if its folder is still there and holds the model
+    this folder was exported from."""
+    run = Path(manifest.get("source_run", {}).get("folder", ""))
+    if not (run / "metrics.json").is_file() or not (run / "model.keras").is_file():
+        return None
+    import hashlib
+
+    if hashlib.sha256((run / "model.keras").read_bytes()).hexdigest() != manifest["source_run"]["model_sha256"]:
+        return None
+    return {"folder": str(run), **json.loads((run / "metrics.json").read_text())}
+
+
+def recommend(rows: list[dict], budget_results: list[dict], manifest: dict) -> dict:
+    """One artifact per target, with the reason.
+
+    Raspberry-Pi-class CPU: the fastest artifact that meets every budget (else the one
+    that misses fewest). Microcontroller: the int8 model, the only one an integer-only
+    MCU runtime (TFLite Micro) runs; its arena from export.
+    """
+    failed = {}
+    for r in budget_results:
+        failed.setdefault(r["artifact"], [])
+        if not r["passed"]:
+            failed[r["artifact"]].append(r["key"])
+    ok = [r for r in rows if r["status"] == "ok"]
+    out = {}
+    passing = [r for r in ok if not failed.get(r["artifact"])]
+    if passing:
+        best = max(passing, key=lambda r: r["x_real_time"])
+        reason = (f"the fastest artifact within every budget: {best['x_real_time']:.0f}x real time, "
+                  f"p99 {best['p99_latency_ms']:.2f} ms per decision, {best['agreement_pct']:.2f} % of "
+                  f"decisions equal to float, {best['peak_rss_mb']:.0f} MB peak RSS")
+    elif ok:
+        best = min(ok, key=lambda r: (len(failed.get(r["artifact"], [])), -r["agreement_pct"]))
+        reason = (f"no artifact meets every budget; this one misses fewest "
+                  f"({', '.join(failed.get(best['artifact'], []))})")
+    else:
+        best, reason = None, "no artifact ran"
+    out["raspberry_pi_cpu"] = {"artifact": best["artifact"] if best else None, "reason": reason}
+    int8 = next((r for r in ok if r["artifact"] in ("tflite_int8", "stream_tflite_int8")), None)
+    firmware = manifest.get("firmware") or {}
+    if int8 is not None:
+        reason = (f"full-integer model for TFLite Micro ({int8['size_bytes']:,} B flatbuffer"
+                  + (f", {firmware['arena_bytes']:,} B tensor arena" if firmware.get("arena_bytes") else "")
+                  + f"); {int8['agreement_pct']:.2f} % of streamed decisions equal to float, macro-F1 "
+                  f"{int8['macro_f1_drop_pt']:+.2f} pt vs float")
+        if failed.get(int8["artifact"]):
+            reason += f"; misses budget(s): {', '.join(failed[int8['artifact']])}"
+        out["microcontroller"] = {"artifact": int8["artifact"], "reason": reason}
+    else:
+        out["microcontroller"] = {"artifact": None, "reason": "no full-integer artifact ran"}
+    return out
+
+
+def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None, out: str | Path | None = None,
+             subset: int | None = None, seconds: float | None = None, chunk_s: float = 0.05,
+             core: int | None = None, artifacts: list[str] | None = None, force: bool = False,
+             progress=None, log=print) -> tuple[Path, dict]:
+    """Validate the artifact folder; returns (report folder, report dict).
+
+    ``subset``: only the first N held-out recordings; ``seconds``: only the first S
+    seconds of each (both for quick checks; the report says so). ``core``: the CPU core
+    every child is pinned to (default: the lowest this process may use).
+    """
+    folder = Path(folder)
+    manifest = load_manifest(folder)                       # every file's sha256 and size checked
+    budget_spec = load_budget(budget, manifest["task"])
+    out_dir = Path(out) if out else default_out(folder)
+    if out_dir.exists() and not force:
+        raise ValidateError(f"{out_dir} exists; pass --force to replace it or --out for another folder")
+    available = runnable_artifacts(manifest)
+    if REFERENCE not in available:
+        raise ValidateError(f"{folder}: no '{REFERENCE}' artifact to hold the others against")
+    chosen = artifacts or available
+    unknown = [a for a in chosen if a not in available]
+    if unknown:
+        raise ValidateError(f"{folder}: cannot stream {unknown} (runnable: {available})")
+    chosen = [REFERENCE, *[a for a in chosen if a != REFERENCE]]
+    if core is None and hasattr(os, "sched_getaffinity"):
+        core = min(os.sched_getaffinity(0))
+    classes = manifest["classes"]
+    ids = heldout_ids(manifest)
+    split_total = len(ids)
+    ids = ids[:subset] if subset else ids
+    t0 = time.perf_counter()
+
+    with tempfile.TemporaryDirectory(prefix="biosig-validate-") as tmp:
+        heldouts, recordings = [], []
+        for rid in (progress or (lambda x: x))(ids):
+            h = read_heldout(manifest, rid, data_dir, seconds)
+            raw = Path(tmp) / f"{len(recordings)}.f32"
+            h.signal.astype(np.float32).tofile(raw)
+            heldouts.append(h)
+            recordings.append({"id": rid, "raw": str(raw), "n_channels": int(h.signal.shape[1])})
+            h.signal = h.signal[: int(60 * h.fs_hz)]       # keep a minute for the strip plot
+        duration_s = sum(len(np.memmap(r["raw"], np.float32, "r")) / r["n_channels"] for r in recordings) \
+            / manifest["fs_in_hz"]
+        log(f"validating {len(chosen)} artifacts on {len(ids)} held-out recordings "
+            f"({duration_s / 60:.1f} min of signal), pinned to core {core}")
+        measured = {}
+        for name in chosen:
+            t = time.perf_counter()
+            try:
+                measured[name] = measure_in_child({"folder": str(folder.resolve()), "artifact": name,
+                                                   "chunk_s": chunk_s, "core": core, "recordings": recordings})
+                log(f"  {name}: {measured[name]['signal_seconds'] / measured[name]['push_seconds']:.0f}x real time "
+                    f"({time.perf_counter() - t:.0f} s)")
+            except RuntimeError as e:
+                measured[name] = {"error": str(e)}
+                log(f"  {name}: FAILED: {e}")
+    if "error" in measured[REFERENCE]:
+        raise ValidateError(f"the float reference failed to run: {measured[REFERENCE]['error']}")
+
+    decisions = {n: score.decisions_from_events(m["recordings"], len(classes))
+                 for n, m in measured.items() if "error" not in m}
+    entries = {a["name"]: a for a in manifest["artifacts"]}
+    rows = []
+    ref_metrics = None
+    for name in chosen:
+        entry, m = entries[name], measured[name]
+        row = {"artifact": name, "format": entry["format"], "precision": entry["precision"],
+               "graph": entry.get("graph"), "size_bytes": entry["bytes"],
+               "export_check": entry.get("vs_float")}
+        if "error" in m:
+            rows.append({**row, "status": "error", "error": m["error"]})
+            continue
+        if manifest["kind"] == "ecg-beats":
+            cm = score.ecg_confusion(heldouts, decisions[name], classes)
+        else:
+            cm = score.eeg_confusion(heldouts, decisions[name], len(classes))
+        metrics = score.summarise(cm, classes, manifest["task"])
+        ref_metrics = ref_metrics or metrics
+        agree = score.agreement(decisions[REFERENCE], decisions[name])
+        lat = _latency(m["latency_s"])
+        rows.append({**row, "status": "ok", "metrics": metrics,
+                     "decisions": agree["n"] + agree["unpaired"] // 2,
+                     "agreement_pct": 100 * agree["agreement"], "unpaired": agree["unpaired"],
+                     "max_abs_diff": agree["max_abs_diff"], "mean_abs_diff": agree["mean_abs_diff"],
+                     "macro_f1": metrics["macro_f1"], "kappa": metrics["kappa"],
+                     "macro_f1_drop_pt": 100 * (ref_metrics["macro_f1"] - metrics["macro_f1"]),
+                     "latency_ms": lat, "p99_latency_ms": lat["p99"],
+                     "x_real_time": m["signal_seconds"] / m["push_seconds"],
+                     "push_seconds": m["push_seconds"], "peak_rss_mb": m["peak_rss_mb"],
+                     "tensorflow_imported": bool(m["heavy_modules"]), "versions": m["versions"]})
+    ref_row = rows[0]
+    for row in rows:
+        if row["status"] == "ok":
+            row["p99_latency_ratio"] = row["p99_latency_ms"] / ref_row["p99_latency_ms"]
+            row["throughput_ratio"] = row["x_real_time"] / ref_row["x_real_time"]
+    budget_results = check_budget(budget_spec, rows, REFERENCE)
+    versions = {}
+    for m in measured.values():
+        versions.update(m.get("versions", {}))
+    report = {
+        "schema": "biosig-edge-validation/1",
+        "task": manifest["task"], "kind": manifest["kind"], "classes": classes,
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "artifact_folder": str(folder.resolve()),
+        "reference": REFERENCE,
+        "split": {"name": "test", "by": manifest["split"]["by"], "recordings": ids,
+                  "complete": len(ids) == split_total and not seconds, "of_total": split_total,
+                  "seconds_per_recording": seconds, "signal_s": duration_s,
+                  "train": len(manifest["split"]["train"]), "val": len(manifest["split"]["val"])},
+        "method": {"chunk_s": chunk_s, "match_tolerance_s": score.MATCH_TOLERANCE_S,
+                   "latency": "wall time of a push that emitted decisions, divided by their number",
+                   "throughput": "seconds of signal per second spent inside push"},
+        "machine": {**machine(core), "versions": versions},
+        "rows": rows, "budget": budget_spec, "budget_results": budget_results,
+        "budget_passed": all(r["passed"] for r in budget_results),
+        "recommendation": recommend(rows, budget_results, manifest),
+        "export": {"targets": manifest.get("targets"), "firmware": manifest.get("firmware"),
+                   "evaluation": manifest.get("evaluation")},
+        "training": _training_metrics(manifest),
+        "wall_s": time.perf_counter() - t0,
+    }
+    from pipeline.validate.report import write_report
+
+    tmp_out = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp_out, ignore_errors=True)
+    tmp_out.mkdir(parents=True)
+    try:
+        latency_s = {n: m.get("latency_s", []) for n, m in measured.items()}
+        write_report(report, heldouts, decisions, latency_s, tmp_out)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp_out.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp_out, ignore_errors=True)
+    return out_dir, report

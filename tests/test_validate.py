@@ -1,0 +1,173 @@
+"""biosig-edge validate on real recordings with tiny models: the report's three forms agree,
+budgets fail when they must, bad input stops before anything is written."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from pipeline.cli import main
+from pipeline.metrics import classification_metrics
+from pipeline.validate.budgets import BudgetError, load_budget
+
+ECG_ARTIFACTS = ["tflite_float32", "tflite_int8", "onnx_float32"]
+
+
+@pytest.fixture(scope="module")
+def ecg_report(exported, tmp_path_factory):
+    """Validate the tiny ECG model on the first 120 s of DS2 records 100 and 232."""
+    from pipeline.validate.validate import validate
+
+    _, artifacts, _ = exported
+    out = tmp_path_factory.mktemp("validate") / "report"
+    folder, report = validate(artifacts, out=out, seconds=120, artifacts=ECG_ARTIFACTS, log=lambda *_: None)
+    return folder, report
+
+
+def _md_table(md: str, title: str) -> list[list[str]]:
+    """Rows (cells) of the Markdown table under ``## title``."""
+    block = md.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in block.splitlines() if line.startswith("|")]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def test_report_forms_agree_with_each_other(ecg_report):
+    folder, report = ecg_report
+    on_disk = json.loads((folder / "report.json").read_text())
+    md = (folder / "report.md").read_text()
+    page = (folder / "report.html").read_text()
+    assert on_disk["rows"][0]["artifact"] == "reference_float32"
+    assert [r["artifact"] for r in on_disk["rows"]] == ["reference_float32", *ECG_ARTIFACTS]
+    table = {row[0]: row for row in _md_table(md, "Every artifact, streamed")}
+    for row in on_disk["rows"]:
+        cells = table[row["artifact"]]
+        assert cells[1] == f"{row['size_bytes']:,}"
+        assert float(cells[2]) == pytest.approx(row["agreement_pct"], abs=0.005)
+        assert float(cells[4]) == pytest.approx(100 * row["macro_f1"], abs=0.005)
+        assert float(cells[6]) == pytest.approx(row["kappa"], abs=0.0005)
+        p99 = float(cells[7].split(" / ")[2])
+        assert p99 == pytest.approx(row["latency_ms"]["p99"], abs=0.005)
+        assert float(cells[9]) == pytest.approx(row["x_real_time"], abs=0.5)
+        # The HTML page carries the same cells.
+        for cell in cells[:10]:
+            assert f"<td>{cell}</td>" in page
+    # Self-contained: every figure embedded, nothing fetched.
+    assert page.count("data:image/png;base64,") == 4
+    assert "src='http" not in page and 'src="http' not in page
+    for name in ("confusion.png", "probabilities.png", "latency.png", "strip.png"):
+        assert (folder / name).read_bytes()[:4] == b"\x89PNG"
+    # The subset is said, in every form.
+    assert on_disk["split"]["complete"] is False
+    assert "A SUBSET" in md and "A SUBSET" in page
+
+
+def test_numbers_follow_from_the_confusion_matrix(ecg_report, exported):
+    _, report = ecg_report
+    classes = report["classes"]
+    k = len(classes)
+    ref = report["rows"][0]
+    assert ref["agreement_pct"] == 100.0 and ref["max_abs_diff"] == 0.0 and ref["macro_f1_drop_pt"] == 0.0
+    for row in report["rows"]:
+        m = row["metrics"]
+        cm = np.asarray(m["confusion"])
+        assert cm.shape == (k + 1, k + 1)
+        matched = classification_metrics(cm[:k, :k], classes)
+        assert m["kappa"] == pytest.approx(matched["kappa"])
+        for i, c in enumerate(classes):
+            support = cm[i].sum()
+            if support:
+                assert m["per_class"][c]["se"] == pytest.approx(cm[i, i] / support)
+        # Every decision is a matched beat or a false detection; every annotated N-F beat
+        # in the first 120 s of each record is matched or missed.
+        assert cm[:, :k].sum() == row["decisions"]
+    annotated = 0
+    from pipeline.read.mitdb import read_mitdb_beats
+
+    for rid in report["split"]["recordings"]:
+        beats = read_mitdb_beats(rid)
+        annotated += int(np.isin(beats.aami[beats.sample < 120 * 360], classes).sum())
+    assert np.asarray(ref["metrics"]["confusion"])[:k].sum() == annotated
+    # The detector finds nearly every beat of these two clean records.
+    assert ref["metrics"]["beats_missed"] <= 0.02 * annotated
+    # int8 decisions follow float's (the recorded export agreement is over windows).
+    int8 = next(r for r in report["rows"] if r["artifact"] == "tflite_int8")
+    assert int8["agreement_pct"] >= 95.0
+    assert report["recommendation"]["microcontroller"]["artifact"] == "tflite_int8"
+    assert report["recommendation"]["raspberry_pi_cpu"]["artifact"] in ECG_ARTIFACTS
+
+
+def test_a_budget_that_must_fail_exits_1_naming_it(exported, tmp_path, capsys):
+    _, artifacts, _ = exported
+    budget = tmp_path / "tight.toml"
+    budget.write_text("max_size_bytes = 100\nmin_agreement_pct = 50.0\n")
+    code = main(["validate", str(artifacts), "--budget", str(budget), "--out", str(tmp_path / "r"),
+                 "--seconds", "40", "--subset", "1", "--artifacts", "tflite_int8"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "BUDGET FAILED: tflite_int8: model size" in err
+    assert "agreement" not in err                      # the limit it meets is not named
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert not report["budget_passed"]
+    assert {b["key"]: b["passed"] for b in report["budget_results"]} == \
+        {"max_size_bytes": False, "min_agreement_pct": True}
+
+
+def test_budget_with_unknown_key_is_refused(tmp_path):
+    budget = tmp_path / "typo.toml"
+    budget.write_text("min_agreement = 99\n")
+    with pytest.raises(BudgetError, match="unknown key 'min_agreement'"):
+        load_budget(budget, "ecg-mitdb")
+    budget.write_text("max_size_bytes = '10k'\n")
+    with pytest.raises(BudgetError, match="'max_size_bytes' must be a number"):
+        load_budget(budget, "ecg-mitdb")
+    for task in ("ecg-mitdb", "eeg-bonn", "eeg-eegmat"):
+        assert "min_agreement_pct" in load_budget(None, task)
+
+
+@pytest.mark.parametrize("damage", ["tampered artifact", "missing artifact", "unknown budget key",
+                                    "data without the test split"])
+def test_bad_input_exits_2_and_writes_nothing(exported, tmp_path, mitdb_copy, capsys, damage):
+    _, artifacts, _ = exported
+    folder = tmp_path / "artifacts"
+    shutil.copytree(artifacts, folder)
+    args = ["validate", str(folder), "--out", str(tmp_path / "report"), "--seconds", "20"]
+    if damage == "tampered artifact":
+        blob = bytearray((folder / "tflite_int8.tflite").read_bytes())
+        blob[100] ^= 0xFF
+        (folder / "tflite_int8.tflite").write_bytes(bytes(blob))
+    elif damage == "missing artifact":
+        (folder / "onnx_float32.onnx").unlink()
+    elif damage == "unknown budget key":
+        (tmp_path / "b.toml").write_text("max_p99_ms = 3\n")
+        args += ["--budget", str(tmp_path / "b.toml")]
+    else:
+        args += ["--data-dir", str(mitdb_copy.parent)]     # holds records 100 and 114; DS2's 232 is missing
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    expected = {"tampered artifact": "tflite_int8.tflite", "missing artifact": "onnx_float32.onnx",
+                "unknown budget key": "max_p99_ms", "data without the test split": "232"}[damage]
+    assert expected in err
+    assert not (tmp_path / "report").exists()
+    assert not any(p.name.startswith(".report") for p in tmp_path.iterdir())
+
+
+def test_eeg_report_on_bonn_segments(exported_bonn, tmp_path):
+    from pipeline.validate.validate import validate
+
+    _, artifacts, manifest = exported_bonn
+    folder, report = validate(artifacts, out=tmp_path / "r", subset=5,
+                              artifacts=["stream_tflite_float32", "stream_tflite_int8"], log=lambda *_: None)
+    ref = report["rows"][0]
+    # 5 segments of 23.6 s, 2 s windows every 1 s: 22 windows each.
+    assert ref["decisions"] == 5 * 22
+    assert np.asarray(ref["metrics"]["confusion"]).sum() == 5 * 22
+    assert "seizure_vs_rest" in ref["metrics"]
+    stream = next(r for r in report["rows"] if r["artifact"] == "stream_tflite_float32")
+    assert stream["agreement_pct"] == 100.0 and stream["max_abs_diff"] < 1e-4
+    md = (folder / "report.md").read_text()
+    assert "Seizure (E) vs the rest" in md
+    assert re.search(r"5 of \d+ test recordings", md)
