@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -206,6 +207,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
             log(f"  TFLM: arena {firmware['arena_bytes']} bytes; decisions equal LiteRT int8 on "
                 f"{100 * firmware['tflm_vs_litert_int8_agreement']:.1f} % of {len(sub)} windows")
 
+        firmware["generated_c"] = _export_generated_c(model, run, classes, test_inputs, ref, y_te, tmp,
+                                                      artifacts, cfg.seed, log)
+
         for name, blob in blobs.items():
             entry = next(a for a in artifacts if a["name"] == name)
             (tmp / entry["file"]).write_bytes(blob)
@@ -323,6 +327,61 @@ def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, a
             "evaluated_windows": int(len(sub))}
 
 
+#: Real held-out windows embedded in the Cortex-M4 test firmware (flash: 2 KB per ECG beat).
+FIRMWARE_CHECK_WINDOWS = 48
+
+
+def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: Path, artifacts: list,
+                        seed: int, log) -> dict:
+    """Generate the C99 model (float32 and int8) and check each, compiled on the host, on
+    the test windows against Keras; keep a few windows for the firmware check."""
+    from firmware_export import build
+    from firmware_export.c_model import UnsupportedModelError, generate, spec_from_keras, with_preprocessing
+
+    try:
+        spec = with_preprocessing(spec_from_keras(model, run["input_shape"][0], classes), run["preprocess"])
+    except UnsupportedModelError as err:
+        log(f"  generated C: refused: {err}")
+        return {"status": "refused", "reason": str(err)}
+    out = {"prefix": "bse", "api": "bse_init, bse_push, bse_decision; bse_filter_init, bse_filter_push"}
+    side = test_inputs.get("side")
+    n_side = 0 if side is None else side.shape[1]
+    tensors = {"inputs": [{"name": "signal", "dtype": "float32", "shape": [1, *test_inputs["signal"].shape[1:]]}]
+               + ([{"name": "side", "dtype": "float32", "shape": [1, n_side]}] if n_side else []),
+               "outputs": [{"name": "probs", "dtype": "float32", "shape": [1, len(classes)]}]}
+    for precision in ("float32", "int8"):
+        src, hdr = generate(spec, tmp, "bse", precision, source=f"run {run.get('config', {}).get('task', '')}")
+        entry = {"name": f"c_{precision}", "file": src.name, "format": "c", "precision": precision,
+                 "graph": "generated-c", "status": "ok", "header": hdr.name, **tensors}
+        try:
+            with tempfile.TemporaryDirectory(prefix="biosig-c-") as work:
+                exe = build.build_host_driver(src, Path(work))
+                probs = build.host_classify(exe, test_inputs["signal"], side, len(classes))
+            entry["vs_float"] = compare(probs, ref, y_te, classes)
+            log(f"  c_{precision} (host gcc): agreement {entry['vs_float']['agreement']:.4f}, "
+                f"max |diff| {entry['vs_float']['max_abs_diff']:.1e}")
+        except build.ToolMissing as err:
+            entry["unchecked"] = str(err)
+            log(f"  c_{precision}: not checked: {err}")
+        artifacts.append({**entry, "sha256": sha256_bytes(src.read_bytes()), "bytes": src.stat().st_size})
+        artifacts.append({"name": hdr.name, "file": hdr.name, "format": "c", "precision": precision,
+                          "graph": "generated-c", "status": "ok", **tensors,
+                          "sha256": sha256_bytes(hdr.read_bytes()), "bytes": hdr.stat().st_size})
+    keep = _stratified(y_te, min(FIRMWARE_CHECK_WINDOWS, len(y_te)), seed)
+    arrays = {"signal": test_inputs["signal"][keep].astype(np.float32), "y": y_te[keep].astype(np.int64),
+              "reference_probs": ref[keep].astype(np.float32)}
+    if n_side:
+        arrays["side"] = side[keep].astype(np.float32)
+    path = tmp / "firmware_check_windows.npz"
+    np.savez(path, **arrays)
+    data = path.read_bytes()
+    artifacts.append({"name": "firmware_check_windows", "file": path.name, "format": "npz", "precision": "float32",
+                      "graph": "data", "status": "ok", "sha256": sha256_bytes(data), "bytes": len(data),
+                      "inputs": [], "outputs": [], "description": "held-out test windows for the firmware check"})
+    out["check_windows"] = int(len(keep))
+    return out
+
+
 def _targets(artifacts: list[dict], ref_metrics: dict) -> dict:
     """The export's numbers to reach, each with its value and whether it was met."""
     by = {a["name"]: a for a in artifacts if a["status"] == "ok"}
@@ -341,4 +400,10 @@ def _targets(artifacts: list[dict], ref_metrics: dict) -> dict:
         if name in by:
             d = by[name]["vs_float"]["max_abs_diff"]
             out[f"{name}_max_abs_diff"] = {"value": d, "target": "<= 1e-5", "met": d <= 1e-5}
+    if "vs_float" in by.get("c_float32", {}):
+        d = by["c_float32"]["vs_float"]["max_abs_diff"]
+        out["c_float32_max_abs_diff"] = {"value": d, "target": "<= 1e-5", "met": d <= 1e-5}
+    if "vs_float" in by.get("c_int8", {}):
+        a = by["c_int8"]["vs_float"]["agreement"]
+        out["c_int8_agreement"] = {"value": a, "target": f">= {MIN_AGREEMENT}", "met": a >= MIN_AGREEMENT}
     return out

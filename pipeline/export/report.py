@@ -12,16 +12,19 @@ def format_export(manifest: dict) -> str:
              "| artifact | bytes | agreement with float % | macro-F1 % | max abs diff | status |",
              "|---|---|---|---|---|---|"]
     for a in manifest["artifacts"]:
-        if a["format"] in ("c",):
-            continue
+        if a.get("graph") == "data" or (a["format"] == "c" and "vs_float" not in a and "unchecked" not in a):
+            continue                                  # headers, TFLM arrays, check windows
         if a["status"] != "ok":
             lines.append(f"| {a['name']} | - | - | - | - | FAILED: {a['reason'][:90]} |")
+            continue
+        if "unchecked" in a:
+            lines.append(f"| {a['name']} | {a['bytes']} | - | - | - | not checked: {a['unchecked'][:80]} |")
             continue
         v = a["vs_float"]
         lines.append(f"| {a['name']} | {a['bytes']} | {100 * v['agreement']:.2f} | {100 * v['macro_f1']:.2f} | "
                      f"{v['max_abs_diff']:.2e} | ok |")
     fw = manifest.get("firmware") or {}
-    if fw:
+    if fw.get("arena_bytes"):
         lines += ["", f"TFLM (tflite-micro) runs the int8 model: arena {fw['arena_bytes']} bytes; decisions equal "
                       f"LiteRT int8 on {100 * fw['tflm_vs_litert_int8_agreement']:.1f} % of {fw['checked_windows']} windows."]
     lines += ["", "| target | value | required | |", "|---|---|---|---|"]

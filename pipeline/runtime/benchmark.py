@@ -39,7 +39,7 @@ def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_di
                 continue
             lat_ms = np.asarray(r["latency_s"]) * 1000
             rows.append({"artifact": artifact, "record": record, "duration_s": rec.duration_s,
-                         "beats": sum(e["type"] in ("beat", "window") for e in big["recordings"][0]["events"]),
+                         "beats": big["recordings"][0]["decisions"],
                          "seconds": big["push_seconds"],
                          "x_real_time": rec.duration_s / big["push_seconds"],
                          "latency_ms": {q: float(np.percentile(lat_ms, p)) for q, p in

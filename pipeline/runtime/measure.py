@@ -9,12 +9,15 @@ imported (TensorFlow) is counted::
 ``JOB.json``::
 
     {"folder": artifact folder, "artifact": "tflite_int8", "chunk_s": 0.05,
-     "core": 0 or null, "recordings": [{"id": "100", "raw": "/tmp/100.f32", "n_channels": 2}]}
+     "core": 0 or null, "events_path": "/tmp/events.jsonl" or null,
+     "recordings": [{"id": "100", "raw": "/tmp/100.f32", "n_channels": 2}]}
 
 ``raw`` holds the recording's samples as float32, (n_samples, n_channels) row-major; they
 are memory-mapped and pushed ``chunk_s`` seconds at a time, one fresh session per
-recording. ``OUT.json``: per recording its events (``beat`` / ``window`` /
-``signal_quality`` dicts), then ``push_seconds`` (wall time inside ``push``),
+recording. Events (``beat`` / ``window`` / ``signal_quality`` dicts, each with its
+``recording``) are written as JSON lines to ``events_path`` as they come, so that holding
+them does not count in the process's memory. ``OUT.json``: per recording its number of
+decisions, then ``push_seconds`` (wall time inside ``push``),
 ``signal_seconds``, ``latency_s`` (for each push that emitted decisions: its wall time
 divided by their number), ``peak_rss_mb`` (VmHWM), the modules it loaded, the core it
 was pinned to and the interpreter versions.
@@ -83,10 +86,11 @@ def measure(job: dict) -> dict:
     chunk = max(1, int(round(job["chunk_s"] * fs_hz)))
     recordings, latency_s = [], []
     push_seconds = signal_seconds = 0.0
+    sink = open(job["events_path"], "w") if job.get("events_path") else None
     for rec in job["recordings"]:
         x = np.memmap(rec["raw"], dtype=np.float32, mode="r").reshape(-1, rec["n_channels"])
         session.reset()
-        events = []
+        decisions = 0
         for i in range(0, len(x), chunk):
             piece = np.asarray(x[i:i + chunk])
             t = time.perf_counter()
@@ -96,9 +100,14 @@ def measure(job: dict) -> dict:
             n = sum(e["type"] in ("beat", "window") for e in new)
             if n:
                 latency_s.append(dt / n)
-            events += new
+                decisions += n
+            if sink is not None:
+                for event in new:
+                    sink.write(json.dumps({"recording": rec["id"], **event}) + "\n")
         signal_seconds += len(x) / fs_hz
-        recordings.append({"id": rec["id"], "events": events})
+        recordings.append({"id": rec["id"], "decisions": decisions})
+    if sink is not None:
+        sink.close()
     heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras"))
     return {"artifact": job["artifact"], "recordings": recordings, "push_seconds": push_seconds,
             "signal_seconds": signal_seconds, "latency_s": latency_s, "chunk_s": job["chunk_s"],

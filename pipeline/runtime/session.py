@@ -44,7 +44,7 @@ def open_model(folder: str | Path, manifest: dict, artifact: str, num_threads: i
 
     entry = next((a for a in manifest["artifacts"] if a["name"] == artifact), None)
     if entry is None or entry["status"] != "ok":
-        known = [a["name"] for a in manifest["artifacts"] if a["status"] == "ok" and a["format"] != "c"]
+        known = [a["name"] for a in manifest["artifacts"] if a["status"] == "ok" and a["format"] != "c" and a.get("graph") != "data"]
         raise SessionError(f"{folder}: no usable artifact '{artifact}' (choose from {known})")
     data = verify_artifact(Path(folder), entry)
     stream = entry.get("graph") == "stream"

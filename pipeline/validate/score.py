@@ -25,15 +25,19 @@ from pipeline.validate.heldout import Heldout
 MATCH_TOLERANCE_S = 0.15
 
 
-def decisions_from_events(recordings: list[dict], n_classes: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Measure output (``recordings`` with event lists) -> {id: (keys, probs)}."""
-    out = {}
-    for rec in recordings:
-        decided = [e for e in rec["events"] if e["type"] in ("beat", "window")]
-        keys = np.asarray([e.get("sample", e.get("start_sample")) for e in decided], dtype=np.int64)
-        probs = np.asarray([e["probs"] for e in decided], dtype=np.float64).reshape(-1, n_classes)
-        out[rec["id"]] = (keys, probs)
-    return out
+def decisions_from_events(path: str, ids: list[str], n_classes: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The measuring child's events file (JSON lines) -> {recording id: (keys, probs)}."""
+    import json
+
+    keys, probs = {rid: [] for rid in ids}, {rid: [] for rid in ids}
+    with open(path) as f:
+        for line in f:
+            e = json.loads(line)
+            if e["type"] in ("beat", "window"):
+                keys[e["recording"]].append(e.get("sample", e.get("start_sample")))
+                probs[e["recording"]].append(e["probs"])
+    return {rid: (np.asarray(keys[rid], dtype=np.int64),
+                  np.asarray(probs[rid], dtype=np.float64).reshape(-1, n_classes)) for rid in ids}
 
 
 def ecg_confusion(heldouts: list[Heldout], decisions: dict, classes: list[str]) -> np.ndarray:

@@ -31,6 +31,8 @@ from pipeline.validate.budgets import check_budget, load_budget
 from pipeline.validate.heldout import heldout_ids, read_heldout
 
 REFERENCE = "reference_float32"
+#: Throughputs within this fraction of the fastest are a tie when recommending.
+SPEED_TIE = 0.05
 
 
 class ValidateError(BiosigError):
@@ -91,8 +93,10 @@ def _training_metrics(manifest: dict) -> dict | None:
 def recommend(rows: list[dict], budget_results: list[dict], manifest: dict) -> dict:
     """One artifact per target, with the reason.
 
-    Raspberry-Pi-class CPU: the fastest artifact that meets every budget (else the one
-    that misses fewest). Microcontroller: the int8 model, the only one an integer-only
+    Raspberry-Pi-class CPU: among the artifacts that meet every budget (else those that
+    miss fewest), the ones within ``SPEED_TIE`` of the fastest count as equally fast (a
+    few percent is this machine's noise); of those, the one whose decisions follow float
+    most closely, then the smallest peak memory, then the smallest file. Microcontroller: the int8 model, the only one an integer-only
     MCU runtime (TFLite Micro) runs; its arena from export.
     """
     failed = {}
@@ -104,10 +108,13 @@ def recommend(rows: list[dict], budget_results: list[dict], manifest: dict) -> d
     out = {}
     passing = [r for r in ok if not failed.get(r["artifact"])]
     if passing:
-        best = max(passing, key=lambda r: r["x_real_time"])
-        reason = (f"the fastest artifact within every budget: {best['x_real_time']:.0f}x real time, "
-                  f"p99 {best['p99_latency_ms']:.2f} ms per decision, {best['agreement_pct']:.2f} % of "
-                  f"decisions equal to float, {best['peak_rss_mb']:.0f} MB peak RSS")
+        fastest = max(r["x_real_time"] for r in passing)
+        tied = [r for r in passing if r["x_real_time"] >= (1 - SPEED_TIE) * fastest]
+        best = min(tied, key=lambda r: (-round(r["agreement_pct"], 2), round(r["peak_rss_mb"]), r["size_bytes"]))
+        reason = (f"within every budget and within {100 * SPEED_TIE:.0f} % of the fastest "
+                  f"({best['x_real_time']:.0f}x real time, p99 {best['p99_latency_ms']:.2f} ms per decision); of "
+                  f"those, decisions closest to float ({best['agreement_pct']:.2f} %), then least memory "
+                  f"({best['peak_rss_mb']:.0f} MB peak RSS) and size ({best['size_bytes']:,} B)")
     elif ok:
         best = min(ok, key=lambda r: (len(failed.get(r["artifact"], [])), -r["agreement_pct"]))
         reason = (f"no artifact meets every budget; this one misses fewest "
@@ -175,12 +182,15 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
             / manifest["fs_in_hz"]
         log(f"validating {len(chosen)} artifacts on {len(ids)} held-out recordings "
             f"({duration_s / 60:.1f} min of signal), pinned to core {core}")
-        measured = {}
+        measured, decisions = {}, {}
         for name in chosen:
             t = time.perf_counter()
+            events_path = str(Path(tmp) / f"{name}.events.jsonl")
             try:
                 measured[name] = measure_in_child({"folder": str(folder.resolve()), "artifact": name,
-                                                   "chunk_s": chunk_s, "core": core, "recordings": recordings})
+                                                   "chunk_s": chunk_s, "core": core, "recordings": recordings,
+                                                   "events_path": events_path})
+                decisions[name] = score.decisions_from_events(events_path, ids, len(classes))
                 log(f"  {name}: {measured[name]['signal_seconds'] / measured[name]['push_seconds']:.0f}x real time "
                     f"({time.perf_counter() - t:.0f} s)")
             except RuntimeError as e:
@@ -189,8 +199,6 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
     if "error" in measured[REFERENCE]:
         raise ValidateError(f"the float reference failed to run: {measured[REFERENCE]['error']}")
 
-    decisions = {n: score.decisions_from_events(m["recordings"], len(classes))
-                 for n, m in measured.items() if "error" not in m}
     entries = {a["name"]: a for a in manifest["artifacts"]}
     rows = []
     ref_metrics = None
