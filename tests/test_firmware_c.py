@@ -9,8 +9,6 @@ installs them). Without one, a test skips and says which; under CI=true it fails
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +17,7 @@ import pytest
 from firmware_export import build
 from firmware_export.c_model import UnsupportedModelError, spec_from_keras
 from pipeline.runtime.reference import NumpyLSTM
-
-
-def needs(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        message = f"{', '.join(missing)} not installed ({', '.join(build.PACKAGES.get(t, t) for t in missing)})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {message}")
-        pytest.skip(message)
+from tools import needs
 
 
 @pytest.fixture(scope="module")

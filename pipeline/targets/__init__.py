@@ -1,0 +1,1 @@
+"""Target machines: the device side on aarch64 under emulation."""

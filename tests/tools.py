@@ -1,0 +1,24 @@
+"""Tests that need a tool outside Python (a compiler, an emulator) ask for it here: without
+it they skip and say which package brings it, but under CI=true a missing tool fails."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from firmware_export.build import PACKAGES as FIRMWARE_PACKAGES
+
+#: tool -> the Debian package(s) that bring it (.ci/run installs them)
+PACKAGES = {**FIRMWARE_PACKAGES, "qemu-aarch64": "qemu-user (bookworm-backports: QEMU 10)",
+            "apt-get": "apt", "dpkg": "dpkg"}
+
+
+def needs(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        message = f"{', '.join(missing)} not installed (Debian: {'; '.join(PACKAGES.get(t, t) for t in missing)})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true, and {message}")
+        pytest.skip(message)
