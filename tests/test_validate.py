@@ -13,6 +13,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.metrics import classification_metrics
 from pipeline.validate.budgets import BudgetError, load_budget
+from tools import needs
 
 ECG_ARTIFACTS = ["tflite_float32", "tflite_int8", "onnx_float32"]
 
@@ -96,8 +97,20 @@ def test_numbers_follow_from_the_confusion_matrix(ecg_report, exported):
     # int8 decisions follow float's (the recorded export agreement is over windows).
     int8 = next(r for r in report["rows"] if r["artifact"] == "tflite_int8")
     assert int8["agreement_pct"] >= 95.0
-    assert report["recommendation"]["microcontroller"]["artifact"] == "tflite_int8"
+    assert report["recommendation"]["microcontroller"]["artifact"] in ("c_int8", "tflite_int8")
     assert report["recommendation"]["raspberry_pi_cpu"]["artifact"] in ECG_ARTIFACTS
+
+
+def test_report_carries_the_cortex_m4_build(ecg_report):
+    needs("gcc", "arm-none-eabi-gcc", "qemu-system-arm")
+    folder, report = ecg_report
+    fc = report["firmware_c"]
+    for name in ("c_float32", "c_int8"):
+        assert fc[name]["decisions_equal_host"] and fc[name]["flash_bytes"] > 1000
+    md = (folder / "report.md").read_text()
+    row = next(r for r in _md_table(md, f"Microcontroller: generated C on a Cortex-M4 ({fc['board']})")
+               if r[0] == "c_int8")
+    assert row[1] == f"{fc['c_int8']['flash_bytes']:,}" and row[4] == f"{fc['c_int8']['instructions_mean']:,.0f}"
 
 
 def test_a_budget_that_must_fail_exits_1_naming_it(exported, tmp_path, capsys):

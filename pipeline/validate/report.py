@@ -28,7 +28,7 @@ def fmt(value, spec: str = ".2f") -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     if spec == ",":
-        return f"{int(value):,}"
+        return f"{int(round(value)):,}"
     return format(value, spec)
 
 
@@ -106,6 +106,27 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
                     [[fmt(fw["arena_bytes"], ","), fmt(fw["checked_windows"], ","),
                       fmt(100 * fw["tflm_vs_litert_int8_agreement"]),
                       fmt(100 * fw["tflm_vs_float"]["agreement"])]], "From export (the TFLM Python interpreter on x86)."))
+    fc = report.get("firmware_c") or {}
+    if fc.get("skipped"):
+        out.append(("Microcontroller: generated C on a Cortex-M4", ["", ""], [["not measured", fc["skipped"]]], ""))
+    elif fc:
+        arena = fw.get("arena_bytes")
+        head = ["model", "flash B", "static RAM B", "RAM with stack B", "instructions per decision",
+                f"ms at {fc['clock_hz'] / 1e6:.0f} MHz", "decisions = float % (export)", "M4 = host build"]
+        body = [[name, fmt(r["flash_bytes"], ","), fmt(r["static_ram_bytes"], ","), fmt(r["ram_with_stack_bytes"], ","),
+                 fmt(r["instructions_mean"], ","), fmt(r["ms_at_clock"], ".1f"),
+                 fmt(100 * r["export_agreement"]) if r.get("export_agreement") is not None else "n/a",
+                 "bit for bit" if r["bits_equal_host"] else ("decisions" if r["decisions_equal_host"] else "NO")]
+                for name, r in fc.items() if name.startswith("c_")]
+        if arena:
+            i8 = next((r for r in report["rows"] if r["artifact"] == "tflite_int8"), None)
+            body.append(["TFLite Micro, tflite_int8", f"{fmt(i8['size_bytes'], ',')} + interpreter" if i8 else "n/a",
+                         f"{fmt(arena, ',')} arena + interpreter", "", "", "", "", ""])
+        out.append((f"Microcontroller: generated C on a Cortex-M4 ({fc['board']})", head, body,
+                    f"{fc['windows']} held-out windows embedded in a test firmware; arm-none-eabi-gcc -O2, "
+                    "sizes of the model's own object (flash = text + data; RAM = data + bss + its state struct; "
+                    "stack from -fstack-usage, summed); instructions counted by QEMU -icount shift=0 (one "
+                    "instruction per tick: real M4 cycles are somewhat more)."))
     for title, head, body, note in report.get("extra_tables", []):
         out.append((title, head, body, note))
     train = (report.get("training") or {}).get("test")
@@ -188,7 +209,10 @@ def _jsonable(x):
 def write_report(report: dict, heldouts, decisions: dict, latency_s: dict, out_dir: Path) -> None:
     """Figures, then report.json, report.md and report.html into ``out_dir``."""
     rows, classes, ref = report["rows"], report["classes"], report["reference"]
-    other = report["recommendation"]["microcontroller"]["artifact"]
+    # The strip's second lane: a streamed integer model if there is one, else the CPU pick.
+    candidates = [report["recommendation"]["microcontroller"]["artifact"], "tflite_int8", "stream_tflite_int8",
+                  report["recommendation"]["raspberry_pi_cpu"]["artifact"]]
+    other = next((c for c in candidates if c in decisions and c != ref), None)
     figures = {"confusion.png": plots.confusion_grid(rows),
                "probabilities.png": plots.probability_scatter(rows, decisions, ref, classes),
                "latency.png": plots.latency_histograms(rows, latency_s)}

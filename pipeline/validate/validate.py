@@ -90,7 +90,43 @@ def _training_metrics(manifest: dict) -> dict | None:
     return {"folder": str(run), **json.loads((run / "metrics.json").read_text())}
 
 
-def recommend(rows: list[dict], budget_results: list[dict], manifest: dict) -> dict:
+#: A common Cortex-M4 clock, to turn instruction counts into a time per decision.
+MCU_CLOCK_HZ = 64e6
+
+
+def firmware_check(folder: Path, manifest: dict, log=print) -> dict:
+    """The generated C (float32 and int8) built for a Cortex-M4 and run under QEMU on the
+    held-out windows export kept: sizes, instructions per decision, and whether its
+    decisions equal the host build's. {} if the folder has no generated C; a "skipped"
+    reason if a tool is missing."""
+    from firmware_export import build
+
+    entries = {a["name"]: a for a in manifest["artifacts"] if a["status"] == "ok"}
+    if "c_int8" not in entries or "firmware_check_windows" not in entries:
+        return {}
+    with np.load(folder / entries["firmware_check_windows"]["file"], allow_pickle=False) as data:
+        signal = data["signal"]
+        side = data["side"] if "side" in data.files else None
+    out = {"windows": int(len(signal)), "clock_hz": MCU_CLOCK_HZ, "board": "QEMU mps2-an386, a Cortex-M4F"}
+    for precision in ("float32", "int8"):
+        name = f"c_{precision}"
+        if name not in entries:
+            continue
+        try:
+            r = build.cortex_m4_check(folder / entries[name]["file"], signal, side, len(manifest["classes"]))
+        except build.ToolMissing as e:
+            return {"skipped": str(e)}
+        r.pop("m4"), r.pop("host")
+        r["export_agreement"] = (entries[name].get("vs_float") or {}).get("agreement")
+        r["ms_at_clock"] = 1000 * r["instructions_mean"] / MCU_CLOCK_HZ
+        out[name] = r
+        log(f"  {name} on Cortex-M4: {r['flash_bytes']:,} B flash, {r['ram_with_stack_bytes']:,} B RAM, "
+            f"{r['instructions_mean']:,.0f} instructions per decision")
+    return out
+
+
+def recommend(rows: list[dict], budget_results: list[dict], manifest: dict, firmware_c: dict | None = None,
+              min_agreement_pct: float = 99.5) -> dict:
     """One artifact per target, with the reason.
 
     Raspberry-Pi-class CPU: among the artifacts that meet every budget (else those that
@@ -124,6 +160,17 @@ def recommend(rows: list[dict], budget_results: list[dict], manifest: dict) -> d
     out["raspberry_pi_cpu"] = {"artifact": best["artifact"] if best else None, "reason": reason}
     int8 = next((r for r in ok if r["artifact"] in ("tflite_int8", "stream_tflite_int8")), None)
     firmware = manifest.get("firmware") or {}
+    c8 = (firmware_c or {}).get("c_int8")
+    if c8 and c8["decisions_equal_host"] and (c8["export_agreement"] or 0) * 100 >= min_agreement_pct:
+        arena = firmware.get("arena_bytes")
+        out["microcontroller"] = {"artifact": "c_int8", "reason": (
+            f"generated C with int8 weights: {c8['flash_bytes']:,} B flash, {c8['ram_with_stack_bytes']:,} B RAM "
+            f"with stack" + (f" ({arena / c8['ram_with_stack_bytes']:.0f}x less than TFLite Micro's "
+                             f"{arena:,} B arena alone)" if arena else "")
+            + f"; {c8['instructions_mean'] / 1e6:.2f} M instructions per decision "
+            f"(~{c8['ms_at_clock']:.0f} ms at {MCU_CLOCK_HZ / 1e6:.0f} MHz); decisions equal float on "
+            f"{100 * c8['export_agreement']:.2f} % of held-out windows")}
+        return out
     if int8 is not None:
         reason = (f"full-integer model for TFLite Micro ({int8['size_bytes']:,} B flatbuffer"
                   + (f", {firmware['arena_bytes']:,} B tensor arena" if firmware.get("arena_bytes") else "")
@@ -234,6 +281,7 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
             row["p99_latency_ratio"] = row["p99_latency_ms"] / ref_row["p99_latency_ms"]
             row["throughput_ratio"] = row["x_real_time"] / ref_row["x_real_time"]
     budget_results = check_budget(budget_spec, rows, REFERENCE)
+    firmware_c = firmware_check(folder, manifest, log)
     versions = {}
     for m in measured.values():
         versions.update(m.get("versions", {}))
@@ -253,7 +301,8 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
         "machine": {**machine(core), "versions": versions},
         "rows": rows, "budget": budget_spec, "budget_results": budget_results,
         "budget_passed": all(r["passed"] for r in budget_results),
-        "recommendation": recommend(rows, budget_results, manifest),
+        "recommendation": recommend(rows, budget_results, manifest, firmware_c),
+        "firmware_c": firmware_c,
         "export": {"targets": manifest.get("targets"), "firmware": manifest.get("firmware"),
                    "evaluation": manifest.get("evaluation")},
         "training": _training_metrics(manifest),
