@@ -195,7 +195,13 @@ def cmd_run(args) -> int:
     artifacts = export_run(run_dir, run_dir / "artifacts", args.data_dir,
                            eval_limit=args.eval_limit if args.profile == "quick" else 0)
     print(format_export(json.loads((artifacts / "manifest.json").read_text())))
-    report_dir, report = validate(artifacts, args.data_dir, args.budget, run_dir / "validation",
+    # The quick job streams the artifacts one would ship (float and int8 of each interpreter)
+    # to stay within minutes; the full job streams every artifact.
+    from pipeline.manifest import shipping_artifacts
+
+    quick = shipping_artifacts(json.loads((artifacts / "manifest.json").read_text())) \
+        if args.profile == "quick" else None
+    report_dir, report = validate(artifacts, args.data_dir, args.budget, run_dir / "validation", artifacts=quick,
                                   log=lambda m: print(m, file=sys.stderr),
                                   progress=_progress("reading held-out recordings"))
     rec = report["recommendation"]

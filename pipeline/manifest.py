@@ -93,3 +93,16 @@ def verify_artifact(folder: Path, art: dict) -> bytes:
         raise ManifestError(f"{path}: sha256 {digest[:16]}... does not match manifest.json "
                             f"({art['sha256'][:16]}...): the file was altered; refusing to load it")
     return data
+
+
+def shipping_artifacts(manifest: dict) -> list[str]:
+    """The float32 and int8 model of each interpreter (LiteRT, ONNX Runtime) that the
+    task's streaming session runs, those that exported: what one would put on a device.
+
+    ECG sessions classify whole beat windows; EEG sessions carry windows chunk by chunk
+    through the ``stream_*`` graphs.
+    """
+    prefix = "" if manifest["kind"] == "ecg-beats" else "stream_"
+    ok = {a["name"] for a in manifest["artifacts"] if a["status"] == "ok"}
+    names = [f"{prefix}{n}" for n in ("tflite_float32", "tflite_int8", "onnx_float32", "onnx_dynamic_int8")]
+    return [n for n in names if n in ok]

@@ -63,14 +63,11 @@ def main(argv=None) -> int:
                         help="seconds per push in the throughput pass (default 1.0)")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
-    from pipeline.manifest import load_manifest
+    from pipeline.manifest import load_manifest, shipping_artifacts
 
     manifest = load_manifest(args.folder)
-    ecg = manifest["kind"] == "ecg-beats"
     args.record = args.record or {"ecg-mitdb": "100", "eeg-bonn": "E_S/S001"}.get(manifest["task"], "Subject00")
-    prefix = "" if ecg else "stream_"
-    args.artifacts = args.artifacts or [f"{prefix}{n}" for n in
-                                        ("tflite_float32", "tflite_int8", "onnx_float32", "onnx_dynamic_int8")] + ["reference_float32"]
+    args.artifacts = args.artifacts or shipping_artifacts(manifest) + ["reference_float32"]
     rows = run(args.folder, args.artifacts, args.record, args.chunk_s, args.data_dir, args.throughput_chunk_s)
     print(f"record {args.record}; throughput with {args.throughput_chunk_s} s pushes; latency = wall "
           f"time of a {args.chunk_s} s push that emitted decisions, per decision; one thread")

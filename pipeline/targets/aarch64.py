@@ -191,14 +191,6 @@ def recordings_for(manifest: dict, record: str | None, seconds: float, tmp: Path
     return [{"id": rid, "raw": str(raw), "n_channels": int(h.signal.shape[1])}]
 
 
-def default_artifacts(manifest: dict) -> list[str]:
-    """Float and integer models of both interpreters the session can run."""
-    prefix = "" if manifest["kind"] == "ecg-beats" else "stream_"
-    names = [f"{prefix}{n}" for n in ("tflite_float32", "tflite_int8", "onnx_float32", "onnx_dynamic_int8")]
-    ok = {a["name"] for a in manifest["artifacts"] if a["status"] == "ok"}
-    return [n for n in names if n in ok]
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Run artifacts on aarch64 under qemu-aarch64 and compare "
                                                  "their decisions with this machine's, decision by decision.")
@@ -210,7 +202,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="write the comparison as JSON here")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
-    from pipeline.manifest import load_manifest
+    from pipeline.manifest import load_manifest, shipping_artifacts
 
     try:
         manifest = load_manifest(args.folder)
@@ -220,7 +212,7 @@ def main(argv=None) -> int:
             recs = recordings_for(manifest, args.record, args.seconds, Path(tmp), args.data_dir)
             print(f"{manifest['task']}: {recs[0]['id']}, first {args.seconds:.0f} s; x86_64 (this machine) vs "
                   f"aarch64 (qemu-aarch64; timing under emulation is not speed)")
-            rows = compare(args.folder, args.artifacts or default_artifacts(manifest), recs, root)
+            rows = compare(args.folder, args.artifacts or shipping_artifacts(manifest), recs, root)
     except BiosigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
