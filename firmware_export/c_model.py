@@ -215,7 +215,21 @@ static float P_expf(float x)
 
 _ACT_EXACT = r"""
 static float P_sigmoid(float x) { return 1.0f / (1.0f + P_expf(-x)); }
-static float P_tanh(float x) { return 2.0f / (1.0f + P_expf(-2.0f * x)) - 1.0f; }
+
+/* tanh as Cephes' tanhf: an odd polynomial near zero, where 1 - 2 / (exp(2x) + 1) would
+ * cancel (the cell state's error then builds up over the steps), the exponential form
+ * elsewhere. */
+static float P_tanh(float x)
+{
+    float a = x < 0.0f ? -x : x, y;
+    if (a < 0.625f) {
+        float z = x * x;
+        return ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
+                 + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+    }
+    y = 1.0f - 2.0f / (P_expf(2.0f * a) + 1.0f);
+    return x < 0.0f ? -y : y;
+}
 """
 
 #: int8 build: sigmoid from a 257-entry table on [-8, 8] with linear interpolation (error

@@ -184,3 +184,20 @@ def test_eeg_report_on_bonn_segments(exported_bonn, tmp_path):
     md = (folder / "report.md").read_text()
     assert "Seizure (E) vs the rest" in md
     assert re.search(r"5 of \d+ test recordings", md)
+
+
+def test_microcontroller_pick_falls_back_to_float_c_when_int8_loses_decisions():
+    from pipeline.validate.validate import recommend
+
+    row = {"artifact": "stream_tflite_int8", "status": "ok", "x_real_time": 900.0, "agreement_pct": 86.1,
+           "peak_rss_mb": 50.0, "size_bytes": 100_000, "p99_latency_ms": 0.3, "macro_f1_drop_pt": 5.7}
+    c = {"decisions_equal_host": True, "flash_bytes": 20_000, "ram_with_stack_bytes": 1_100,
+         "instructions_mean": 6e6, "ms_at_clock": 94.0}
+    firmware_c = {"c_int8": {**c, "export_agreement": 0.971}, "c_float32": {**c, "export_agreement": 1.0}}
+    manifest = {"firmware": {"arena_bytes": 9_392}}
+    pick = recommend([row], [], manifest, firmware_c, min_agreement_pct=99.0)["microcontroller"]
+    assert pick["artifact"] == "c_float32" and "97.10 %" in pick["reason"] and "FPU" in pick["reason"]
+    firmware_c["c_int8"]["export_agreement"] = 0.998
+    assert recommend([row], [], manifest, firmware_c, 99.0)["microcontroller"]["artifact"] == "c_int8"
+    firmware_c["c_float32"]["decisions_equal_host"] = firmware_c["c_int8"]["decisions_equal_host"] = False
+    assert recommend([row], [], manifest, firmware_c, 99.0)["microcontroller"]["artifact"] == "stream_tflite_int8"

@@ -83,18 +83,25 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
                     [[r["artifact"], fmt(100 * r["metrics"]["seizure_vs_rest"]["se"]),
                       fmt(100 * r["metrics"]["seizure_vs_rest"]["sp"])] for r in ok], ""))
     spec = {"B": ",", "MB": ".0f"}
-    b_rows = [[b["artifact"], b["what"], f"{fmt(b['value'], spec.get(b['unit'], '.2f'))} {b['unit']}",
-               f"{'>=' if b['key'].startswith('min') else '<='} {fmt(b['limit'], spec.get(b['unit'], '.2f'))} {b['unit']}",
-               "pass" if b["passed"] else "FAIL"] for b in report["budget_results"]]
-    out.append(("Budgets", ["artifact", "limit", "value", "budget", ""], b_rows,
+    results = report["budget_results"]
+    keys = list(dict.fromkeys(b["key"] for b in results))
+    heads = {b["key"]: f"{b['what']} {'>=' if b['key'].startswith('min') else '<='} "
+                       f"{fmt(b['limit'], spec.get(b['unit'], '.2f'))} {b['unit']}" for b in results}
+    b_rows = []
+    for name in dict.fromkeys(b["artifact"] for b in results):
+        cells = {b["key"]: f"{fmt(b['value'], spec.get(b['unit'], '.2f'))} {b['unit']}"
+                           + ("" if b["passed"] else " FAIL") for b in results if b["artifact"] == name}
+        b_rows.append([name, *[cells.get(k, "") for k in keys]])
+    out.append(("Budgets", ["artifact", *[heads[k] for k in keys]], b_rows,
                 f"from {report['budget']['source']}: "
                 + ("every limit met." if report["budget_passed"] else
-                   f"{sum(not b['passed'] for b in report['budget_results'])} limit(s) missed.")))
+                   f"{sum(not b['passed'] for b in results)} limit(s) missed (FAIL).")))
     e_rows = []
-    for r in report["rows"]:
-        check = r.get("export_check")
+    checks = [(r["artifact"], r.get("export_check")) for r in report["rows"]]
+    checks += list(((report.get("export") or {}).get("generated_c") or {}).items())
+    for name, check in checks:
         if check:
-            e_rows.append([r["artifact"], fmt(check["n"], ","), fmt(100 * check["agreement"]),
+            e_rows.append([name, fmt(check["n"], ","), fmt(100 * check["agreement"]),
                            fmt(check["max_abs_diff"], ".1e"), fmt(100 * check["macro_f1"])])
     out.append(("At export: each artifact on windows cut at the annotations, against Keras",
                 ["artifact", "windows", "decisions = float %", "max abs dp", "macro-F1 %"], e_rows,
@@ -117,10 +124,10 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
                  fmt(r["instructions_mean"], ","), fmt(r["ms_at_clock"], ".1f"),
                  fmt(100 * r["export_agreement"]) if r.get("export_agreement") is not None else "n/a",
                  "bit for bit" if r["bits_equal_host"] else ("decisions" if r["decisions_equal_host"] else "NO")]
-                for name, r in fc.items() if name.startswith("c_")]
+                for name, r in fc.items() if name.startswith("c_") and isinstance(r, dict)]
         if arena:
-            i8 = next((r for r in report["rows"] if r["artifact"] == "tflite_int8"), None)
-            body.append(["TFLite Micro, tflite_int8", f"{fmt(i8['size_bytes'], ',')} + interpreter" if i8 else "n/a",
+            i8_bytes = fc.get("tflite_int8_bytes")
+            body.append(["TFLite Micro, tflite_int8", f"{fmt(i8_bytes, ',')} + interpreter" if i8_bytes else "n/a",
                          f"{fmt(arena, ',')} arena + interpreter", "", "", "", "", ""])
         out.append((f"Microcontroller: generated C on a Cortex-M4 ({fc['board']})", head, body,
                     f"{fc['windows']} held-out windows embedded in a test firmware; arm-none-eabi-gcc -O2, "
@@ -186,7 +193,7 @@ def to_html(report: dict, figures: dict[str, bytes]) -> str:
         parts.append(f"<h2>{esc(t)}</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
         for row in rows:
             parts.append("<tr>" + "".join(
-                f"<td class='fail'>{esc(c)}</td>" if c == "FAIL" else f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+                f"<td class='fail'>{esc(c)}</td>" if c.endswith("FAIL") else f"<td>{esc(c)}</td>" for c in row) + "</tr>")
         parts.append("</table>" + (f"<p class='note'>{esc(note)}</p>" if note else ""))
     for name, caption in FIGURES:
         if name in figures:

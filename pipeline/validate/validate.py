@@ -107,7 +107,8 @@ def firmware_check(folder: Path, manifest: dict, log=print) -> dict:
     with np.load(folder / entries["firmware_check_windows"]["file"], allow_pickle=False) as data:
         signal = data["signal"]
         side = data["side"] if "side" in data.files else None
-    out = {"windows": int(len(signal)), "clock_hz": MCU_CLOCK_HZ, "board": "QEMU mps2-an386, a Cortex-M4F"}
+    out = {"windows": int(len(signal)), "clock_hz": MCU_CLOCK_HZ, "board": "QEMU mps2-an386, a Cortex-M4F",
+           "tflite_int8_bytes": entries.get("tflite_int8", {}).get("bytes")}
     for precision in ("float32", "int8"):
         name = f"c_{precision}"
         if name not in entries:
@@ -160,17 +161,25 @@ def recommend(rows: list[dict], budget_results: list[dict], manifest: dict, firm
     out["raspberry_pi_cpu"] = {"artifact": best["artifact"] if best else None, "reason": reason}
     int8 = next((r for r in ok if r["artifact"] in ("tflite_int8", "stream_tflite_int8")), None)
     firmware = manifest.get("firmware") or {}
-    c8 = (firmware_c or {}).get("c_int8")
-    if c8 and c8["decisions_equal_host"] and (c8["export_agreement"] or 0) * 100 >= min_agreement_pct:
-        arena = firmware.get("arena_bytes")
-        out["microcontroller"] = {"artifact": "c_int8", "reason": (
-            f"generated C with int8 weights: {c8['flash_bytes']:,} B flash, {c8['ram_with_stack_bytes']:,} B RAM "
-            f"with stack" + (f" ({arena / c8['ram_with_stack_bytes']:.0f}x less than TFLite Micro's "
-                             f"{arena:,} B arena alone)" if arena else "")
-            + f"; {c8['instructions_mean'] / 1e6:.2f} M instructions per decision "
-            f"(~{c8['ms_at_clock']:.0f} ms at {MCU_CLOCK_HZ / 1e6:.0f} MHz); decisions equal float on "
-            f"{100 * c8['export_agreement']:.2f} % of held-out windows")}
-        return out
+    arena = firmware.get("arena_bytes")
+
+    def c_reason(r: dict, precision: str) -> str:
+        return (f"generated C with {precision}: {r['flash_bytes']:,} B flash, {r['ram_with_stack_bytes']:,} B RAM "
+                f"with stack" + (f" ({arena / r['ram_with_stack_bytes']:.0f}x less than TFLite Micro's "
+                                 f"{arena:,} B arena alone)" if arena else "")
+                + f"; {r['instructions_mean'] / 1e6:.2f} M instructions per decision "
+                f"(~{r['ms_at_clock']:.0f} ms at {MCU_CLOCK_HZ / 1e6:.0f} MHz); decisions equal float on "
+                f"{100 * r['export_agreement']:.2f} % of held-out windows")
+
+    for name, precision in (("c_int8", "int8 weights"), ("c_float32", "float32 weights (needs an FPU: Cortex-M4F)")):
+        r = (firmware_c or {}).get(name)
+        if r and r["decisions_equal_host"] and (r["export_agreement"] or 0) * 100 >= min_agreement_pct:
+            reason = c_reason(r, precision)
+            if name == "c_float32" and "c_int8" in (firmware_c or {}):
+                reason += (f"; the int8 build keeps only {100 * firmware_c['c_int8']['export_agreement']:.2f} % "
+                           f"(< {min_agreement_pct:g} %)")
+            out["microcontroller"] = {"artifact": name, "reason": reason}
+            return out
     if int8 is not None:
         reason = (f"full-integer model for TFLite Micro ({int8['size_bytes']:,} B flatbuffer"
                   + (f", {firmware['arena_bytes']:,} B tensor arena" if firmware.get("arena_bytes") else "")
@@ -301,10 +310,13 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
         "machine": {**machine(core), "versions": versions},
         "rows": rows, "budget": budget_spec, "budget_results": budget_results,
         "budget_passed": all(r["passed"] for r in budget_results),
-        "recommendation": recommend(rows, budget_results, manifest, firmware_c),
+        "recommendation": recommend(rows, budget_results, manifest, firmware_c,
+                                    budget_spec.get("min_agreement_pct", 99.5)),
         "firmware_c": firmware_c,
         "export": {"targets": manifest.get("targets"), "firmware": manifest.get("firmware"),
-                   "evaluation": manifest.get("evaluation")},
+                   "evaluation": manifest.get("evaluation"),
+                   "generated_c": {a["name"]: a.get("vs_float") for a in manifest["artifacts"]
+                                   if a.get("graph") == "generated-c" and a["name"].startswith("c_")}},
         "training": _training_metrics(manifest),
         "wall_s": time.perf_counter() - t0,
     }
