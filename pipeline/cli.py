@@ -316,12 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("run", help="the main job: train a task, export it, validate every artifact",
-                       description="Train TASK with a profile, export it (TFLite, ONNX, C arrays, "
+    p = sub.add_parser("run", help="the main job: train a task, export it, validate the artifacts",
+                       description="Train TASK with a profile, export it (TFLite, ONNX, generated C, "
                                    "streaming graphs, each checked against the float model), then "
-                                   "validate: stream every artifact over the held-out split and write "
-                                   "the report (RUN/validation/report.html). Exit code 1 if an artifact "
-                                   "misses the task's budget.")
+                                   "validate: stream the artifacts over the held-out split (quick: the "
+                                   "float and int8 model of each interpreter; full: every artifact) and "
+                                   "write the report (RUN/validation/report.html). Exit code 1 if an "
+                                   "artifact misses the task's budget.")
     p.add_argument("task", help="ecg-mitdb, eeg-bonn or eeg-eegmat")
     p.add_argument("--profile", default="quick", choices=["quick", "full"], help="default: quick")
     p.add_argument("--out", help="run folder (default: runs/<task>-<profile>-<time>)")
