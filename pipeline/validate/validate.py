@@ -239,16 +239,17 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
         log(f"validating {len(chosen)} artifacts on {len(ids)} held-out recordings "
             f"({duration_s / 60:.1f} min of signal), pinned to core {core}")
         measured, decisions = {}, {}
-        for name in chosen:
+        for k, name in enumerate(chosen, 1):
             t = time.perf_counter()
+            log(f"  [{k}/{len(chosen)}] streaming {name} ...")
             events_path = str(Path(tmp) / f"{name}.events.jsonl")
             try:
                 measured[name] = measure_in_child({"folder": str(folder.resolve()), "artifact": name,
                                                    "chunk_s": chunk_s, "core": core, "recordings": recordings,
                                                    "events_path": events_path})
                 decisions[name] = score.decisions_from_events(events_path, ids, len(classes))
-                log(f"  {name}: {measured[name]['signal_seconds'] / measured[name]['push_seconds']:.0f}x real time "
-                    f"({time.perf_counter() - t:.0f} s)")
+                log(f"  [{k}/{len(chosen)}] {name}: {measured[name]['signal_seconds'] / measured[name]['push_seconds']:.0f}x "
+                    f"real time ({time.perf_counter() - t:.0f} s)")
             except RuntimeError as e:
                 measured[name] = {"error": str(e)}
                 log(f"  {name}: FAILED: {e}")
