@@ -227,15 +227,15 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
 
     with tempfile.TemporaryDirectory(prefix="biosig-validate-") as tmp:
         heldouts, recordings = [], []
+        duration_s = 0.0
         for rid in (progress or (lambda x: x))(ids):
             h = read_heldout(manifest, rid, data_dir, seconds)
             raw = Path(tmp) / f"{len(recordings)}.f32"
-            h.signal.astype(np.float32).tofile(raw)
+            h.signal.astype(np.float32).tofile(raw)      # the children memory-map it
+            duration_s += h.duration_s
             heldouts.append(h)
             recordings.append({"id": rid, "raw": str(raw), "n_channels": int(h.signal.shape[1])})
             h.signal = h.signal[: int(60 * h.fs_hz)]       # keep a minute for the strip plot
-        duration_s = sum(len(np.memmap(r["raw"], np.float32, "r")) / r["n_channels"] for r in recordings) \
-            / manifest["fs_in_hz"]
         log(f"validating {len(chosen)} artifacts on {len(ids)} held-out recordings "
             f"({duration_s / 60:.1f} min of signal), pinned to core {core}")
         measured, decisions = {}, {}
