@@ -263,11 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("export", help="quantise and export a run to TFLite, ONNX and C arrays",
+    p = sub.add_parser("export", help="quantise and export a run to TFLite, ONNX and C",
                        description="Convert a run folder's model to TFLite (float32, float16, "
                                    "dynamic-range int8, full int8 calibrated on the training split, "
-                                   "16x8 where supported), ONNX (float32, dynamic int8) and a C array "
-                                   "of the int8 model for TFLM; run each in its runtime on the test "
+                                   "16x8 where supported), ONNX (float32, dynamic int8), a C array "
+                                   "of the int8 model for TFLM and generated C99 (float32, int8); run "
+                                   "each in its runtime (the C compiled with gcc) on the test "
                                    "split against the float model; write manifest.json with sha256s.")
     p.add_argument("run_dir", help="a run folder from 'biosig-edge train'")
     p.add_argument("--out", help="artifact folder (default: RUN_DIR/artifacts)")
@@ -282,9 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("stream", help="replay a recording through the streaming runtime",
-                       description="Stream an ECG recording through a device-side session (causal "
-                                   "filter, Pan-Tompkins beat detection, RR features, the exported "
-                                   "model) and print one JSON line per event on stdout.")
+                       description="Stream a recording through a device-side session (causal filter; "
+                                   "for ECG Pan-Tompkins beat detection, RR features and the beat "
+                                   "template; the exported model) and print one JSON line per event.")
     p.add_argument("artifact_dir", help="artifact folder from 'biosig-edge export'")
     p.add_argument("record", help="ECG: an MIT-BIH record id (100) or a WFDB path (dir/rec); Bonn: "
                                   "SET/SEGMENT (E_S/S001); EEGMAT: SubjectNN; or '-' for raw samples "

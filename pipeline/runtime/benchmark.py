@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.runtime.measure import measure_in_child
+from pipeline.runtime.measure import latency_summary, measure_in_child
 from pipeline.runtime.replay import read_for
 
 def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_dir=None,
@@ -37,13 +37,11 @@ def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_di
             except RuntimeError as e:
                 rows.append({"artifact": artifact, "error": str(e)})
                 continue
-            lat_ms = np.asarray(r["latency_s"]) * 1000
             rows.append({"artifact": artifact, "record": record, "duration_s": rec.duration_s,
                          "beats": big["recordings"][0]["decisions"],
                          "seconds": big["push_seconds"],
                          "x_real_time": rec.duration_s / big["push_seconds"],
-                         "latency_ms": {q: float(np.percentile(lat_ms, p)) for q, p in
-                                        (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))},
+                         "latency_ms": latency_summary(r["latency_s"]),
                          "peak_rss_mb": max(big["peak_rss_mb"], r["peak_rss_mb"]),
                          "tensorflow_imported": bool(big["heavy_modules"] or r["heavy_modules"])})
     return rows

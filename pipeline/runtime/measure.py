@@ -73,6 +73,14 @@ def versions() -> dict[str, str]:
     return out
 
 
+def latency_summary(latency_s: list[float]) -> dict[str, float]:
+    """p50 / p95 / p99 / max of per-decision latencies, in milliseconds (NaN if none)."""
+    ms = np.asarray(latency_s, dtype=np.float64) * 1000
+    if not len(ms):
+        return {q: float("nan") for q in ("p50", "p95", "p99", "max")}
+    return {q: float(np.percentile(ms, p)) for q, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))}
+
+
 def measure(job: dict) -> dict:
     """Run ``job`` (see the module docstring) in this process; return the OUT dict."""
     from pipeline.manifest import load_manifest

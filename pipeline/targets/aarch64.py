@@ -119,17 +119,6 @@ def measure_aarch64(root: Path, job: dict, timeout_s: float = 900) -> dict:
         return json.loads(out_path.read_text())
 
 
-def _decisions(path: str) -> tuple[np.ndarray, np.ndarray]:
-    keys, probs = [], []
-    with open(path) as f:
-        for line in f:
-            e = json.loads(line)
-            if e["type"] in ("beat", "window"):
-                keys.append((e["recording"], e.get("sample", e.get("start_sample"))))
-                probs.append(e["probs"])
-    return np.array(keys, dtype=object), np.asarray(probs, np.float64)
-
-
 def compare(folder: Path, artifacts: list[str], recordings: list[dict], root: Path, log=print) -> list[dict]:
     """Each artifact on the same recordings, on x86 (this machine) and aarch64 (emulated).
 
@@ -140,8 +129,10 @@ def compare(folder: Path, artifacts: list[str], recordings: list[dict], root: Pa
     """
     from pipeline.manifest import load_manifest
     from pipeline.runtime.measure import measure_in_child
+    from pipeline.validate.score import decisions_from_events
 
     manifest = load_manifest(folder)
+    ids = [r["id"] for r in recordings]
     entries = {a["name"]: a for a in manifest["artifacts"]}
     rows = []
     with tempfile.TemporaryDirectory(prefix="biosig-a64-cmp-") as tmp:
@@ -152,10 +143,12 @@ def compare(folder: Path, artifacts: list[str], recordings: list[dict], root: Pa
                 job = {"folder": str(Path(folder).resolve()), "artifact": name, "chunk_s": 0.25, "core": None,
                        "events_path": events, "recordings": recordings}
                 out = measure_in_child(job) if arch == "x86_64" else measure_aarch64(root, job)
-                sides[arch] = (_decisions(events), out["versions"])
-            (k86, p86), v86 = sides["x86_64"]
-            (ka, pa), va = sides["aarch64"]
-            paired = len(k86) == len(ka) and all(tuple(a) == tuple(b) for a, b in zip(k86, ka))
+                decided = decisions_from_events(events, ids, len(manifest["classes"]))
+                sides[arch] = ([(rid, int(k)) for rid in ids for k in decided[rid][0]],
+                               np.concatenate([decided[rid][1] for rid in ids]), out["versions"])
+            k86, p86, _ = sides["x86_64"]
+            ka, pa, va = sides["aarch64"]
+            paired = k86 == ka
             entry = entries[name]
             precision = entry["precision"]
             row = {"artifact": name, "precision": precision, "decisions_x86": len(k86),

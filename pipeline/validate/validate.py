@@ -25,7 +25,7 @@ import numpy as np
 
 from pipeline.errors import BiosigError
 from pipeline.manifest import load_manifest
-from pipeline.runtime.measure import measure_in_child
+from pipeline.runtime.measure import latency_summary, measure_in_child
 from pipeline.validate import score
 from pipeline.validate.budgets import check_budget, load_budget
 from pipeline.validate.heldout import heldout_ids, read_heldout
@@ -68,13 +68,6 @@ def machine(core: int | None) -> dict:
     return {"cpu": cpu, "arch": platform.machine(), "logical_cpus": os.cpu_count(),
             "os": f"{platform.system()} {platform.release()}", "pinned_core": core, "cores_used": 1,
             "threads": 1, "python": platform.python_version()}
-
-
-def _latency(lat_s: list[float]) -> dict:
-    ms = np.asarray(lat_s, dtype=np.float64) * 1000
-    if not len(ms):
-        return {q: float("nan") for q in ("p50", "p95", "p99", "max")}
-    return {q: float(np.percentile(ms, p)) for q, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))}
 
 
 def _training_metrics(manifest: dict) -> dict | None:
@@ -274,7 +267,7 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
         metrics = score.summarise(cm, classes, manifest["task"])
         ref_metrics = ref_metrics or metrics
         agree = score.agreement(decisions[REFERENCE], decisions[name])
-        lat = _latency(m["latency_s"])
+        lat = latency_summary(m["latency_s"])
         rows.append({**row, "status": "ok", "metrics": metrics,
                      "decisions": agree["n"] + agree["unpaired"] // 2,
                      "agreement_pct": 100 * agree["agreement"], "unpaired": agree["unpaired"],
