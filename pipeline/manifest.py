@@ -1,99 +1,585 @@
 """The contract between training and device: ``manifest.json`` in an artifact folder.
 
 Written by ``biosig-edge export``; read by the device runtime and the validation report.
-Needs only the standard library: a Raspberry Pi validates it before loading any model.
-The schema is ``pipeline/manifest.schema.json`` (JSON Schema, draft 2020-12); this module
-checks the same rules by hand so the device needs no jsonschema package, and a test keeps
-the two in step.
+Needs only the standard library: a Raspberry Pi validates it before loading any model
+(signature checks, when asked for, use the ``cryptography`` package).
+
+Three layers of trust, each checked on load:
+
+1. **Shape and values.** :meth:`Manifest.from_dict` checks every key the device uses, to
+   its nested values (types, ranges, lengths that must agree, filter sections that must be
+   stable), and raises :class:`ManifestError` naming the key. The JSON Schema
+   ``pipeline/manifest.schema.json`` (draft 2020-12) states the same rules for other
+   tools; a test keeps the two in step.
+2. **Integrity.** ``digest`` is the sha256 of the manifest's canonical JSON (sorted keys,
+   no blanks, every key but ``digest``), and every artifact file's size and sha256 is in
+   the manifest: one changed byte anywhere in the folder is refused, naming the file.
+3. **Authenticity (optional).** ``manifest.sig`` is an Ed25519 signature of the canonical
+   manifest (``biosig-edge sign``). A device given a trusted public key (``--trusted-key``
+   or ``$BIOSIG_EDGE_TRUSTED_KEY``) refuses a folder that is unsigned or signed by
+   another key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import BiosigError
 
-SCHEMA = "biosig-edge-manifest/1"
+SCHEMA = "biosig-edge-manifest/2"
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
+SIGNATURE_FILE = "manifest.sig"
+TRUSTED_KEY_ENV = "BIOSIG_EDGE_TRUSTED_KEY"
+KINDS = ("ecg-beats", "eeg-windows")
+FORMATS = ("tflite", "onnx", "c", "npz", "so")
+NORMALISATIONS = ("none", "zscore", "template")
+#: Artifact files larger than this are refused before they are read (a model here is KBs).
+MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
 
 
 class ManifestError(BiosigError):
-    """An artifact folder whose manifest, schema or file hashes do not match."""
+    """An artifact folder whose manifest, schema, signature or file hashes do not match."""
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-_REQUIRED = {
-    "schema": str, "task": str, "kind": str, "classes": list, "channels": list,
-    "fs_in_hz": (int, float), "preprocess": dict, "window": dict, "side_features": dict,
-    "split": dict, "artifacts": list, "tools": dict, "created_utc": str,
-}
-_ARTIFACT_REQUIRED = {
-    "name": str, "file": str, "format": str, "precision": str, "status": str,
-}
-_OK_ARTIFACT_REQUIRED = {"sha256": str, "bytes": int, "inputs": list, "outputs": list}
+def canonical_json(obj) -> bytes:
+    """The bytes a digest or signature covers: sorted keys, no blanks, ASCII, no NaN."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
 
 
-def check_manifest(manifest: dict, where: str = "manifest.json") -> None:
-    """Raise :class:`ManifestError` naming the first key that breaks the schema."""
-    if not isinstance(manifest, dict):
-        raise ManifestError(f"{where}: not a JSON object")
-    if manifest.get("schema") != SCHEMA:
-        raise ManifestError(f"{where}: schema is {manifest.get('schema')!r}, this runtime reads {SCHEMA!r}")
-    for key, typ in _REQUIRED.items():
-        if key not in manifest:
-            raise ManifestError(f"{where}: missing key '{key}'")
-        if not isinstance(manifest[key], typ):
-            raise ManifestError(f"{where}: key '{key}' has the wrong type ({type(manifest[key]).__name__})")
-    for i, art in enumerate(manifest["artifacts"]):
-        required = dict(_ARTIFACT_REQUIRED, **(_OK_ARTIFACT_REQUIRED if art.get("status") == "ok" else {}))
-        for key, typ in required.items():
-            if key not in art or not isinstance(art[key], typ):
-                raise ManifestError(f"{where}: artifacts[{i}] ({art.get('name', '?')}): missing or "
-                                    f"mistyped '{key}'")
-        if "/" in art["file"] or art["file"].startswith("."):
-            raise ManifestError(f"{where}: artifacts[{i}]: file '{art['file']}' must be a plain name")
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of the canonical JSON of every key but ``digest``."""
+    return sha256_bytes(canonical_json({k: v for k, v in manifest.items() if k != "digest"}))
 
 
-def load_manifest(folder: str | Path, verify_files: bool = True) -> dict:
-    """Read and check ``folder/manifest.json``; verify every artifact's size and sha256.
+def seal(manifest: dict) -> dict:
+    """The manifest with its ``digest`` set (export's last step)."""
+    out = {k: v for k, v in manifest.items() if k != "digest"}
+    out["digest"] = manifest_digest(out)
+    return out
 
-    Raises :class:`ManifestError` naming the file whose hash or size does not match.
+
+# --------------------------------------------------------------------------- checking
+
+class _Check:
+    """Read values from a dict, each checked, each failure naming its key path."""
+
+    def __init__(self, data, path: str, where: str):
+        if not isinstance(data, dict):
+            raise ManifestError(f"{where}: '{path}' must be an object, got {type(data).__name__}")
+        self.data, self.path, self.where = data, path, where
+
+    def fail(self, key: str, why: str):
+        raise ManifestError(f"{self.where}: '{self._name(key)}' {why}")
+
+    def _name(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def has(self, key: str) -> bool:
+        return key in self.data and self.data[key] is not None
+
+    def get(self, key: str, typ, optional: bool = False):
+        if key not in self.data or (optional and self.data[key] is None):
+            if optional:
+                return None
+            self.fail(key, "is missing")
+        value = self.data[key]
+        if typ is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        elif typ is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, typ)
+        if not ok:
+            self.fail(key, f"must be {getattr(typ, '__name__', typ)}, got {value!r:.60}")
+        return float(value) if typ is float else value
+
+    def number(self, key: str, low=None, high=None, optional=False, strict_low=False) -> float | None:
+        value = self.get(key, float, optional)
+        if value is None:
+            return None
+        if low is not None and (value < low or (strict_low and value == low)):
+            self.fail(key, f"must be {'>' if strict_low else '>='} {low}, got {value}")
+        if high is not None and value > high:
+            self.fail(key, f"must be <= {high}, got {value}")
+        return value
+
+    def integer(self, key: str, low=None, optional=False) -> int | None:
+        value = self.get(key, int, optional)
+        if value is not None and low is not None and value < low:
+            self.fail(key, f"must be >= {low}, got {value}")
+        return value
+
+    def strings(self, key: str, min_len: int = 0, unique: bool = False, optional=False) -> tuple[str, ...] | None:
+        value = self.get(key, list, optional)
+        if value is None:
+            return None
+        if not all(isinstance(v, str) and v for v in value):
+            self.fail(key, "must be a list of non-empty strings")
+        if len(value) < min_len:
+            self.fail(key, f"must hold at least {min_len} item(s), got {len(value)}")
+        if unique and len(set(value)) != len(value):
+            self.fail(key, f"holds a name twice: {value}")
+        return tuple(value)
+
+    def numbers(self, key: str, length: int | None = None) -> tuple[float, ...]:
+        value = self.get(key, list)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+            self.fail(key, "must be a list of finite numbers")
+        if length is not None and len(value) != length:
+            self.fail(key, f"must hold {length} numbers, got {len(value)}")
+        return tuple(float(v) for v in value)
+
+    def sub(self, key: str, optional: bool = False) -> "_Check | None":
+        if optional and not self.has(key):
+            return None
+        return _Check(self.get(key, dict), self._name(key), self.where)
+
+
+def _check_sos(c: _Check) -> tuple[tuple[float, ...], ...]:
+    """Second-order sections, each finite and stable (both poles inside the unit circle):
+    an unstable section would blow the stream up and report nothing."""
+    rows = c.get("sos", list)
+    out = []
+    for i, row in enumerate(rows):
+        if not (isinstance(row, list) and len(row) == 6 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row)):
+            c.fail("sos", f"row {i} must be 6 finite numbers [b0, b1, b2, a0, a1, a2]")
+        b0, b1, b2, a0, a1, a2 = (float(v) for v in row)
+        if a0 == 0:
+            c.fail("sos", f"row {i}: a0 is 0")
+        a1, a2 = a1 / a0, a2 / a0
+        # Poles of z^2 + a1 z + a2 inside the unit circle (the stability triangle).
+        if not (abs(a2) < 1 and abs(a1) < 1 + a2):
+            c.fail("sos", f"row {i} is unstable (a1={a1:g}, a2={a2:g}): the filter would diverge")
+        out.append((b0, b1, b2, a0, a1 * a0, a2 * a0))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model takes in: units, channels (with the names accepted for each), the
+    lowest sampling rate its band allows, and the plausible range of a sample."""
+
+    units: str
+    channels: tuple[str, ...]
+    channel_aliases: dict
+    min_fs_hz: float
+    valid_range: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """The model's window, in samples at the model rate (``fs_out_hz``).
+
+    ECG beats: ``n_before_samples`` before the R peak and ``n_after_samples`` from it on
+    (their sum is ``n_steps``). EEG: a window of ``n_steps`` every ``hop_samples``.
+    ``n_channels`` is the model input's, which ``normalise="template"`` doubles.
+    """
+
+    n_steps: int
+    n_channels: int
+    normalise: str
+    n_before_samples: int | None = None
+    n_after_samples: int | None = None
+    hop_samples: int | None = None
+
+
+@dataclass(frozen=True)
+class SideFeatures:
+    names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    clip: float | None
+
+
+@dataclass(frozen=True)
+class RRSpec:
+    """:class:`pipeline.window.rr.RRFeatures` settings."""
+
+    local_beats: int
+    average_s: float
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """:class:`pipeline.window.template.BeatTemplate` settings."""
+
+    alpha: float
+    min_scale: float
+
+
+@dataclass(frozen=True)
+class StreamingSpec:
+    """Chunk-plus-state graphs: ``chunk_len`` model-rate samples per step, LSTM state sizes."""
+
+    chunk_len: int
+    state_sizes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    """One file of the folder. ``extra`` keeps every other key (comparisons, ops, ...)."""
+
+    name: str
+    file: str
+    format: str
+    precision: str
+    status: str
+    graph: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+_ARTIFACT_KEYS = ("name", "file", "format", "precision", "status", "graph", "sha256", "bytes")
+
+
+def _artifact(data, i: int, where: str) -> ArtifactEntry:
+    c = _Check(data, f"artifacts[{i}]", where)
+    name = c.get("name", str)
+    c.path = f"artifacts[{i}] ({name})"
+    file = c.get("file", str)
+    if "/" in file or "\\" in file or "\x00" in file or file.startswith(".") or not file:
+        c.fail("file", f"'{file}' must be a plain file name")
+    fmt = c.get("format", str)
+    if fmt not in FORMATS:
+        c.fail("format", f"must be one of {FORMATS}, got '{fmt}'")
+    status = c.get("status", str)
+    if status not in ("ok", "failed"):
+        c.fail("status", f"must be 'ok' or 'failed', got '{status}'")
+    sha, size = None, None
+    if status == "ok":
+        sha = c.get("sha256", str)
+        if not re.fullmatch(r"[0-9a-f]{64}", sha):
+            c.fail("sha256", "must be 64 lower-case hex digits")
+        size = c.integer("bytes", low=1)
+        c.get("inputs", list)
+        c.get("outputs", list)
+    return ArtifactEntry(name=name, file=file, format=fmt, precision=c.get("precision", str), status=status,
+                         graph=c.get("graph", str, optional=True), sha256=sha, bytes=size,
+                         extra={k: v for k, v in data.items() if k not in _ARTIFACT_KEYS})
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A checked manifest. ``raw`` is the dict it was read from (reports use its extra
+    keys: evaluation, targets, firmware, tools ...)."""
+
+    task: str
+    kind: str
+    classes: tuple[str, ...]
+    preprocess: dict
+    input: InputSpec
+    window: WindowSpec
+    side_features: SideFeatures
+    rr: RRSpec | None
+    template: TemplateSpec | None
+    streaming: StreamingSpec | None
+    split: dict
+    artifacts: tuple[ArtifactEntry, ...]
+    digest: str
+    raw: dict
+
+    @property
+    def fs_in_hz(self) -> float:
+        """The rate the model's input is sampled at (stored once, in ``preprocess``)."""
+        return float(self.preprocess["fs_in_hz"])
+
+    @property
+    def fs_out_hz(self) -> float:
+        """The model's own rate, after decimation."""
+        return self.fs_in_hz / self.preprocess["decimate"]
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.input.channels
+
+    def artifact(self, name: str) -> ArtifactEntry | None:
+        return next((a for a in self.artifacts if a.name == name), None)
+
+    @classmethod
+    def from_dict(cls, data, where: str = "manifest.json") -> "Manifest":
+        """Check every key the device relies on; raise :class:`ManifestError` naming it."""
+        if not isinstance(data, dict):
+            raise ManifestError(f"{where}: not a JSON object")
+        schema = data.get("schema")
+        if schema != SCHEMA:
+            old = isinstance(schema, str) and schema.startswith("biosig-edge-manifest/")
+            raise ManifestError(f"{where}: schema is {schema!r}, this runtime reads {SCHEMA!r}"
+                                + ("; the folder was made by another biosig-edge version: export the run "
+                                   "again ('biosig-edge export RUN_DIR')" if old else ""))
+        c = _Check(data, "", where)
+        # Integrity first: an edited manifest is refused as altered, whatever it now says.
+        digest = c.get("digest", str)
+        try:
+            actual = manifest_digest(data)
+        except ValueError:                                   # NaN or infinity in the JSON
+            raise ManifestError(f"{where}: holds NaN or infinite numbers") from None
+        if digest != actual:
+            raise ManifestError(f"{where}: content does not match its digest (sha256 {actual[:16]}..., "
+                                f"recorded {digest[:16]}...): the manifest was altered; refusing it")
+        task = c.get("task", str)
+        kind = c.get("kind", str)
+        if kind not in KINDS:
+            c.fail("kind", f"must be one of {KINDS}, got '{kind}'")
+        classes = c.strings("classes", min_len=2, unique=True)
+
+        p = c.sub("preprocess")
+        p.number("fs_in_hz", low=0, strict_low=True)
+        p.integer("decimate", low=1)
+        p.integer("order", low=1)
+        for key in ("highpass_hz", "lowpass_hz", "notch_hz"):
+            p.number(key, low=0, strict_low=True, optional=True)
+        gain = p.number("gain")
+        if gain == 0:
+            p.fail("gain", "must not be 0")
+        _check_sos(p)
+
+        i = c.sub("input")
+        units = i.get("units", str)
+        from pipeline.read.units import UnitError, canonical_unit
+
+        try:
+            canonical_unit(units, where)
+        except UnitError as err:
+            i.fail("units", f"is not a voltage unit ({err})")
+        channels = i.strings("channels", min_len=1, unique=True)
+        aliases = i.get("channel_aliases", dict)
+        for key, names in aliases.items():
+            if not (isinstance(names, list) and all(isinstance(n, str) and n for n in names)):
+                i.fail("channel_aliases", f"'{key}' must map to a list of names")
+        min_fs = i.number("min_fs_hz", low=0, strict_low=True)
+        valid = i.numbers("valid_range", length=2)
+        if not valid[0] < valid[1]:
+            i.fail("valid_range", f"must be [low, high] with low < high, got {list(valid)}")
+
+        w = c.sub("window")
+        normalise = w.get("normalise", str)
+        if normalise not in NORMALISATIONS:
+            w.fail("normalise", f"must be one of {NORMALISATIONS}, got '{normalise}'")
+        window = WindowSpec(
+            n_steps=w.integer("n_steps", low=1), n_channels=w.integer("n_channels", low=1), normalise=normalise,
+            n_before_samples=w.integer("n_before_samples", low=0, optional=kind != "ecg-beats"),
+            n_after_samples=w.integer("n_after_samples", low=1, optional=kind != "ecg-beats"),
+            hop_samples=w.integer("hop_samples", low=1, optional=kind != "eeg-windows"))
+        if kind == "ecg-beats" and window.n_before_samples + window.n_after_samples != window.n_steps:
+            w.fail("n_steps", f"must equal n_before_samples + n_after_samples "
+                              f"({window.n_before_samples} + {window.n_after_samples}), got {window.n_steps}")
+        expected_channels = len(channels) * (2 if normalise == "template" else 1)
+        if window.n_channels != expected_channels:
+            w.fail("n_channels", f"must be {expected_channels} for {len(channels)} input channel(s) with "
+                                 f"normalise '{normalise}', got {window.n_channels}")
+
+        s = c.sub("side_features")
+        names = s.strings("names")
+        side = SideFeatures(names=names, mean=s.numbers("mean", len(names)), std=s.numbers("std", len(names)),
+                            clip=s.number("clip", low=0, strict_low=True, optional=True))
+        if any(v <= 0 for v in side.std):
+            s.fail("std", "must be positive")
+
+        rr = template = None
+        if kind == "ecg-beats":
+            r = c.sub("rr")
+            rr = RRSpec(local_beats=r.integer("local_beats", low=1), average_s=r.number("average_s", low=0, strict_low=True))
+            t = c.sub("template")
+            template = TemplateSpec(alpha=t.number("alpha", low=0, high=1, strict_low=True),
+                                    min_scale=t.number("min_scale", low=0, strict_low=True))
+        streaming = None
+        st = c.sub("streaming", optional=True)
+        if st is not None:
+            chunk = st.integer("chunk_len", low=1)
+            sizes = st.get("state_sizes", list)
+            if not sizes or not all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in sizes):
+                st.fail("state_sizes", "must be a list of positive integers")
+            if window.n_steps % chunk:
+                st.fail("chunk_len", f"must divide the window's {window.n_steps} steps, got {chunk}")
+            if kind == "eeg-windows" and window.hop_samples % chunk:
+                st.fail("chunk_len", f"must divide the hop's {window.hop_samples} samples, got {chunk}")
+            streaming = StreamingSpec(chunk_len=chunk, state_sizes=tuple(sizes))
+
+        sp = c.sub("split")
+        sp.get("by", str)
+        for side_name in ("train", "val", "test"):
+            sp.strings(side_name)
+        artifacts = tuple(_artifact(a, k, where) for k, a in enumerate(c.get("artifacts", list)))
+        names_seen = [a.name for a in artifacts]
+        files_seen = [a.file for a in artifacts if a.ok]
+        for listed in (names_seen, files_seen):
+            twice = sorted({n for n in listed if listed.count(n) > 1})
+            if twice:
+                c.fail("artifacts", f"list {twice} twice")
+        c.get("tools", dict)
+        c.get("created_utc", str)
+        return cls(task=task, kind=kind, classes=classes, preprocess=dict(data["preprocess"]),
+                   input=InputSpec(units=units, channels=channels, channel_aliases=dict(aliases),
+                                   min_fs_hz=min_fs, valid_range=valid),
+                   window=window, side_features=side, rr=rr, template=template, streaming=streaming,
+                   split=dict(data["split"]), artifacts=artifacts, digest=digest, raw=data)
+
+
+def check_manifest(manifest: dict, where: str = "manifest.json") -> Manifest:
+    """Raise :class:`ManifestError` naming the first key that breaks the contract."""
+    return Manifest.from_dict(manifest, where)
+
+
+# --------------------------------------------------------------------------- loading
+
+def read_manifest(folder: str | Path, verify_files: bool = True, trusted_key: str | Path | None = None) -> Manifest:
+    """Read, check and (with a trusted key) authenticate ``folder/manifest.json``; verify
+    every artifact's size and sha256. The typed form; :func:`load_manifest` gives the dict.
+
+    ``trusted_key``: an Ed25519 public key (PEM) the folder must be signed with; default
+    ``$BIOSIG_EDGE_TRUSTED_KEY`` if set, else no signature is required.
     """
     folder = Path(folder)
     path = folder / "manifest.json"
     if not path.is_file():
         raise ManifestError(f"{path}: missing (is {folder} an artifact folder from 'biosig-edge export'?)")
     try:
-        manifest = json.loads(path.read_text())
+        if path.stat().st_size > 16 * 1024 * 1024:
+            raise ManifestError(f"{path}: {path.stat().st_size} bytes, too large for a manifest")
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ManifestError(f"{path}: not valid JSON: {err}") from None
-    check_manifest(manifest, str(path))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ManifestError(f"{path}: cannot be read: {err}") from None
+    manifest = Manifest.from_dict(data, str(path))
+    key = trusted_key or os.environ.get(TRUSTED_KEY_ENV) or None
+    if key:
+        verify_signature(folder, data, key)
     if verify_files:
-        for art in manifest["artifacts"]:
-            if art["status"] == "ok":
+        for art in manifest.artifacts:
+            if art.ok:
                 verify_artifact(folder, art)
     return manifest
 
 
-def verify_artifact(folder: Path, art: dict) -> bytes:
-    """Return the file's bytes after checking its size and sha256 against the manifest."""
-    path = Path(folder) / art["file"]
-    if not path.is_file():
-        raise ManifestError(f"{path}: missing (listed in manifest.json)")
-    data = path.read_bytes()
-    if len(data) != art["bytes"]:
-        raise ManifestError(f"{path}: {len(data)} bytes, manifest.json says {art['bytes']}")
+def load_manifest(folder: str | Path, verify_files: bool = True, trusted_key: str | Path | None = None) -> dict:
+    """:func:`read_manifest`, as the checked dict."""
+    return read_manifest(folder, verify_files, trusted_key).raw
+
+
+def verify_artifact(folder: Path, art: ArtifactEntry | dict) -> bytes:
+    """Return the file's bytes after checking its size (before reading) and sha256."""
+    if isinstance(art, dict):
+        art = _artifact(art, 0, "manifest.json")
+    path = Path(folder) / art.file
+    try:
+        if not path.is_file():
+            raise ManifestError(f"{path}: missing or not a regular file (listed in manifest.json)")
+        size = path.stat().st_size
+        if size != art.bytes:
+            raise ManifestError(f"{path}: {size} bytes, manifest.json says {art.bytes}")
+        if size > MAX_ARTIFACT_BYTES:
+            raise ManifestError(f"{path}: {size} bytes, larger than any artifact ({MAX_ARTIFACT_BYTES})")
+        data = path.read_bytes()
+    except OSError as err:
+        raise ManifestError(f"{path}: cannot be read: {err.strerror or err}") from None
     digest = sha256_bytes(data)
-    if digest != art["sha256"]:
+    if digest != art.sha256 or len(data) != art.bytes:
         raise ManifestError(f"{path}: sha256 {digest[:16]}... does not match manifest.json "
-                            f"({art['sha256'][:16]}...): the file was altered; refusing to load it")
+                            f"({art.sha256[:16]}...): the file was altered; refusing to load it")
     return data
 
+
+# --------------------------------------------------------------------------- signatures
+
+def _crypto():
+    try:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+    except ImportError:
+        raise ManifestError("signatures need the 'cryptography' package: pip install "
+                            "'biosig-edge[sign]'") from None
+    return serialization, ed25519, InvalidSignature
+
+
+def _read_key(path: str | Path, private: bool):
+    serialization, ed25519, _ = _crypto()
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        key = (serialization.load_pem_private_key(data, password=None) if private
+               else serialization.load_pem_public_key(data))
+    except OSError as err:
+        raise ManifestError(f"{path}: cannot read the key: {err.strerror or err}") from None
+    except ValueError as err:
+        raise ManifestError(f"{path}: not a PEM {'private' if private else 'public'} key: {err}") from None
+    wanted = ed25519.Ed25519PrivateKey if private else ed25519.Ed25519PublicKey
+    if not isinstance(key, wanted):
+        raise ManifestError(f"{path}: not an Ed25519 {'private' if private else 'public'} key")
+    return key
+
+
+def new_keypair(folder: str | Path, name: str = "biosig-edge") -> tuple[Path, Path]:
+    """Write ``NAME.key`` (private, mode 0600) and ``NAME.pub`` (public) PEM files."""
+    serialization, ed25519, _ = _crypto()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    private, public = folder / f"{name}.key", folder / f"{name}.pub"
+    for p in (private, public):
+        if p.exists():
+            raise ManifestError(f"{p}: exists; refusing to overwrite a key")
+    key = ed25519.Ed25519PrivateKey.generate()
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
+
+
+def sign_folder(folder: str | Path, private_key: str | Path) -> Path:
+    """Sign ``folder/manifest.json`` (its canonical JSON) into ``folder/manifest.sig``.
+
+    The manifest is checked first, files included: a folder is signed only as it is."""
+    import base64
+
+    folder = Path(folder)
+    manifest = read_manifest(folder, trusted_key="")
+    key = _read_key(private_key, private=True)
+    sig = folder / SIGNATURE_FILE
+    sig.write_text(base64.b64encode(key.sign(canonical_json(manifest.raw))).decode() + "\n")
+    return sig
+
+
+def verify_signature(folder: str | Path, manifest: dict, trusted_key: str | Path) -> None:
+    """Refuse unless ``folder/manifest.sig`` is a valid signature of ``manifest`` by the
+    trusted key."""
+    import base64
+    import binascii
+
+    _, _, invalid = _crypto()
+    key = _read_key(trusted_key, private=False)
+    sig_path = Path(folder) / SIGNATURE_FILE
+    if not sig_path.is_file():
+        raise ManifestError(f"{sig_path}: missing: a trusted key is configured ({trusted_key}), so the "
+                            f"folder must be signed ('biosig-edge sign FOLDER --key KEY')")
+    try:
+        signature = base64.b64decode(sig_path.read_text().strip(), validate=True)
+        key.verify(signature, canonical_json(manifest))
+    except (invalid, binascii.Error, ValueError):
+        raise ManifestError(f"{sig_path}: not a valid signature of this manifest by {trusted_key}: "
+                            f"the folder was altered or signed by another key; refusing it") from None
+
+
+# --------------------------------------------------------------------------- helpers
 
 def shipping_artifacts(manifest: dict) -> list[str]:
     """The float32 and int8 model of each interpreter (LiteRT, ONNX Runtime) that the

@@ -74,3 +74,24 @@ def exported_bonn(tmp_path_factory):
     out = export_run(run, root / "artifacts", eval_limit=100, representative_size=100, stream_eval=20,
                      log=lambda *_: None)
     return run, out, json.loads((out / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def exported_eegmat(tmp_path_factory):
+    """An EEGMAT model trained 2 epochs on 4 subjects (2 for validation), exported.
+
+    Returns (run folder, artifact folder, manifest dict).
+    """
+    import json
+
+    from pipeline.export.export import export_run
+    from pipeline.train.config import load_config
+    from pipeline.train.fit import train_task
+
+    root = tmp_path_factory.mktemp("export_eegmat")
+    cfg = load_config("eeg-eegmat", "quick", overrides={
+        "train": {"epochs": 2}, "data": {"limit_train": 4, "limit_val": 2, "limit_test": 2}})
+    run = train_task(cfg, root / "run", log=lambda *_: None)
+    out = export_run(run, root / "artifacts", eval_limit=100, representative_size=100, stream_eval=10,
+                     log=lambda *_: None)
+    return run, out, json.loads((out / "manifest.json").read_text())

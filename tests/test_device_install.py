@@ -38,7 +38,8 @@ def test_a_device_only_install_streams_a_record_from_stdin(device_python, export
     _, out, _ = exported
     signal = read_mitdb("213", channels=["MLII", "V1|V2|V4|V5"]).signal[:360 * 60].astype(np.float64)
     text = "\n".join(f"{a:.4f} {b:.4f}" for a, b in signal) + "\n"
-    cli = [device_python, "-m", "pipeline.cli", "stream", str(out), "-", "--artifact", "tflite_int8"]
+    cli = [device_python, "-m", "pipeline.cli", "stream", str(out), "-", "--fs", "360", "--units", "mV",
+           "--artifact", "tflite_int8"]
     result = subprocess.run(cli, input=text, capture_output=True, text=True, check=True)
     events = [json.loads(line) for line in result.stdout.splitlines()]
     beats = [e for e in events if e["type"] == "beat"]

@@ -21,7 +21,8 @@ def seizure():
 
 def _offline(manifest, out, record):
     spec = PreprocessSpec.from_dict(manifest["preprocess"])
-    w = fixed_windows(record, spec, manifest["window"]["window_s"], manifest["window"]["hop_s"])
+    w = fixed_windows(record, spec, manifest["window"]["n_steps"] / spec.fs_out_hz,
+                      manifest["window"]["hop_samples"] / spec.fs_out_hz)
     return w, NumpyLSTM.from_file(out / "reference_float32.npz").predict({"signal": w.x})
 
 

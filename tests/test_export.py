@@ -84,7 +84,10 @@ def test_manifest_matches_its_json_schema(exported):
 
     _, _, manifest = exported
     jsonschema.validate(manifest, json.loads(SCHEMA_PATH.read_text()))
-    assert manifest["preprocess"]["fs_out_hz"] == 180.0 and len(manifest["preprocess"]["sos"]) == 3
+    assert manifest["preprocess"]["fs_in_hz"] / manifest["preprocess"]["decimate"] == 180.0
+    assert len(manifest["preprocess"]["sos"]) == 3
+    assert manifest["input"]["units"] == "mV" and manifest["input"]["min_fs_hz"] == 100.0
+    assert "ECG1" in manifest["input"]["channel_aliases"]["MLII"]
     assert manifest["split"]["train"] == ["208", "223", "119"]
     assert manifest["representative"]["split"] == "train"
     assert manifest["tools"]["tensorflow"] and manifest["tools"]["ai-edge-litert"]
@@ -101,7 +104,7 @@ def test_a_tampered_artifact_is_refused_naming_the_file(exported, tmp_path):
     with pytest.raises(ManifestError, match=r"tflite_int8\.tflite: sha256 .* altered; refusing"):
         load_manifest(copy)
     (copy / "manifest.json").write_text((copy / "manifest.json").read_text().replace(
-        "biosig-edge-manifest/1", "biosig-edge-manifest/9"))
+        "biosig-edge-manifest/2", "biosig-edge-manifest/9"))
     with pytest.raises(ManifestError, match="schema is 'biosig-edge-manifest/9'"):
         load_manifest(copy)
 

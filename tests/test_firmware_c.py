@@ -67,7 +67,7 @@ def test_generated_filter_matches_the_python_chain(exported, tmp_path):
     from pipeline.read.mitdb import read_mitdb
 
     _, artifacts, manifest = exported
-    rec = read_mitdb("100", channels=manifest["channels"])
+    rec = read_mitdb("100", channels=manifest["input"]["channels"])
     pre = manifest["preprocess"]
     exe = build.build_host_driver(artifacts / "bse_float32.c", tmp_path)
     for ch in range(rec.signal.shape[1]):

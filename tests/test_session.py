@@ -132,15 +132,18 @@ def test_stream_command_reads_stdin_and_prints_json_lines(exported, ecg_60s, tmp
 
     _, out, _ = exported
     text = "\n".join(f"{a:.5f},{b:.5f}" for a, b in ecg_60s[:360 * 20]) + "\n"
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "stream", str(out), "-",
-                             "--artifact", "onnx_float32"], input=text, capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "stream", str(out), "-", "--fs", "360",
+                             "--units", "mV", "--artifact", "onnx_float32"], input=text, capture_output=True,
+                            text=True, check=True)
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    direct = ECGSession(out, "onnx_float32").push(ecg_60s[:360 * 20].round(5))
+    session = ECGSession(out, "onnx_float32")
+    direct = session.push(ecg_60s[:360 * 20].round(5)) + session.flush()
     assert [e["sample"] for e in events] == [e["sample"] for e in direct] and len(events) > 15
     assert "real time" in result.stderr
-    bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "stream", str(out), "-"],
-                         input="1 2 3\n", capture_output=True, text=True)
-    assert bad.returncode == 2 and "shape (n, 2)" in bad.stderr and "Traceback" not in bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "stream", str(out), "-", "--fs", "360",
+                          "--units", "mV"], input="1 2 3\n", capture_output=True, text=True)
+    assert bad.returncode == 2 and "stdin line 1: 3 values, expected 2" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_nan_and_flat_stretches_stream_to_the_end_with_quality_events(exported, ecg_60s):

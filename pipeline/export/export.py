@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 import time
 from importlib import metadata
@@ -13,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import BiosigError
-from pipeline.manifest import SCHEMA, check_manifest, sha256_bytes
+from pipeline.folders import FolderWriter
+from pipeline.manifest import SCHEMA, check_manifest, seal, sha256_bytes
 from pipeline.metrics import classification_metrics, confusion_matrix
 
 #: Agreement targets for the full-int8 model (issue: Liu & Richardson 2021 anchor).
@@ -122,9 +121,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
     ref_metrics = compare(ref, ref, y_te, classes)
     log(f"float reference (Keras) on {len(y_te)} test windows: macro-F1 {ref_metrics['macro_f1']:.4f}")
 
-    tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    writer = FolderWriter(out_dir, force, "artifact folder")   # one writer at a time; a temporary name
+    tmp = writer.tmp
     artifacts = []
     blobs = {}
     try:
@@ -217,31 +215,73 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
 
         targets = _targets(artifacts, ref_metrics)
         manifest = {
-            "schema": SCHEMA, "task": cfg.task, "kind": cfg.kind, "classes": classes,
-            "channels": cfg.channels, "fs_in_hz": run["preprocess"]["fs_in_hz"],
-            "preprocess": run["preprocess"],
-            "window": {"n_steps": run["input_shape"][0], "n_channels": run["input_shape"][1],
-                       "before_s": cfg.window.before_s, "after_s": cfg.window.after_s,
-                       "window_s": cfg.window.window_s, "hop_s": cfg.window.hop_s,
-                       "normalise": cfg.window.normalise},
+            "schema": SCHEMA, "task": cfg.task, "dataset": cfg.dataset, "kind": cfg.kind, "classes": classes,
+            "input": input_contract(cfg, run["preprocess"]),
+            "preprocess": {k: v for k, v in run["preprocess"].items() if k != "fs_out_hz"},
+            "window": window_contract(cfg, run),
             "side_features": {"names": run["side_features"], "mean": run["side_mean"], "std": run["side_std"],
                               "clip": run.get("side_clip"), "formula": "clip((x - mean) / std, -clip, clip)"},
+            **beat_contract(cfg),
             "split": split, "evaluation": {"split": "test", "windows": int(len(y_te)), "float_reference": ref_metrics},
+            # What training windows looked like, for the device's amplitude check (a window
+            # far beyond it is not what the model learnt from).
+            "quality": {"amplitude_p999": float(np.percentile(np.abs(x_tr), 99.9))},
             "representative": {"split": "train", "windows": int(len(rep_idx))},
             "streaming": streaming,
             "artifacts": artifacts, "firmware": firmware, "targets": targets,
             "source_run": {"folder": str(run_dir), "model_sha256": sha256_bytes((run_dir / "model.keras").read_bytes())},
             "tools": _tools(), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        manifest = seal(manifest)
         check_manifest(manifest)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
+        writer.commit()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        writer.abort()
         raise
     return out_dir
+
+
+def input_contract(cfg, preprocess: dict) -> dict:
+    """What the model takes in, for the manifest's ``input``: the dataset's units, the
+    config's channels with the names accepted for each (the card's aliases), the lowest
+    rate that still carries the model's band (2.5x its low-pass edge: a 40 Hz band needs
+    100 Hz), and the plausible range of a sample."""
+    from pipeline.read.cards import load_card
+
+    card = load_card(cfg.dataset)
+    aliases = card.raw.get("channel_aliases", {})
+    band_hz = preprocess.get("lowpass_hz") or preprocess["fs_in_hz"] / preprocess["decimate"] / 2
+    return {"units": card.raw["units"], "channels": list(cfg.channels),
+            "channel_aliases": {c: list(aliases.get(c, [])) for c in
+                                dict.fromkeys(a for ch in cfg.channels for a in ch.split("|")) if aliases.get(c)},
+            "min_fs_hz": 2.5 * band_hz,
+            "valid_range": list(card.raw.get("valid_range", [-1e9, 1e9]))}
+
+
+def window_contract(cfg, run: dict) -> dict:
+    """The window in samples at the model rate, as training cut it."""
+    from pipeline.window.ecg import window_bounds
+
+    fs_out = run["preprocess"]["fs_in_hz"] / run["preprocess"]["decimate"]
+    out = {"n_steps": run["input_shape"][0], "n_channels": run["input_shape"][1], "normalise": cfg.window.normalise}
+    if cfg.kind == "ecg-beats":
+        out["n_before_samples"], out["n_after_samples"] = window_bounds(cfg.window.before_s, cfg.window.after_s, fs_out)
+    else:
+        out["hop_samples"] = int(round(cfg.window.hop_s * fs_out))
+    return out
+
+
+def beat_contract(cfg) -> dict:
+    """ECG: the RR tracker's and the beat template's settings, as training used them."""
+    if cfg.kind != "ecg-beats":
+        return {}
+    from pipeline.window.rr import RRFeatures
+    from pipeline.window.template import BeatTemplate
+
+    rr, template = RRFeatures(), BeatTemplate()
+    return {"rr": {"local_beats": rr.local_beats, "average_s": rr.average_s},
+            "template": {"alpha": template.alpha, "min_scale": template.min_scale}}
 
 
 def _export_reference(model, test_inputs, ref, y_te, classes, artifacts, blobs, seed, log) -> None:

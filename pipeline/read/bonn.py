@@ -34,9 +34,16 @@ def read_bonn_segment(path: str | Path, fs_hz: float | None = None,
     path = Path(path)
     if not path.is_file():
         raise RecordError(f"{path}: missing")
+    # A segment is ~25 KB of text (at most ~12 bytes per sample): refuse a huge file
+    # before reading it rather than after.
+    if path.stat().st_size > 16 * n_samples:
+        raise RecordError(f"{path}: {path.stat().st_size} bytes, too large for a {n_samples}-sample segment")
     if checksum_list is not None:
         verify_file(path, checksum_root, checksum_list)
-    tokens = path.read_text(errors="replace").split()
+    try:
+        tokens = path.read_text(errors="replace").split()
+    except PermissionError as err:
+        raise RecordError(f"{path}: cannot be read: {err.strerror}") from None
     try:
         values = np.array(tokens, dtype=np.float64)
     except ValueError:
@@ -46,8 +53,8 @@ def read_bonn_segment(path: str | Path, fs_hz: float | None = None,
         raise RecordError(f"{path}: {len(values)} samples, expected {n_samples}")
     record = Record(
         record_id=path.stem, subject_id=path.stem, signal=values.astype(np.float32)[:, None],
-        fs_hz=fs_hz, channel_names=("EEG",), units=("adu",), source=path,
-        label=path.parent.name)
+        fs_hz=fs_hz, channel_names=("EEG",), units=(card.raw["units"],), source=path,
+        label=path.parent.name, full_scale=((-2048.0, 2047.0),))   # the 12-bit converter
     return checked(record, strict=strict)
 
 
@@ -68,7 +75,10 @@ def bonn_segment_paths(data_dir: str | Path | None = None) -> dict[str, list[Pat
         sub = folder / set_name
         if not sub.is_dir():
             raise RecordError(f"{sub}: missing set folder")
-        out[set_name] = sorted(p for p in sub.iterdir() if p.suffix.lower() == ".txt")
+        try:
+            out[set_name] = sorted(p for p in sub.iterdir() if p.suffix.lower() == ".txt")
+        except PermissionError as err:
+            raise RecordError(f"{sub}: cannot be listed: {err.strerror}") from None
     return out
 
 

@@ -20,12 +20,12 @@ CARDS_DIR = Path(__file__).resolve().parents[2] / "datasets"
 
 _REQUIRED = {
     "name": str, "title": str, "version": str, "publisher_url": str, "licence": str,
-    "citation": list, "format": str, "fs_hz": float, "channels": list, "checksums": str,
+    "citation": list, "format": str, "fs_hz": float, "channels": list, "units": str, "checksums": str,
     "download": dict, "labels": dict, "splits": dict,
 }
 _OPTIONAL = {
     "records": list, "subjects": list, "expected_counts": dict,
-    "samples_per_segment": int, "segments_per_set": int,
+    "samples_per_segment": int, "segments_per_set": int, "valid_range": list, "channel_aliases": dict,
 }
 
 

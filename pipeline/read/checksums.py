@@ -10,11 +10,15 @@ from pipeline.errors import ChecksumError
 
 
 def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
+    """Hex sha256 of a file, read in 1 MiB chunks. A file that cannot be read raises
+    :class:`ChecksumError` naming it."""
     digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while block := fh.read(chunk_bytes):
-            digest.update(block)
+    try:
+        with Path(path).open("rb") as fh:
+            while block := fh.read(chunk_bytes):
+                digest.update(block)
+    except OSError as err:
+        raise ChecksumError(f"{path}: cannot be read: {err.strerror or err}") from None
     return digest.hexdigest()
 
 

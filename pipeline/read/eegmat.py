@@ -33,13 +33,17 @@ def _short_name(label: str) -> str:
 
 
 def read_edf(path: str | Path, channels: list[str] | None = None, strict: bool = False,
-             label: str | None = None, subject_id: str | None = None) -> Record:
-    """Read channels of an EDF file by name.
+             label: str | None = None, subject_id: str | None = None, full_labels: bool = False) -> Record:
+    """Read channels of an EDF/BDF file by name.
+
+    ``full_labels``: name channels as the file labels them (``'EEG Fp1'``); by default
+    without the EDF's ``EEG ``/``ECG `` prefix (``'Fp1'``), as the EEGMAT card names them.
 
     Returns
     -------
     Record
-        ``signal`` of shape (n_samples, n_channels), float32, physical units (uV).
+        ``signal`` of shape (n_samples, n_channels), float32, in each channel's physical
+        units (the header's); ``full_scale`` from the header's physical minimum/maximum.
     """
     import pyedflib
 
@@ -48,10 +52,12 @@ def read_edf(path: str | Path, channels: list[str] | None = None, strict: bool =
         raise RecordError(f"{path}: missing")
     try:
         reader = pyedflib.EdfReader(str(path))
+    except PermissionError as err:
+        raise RecordError(f"{path}: cannot be read: {err.strerror}") from None
     except OSError as err:
         raise RecordError(f"{path}: not a readable EDF file: {err}") from None
     try:
-        names = [_short_name(lbl) for lbl in reader.getSignalLabels()]
+        names = [lbl.strip() if full_labels else _short_name(lbl) for lbl in reader.getSignalLabels()]
         wanted = channels if channels is not None else names
         idx = []
         for ch in wanted:
@@ -65,12 +71,14 @@ def read_edf(path: str | Path, channels: list[str] | None = None, strict: bool =
         if len(n) != 1:
             raise RecordError(f"{path}: channels {wanted} have different lengths {sorted(n)}")
         signal = np.stack([reader.readSignal(i) for i in idx], axis=1).astype(np.float32)
-        units = tuple(reader.getPhysicalDimension(i) for i in idx)
+        units = tuple(reader.getPhysicalDimension(i).strip() for i in idx)
+        full_scale = tuple((float(reader.getPhysicalMinimum(i)), float(reader.getPhysicalMaximum(i))) for i in idx)
     finally:
         reader.close()
     record = Record(
         record_id=path.stem, subject_id=subject_id or path.stem, signal=signal,
-        fs_hz=rates.pop(), channel_names=tuple(wanted), units=units, source=path, label=label)
+        fs_hz=rates.pop(), channel_names=tuple(wanted), units=units, source=path, label=label,
+        full_scale=full_scale)
     return checked(record, strict=strict)
 
 

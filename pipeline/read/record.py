@@ -12,6 +12,42 @@ from pipeline.errors import ChannelError, SignalQualityError
 
 
 @dataclass(frozen=True)
+class SignalSpec:
+    """What a stream of samples is: its rate, its channels' labels and their units.
+
+    Every input path (a file's header, command-line options for stdin, a live source's
+    description) states one; a session converts it to what its model takes or refuses.
+
+    Attributes
+    ----------
+    fs_hz : float
+        Sampling rate.
+    channels : tuple of str
+        One label per column, in column order.
+    units : tuple of str
+        One physical unit per column (``mV``, ``uV``, ...).
+    full_scale : tuple of (low, high) per column, or None
+        The converter's range in those units where known (WFDB and EDF headers): samples
+        at it are clipped (saturated).
+    """
+
+    fs_hz: float
+    channels: tuple[str, ...]
+    units: tuple[str, ...]
+    full_scale: tuple[tuple[float, float], ...] | None = None
+
+    def __post_init__(self):
+        import math
+
+        if not (isinstance(self.fs_hz, (int, float)) and math.isfinite(self.fs_hz) and self.fs_hz > 0):
+            raise ValueError(f"sampling rate must be a positive number of Hz, got {self.fs_hz!r}")
+        if not self.channels or len(self.units) != len(self.channels):
+            raise ValueError(f"one unit per channel: {len(self.channels)} channels, {len(self.units)} units")
+        if self.full_scale is not None and len(self.full_scale) != len(self.channels):
+            raise ValueError("one full-scale range per channel")
+
+
+@dataclass(frozen=True)
 class QualityIssue:
     """A stretch of a recording a model must not see: ``kind`` is ``nonfinite`` or ``flat``.
 
@@ -88,6 +124,14 @@ class Record:
     label: str | None = None
     beats: BeatAnnotations | None = None
     issues: tuple[QualityIssue, ...] = ()
+
+    #: The converter's range per channel in ``units`` (WFDB, EDF headers), or None.
+    full_scale: tuple[tuple[float, float], ...] | None = None
+
+    @property
+    def spec(self) -> SignalSpec:
+        """Rate, channels, units (and full scale) of this recording."""
+        return SignalSpec(self.fs_hz, tuple(self.channel_names), tuple(self.units), self.full_scale)
 
     @property
     def n_samples(self) -> int:

@@ -83,20 +83,31 @@ def latency_summary(latency_s: list[float]) -> dict[str, float]:
 
 def measure(job: dict) -> dict:
     """Run ``job`` (see the module docstring) in this process; return the OUT dict."""
-    from pipeline.manifest import load_manifest
-    from pipeline.runtime.session import ECGSession, EEGSession
+    from pipeline.manifest import read_manifest
+    from pipeline.read.record import SignalSpec
+    from pipeline.runtime.session import open_session
 
     core = pin_to_core(job.get("core"))
-    kind = load_manifest(job["folder"])["kind"]
-    session_class = ECGSession if kind == "ecg-beats" else EEGSession
-    session = session_class(job["folder"], job["artifact"], num_threads=1)
-    fs_hz = session.spec.fs_in_hz
-    chunk = max(1, int(round(job["chunk_s"] * fs_hz)))
+    manifest = read_manifest(job["folder"])                 # read and hashed once
+    sessions = {}
     recordings, latency_s = [], []
     push_seconds = signal_seconds = 0.0
     sink = open(job["events_path"], "w") if job.get("events_path") else None
     for rec in job["recordings"]:
         x = np.memmap(rec["raw"], dtype=np.float32, mode="r").reshape(-1, rec["n_channels"])
+        # A recording states its rate, channels and units (the model's own by default);
+        # one session per distinct input, reset for each recording.
+        spec = None
+        if rec.get("fs_hz") is not None:
+            spec = SignalSpec(float(rec["fs_hz"]), tuple(rec["channels"]), tuple(rec["units"]),
+                              tuple(map(tuple, rec["full_scale"])) if rec.get("full_scale") else None)
+        key = repr(spec)
+        if key not in sessions:
+            sessions[key] = open_session(job["folder"], job["artifact"], num_threads=1, source=spec,
+                                         manifest=manifest, withhold_unusable=bool(job.get("withhold")))
+        session = sessions[key]
+        fs_hz = session.fs_src
+        chunk = max(1, int(round(job["chunk_s"] * fs_hz)))
         session.reset()
         decisions = 0
         for i in range(0, len(x), chunk):
@@ -112,6 +123,12 @@ def measure(job: dict) -> dict:
             if sink is not None:
                 for event in new:
                     sink.write(json.dumps({"recording": rec["id"], **event}) + "\n")
+        # The recording has ended: what the session can still decide (not timed).
+        last = session.flush()
+        decisions += sum(e["type"] in ("beat", "window") for e in last)
+        if sink is not None:
+            for event in last:
+                sink.write(json.dumps({"recording": rec["id"], **event}) + "\n")
         signal_seconds += len(x) / fs_hz
         recordings.append({"id": rec["id"], "decisions": decisions})
     if sink is not None:
@@ -129,13 +146,14 @@ def measure_in_child(job: dict, python: str | None = None) -> dict:
     Raises RuntimeError with the child's last line of stderr if it fails.
     """
     import subprocess
-    import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="biosig-measure-") as tmp:
+    from pipeline.folders import work_dir
+
+    with work_dir("biosig-measure") as tmp:
         job_path, out_path = os.path.join(tmp, "job.json"), os.path.join(tmp, "out.json")
         with open(job_path, "w") as f:
             json.dump(job, f)
-        env = dict(os.environ, OMP_NUM_THREADS="1")
+        env = dict(os.environ, OMP_NUM_THREADS="1", BIOSIG_EDGE_PARENT_PID=str(os.getpid()))
         done = subprocess.run([python or sys.executable, "-m", "pipeline.runtime.measure", job_path, out_path],
                               capture_output=True, text=True, env=env)
         if done.returncode != 0:
@@ -145,7 +163,25 @@ def measure_in_child(job: dict, python: str | None = None) -> dict:
             return json.load(f)
 
 
+def die_with_parent() -> None:
+    """Linux: be killed when the parent dies (even by SIGKILL), so that no measuring child
+    runs on as an orphan after its ``validate`` was killed."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    parent = os.environ.get("BIOSIG_EDGE_PARENT_PID")
+    if parent and os.getppid() != int(parent):       # the parent died before prctl took hold
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
+    die_with_parent()
     job_path, out_path = (argv if argv is not None else sys.argv[1:])
     with open(job_path) as f:
         job = json.load(f)

@@ -12,6 +12,15 @@ the threshold logic runs per candidate peak (a few per heartbeat).
 
 Latency: a beat is reported once the integrated signal has fallen for ``lookahead_s``
 after its peak: about 0.25 s after the R peak.
+
+Two guards the 1985 algorithm lacks, so that one artefact cannot blind it for the rest of
+a recording (a single 100 mV sample used to raise the signal threshold above every later
+QRS, for good):
+
+- a peak updates the signal or noise level with at most ``CAP`` times the current signal
+  level, so an artefact a thousand times a QRS moves the threshold as a QRS would;
+- after ``relearn_s`` without a QRS, both levels are learnt again from the last
+  ``learn_s`` of integrated signal, as at the start.
 """
 
 from __future__ import annotations
@@ -39,8 +48,12 @@ class PanTompkins:
     n_seen_ : int, samples pushed so far; the sample index of the next sample.
     """
 
+    #: A peak moves the signal/noise levels by at most this many times the signal level.
+    CAP = 4.0
+
     def __init__(self, fs_hz: float, learn_s: float = 2.0, lookahead_s: float = 0.1,
-                 refractory_s: float = 0.2, t_wave_s: float = 0.36, search_r_s: float = 0.25):
+                 refractory_s: float = 0.2, t_wave_s: float = 0.36, search_r_s: float = 0.25,
+                 relearn_s: float = 2.5):
         self.fs_hz = float(fs_hz)
         self.sos = butter_bandpass_order1(fs_hz, 5.0, 15.0)
         self.window = max(1, int(round(0.150 * fs_hz)))
@@ -49,8 +62,9 @@ class PanTompkins:
         self.refractory = int(round(refractory_s * fs_hz))
         self.t_wave = int(round(t_wave_s * fs_hz))
         self.search_r = int(round(search_r_s * fs_hz))
-        # Enough history to look back for the R peak and the QRS slope.
-        self.history = max(self.search_r, self.window) + self.lookahead + 4
+        self.relearn = int(round(relearn_s * fs_hz))
+        # Enough history to look back for the R peak, the QRS slope, and to learn again.
+        self.history = max(self.search_r, self.window, self.learn) + self.lookahead + 4
         self.reset()
 
     def reset(self) -> None:
@@ -62,6 +76,8 @@ class PanTompkins:
         self.mwi_tail_start_ = 0                        # sample index of mwi_tail_[0]
         self.sig_tail_ = np.zeros(0)                    # recent input samples (R search)
         self.slope_tail_ = np.zeros(0)                  # recent |derivative| (T-wave test)
+        self.mwi_hist_ = np.zeros(0)                    # recent integrated signal (relearning)
+        self.learnt_at_ = None                          # index where the levels were last learnt
         self.tail_start_ = 0
         self.spki_ = self.npki_ = None
         self.last_qrs_ = None                           # sample index of the last QRS (MWI peak)
@@ -91,9 +107,11 @@ class PanTompkins:
         self.sq_tail_ = ext_sq[-(self.window - 1):] if self.window > 1 else np.zeros(0)
         self.n_seen_ += len(x)
 
-        # Recent raw samples and slopes, for the R search and the T-wave test.
+        # Recent raw samples, slopes and integrated signal, for the R search, the T-wave
+        # test and relearning.
         self.sig_tail_ = np.concatenate([self.sig_tail_, x])
         self.slope_tail_ = np.concatenate([self.slope_tail_, np.abs(deriv)])
+        self.mwi_hist_ = np.concatenate([self.mwi_hist_, mwi])
 
         self.mwi_tail_ = np.concatenate([self.mwi_tail_, mwi])
         if self.spki_ is None:
@@ -104,6 +122,7 @@ class PanTompkins:
             first = self.mwi_tail_[:self.learn]
             self.spki_ = float(first.max()) / 3
             self.npki_ = float(first.mean()) / 2
+            self.learnt_at_ = self.learn
         beats = self._scan()
         # Forget what no peak still to be judged (nor a search-back candidate) can reach.
         oldest = min([self.mwi_tail_start_] + [p[0] for p in self.noise_since_qrs_]) - self.history
@@ -111,6 +130,7 @@ class PanTompkins:
         if drop:
             self.sig_tail_ = self.sig_tail_[drop:]
             self.slope_tail_ = self.slope_tail_[drop:]
+            self.mwi_hist_ = self.mwi_hist_[drop:]
             self.tail_start_ += drop
         return beats
 
@@ -153,7 +173,7 @@ class PanTompkins:
         of one wide, noisy complex can search back to the same R: record 105)."""
         if self.last_qrs_ is not None:
             self.rr_.append(index - self.last_qrs_)
-        self.spki_ = weight * value + (1 - weight) * self.spki_
+        self.spki_ = weight * min(value, self.CAP * self.spki_) + (1 - weight) * self.spki_
         self.last_qrs_ = index
         self.last_slope_ = slope
         self.noise_since_qrs_ = []
@@ -163,8 +183,30 @@ class PanTompkins:
         self.last_r_ = r
         return [r]
 
+    def _relearn_if_lost(self, index: int) -> None:
+        """No QRS for ``relearn_s`` (since the last one, or the last learning): learn both
+        levels again from the integrated signal of the last ``learn_s``."""
+        since = max(self.last_qrs_ if self.last_qrs_ is not None else 0, self.learnt_at_ or 0)
+        if index - since <= self.relearn:
+            return
+        lo = max(index - self.learn - self.tail_start_, 0)
+        recent = self.mwi_hist_[lo:index - self.tail_start_ + 1]
+        self.learnt_at_ = index
+        if not len(recent):
+            return
+        # Only when QRS-like peaks went on beneath a threshold they could not reach (peaks
+        # far above the signal's median, and far below the signal level): a pause or
+        # asystole is flat, and must not teach the detector to take noise for beats.
+        peak, median = float(recent.max()), float(np.median(recent))
+        if peak > 8 * median and peak / 3 < 0.5 * self.spki_:
+            self.spki_ = peak / 3
+            self.npki_ = float(recent.mean()) / 2
+            self.noise_since_qrs_ = []
+            self.rr_.clear()                                # the old rhythm says nothing now
+
     def _judge(self, index: int, value: float) -> list[int]:
         """Classify one integrated-signal peak as QRS or noise; return R peaks found."""
+        self._relearn_if_lost(index)
         beats = []
         # Search-back: a beat missed since the last QRS, at half the threshold.
         if self.last_qrs_ is not None and len(self.rr_) >= 2:
@@ -182,6 +224,6 @@ class PanTompkins:
             if not t_wave:
                 beats += self._accept(index, value, slope, 0.125)
                 return beats
-        self.npki_ = 0.125 * value + 0.875 * self.npki_
+        self.npki_ = 0.125 * min(value, self.CAP * self.spki_) + 0.875 * self.npki_
         self.noise_since_qrs_.append((index, value, slope))
         return beats

@@ -6,6 +6,7 @@ weights can run chunk by chunk with (h, c) carried between chunks.
 from __future__ import annotations
 
 import pipeline.train  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from pipeline.errors import BiosigError
 from pipeline.train.config import ModelConfig
 
 
@@ -50,5 +51,17 @@ def build_model(cfg: ModelConfig, n_steps: int, n_channels: int, n_side: int, n_
 
 
 def load_model(path):
-    """Load a saved ``.keras`` model with Keras' safe mode (no code is executed)."""
-    return keras().models.load_model(str(path), compile=False, safe_mode=True)
+    """Load a saved ``.keras`` model with Keras' safe mode (no code is executed).
+
+    A model Keras refuses to load safely (a Lambda layer carries Python code) or cannot
+    read raises :class:`ModelFileError`, naming the file.
+    """
+    try:
+        return keras().models.load_model(str(path), compile=False, safe_mode=True)
+    except (ValueError, TypeError, OSError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise ModelFileError(f"{path}: refused: {first}") from None
+
+
+class ModelFileError(BiosigError):
+    """A model file that cannot be loaded as data (code inside it, or damaged)."""

@@ -1,78 +1,72 @@
-"""The held-out recordings of an artifact folder's task, whole, as a device would see them.
+"""The recordings a validation streams, whole, as a device would see them.
 
-The test ids come from the manifest (``split.test``), so validation always uses the split
-the model was trained against: MIT-BIH DS2 records, Bonn test segments, EEGMAT test
-subjects (rest and task recordings). Training-side readers (wfdb, pyedflib).
+Two sources:
+
+- the task's held-out split: ids from the manifest (``split.test``), so validation always
+  uses the split the model was trained against (MIT-BIH DS2 records, Bonn test segments,
+  EEGMAT test subjects' rest and task recordings), each file checked against its card;
+- a folder of the user's own labelled recordings (``validate --records DIR``): annotated
+  WFDB records for ECG (beat symbols mapped to the AAMI classes as for MIT-BIH; unknown
+  symbols reported), or for EEG any files listed in ``DIR/labels.csv`` (``file,label``).
+  They stream at their own rates, units and channel names, converted by the session.
+
+Training-side readers (wfdb, pyedflib).
 """
 
 from __future__ import annotations
 
+import csv
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import BiosigError
+from pipeline.read.record import Record, SignalSpec
 
 
 class HeldoutError(BiosigError):
-    """The data folder cannot give the held-out split (a file missing or altered)."""
+    """The data folder cannot give the held-out split (a file missing or altered), or a
+    records folder holds nothing a model can be scored on."""
 
 
 @dataclass
 class Heldout:
-    """One held-out recording.
+    """One recording to stream and score.
 
-    ``signal``: (n_samples, n_channels) float32 at ``fs_hz`` in the manifest's channel
-    order. ECG: ``beat_sample`` / ``beat_class`` (n_beats,) annotated beats and their AAMI
-    class. EEG: ``label``, the class index of every window of the recording.
+    ``signal``: (n_samples, n_channels) float32 as ``spec`` declares it (the input's own
+    rate, labels and units). ECG: ``beat_sample`` / ``beat_class`` (n_beats,) annotated
+    beats (at ``spec.fs_hz``) and their AAMI class. EEG: ``label``, the class index of
+    every window of the recording.
     """
 
     id: str
     signal: np.ndarray
-    fs_hz: float
+    spec: SignalSpec
     beat_sample: np.ndarray | None = None
     beat_class: np.ndarray | None = None
     label: int | None = None
 
     @property
+    def fs_hz(self) -> float:
+        return self.spec.fs_hz
+
+    @property
     def duration_s(self) -> float:
         return len(self.signal) / self.fs_hz
 
-
-def heldout_ids(manifest: dict) -> list[str]:
-    """Recording ids of the held-out split, in the manifest's order."""
-    test = list(manifest["split"]["test"])
-    if manifest["task"] == "eeg-eegmat":
-        return [f"{subject}/{label}" for subject in test for label in ("rest", "task")]
-    return test
+    def measure_entry(self, raw_path: str) -> dict:
+        """This recording as a job entry of :mod:`pipeline.runtime.measure`."""
+        return {"id": self.id, "raw": raw_path, "n_channels": int(self.signal.shape[1]),
+                "fs_hz": self.spec.fs_hz, "channels": list(self.spec.channels), "units": list(self.spec.units),
+                "full_scale": [list(r) for r in self.spec.full_scale] if self.spec.full_scale else None}
 
 
-def read_heldout(manifest: dict, rid: str, data_dir=None, seconds: float | None = None) -> Heldout:
-    """Read one held-out recording ``rid`` (an id from :func:`heldout_ids`), optionally
-    only its first ``seconds``."""
-    try:
-        if manifest["kind"] == "ecg-beats":
-            from pipeline.read.mitdb import read_mitdb
-
-            rec = read_mitdb(rid, data_dir, channels=manifest["channels"])
-            out = Heldout(rid, rec.signal.astype(np.float32), rec.fs_hz,
-                          beat_sample=np.asarray(rec.beats.sample), beat_class=np.asarray(rec.beats.aami))
-        elif manifest["task"] == "eeg-bonn":
-            from pipeline.read.bonn import read_bonn
-
-            set_name, segment = rid.split("/")
-            rec = read_bonn(set_name, segment, data_dir)
-            out = Heldout(rid, rec.signal.astype(np.float32), rec.fs_hz, label=manifest["classes"].index(set_name))
-        else:
-            from pipeline.read.eegmat import read_eegmat
-
-            subject, label = rid.split("/")
-            rec = read_eegmat(subject, label, data_dir, channels=manifest["channels"])
-            out = Heldout(rid, rec.signal.astype(np.float32), rec.fs_hz, label=manifest["classes"].index(label))
-    except BiosigError as e:
-        raise HeldoutError(f"cannot read held-out recording {rid} of {manifest['task']}: {e}") from None
-    if abs(out.fs_hz - manifest["fs_in_hz"]) > 1e-6:
-        raise HeldoutError(f"held-out recording {rid} is at {out.fs_hz} Hz; the model expects {manifest['fs_in_hz']} Hz")
+def _from_record(rid: str, record: Record, seconds: float | None, label: int | None = None) -> Heldout:
+    out = Heldout(rid, record.signal.astype(np.float32), record.spec, label=label)
+    if record.beats is not None:
+        out.beat_sample, out.beat_class = np.asarray(record.beats.sample), np.asarray(record.beats.aami)
     if seconds:
         n = int(round(seconds * out.fs_hz))
         out.signal = out.signal[:n]
@@ -80,3 +74,97 @@ def read_heldout(manifest: dict, rid: str, data_dir=None, seconds: float | None 
             keep = out.beat_sample < n
             out.beat_sample, out.beat_class = out.beat_sample[keep], out.beat_class[keep]
     return out
+
+
+def heldout_ids(manifest: dict) -> list[str]:
+    """Recording ids of the held-out split, in the manifest's order."""
+    from pipeline.read.datasets import adapter
+
+    return adapter(manifest["dataset"]).heldout_ids(manifest["split"]["test"])
+
+
+def read_heldout(manifest: dict, rid: str, data_dir=None, seconds: float | None = None) -> Heldout:
+    """Read one held-out recording ``rid`` (an id from :func:`heldout_ids`), optionally
+    only its first ``seconds``."""
+    from pipeline.read.datasets import adapter
+
+    try:
+        record = adapter(manifest["dataset"]).record(rid, data_dir)
+    except BiosigError as e:
+        raise HeldoutError(f"cannot read held-out recording {rid} of {manifest['task']}: {e}") from None
+    label = None
+    if manifest["kind"] == "eeg-windows":
+        name = record.label
+        if name not in manifest["classes"]:
+            raise HeldoutError(f"held-out recording {rid}: label '{name}' is not a class of the model")
+        label = manifest["classes"].index(name)
+    return _from_record(rid, record, seconds, label)
+
+
+LABELS_FILE = "labels.csv"
+
+
+def user_record_ids(manifest: dict, folder: str | Path) -> list[str]:
+    """The recordings of a user's folder: ECG, every WFDB record with a ``.atr`` annotation
+    file; EEG, the files listed in ``labels.csv``. Refuses a folder with none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HeldoutError(f"{folder}: not a folder")
+    if manifest["kind"] == "ecg-beats":
+        ids = sorted(p.stem for p in folder.glob("*.hea") if p.with_suffix(".atr").is_file())
+        if not ids:
+            raise HeldoutError(f"{folder}: no annotated WFDB record (a .hea with its .atr beside it)")
+        return ids
+    return list(_labels(manifest, folder))
+
+
+def _labels(manifest: dict, folder: Path) -> dict[str, str]:
+    path = folder / LABELS_FILE
+    if not path.is_file():
+        raise HeldoutError(f"{path}: missing: list each recording and its class as 'file,label' "
+                           f"(classes: {', '.join(manifest['classes'])})")
+    out = {}
+    with path.open(newline="") as f:
+        for number, row in enumerate(csv.reader(f), 1):
+            if not row or row[0].strip().startswith("#") or (number == 1 and row[:2] == ["file", "label"]):
+                continue
+            if len(row) != 2:
+                raise HeldoutError(f"{path}: line {number}: expected 'file,label', got {row}")
+            name, label = row[0].strip(), row[1].strip()
+            if label not in manifest["classes"]:
+                raise HeldoutError(f"{path}: line {number}: '{label}' is not a class of the model "
+                                   f"({', '.join(manifest['classes'])})")
+            if not (folder / name).is_file():
+                raise HeldoutError(f"{path}: line {number}: {folder / name}: no such file")
+            out[name] = label
+    if not out:
+        raise HeldoutError(f"{path}: lists no recording")
+    return out
+
+
+def read_user_record(manifest: dict, folder: str | Path, rid: str, seconds: float | None = None,
+                     options: dict | None = None) -> tuple[Heldout, dict]:
+    """One recording of a user's folder, and a note of what was mapped or dropped.
+
+    ``options``: ``fs_hz``, ``units``, ``gain`` for bare-number files (CSV, NPY, MAT).
+    """
+    from pipeline.read.files import read_recording
+
+    folder = Path(folder)
+    options = options or {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if manifest["kind"] == "ecg-beats":
+            record = read_recording(folder / f"{rid}.hea", annotator="atr")
+            label = None
+        else:
+            labels = _labels(manifest, folder)
+            record = read_recording(folder / rid, fs_hz=options.get("fs_hz"), units=options.get("units"),
+                                    gain=options.get("gain"))
+            label = manifest["classes"].index(labels[rid])
+    note = {"id": rid, "fs_hz": record.fs_hz, "channels": list(record.channel_names), "units": list(record.units),
+            "warnings": [str(w.message) for w in caught]}
+    if record.beats is not None:
+        note["unknown_symbols"] = dict(record.beats.unknown_symbols)
+        note["beats"] = int(len(record.beats.sample))
+    return _from_record(rid, record, seconds, label), note

@@ -33,7 +33,9 @@ def decisions_from_events(path: str, ids: list[str], n_classes: int) -> dict[str
     with open(path) as f:
         for line in f:
             e = json.loads(line)
-            if e["type"] in ("beat", "window"):
+            # A withheld decision (unusable signal) keeps its place but has no class: it is
+            # not a decision to score.
+            if e["type"] in ("beat", "window") and e.get("probs") is not None:
                 keys[e["recording"]].append(e.get("sample", e.get("start_sample")))
                 probs[e["recording"]].append(e["probs"])
     return {rid: (np.asarray(keys[rid], dtype=np.int64),

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -132,9 +130,10 @@ def recommend(rows: list[dict], budget_results: list[dict], manifest: dict, firm
     failed = {}
     for r in budget_results:
         failed.setdefault(r["artifact"], [])
-        if not r["passed"]:
+        if not r["passed"] and r.get("counted", True):
             failed[r["artifact"]].append(r["key"])
-    ok = [r for r in rows if r["status"] == "ok"]
+    # The float reference is what the others are held to, never a pick: it is plain numpy.
+    ok = [r for r in rows if r["status"] == "ok" and r["artifact"] != REFERENCE]
     out = {}
     passing = [r for r in ok if not failed.get(r["artifact"])]
     if passing:
@@ -186,22 +185,57 @@ def recommend(rows: list[dict], budget_results: list[dict], manifest: dict, firm
     return out
 
 
+def machine_load() -> dict:
+    """The 1-minute load average against the CPU count, and a short calibration loop (the
+    same numpy work each time, ms): taken before every artifact, so the report can tell a
+    busy machine's latencies from an artifact's."""
+    t = time.perf_counter()
+    a = np.random.default_rng(0).normal(size=(64, 64))
+    for _ in range(200):
+        a = np.tanh(a @ a * 0.01)
+    calibration_ms = 1000 * (time.perf_counter() - t)
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {"load1": load1, "cpus": os.cpu_count() or 1, "calibration_ms": calibration_ms}
+
+
+def load_summary(samples: list[dict]) -> dict:
+    """Whether the machine was busy while measuring: load average at or above its CPU
+    count, or the calibration loop varying by more than 1.5x."""
+    loads = [s["load1"] for s in samples if np.isfinite(s["load1"])]
+    cal = [s["calibration_ms"] for s in samples]
+    spread = max(cal) / min(cal) if cal else 1.0
+    cpus = samples[0]["cpus"] if samples else 1
+    loaded = bool((loads and max(loads) >= cpus) or spread > 1.5)
+    return {"load1_max": max(loads) if loads else None, "cpus": cpus, "calibration_ms": cal,
+            "calibration_spread": spread, "loaded": loaded}
+
+
 def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None, out: str | Path | None = None,
              subset: int | None = None, seconds: float | None = None, chunk_s: float = 0.05,
              core: int | None = None, artifacts: list[str] | None = None, force: bool = False,
-             progress=None, log=print) -> tuple[Path, dict]:
+             progress=None, log=print, records: str | Path | None = None, record_options: dict | None = None,
+             withhold: bool = False) -> tuple[Path, dict]:
     """Validate the artifact folder; returns (report folder, report dict).
 
-    ``subset``: only the first N held-out recordings; ``seconds``: only the first S
-    seconds of each (both for quick checks; the report says so). ``core``: the CPU core
-    every child is pinned to (default: the lowest this process may use).
+    ``subset``: only the first N recordings; ``seconds``: only the first S seconds of each
+    (both for quick checks; the report says so). ``core``: the CPU core every child is
+    pinned to (default: the lowest this process may use). ``records``: a folder of the
+    user's own labelled recordings instead of the task's held-out split (see
+    :mod:`pipeline.validate.heldout`); ``record_options``: ``fs_hz``, ``units``, ``gain``
+    for its bare-number files. ``withhold``: score with unusable decisions withheld.
+
+    Every input error (folder, budget, output folder, artifact names) is found before
+    anything streams; the report folder is written whole or not at all, by one run at a
+    time.
     """
+    from pipeline.folders import atomic_folder, work_dir
+    from pipeline.validate.budgets import check_budget_artifacts
+    from pipeline.validate.heldout import read_user_record, user_record_ids
+
     folder = Path(folder)
     manifest = load_manifest(folder)                       # every file's sha256 and size checked
     budget_spec = load_budget(budget, manifest["task"])
     out_dir = Path(out) if out else default_out(folder)
-    if out_dir.exists() and not force:
-        raise ValidateError(f"{out_dir} exists; pass --force to replace it or --out for another folder")
     available = runnable_artifacts(manifest)
     if REFERENCE not in available:
         raise ValidateError(f"{folder}: no '{REFERENCE}' artifact to hold the others against")
@@ -210,45 +244,63 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
     if unknown:
         raise ValidateError(f"{folder}: cannot stream {unknown} (runnable: {available})")
     chosen = [REFERENCE, *[a for a in chosen if a != REFERENCE]]
+    check_budget_artifacts(budget_spec, chosen)
     if core is None and hasattr(os, "sched_getaffinity"):
         core = min(os.sched_getaffinity(0))
     classes = manifest["classes"]
-    ids = heldout_ids(manifest)
+    ids = user_record_ids(manifest, records) if records else heldout_ids(manifest)
     split_total = len(ids)
     ids = ids[:subset] if subset else ids
     t0 = time.perf_counter()
 
-    with tempfile.TemporaryDirectory(prefix="biosig-validate-") as tmp:
-        heldouts, recordings = [], []
+    with atomic_folder(out_dir, force, "report") as tmp_out, work_dir("biosig-validate") as tmp:
+        heldouts, recordings, notes = [], [], []
         duration_s = 0.0
         for rid in (progress or (lambda x: x))(ids):
-            h = read_heldout(manifest, rid, data_dir, seconds)
+            if records:
+                h, note = read_user_record(manifest, records, rid, seconds, record_options)
+                notes.append(note)
+            else:
+                h = read_heldout(manifest, rid, data_dir, seconds)
             raw = Path(tmp) / f"{len(recordings)}.f32"
             h.signal.astype(np.float32).tofile(raw)      # the children memory-map it
             duration_s += h.duration_s
             heldouts.append(h)
-            recordings.append({"id": rid, "raw": str(raw), "n_channels": int(h.signal.shape[1])})
+            recordings.append(h.measure_entry(str(raw)))
             h.signal = h.signal[: int(60 * h.fs_hz)]       # keep a minute for the strip plot
-        log(f"validating {len(chosen)} artifacts on {len(ids)} held-out recordings "
+        log(f"validating {len(chosen)} artifacts on {len(ids)} {'recordings of ' + str(records) if records else 'held-out recordings'} "
             f"({duration_s / 60:.1f} min of signal), pinned to core {core}")
-        measured, decisions = {}, {}
+        measured, decisions, load_samples = {}, {}, []
         for k, name in enumerate(chosen, 1):
             t = time.perf_counter()
+            load_samples.append(machine_load())
             log(f"  [{k}/{len(chosen)}] streaming {name} ...")
             events_path = str(Path(tmp) / f"{name}.events.jsonl")
             try:
                 measured[name] = measure_in_child({"folder": str(folder.resolve()), "artifact": name,
                                                    "chunk_s": chunk_s, "core": core, "recordings": recordings,
-                                                   "events_path": events_path})
+                                                   "events_path": events_path, "withhold": withhold})
                 decisions[name] = score.decisions_from_events(events_path, ids, len(classes))
                 log(f"  [{k}/{len(chosen)}] {name}: {measured[name]['signal_seconds'] / measured[name]['push_seconds']:.0f}x "
                     f"real time ({time.perf_counter() - t:.0f} s)")
             except RuntimeError as e:
                 measured[name] = {"error": str(e)}
                 log(f"  {name}: FAILED: {e}")
-    if "error" in measured[REFERENCE]:
-        raise ValidateError(f"the float reference failed to run: {measured[REFERENCE]['error']}")
+        load_samples.append(machine_load())
+        if "error" in measured[REFERENCE]:
+            raise ValidateError(f"the float reference failed to run: {measured[REFERENCE]['error']}")
+        report = _report(manifest, folder, chosen, measured, decisions, heldouts, ids, classes, budget_spec,
+                         load_summary(load_samples), duration_s, split_total, seconds, chunk_s, core, records,
+                         notes, withhold, log, t0)
+        from pipeline.validate.report import write_report
 
+        latency_s = {n: m.get("latency_s", []) for n, m in measured.items()}
+        write_report(report, heldouts, decisions, latency_s, tmp_out)
+    return out_dir, report
+
+
+def _report(manifest, folder, chosen, measured, decisions, heldouts, ids, classes, budget_spec, load,
+            duration_s, split_total, seconds, chunk_s, core, records, notes, withhold, log, t0) -> dict:
     entries = {a["name"]: a for a in manifest["artifacts"]}
     rows = []
     ref_metrics = None
@@ -283,27 +335,34 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
         if row["status"] == "ok":
             row["p99_latency_ratio"] = row["p99_latency_ms"] / ref_row["p99_latency_ms"]
             row["throughput_ratio"] = row["x_real_time"] / ref_row["x_real_time"]
-    budget_results = check_budget(budget_spec, rows, REFERENCE)
+    budget_results = check_budget(budget_spec, rows, REFERENCE, loaded=load["loaded"])
     firmware_c = firmware_check(folder, manifest, log)
     versions = {}
     for m in measured.values():
         versions.update(m.get("versions", {}))
-    report = {
+    if records:
+        split = {"name": "user records", "folder": str(Path(records).resolve()), "by": "recording",
+                 "recordings": ids, "complete": len(ids) == split_total and not seconds, "of_total": split_total,
+                 "seconds_per_recording": seconds, "signal_s": duration_s, "notes": notes,
+                 "train": len(manifest["split"]["train"]), "val": len(manifest["split"]["val"])}
+    else:
+        split = {"name": "test", "by": manifest["split"]["by"], "recordings": ids,
+                 "complete": len(ids) == split_total and not seconds, "of_total": split_total,
+                 "seconds_per_recording": seconds, "signal_s": duration_s,
+                 "train": len(manifest["split"]["train"]), "val": len(manifest["split"]["val"])}
+    return {
         "schema": "biosig-edge-validation/1",
         "task": manifest["task"], "kind": manifest["kind"], "classes": classes,
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "artifact_folder": str(folder.resolve()),
         "reference": REFERENCE,
-        "split": {"name": "test", "by": manifest["split"]["by"], "recordings": ids,
-                  "complete": len(ids) == split_total and not seconds, "of_total": split_total,
-                  "seconds_per_recording": seconds, "signal_s": duration_s,
-                  "train": len(manifest["split"]["train"]), "val": len(manifest["split"]["val"])},
-        "method": {"chunk_s": chunk_s, "match_tolerance_s": score.MATCH_TOLERANCE_S,
+        "split": split,
+        "method": {"chunk_s": chunk_s, "match_tolerance_s": score.MATCH_TOLERANCE_S, "withhold_unusable": withhold,
                    "latency": "wall time of a push that emitted decisions, divided by their number",
                    "throughput": "seconds of signal per second spent inside push"},
-        "machine": {**machine(core), "versions": versions},
+        "machine": {**machine(core), "versions": versions, "load": load},
         "rows": rows, "budget": budget_spec, "budget_results": budget_results,
-        "budget_passed": all(r["passed"] for r in budget_results),
+        "budget_passed": all(r["passed"] or not r["counted"] for r in budget_results),
         "recommendation": recommend(rows, budget_results, manifest, firmware_c,
                                     budget_spec.get("min_agreement_pct", 99.5)),
         "firmware_c": firmware_c,
@@ -314,17 +373,3 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
         "training": _training_metrics(manifest),
         "wall_s": time.perf_counter() - t0,
     }
-    from pipeline.validate.report import write_report
-
-    tmp_out = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp_out, ignore_errors=True)
-    tmp_out.mkdir(parents=True)
-    try:
-        latency_s = {n: m.get("latency_s", []) for n, m in measured.items()}
-        write_report(report, heldouts, decisions, latency_s, tmp_out)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp_out.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp_out, ignore_errors=True)
-    return out_dir, report
