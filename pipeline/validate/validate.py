@@ -127,14 +127,15 @@ def recommend(rows: list[dict], budget_results: list[dict], manifest: dict, firm
     miss fewest), the ones within ``SPEED_TIE`` of the fastest count as equally fast (a
     few percent is this machine's noise); of those, the one whose decisions follow float
     most closely, then the smallest peak memory, then the smallest file. Microcontroller: the int8 model, the only one an integer-only
-    MCU runtime (TFLite Micro) runs; its arena from export.
+    MCU runtime (TFLite Micro) runs; its arena from export. An artifact that export marked
+    as missing the agreement target (``meets_agreement_target`` false) is never recommended.
     """
     failed = {}
     for r in budget_results:
         failed.setdefault(r["artifact"], [])
         if not r["passed"]:
             failed[r["artifact"]].append(r["key"])
-    ok = [r for r in rows if r["status"] == "ok"]
+    ok = [r for r in rows if r["status"] == "ok" and r.get("meets_agreement_target") is not False]
     out = {}
     passing = [r for r in ok if not failed.get(r["artifact"])]
     if passing:
@@ -152,7 +153,7 @@ def recommend(rows: list[dict], budget_results: list[dict], manifest: dict, firm
     else:
         best, reason = None, "no artifact ran"
     out["raspberry_pi_cpu"] = {"artifact": best["artifact"] if best else None, "reason": reason}
-    int8 = next((r for r in ok if r["artifact"] in ("tflite_int8", "stream_tflite_int8")), None)
+    int8 = next((r for r in ok if r["artifact"] in ("tflite_int8", "stream_tflite_int8", "stream_tflite_int16x8")), None)
     firmware = manifest.get("firmware") or {}
     arena = firmware.get("arena_bytes")
 
@@ -182,7 +183,9 @@ def recommend(rows: list[dict], budget_results: list[dict], manifest: dict, firm
             reason += f"; misses budget(s): {', '.join(failed[int8['artifact']])}"
         out["microcontroller"] = {"artifact": int8["artifact"], "reason": reason}
     else:
-        out["microcontroller"] = {"artifact": None, "reason": "no full-integer artifact ran"}
+        out["microcontroller"] = {"artifact": None, "reason": "no full-integer artifact ran" + (
+            "" if not [r for r in rows if r.get("meets_agreement_target") is False] else
+            " that meets the agreement target at export")}
     return out
 
 
@@ -256,7 +259,7 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
         entry, m = entries[name], measured[name]
         row = {"artifact": name, "format": entry["format"], "precision": entry["precision"],
                "graph": entry.get("graph"), "size_bytes": entry["bytes"],
-               "export_check": entry.get("vs_float")}
+               "export_check": entry.get("vs_float"), "meets_agreement_target": entry.get("meets_agreement_target")}
         if "error" in m:
             rows.append({**row, "status": "error", "error": m["error"]})
             continue
