@@ -76,11 +76,13 @@ def slim(model_bytes: bytes) -> bytes:
     return bytes(_convert_model_from_object_to_bytearray(model))
 
 
-def convert(model, variant: str, representative: Callable[[], Iterator[dict]] | None) -> bytes:
+def convert(model, variant: str, representative: Callable[[], Iterator[dict]] | None,
+            slim_output: bool = True) -> bytes:
     """Convert a fixed-batch Keras model to one TFLite variant (builtin ops only).
 
     ``variant`` is a key of ``VARIANTS`` (``tflite_int8``) or the bare precision (``int8``);
     ``representative`` yields {input name: array of batch 1} from the training split.
+    The flatbuffer is :func:`slim` unless ``slim_output`` is False.
     """
     import tensorflow as tf
 
@@ -116,7 +118,8 @@ def convert(model, variant: str, representative: Callable[[], Iterator[dict]] | 
         # deprecation notice), and the quantizers note the LSTM statistics they infer.
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-        return slim(conv.convert())
+        blob = conv.convert()
+    return slim(blob) if slim_output else blob
 
 
 

@@ -31,6 +31,8 @@ from pipeline.validate.budgets import check_budget, load_budget
 from pipeline.validate.heldout import heldout_ids, read_heldout
 
 REFERENCE = "reference_float32"
+#: What a device stores for an artifact of each format (the report's size column).
+STORED_AS = {"tflite": "flatbuffer", "onnx": "ONNX file", "npz": "npz weights"}
 #: Throughputs within this fraction of the fastest are a tie when recommending.
 SPEED_TIE = 0.05
 
@@ -259,6 +261,7 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
         entry, m = entries[name], measured[name]
         row = {"artifact": name, "format": entry["format"], "precision": entry["precision"],
                "graph": entry.get("graph"), "size_bytes": entry["bytes"],
+               "stored_as": STORED_AS.get(entry["format"], entry["format"]),
                "export_check": entry.get("vs_float"), "meets_agreement_target": entry.get("meets_agreement_target")}
         if "error" in m:
             rows.append({**row, "status": "error", "error": m["error"]})
