@@ -35,11 +35,11 @@ def _float_steps(ref: NumpyLSTM, window, side):
 #: graph (16-bit activations and state, per-channel 8-bit weights, calibrated on the
 #: windows holding each unit's extremes). Why bounded: a step adds the weights' rounding
 #: (<= 1/254 of each gate row's largest weight, times |input| and |h| <= 1) and the 16-bit
-#: rounding (range / 65536); the forget gate (< 1) shrinks what earlier steps left, so the
-#: error settles instead of growing with the window. h = o * tanh(c) is bounded by the c
-#: error (|d tanh| <= 1). Measured on these windows: h <= 0.03, c <= 0.07 (ECG, 126 steps);
-#: h <= 0.01, c <= 0.02 (Bonn, 174 steps); the bounds leave about 2x.
-STATE_BOUND = {"ecg-mitdb": (0.06, 0.15), "eeg-bonn": (0.03, 0.05)}
+#: rounding (calibrated range / 65536); the forget gate (< 1) shrinks what earlier steps
+#: left, so the error settles instead of growing with the window, and h = o * tanh(c) moves
+#: by at most the c error. Measured on the fixtures' windows: ECG (126 steps) h 0.0009,
+#: c 0.0020; Bonn (174 steps) h 0.0012, c 0.0025. The bounds leave about 4x.
+STATE_BOUND = {"ecg-mitdb": (0.005, 0.01), "eeg-bonn": (0.005, 0.01)}
 
 
 @pytest.mark.parametrize("fixture", ["exported", "exported_bonn"])
@@ -69,7 +69,8 @@ def test_the_16bit_chunk_graph_keeps_the_state_near_float_at_every_step_of_a_win
 
 def test_the_8bit_chunk_graph_cannot_carry_the_cell_state(exported):
     """Why stream_tflite_int8 misses the target: its cell state is an 8-bit tensor at every
-    step, so its error is many 16-bit graphs' worth (recorded, and marked in the manifest)."""
+    step, so its error is many 16-bit graphs' worth (measured on the fixture: c 0.044 against
+    0.002, ~20x; recorded, and marked in the manifest)."""
     _, out, manifest = exported
     stream = manifest["streaming"]
     ref = NumpyLSTM.from_file(out / "reference_float32.npz")
@@ -80,7 +81,7 @@ def test_the_8bit_chunk_graph_cannot_carry_the_cell_state(exported):
         worst[name] = max(np.abs(st.per_step_states(blob, signal[i], stream["state_sizes"], stream["chunk_len"],
                                                     side[i])[1] - _float_steps(ref, signal[i], side[i])[1]).max()
                           for i in range(0, len(signal), 8))
-    assert worst["stream_tflite_int8"] > 3 * worst["stream_tflite_int16x8"], worst
+    assert worst["stream_tflite_int8"] > 5 * worst["stream_tflite_int16x8"], worst
 
 
 #: Decisions of the integer chunk graph streamed chunk by chunk, against the whole-window
