@@ -51,7 +51,11 @@ def test_tflite_runtime_streams_an_ecg_record_with_litert_s_decisions(tflite_run
     assert len(beats) > 60
     here = ECGSession(out, artifact).push(np.loadtxt(text.splitlines()))      # ai-edge-litert
     assert [(b["sample"], b["class"]) for b in beats] == [(b["sample"], b["class"]) for b in here]
-    assert np.allclose([b["probs"] for b in beats], [b["probs"] for b in here], atol=1e-6)
+    # float32: the same kernels' arithmetic. int8: the two releases' int8 LSTM kernels round
+    # differently, so probabilities (int8 outputs, steps of 1/256) differed by up to 2 steps
+    # on this record (measured); the decisions above are equal.
+    atol = 1e-6 if artifact == "tflite_float32" else 3 / 256
+    assert np.allclose([b["probs"] for b in beats], [b["probs"] for b in here], atol=atol)
 
 
 def test_tflite_runtime_streams_an_eeg_segment_through_the_integer_chunk_graph(tflite_runtime_python, exported_bonn):
