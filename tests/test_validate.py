@@ -46,7 +46,7 @@ def test_report_forms_agree_with_each_other(ecg_report):
     table = {row[0]: row for row in _md_table(md, "Every artifact, streamed")}
     for row in on_disk["rows"]:
         cells = table[row["artifact"]]
-        assert cells[1] == f"{row['size_bytes']:,}"
+        assert cells[1] == f"{row['size_bytes']:,} {row['stored_as']}"     # what a device stores
         assert float(cells[2]) == pytest.approx(row["agreement_pct"], abs=0.005)
         assert float(cells[4]) == pytest.approx(100 * row["macro_f1"], abs=0.005)
         assert float(cells[6]) == pytest.approx(row["kappa"], abs=0.0005)

@@ -71,7 +71,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
     from firmware_export.tflm import TFLMModel
     from pipeline.export.graph import input_names, rebuild_fixed_batch
     from pipeline.export.onnx_export import OPSET, check, quantise_dynamic, to_onnx
-    from pipeline.export.tflite import FORBIDDEN_OPS, VARIANTS, convert
+    from pipeline.export.tflite import FORBIDDEN_OPS, VARIANTS, convert, tflite_runtime_support
     from pipeline.runtime.backends import LiteRTModel, OnnxModel
     from pipeline.train.config import config_from_dict
     from pipeline.train.data import load_windows
@@ -179,7 +179,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
 
         _export_reference(model, test_inputs, ref, y_te, classes, artifacts, blobs, cfg.seed, log)
         streaming = _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes,
-                                      artifacts, blobs, stream_eval, log)
+                                      artifacts, blobs, stream_eval, log, train_inputs=feed(x_tr, s_tr))
 
         firmware = {}
         if "tflite_int8" in blobs:
@@ -212,7 +212,13 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
             entry = next(a for a in artifacts if a["name"] == name)
             (tmp / entry["file"]).write_bytes(blob)
             entry["sha256"], entry["bytes"] = sha256_bytes(blob), len(blob)
+            if entry["format"] == "tflite":
+                entry["stored_as"] = "flatbuffer"
+                entry["tflite_runtime"] = tflite_runtime_support(blob)
+                if not entry["tflite_runtime"]["supported"]:
+                    log(f"  {name}: tflite-runtime 2.14 cannot run it: needs {', '.join(entry['tflite_runtime']['needs'])}")
 
+        _mark_agreement(artifacts, log)
         targets = _targets(artifacts, ref_metrics)
         manifest = {
             "schema": SCHEMA, "task": cfg.task, "dataset": cfg.dataset, "kind": cfg.kind, "classes": classes,
@@ -307,12 +313,20 @@ def _export_reference(model, test_inputs, ref, y_te, classes, artifacts, blobs, 
 
 
 def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, artifacts, blobs,
-                      stream_eval: int, log) -> dict:
+                      stream_eval: int, log, train_inputs: dict | None = None) -> dict:
     """Chunk-plus-state variants, each run chunk by chunk over test windows and compared
-    with the whole-window float model (``stream_eval`` windows: every chunk is one invoke)."""
+    with the whole-window float model (``stream_eval`` windows: every chunk is one invoke).
+
+    Calibration: the first 200 representative windows (typical states), and for the 16-bit
+    variant also the training windows that hold each state unit's extremes, so its state
+    tensors cover the range the float state reaches over the whole training split
+    (``train_inputs``); an 8-bit cell state cannot hold that range (NOTES-int8.md), so the
+    int8 variant keeps the typical one.
+    """
     from pipeline.export import streaming as st
     from pipeline.export.onnx_export import OPSET, check, quantise_dynamic
     from pipeline.runtime.backends import LiteRTStream, OnnxStream, run_chunks
+    from pipeline.runtime.reference import keras_weights
 
     n_steps = test_inputs["signal"].shape[1]
     chunk_len = st.chunk_length(n_steps)
@@ -321,6 +335,21 @@ def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, a
     n_rep = min(200, len(rep_inputs["signal"]))
     rep_sides = rep_inputs["side"][:n_rep] if "side" in rep_inputs else None
     feeds = st.representative_feeds(unrolled, rep_inputs["signal"][:n_rep], rep_sides, chunk_len)
+    weights = keras_weights(model)
+    train_inputs = train_inputs or rep_inputs
+    train_ranges = st.state_ranges(weights, train_inputs["signal"])
+    extreme = train_ranges["extreme_windows"]
+    ext_sides = train_inputs["side"][extreme] if "side" in train_inputs else None
+    feeds_full = feeds + st.representative_feeds(unrolled, train_inputs["signal"][extreme], ext_sides, chunk_len)
+    cal_windows = np.concatenate([rep_inputs["signal"][:n_rep], train_inputs["signal"][extreme]])
+    calibration = {
+        "typical_windows": n_rep, "state_extreme_windows": len(extreme),
+        "training_windows": int(len(train_inputs["signal"])),
+        "state_coverage_typical": st.state_coverage(st.state_ranges(weights, rep_inputs["signal"][:n_rep]),
+                                                    train_ranges, warn=False),
+        "state_coverage": st.state_coverage(st.state_ranges(weights, cal_windows), train_ranges, log=log),
+        "int8": "typical windows", "int16x8": "typical and state-extreme windows"}
+    feeds_for = {"int8": feeds, "int16x8": feeds_full}
     sub = _stratified(y_te, min(stream_eval, len(y_te)), cfg.seed)
     sides = test_inputs.get("side")
 
@@ -333,7 +362,8 @@ def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, a
     for name, fmt, precision in variants:
         entry = {"name": name, "file": f"{name}.tflite", "format": fmt, "precision": precision, "graph": "stream"}
         try:
-            blob = st.to_tflite(unrolled, name.removeprefix("stream_tflite_"), feeds)
+            blob = st.to_tflite(unrolled, name.removeprefix("stream_tflite_"),
+                                feeds_for.get(name.removeprefix("stream_tflite_")))
             runner = LiteRTStream(blob)
             entry.update(status="ok", ops=runner.ops, vs_float=evaluate(runner))
             entry["inputs"], entry["outputs"] = runner.tensor_details()
@@ -364,7 +394,7 @@ def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, a
             "outputs": ["probs"] + [f"{k}_{i}_out" for i in range(len(units)) for k in ("h", "c")],
             "state_init": "zeros at the start of every window",
             "side_input": "the window's side features at its last chunk, zeros before",
-            "evaluated_windows": int(len(sub))}
+            "evaluated_windows": int(len(sub)), "calibration": calibration}
 
 
 #: Real held-out windows embedded in the Cortex-M4 test firmware (flash: 2 KB per ECG beat).
@@ -420,6 +450,23 @@ def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: 
                       "inputs": [], "outputs": [], "description": "held-out test windows for the firmware check"})
     out["check_windows"] = int(len(keep))
     return out
+
+
+def _mark_agreement(artifacts: list[dict], log) -> None:
+    """Every quantised artifact checked against float gets ``agreement_target`` and
+    ``meets_agreement_target``; one that misses is said loudly (validate will not
+    recommend it)."""
+    missed = []
+    for a in artifacts:
+        if a["status"] != "ok" or "vs_float" not in a or a["precision"] == "float32":
+            continue
+        a["agreement_target"] = MIN_AGREEMENT
+        a["meets_agreement_target"] = a["vs_float"]["agreement"] >= MIN_AGREEMENT
+        if not a["meets_agreement_target"]:
+            missed.append(f"{a['name']} {100 * a['vs_float']['agreement']:.2f} %")
+    if missed:
+        log(f"  !! MISSES THE AGREEMENT TARGET (decisions equal float >= {100 * MIN_AGREEMENT:g} %): "
+            f"{', '.join(missed)}; marked meets_agreement_target=false, validate will not recommend them")
 
 
 def _targets(artifacts: list[dict], ref_metrics: dict) -> dict:

@@ -14,6 +14,8 @@ meaningful after a window's last chunk (side features are used only there).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 import pipeline.train  # noqa: F401  (Keras 2 before TensorFlow loads)
@@ -76,8 +78,88 @@ def state_sizes(stream_model) -> list[int]:
 
 
 
+#: Calibration must see at least this fraction of the range the float state takes over
+#: the training split (per layer, for h and for c), or export warns: state tensors
+#: calibrated on less saturate on the windows that reach further.
+MIN_STATE_COVERAGE = 0.9
+
+
+class StateRangeWarning(UserWarning):
+    """A representative set whose float LSTM state does not reach the training split's range."""
+
+
+def state_ranges(weights: dict, windows: np.ndarray, batch: int = 1024) -> dict:
+    """The float model's LSTM state over every step of every window, from zero state.
+
+    weights : :func:`pipeline.runtime.reference.keras_weights` of the model
+    windows : (n, n_steps, n_channels) float
+    Returns {"layers": [{"h": [min, max], "c": [min, max]}, ...] (one per LSTM layer),
+    "extreme_windows": sorted indices of the windows holding some unit's lowest or
+    highest h or c} -- the windows a representative set needs to cover the range.
+    """
+    from pipeline.runtime.reference import lstm_sequence
+
+    n_layers = sum(1 for k in weights if k.endswith("_recurrent"))
+    lo = [{"h": np.inf, "c": np.inf} for _ in range(n_layers)]
+    hi = [{"h": -np.inf, "c": -np.inf} for _ in range(n_layers)]
+    # per layer, state, unit: (best value, window index) for the lowest and highest
+    best = {}
+    for start in range(0, len(windows), batch):
+        seq = np.asarray(windows[start:start + batch], np.float64)
+        for i in range(n_layers):
+            kernel, recurrent, bias = (np.asarray(weights[f"lstm_{i}_{k}"], np.float64)
+                                       for k in ("kernel", "recurrent", "bias"))
+            zero = np.zeros((len(seq), recurrent.shape[0]))
+            seq, _, _, cells = lstm_sequence(seq, kernel, recurrent, bias, zero, zero, return_cells=True)
+            for name, values in (("h", seq), ("c", cells)):
+                per_window_lo, per_window_hi = values.min(axis=1), values.max(axis=1)   # (b, units)
+                lo[i][name] = min(lo[i][name], float(per_window_lo.min()))
+                hi[i][name] = max(hi[i][name], float(per_window_hi.max()))
+                for sign, v in ((-1, per_window_lo), (1, per_window_hi)):
+                    arg = (sign * v).argmax(axis=0)                                   # per unit
+                    for unit, w in enumerate(arg):
+                        key = (i, name, sign, unit)
+                        value = sign * v[w, unit]
+                        if key not in best or value > best[key][0]:
+                            best[key] = (value, start + int(w))
+    return {"layers": [{name: [lo[i][name], hi[i][name]] for name in ("h", "c")} for i in range(n_layers)],
+            "extreme_windows": sorted({w for _, w in best.values()})}
+
+
+def state_coverage(representative: dict, training: dict, min_coverage: float = MIN_STATE_COVERAGE,
+                   log=None, warn: bool = True) -> dict:
+    """How much of the training split's state range (:func:`state_ranges`) the
+    representative windows reach, per layer and state; warns (:class:`StateRangeWarning`,
+    and ``log``) naming the ranges when some state is below ``min_coverage`` (unless
+    ``warn`` is False: a deliberate choice, recorded instead).
+
+    Returns {"h_0": {"representative": [min, max], "training": [min, max], "coverage": f}, ...,
+    "covered": bool}.
+    """
+    out, short = {}, []
+    for i, (rep, train) in enumerate(zip(representative["layers"], training["layers"])):
+        for name in ("h", "c"):
+            width = train[name][1] - train[name][0]
+            seen = min(rep[name][1], train[name][1]) - max(rep[name][0], train[name][0])
+            coverage = float(seen / width) if width > 0 else 1.0
+            out[f"{name}_{i}"] = {"representative": rep[name], "training": train[name], "coverage": coverage}
+            if coverage < min_coverage:
+                short.append(f"{name}_{i} seen in [{rep[name][0]:.2f}, {rep[name][1]:.2f}], training split "
+                             f"[{train[name][0]:.2f}, {train[name][1]:.2f}] ({100 * coverage:.0f} %)")
+    out["covered"] = not short
+    if short and warn:
+        message = ("representative set does not cover the LSTM state's range: " + "; ".join(short)
+                   + ": state tensors calibrated on it saturate on windows that reach further")
+        warnings.warn(message, StateRangeWarning, stacklevel=2)
+        if log:
+            log(f"  WARNING: {message}")
+    return out
+
+
 def representative_feeds(stream_model, windows: np.ndarray, sides: np.ndarray | None, chunk_len: int) -> list[dict]:
-    """Every chunk feed (with the float model's own states) of the given training windows."""
+    """Every chunk feed of the given training windows, each window run from zero state and
+    its chunks fed the float model's own states: the state inputs (and the unrolled steps'
+    state tensors) see the ranges whole windows reach, late chunks included."""
     names = [t.name.split(":")[0] for t in stream_model.inputs]
     units = state_sizes(stream_model)
     feeds = []
@@ -116,3 +198,51 @@ def to_onnx(stream_model) -> bytes:
     return proto.SerializeToString()
 
 
+
+
+def per_step_states(model_bytes: bytes, window: np.ndarray, units: list[int], chunk_len: int,
+                    side: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The state (h, c) after every step of one window inside an unrolled chunk graph,
+    read from the interpreter's own tensors (one LSTM layer), carried chunk to chunk as a
+    device does.
+
+    window : (n_steps, n_channels). Returns h, c of shape (n_steps, units), float (integer
+    tensors dequantised with their own scales). Inside the graph, a step's c is the ADD of
+    two MULs (f*c + i*g) and its h the MUL of a LOGISTIC and the TANH of that c.
+    """
+    from pipeline.runtime.backends import LiteRTStream
+
+    if len(units) != 1:
+        raise ValueError("per_step_states reads one LSTM layer")
+    runner = LiteRTStream(model_bytes, preserve_all_tensors=True)
+    interp = runner.interpreter
+    ops = interp._get_ops_details()
+    producer = {t: op for op in ops for t in op["outputs"]}
+    kind = {t: op["op_name"] for t, op in producer.items()}
+    c_tensors = [op["outputs"][0] for op in ops if op["op_name"] == "ADD"
+                 and all(kind.get(t) == "MUL" for t in op["inputs"])]
+    h_tensors = []
+    for c in c_tensors:
+        tanh = next(op["outputs"][0] for op in ops if op["op_name"] == "TANH" and op["inputs"][0] == c)
+        h_tensors.append(next(op["outputs"][0] for op in ops if op["op_name"] == "MUL" and tanh in op["inputs"]))
+    if len(c_tensors) != chunk_len:
+        raise ValueError(f"found {len(c_tensors)} cell updates in a {chunk_len}-step chunk graph")
+
+    def read(index):
+        d = interp._get_tensor_details(index, 0)
+        scale, zero = d["quantization"]
+        v = interp.get_tensor(index)[0].astype(np.float64)
+        return (v - zero) * scale if scale else v
+
+    hs, cs = [], []
+    states = [np.zeros((1, units[0]), np.float32), np.zeros((1, units[0]), np.float32)]
+    n_chunks = len(window) // chunk_len
+    for j in range(n_chunks):
+        feed = {"chunk": window[None, j * chunk_len:(j + 1) * chunk_len].astype(np.float32),
+                "h_0": states[0], "c_0": states[1]}
+        if side is not None:
+            feed["side"] = (side if j == n_chunks - 1 else np.zeros_like(side))[None].astype(np.float32)
+        _, states = runner.step(feed)
+        hs += [read(t) for t in h_tensors]
+        cs += [read(t) for t in c_tensors]
+    return np.asarray(hs), np.asarray(cs)

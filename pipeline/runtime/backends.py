@@ -96,11 +96,14 @@ class LiteRTModel:
 
 class LiteRTStream:
     """A streaming .tflite in LiteRT through its signature: named inputs and outputs,
-    integer tensors (de)quantised with their own scales, states fed back as floats."""
+    integer tensors (de)quantised with their own scales, states fed back as floats.
+    ``preserve_all_tensors`` keeps every inner tensor readable after a step (export's
+    per-step state study; slower)."""
 
-    def __init__(self, model_bytes: bytes, num_threads: int = 1):
+    def __init__(self, model_bytes: bytes, num_threads: int = 1, preserve_all_tensors: bool = False):
         interpreter, self.module = litert_interpreter_class()
-        self.interpreter = interpreter(model_content=model_bytes, num_threads=num_threads)
+        extra = {"experimental_preserve_all_tensors": True} if preserve_all_tensors else {}
+        self.interpreter = interpreter(model_content=model_bytes, num_threads=num_threads, **extra)
         self.runner = self.interpreter.get_signature_runner()
         self.in_details = self.runner.get_input_details()
         self.out_details = self.runner.get_output_details()

@@ -18,21 +18,27 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def lstm_sequence(x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray,
-                  h: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run one LSTM layer over x of shape (n_steps, n_in) from state h, c of shape (units,).
+                  h: np.ndarray, c: np.ndarray, return_cells: bool = False):
+    """Run one LSTM layer over x of shape (..., n_steps, n_in) from state h, c of shape (..., units).
 
-    Returns (outputs (n_steps, units), h, c), float64.
+    Leading dimensions are windows run side by side (export's state-range study runs
+    thousands at once); the device runs one window, x of shape (n_steps, n_in).
+    Returns (outputs (..., n_steps, units), h, c), float64, and with ``return_cells``
+    also the cell state after every step, (..., n_steps, units).
     """
     units = recurrent.shape[0]
     xw = x.astype(np.float64) @ kernel + bias          # the input projection, all steps at once
-    out = np.empty((len(x), units))
-    for t in range(len(x)):
-        z = xw[t] + h @ recurrent
-        i, f, g, o = z[:units], z[units:2 * units], z[2 * units:3 * units], z[3 * units:]
+    out = np.empty(x.shape[:-1] + (units,))
+    cells = np.empty_like(out) if return_cells else None
+    for t in range(x.shape[-2]):
+        z = xw[..., t, :] + h @ recurrent
+        i, f, g, o = z[..., :units], z[..., units:2 * units], z[..., 2 * units:3 * units], z[..., 3 * units:]
         c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
         h = _sigmoid(o) * np.tanh(c)
-        out[t] = h
-    return out, h, c
+        out[..., t, :] = h
+        if return_cells:
+            cells[..., t, :] = c
+    return (out, h, c, cells) if return_cells else (out, h, c)
 
 
 class NumpyLSTM:

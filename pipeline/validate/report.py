@@ -32,6 +32,13 @@ def fmt(value, spec: str = ".2f") -> str:
     return format(value, spec)
 
 
+#: Why tflite_int8 is slower than float32 here (python -m pipeline.runtime.profile_litert --perf).
+INT8_SPEED_NOTE = (" tflite_int8 is slower than float32 on this x86 CPU by design of LiteRT's kernels, not a fault "
+                   "of the model: its int8 LSTM computes the gates' sigmoid and tanh in 16-bit fixed point with "
+                   "scalar 'portable' code (about three quarters of its time; NEON versions exist only for ARM) "
+                   "where the float LSTM uses vectorised Eigen; XNNPACK takes only the dense head, not the LSTM.")
+
+
 def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
     """(title, header, rows, note) for every table of the report, in order."""
     out = []
@@ -42,7 +49,7 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
                   rec["raspberry_pi_cpu"]["reason"]],
                  ["microcontroller", rec["microcontroller"]["artifact"] or "none", rec["microcontroller"]["reason"]]],
                 ""))
-    header = ["artifact", "bytes", "decisions = float %", "max abs dp", "macro-F1 %", "drop pt", "kappa",
+    header = ["artifact", "stored B", "decisions = float %", "max abs dp", "macro-F1 %", "drop pt", "kappa",
               "latency p50 / p95 / p99 / max ms", "p99 / ref", "x real time", "speed / ref", "peak RSS MB"]
     rows = []
     for r in report["rows"]:
@@ -50,7 +57,8 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
             rows.append([r["artifact"], fmt(r["size_bytes"], ","), f"error: {r['error']}"] + [""] * (len(header) - 3))
             continue
         lat = r["latency_ms"]
-        rows.append([r["artifact"], fmt(r["size_bytes"], ","), fmt(r["agreement_pct"]), fmt(r["max_abs_diff"], ".1e"),
+        rows.append([r["artifact"], f"{fmt(r['size_bytes'], ',')} {r.get('stored_as', '')}".strip(),
+                     fmt(r["agreement_pct"]), fmt(r["max_abs_diff"], ".1e"),
                      fmt(100 * r["macro_f1"]), fmt(r["macro_f1_drop_pt"], "+.2f"), fmt(r["kappa"], ".3f"),
                      " / ".join(fmt(lat[q]) for q in ("p50", "p95", "p99", "max")),
                      fmt(r["p99_latency_ratio"]), fmt(r["x_real_time"], ".0f"), fmt(r["throughput_ratio"]),
@@ -61,7 +69,10 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
     out.append(("Every artifact, streamed", header, rows,
                 f"{n_dec:,} {unit} decided by the reference on {len(split['recordings'])} held-out recordings "
                 f"({split['signal_s'] / 3600:.2f} h of signal); ref = {report['reference']} in the same run, "
-                f"on one pinned core, one thread."))
+                f"on one pinned core, one thread. Stored B: what a device keeps for the model (the file the "
+                f"interpreter loads; the generated C's flash is in the Cortex-M4 table)."
+                + (INT8_SPEED_NOTE if any(r["artifact"] == "tflite_int8" for r in ok)
+                   and report["machine"].get("arch") == "x86_64" else "")))
     classes = report["classes"]
     pc_header = ["artifact"] + [f"{c} Se / +P" for c in classes] + (["missed beats", "false detections"]
                                                                     if report["kind"] == "ecg-beats" else [])

@@ -29,6 +29,8 @@ from pipeline.validate.budgets import check_budget, load_budget
 from pipeline.validate.heldout import heldout_ids, read_heldout
 
 REFERENCE = "reference_float32"
+#: What a device stores for an artifact of each format (the report's size column).
+STORED_AS = {"tflite": "flatbuffer", "onnx": "ONNX file", "npz": "npz weights"}
 #: Throughputs within this fraction of the fastest are a tie when recommending.
 SPEED_TIE = 0.05
 
@@ -125,15 +127,18 @@ def recommend(rows: list[dict], budget_results: list[dict], manifest: dict, firm
     miss fewest), the ones within ``SPEED_TIE`` of the fastest count as equally fast (a
     few percent is this machine's noise); of those, the one whose decisions follow float
     most closely, then the smallest peak memory, then the smallest file. Microcontroller: the int8 model, the only one an integer-only
-    MCU runtime (TFLite Micro) runs; its arena from export.
+    MCU runtime (TFLite Micro) runs; its arena from export. An artifact that export marked
+    as missing the agreement target (``meets_agreement_target`` false) is never recommended.
     """
     failed = {}
     for r in budget_results:
         failed.setdefault(r["artifact"], [])
         if not r["passed"] and r.get("counted", True):
             failed[r["artifact"]].append(r["key"])
-    # The float reference is what the others are held to, never a pick: it is plain numpy.
-    ok = [r for r in rows if r["status"] == "ok" and r["artifact"] != REFERENCE]
+    # The float reference is what the others are held to, never a pick: it is plain numpy;
+    # nor is an artifact that export marked as missing the agreement target.
+    ok = [r for r in rows if r["status"] == "ok" and r["artifact"] != REFERENCE
+          and r.get("meets_agreement_target") is not False]
     out = {}
     passing = [r for r in ok if not failed.get(r["artifact"])]
     if passing:
@@ -151,7 +156,7 @@ def recommend(rows: list[dict], budget_results: list[dict], manifest: dict, firm
     else:
         best, reason = None, "no artifact ran"
     out["raspberry_pi_cpu"] = {"artifact": best["artifact"] if best else None, "reason": reason}
-    int8 = next((r for r in ok if r["artifact"] in ("tflite_int8", "stream_tflite_int8")), None)
+    int8 = next((r for r in ok if r["artifact"] in ("tflite_int8", "stream_tflite_int8", "stream_tflite_int16x8")), None)
     firmware = manifest.get("firmware") or {}
     arena = firmware.get("arena_bytes")
 
@@ -181,7 +186,9 @@ def recommend(rows: list[dict], budget_results: list[dict], manifest: dict, firm
             reason += f"; misses budget(s): {', '.join(failed[int8['artifact']])}"
         out["microcontroller"] = {"artifact": int8["artifact"], "reason": reason}
     else:
-        out["microcontroller"] = {"artifact": None, "reason": "no full-integer artifact ran"}
+        out["microcontroller"] = {"artifact": None, "reason": "no full-integer artifact ran" + (
+            "" if not [r for r in rows if r.get("meets_agreement_target") is False] else
+            " that meets the agreement target at export")}
     return out
 
 
@@ -308,7 +315,8 @@ def _report(manifest, folder, chosen, measured, decisions, heldouts, ids, classe
         entry, m = entries[name], measured[name]
         row = {"artifact": name, "format": entry["format"], "precision": entry["precision"],
                "graph": entry.get("graph"), "size_bytes": entry["bytes"],
-               "export_check": entry.get("vs_float")}
+               "stored_as": STORED_AS.get(entry["format"], entry["format"]),
+               "export_check": entry.get("vs_float"), "meets_agreement_target": entry.get("meets_agreement_target")}
         if "error" in m:
             rows.append({**row, "status": "error", "error": m["error"]})
             continue
