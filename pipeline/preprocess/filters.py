@@ -115,3 +115,52 @@ class Decimator:
         kept = chunk[self.offset_::self.factor]
         self.offset_ = (self.offset_ - len(chunk)) % self.factor
         return kept
+
+
+class RunningNormaliser:
+    """Divide each channel by its running RMS: ``y / sqrt(mean_w(y^2) + floor)``, causal.
+
+    ``mean_w`` is a one-pole (exponential) average of y^2 with time constant
+    ``time_constant_s``, run through the same SOS kernel as the filter (one section
+    ``[a, 0, 0, 1, a - 1, 0]``, a = 1 - exp(-1 / (time_constant_s * fs_hz))), and
+    bias-corrected by ``1 - (1 - a)^(n + 1)`` after n + 1 samples, so that it is the
+    weighted mean of the samples seen so far from the first sample on (no start-up ramp,
+    no initial guess of the power). Scaling the input by k scales y and the RMS alike:
+    the output does not depend on the amplifier's gain (up to ``floor``, in squared
+    output units). Latency: none. Chunk-invariant: the state is the section's and the
+    sample count.
+
+    Parameters
+    ----------
+    time_constant_s : float
+        Memory of the running power, in seconds.
+    fs_hz : float
+        Rate of the samples it sees (the model rate: it runs after decimation).
+    n_channels : int
+    floor : float
+        Added to the mean square before the square root (silence stays silent).
+    """
+
+    def __init__(self, time_constant_s: float, fs_hz: float, n_channels: int, floor: float = 1e-12):
+        if not time_constant_s > 0:
+            raise ValueError(f"running normalisation time constant must be > 0 s, got {time_constant_s}")
+        self.alpha = 1.0 - float(np.exp(-1.0 / (time_constant_s * fs_hz)))
+        self.sos = np.array([[self.alpha, 0.0, 0.0, 1.0, self.alpha - 1.0, 0.0]])
+        self.n_channels = int(n_channels)
+        self.floor = float(floor)
+        self.reset()
+
+    def reset(self) -> None:
+        self.zi_ = np.zeros((1, 2, self.n_channels))
+        self.n_seen_ = 0                 # samples since the start (for the bias correction)
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        """(n_samples, n_channels) -> (n_samples, n_channels) float64."""
+        y = np.asarray(chunk, dtype=np.float64)
+        if len(y) == 0:
+            return y.copy()
+        power, self.zi_ = sosfilt(self.sos, y * y, self.zi_)
+        count = self.n_seen_ + np.arange(1, len(y) + 1, dtype=np.float64)
+        self.n_seen_ += len(y)
+        power = power / (1.0 - (1.0 - self.alpha) ** count)[:, None]
+        return y / np.sqrt(power + self.floor)
