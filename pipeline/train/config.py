@@ -87,7 +87,8 @@ class TrainConfig:
     #: Per epoch, keep at most this many windows of the majority class (0: all).
     max_majority_per_epoch: int = 0
     augment: bool = True
-    #: Model selection on the validation split: "loss", "macro_f1" or "kappa".
+    #: Model selection on the validation split (or the CV folds): "loss", "macro_f1",
+    #: "kappa" or "jk_index" (ECG: kappa / 2 + (Se + +P of S and V) / 8).
     monitor: str = "macro_f1"
     #: With CV: choose per-class logit offsets on the pooled out-of-fold predictions
     #: (folded into the output layer's bias, so every exported format carries them).
@@ -97,7 +98,7 @@ class TrainConfig:
     deterministic: bool = True
 
     def __post_init__(self):
-        choices = {"class_weight": ("none", "balanced", "sqrt"), "monitor": ("loss", "macro_f1", "kappa")}
+        choices = {"class_weight": ("none", "balanced", "sqrt"), "monitor": ("loss", "macro_f1", "kappa", "jk_index")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"train.{key}: must be one of {allowed}, not {getattr(self, key)!r}")
@@ -162,6 +163,8 @@ class TaskConfig:
             raise ConfigError(f"data.cv_folds: 0 (no CV) or at least 2, not {self.data.cv_folds}")
         if self.data.cv_folds and self.kind != "ecg-beats":
             raise ConfigError("data.cv_folds: record-level CV is made for ECG beat tasks")
+        if self.train.monitor == "jk_index" and not {"S", "V"} <= set(self.classes):
+            raise ConfigError("train.monitor: jk_index scores the S and V classes, which this task lacks")
         if self.train.tune_offsets and not self.data.cv_folds:
             raise ConfigError("train.tune_offsets: needs data.cv_folds (offsets are chosen on CV folds)")
         # The preprocessing chain at the dataset's rate, built now: a decimation that

@@ -181,7 +181,7 @@ def fit_one(cfg: TaskConfig, table: WindowTable, split: Split, log=print, fold: 
         row = {"epoch": epoch + 1, "loss": loss, "val_loss": val_loss, "val_macro_f1": m["macro_f1"],
                "val_accuracy": m["accuracy"], "seconds": time.perf_counter() - t0}
         history.append(row)
-        score = -val_loss if cfg.train.monitor == "loss" else m[cfg.train.monitor]
+        score = _monitor(cfg, y_va, probs)
         trainer.good = (model.get_weights(), epoch)
         if score > best[0]:
             best = (score, model.get_weights(), epoch)
@@ -208,13 +208,21 @@ def _score(cfg: TaskConfig, y: np.ndarray, probs: np.ndarray, offsets: np.ndarra
 
 
 def _monitor(cfg: TaskConfig, y: np.ndarray, probs: np.ndarray, offsets=None) -> float:
+    """The selection score (higher is better): -loss, macro-F1, kappa, or the jk-index
+    (kappa / 2 + (Se_S + +P_S + Se_V + +P_V) / 8, Mondejar-Guerra 2019), which keeps a
+    rare class's sensitivity in the score where kappa alone would give it up."""
     if cfg.train.monitor == "loss":
         return float(np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1))))
-    return float(_score(cfg, y, probs, offsets)[cfg.train.monitor])
+    m = _score(cfg, y, probs, offsets)
+    if cfg.train.monitor == "jk_index":
+        pc = m["per_class"]
+        j = sum(np.nan_to_num(pc[c][k]) for c in ("S", "V") for k in ("se", "ppv"))
+        return float(m["kappa"] / 2 + j / 8)
+    return float(m[cfg.train.monitor])
 
 
-#: Per-class logit offsets searched (natural log units; e^3 = 20x prior odds).
-OFFSET_GRID = np.round(np.arange(-3.0, 3.01, 0.25), 2)
+#: Per-class logit offsets searched (natural log units; e^2 = 7.4x prior odds).
+OFFSET_GRID = np.round(np.arange(-2.0, 2.01, 0.25), 2)
 
 
 def choose_offsets(cfg: TaskConfig, y: np.ndarray, probs: np.ndarray, rounds: int = 2) -> np.ndarray:
