@@ -46,6 +46,7 @@ TARGETS = {
     "eeg-eegmat": [
         ("k-fold accuracy (windows)", ("subject_kfold", "pooled", "accuracy"), 0.80, "shallow CNN (arXiv 2209.11767): 90.7"),
         ("k-fold macro-F1", ("subject_kfold", "pooled", "macro_f1"), None, ""),
+        ("k-fold accuracy (recordings: mean of windows)", ("subject_kfold", "pooled_per_recording", "accuracy"), None, ""),
         ("held-out accuracy (windows)", ("test", "accuracy"), None, ""),
         ("held-out accuracy (recordings)", ("test", "per_recording", "accuracy"), None, ""),
     ],

@@ -449,6 +449,7 @@ def subject_kfold(cfg: TaskConfig, table: WindowTable, log=print) -> dict:
     """k-fold by subject: every subject tested once by a model that never saw it."""
     subjects = sorted({str(g) for g in table.group})
     total = np.zeros((len(cfg.classes),) * 2, dtype=np.int64)
+    total_rec = np.zeros((len(cfg.classes),) * 2, dtype=np.int64)
     folds = []
     for i, (train_subjects, test_subjects) in enumerate(subject_folds(subjects, cfg.data.subject_folds, cfg.seed)):
         rng = np.random.default_rng(cfg.seed + i)
@@ -458,9 +459,15 @@ def subject_kfold(cfg: TaskConfig, table: WindowTable, log=print) -> dict:
         model, std, _ = fit_one(cfg, table, split, log=lambda *_: None, fold=f" fold {i + 1}")
         m = evaluate(cfg, model, std, table, test_subjects)
         total += np.asarray(m["confusion"])
-        folds.append({"test_subjects": list(test_subjects), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
-        log(f"    accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}")
+        total_rec += np.asarray(m["per_recording"]["confusion"])
+        folds.append({"test_subjects": list(test_subjects), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                      "recording_accuracy": m["per_recording"]["accuracy"]})
+        log(f"    accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
+            f"recordings {m['per_recording']['accuracy']:.3f}")
     pooled = classification_metrics(total, cfg.classes)
     return {"k": cfg.data.subject_folds, "folds": folds, "pooled": pooled,
+            # One decision per recording (subject x condition): the mean of its windows'
+            # probabilities, what a device's running average holds at the recording's end.
+            "pooled_per_recording": classification_metrics(total_rec, cfg.classes),
             "mean_accuracy": float(np.mean([f["accuracy"] for f in folds])),
             "mean_macro_f1": float(np.mean([f["macro_f1"] for f in folds]))}
