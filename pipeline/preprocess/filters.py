@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.preprocess.iir import sosfilt, sosfilt_zi
+from pipeline.preprocess.iir import butter_bandpass_order1, sosfilt, sosfilt_zi
 
 
 def design_sos(fs_hz: float, highpass_hz: float | None = None, lowpass_hz: float | None = None,
@@ -154,13 +154,62 @@ class RunningNormaliser:
         self.zi_ = np.zeros((1, 2, self.n_channels))
         self.n_seen_ = 0                 # samples since the start (for the bias correction)
 
-    def process(self, chunk: np.ndarray) -> np.ndarray:
-        """(n_samples, n_channels) -> (n_samples, n_channels) float64."""
+    def mean_square(self, chunk: np.ndarray) -> np.ndarray:
+        """(n_samples, n_channels) -> the bias-corrected running mean of its squares, float64."""
         y = np.asarray(chunk, dtype=np.float64)
         if len(y) == 0:
             return y.copy()
         power, self.zi_ = sosfilt(self.sos, y * y, self.zi_)
         count = self.n_seen_ + np.arange(1, len(y) + 1, dtype=np.float64)
         self.n_seen_ += len(y)
-        power = power / (1.0 - (1.0 - self.alpha) ** count)[:, None]
-        return y / np.sqrt(power + self.floor)
+        return power / (1.0 - (1.0 - self.alpha) ** count)[:, None]
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        """(n_samples, n_channels) -> (n_samples, n_channels) float64."""
+        y = np.asarray(chunk, dtype=np.float64)
+        return y / np.sqrt(self.mean_square(y) + self.floor)
+
+
+class BandPower:
+    """Relative band powers, per channel and band: ``log(P_band / P_all)``, causal.
+
+    Each band is two cascaded first-order Butterworth band-pass sections (designed in
+    numpy, :func:`~pipeline.preprocess.iir.butter_bandpass_order1`, so the device designs
+    the same coefficients without ``scipy.signal``); P is the bias-corrected one-pole
+    running mean square (:class:`RunningNormaliser`) of the band and of the whole signal
+    over ``power_s``. A ratio of powers: scaling the input changes nothing. A filter bank
+    plus log power: what a spectral EEG classifier looks at, as a stream a microcontroller
+    can compute (2 biquads, one one-pole and one log per band, channel and sample).
+
+    Output channels are band-major: [band 0 of every channel, band 1 of every channel, ...].
+    """
+
+    def __init__(self, bands_hz, power_s: float, fs_hz: float, n_channels: int, floor: float = 1e-12):
+        self.bands_hz = [tuple(map(float, b)) for b in bands_hz]
+        self.n_channels = int(n_channels)
+        self.floor = float(floor)
+        self.filters = [CausalFilter(band_sos(fs_hz, lo, hi), n_channels) for lo, hi in self.bands_hz]
+        self.power = RunningNormaliser(power_s, fs_hz, n_channels * (len(self.bands_hz) + 1))
+        self.reset()
+
+    def reset(self) -> None:
+        for f in self.filters:
+            f.reset()
+        self.power.reset()
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        """(n_samples, n_channels) -> (n_samples, n_bands * n_channels) float64."""
+        y = np.asarray(chunk, dtype=np.float64)
+        parts = [y] + [f.process(y) for f in self.filters]
+        ms = self.power.mean_square(np.concatenate(parts, axis=1))
+        log_ms = np.log(ms + self.floor)
+        c = self.n_channels
+        return log_ms[:, c:] - np.tile(log_ms[:, :c], len(self.filters))
+
+
+def band_sos(fs_hz: float, low_hz: float, high_hz: float) -> np.ndarray:
+    """A band of :class:`BandPower`: two cascaded first-order band-pass sections, (2, 6)."""
+    if not 0 < low_hz < high_hz < fs_hz / 2:
+        raise ValueError(f"band [{low_hz}, {high_hz}] Hz must lie in (0, {fs_hz / 2}) Hz at fs {fs_hz} Hz")
+    section = butter_bandpass_order1(fs_hz, low_hz, high_hz)
+    return np.concatenate([section, section])

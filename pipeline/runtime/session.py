@@ -279,7 +279,7 @@ class EEGSession(StreamSession):
         self.pre = Preprocessor(self.spec, self.n_channels, sos=self.sos)
         self.segment_start_ = at_sample
         self.n_chunks_ = 0                                  # chunks completed since the restart
-        self.partial_ = np.zeros((0, self.n_channels), np.float32)
+        self.partial_ = np.zeros((0, self.pre.n_out_channels), np.float32)   # model-rate, model channels
         self.windows_ = []                                  # [start chunk, states]
 
     def _process(self, x: np.ndarray) -> list[dict]:
