@@ -98,6 +98,37 @@ def summarise(task: str, runs: list[dict], seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+_COST_CHILD = """
+import json, sys
+from pipeline.splits import Split
+from pipeline.train.config import load_config
+from pipeline.train.data import load_windows
+from pipeline.train.fit import fit_one
+cfg = load_config("ecg-mitdb", "quick", overrides={"data": {"cv_folds": 0}, "train": {
+    "epochs": 4, "patience": 9, "tune_offsets": False, "deterministic": sys.argv[1] == "1"}})
+table = load_windows(cfg, ["208", "223", "201", "119", "100", "209"])
+_, _, h = fit_one(cfg, table, Split("record", ("208", "223", "119", "209"), ("201",), ("100",)), log=lambda *_: None)
+print(json.dumps([r["seconds"] for r in h[1:]]))
+"""
+
+
+def determinism_cost(pairs: int = 3) -> str:
+    """Seconds per epoch with and without deterministic TF ops, in fresh processes run in
+    alternation (a small ECG fit: 4 DS1 records, epochs 2-4; the first epoch, which builds
+    the graph, left out). A ratio measured within one run; this machine is shared."""
+    import subprocess
+    import sys
+
+    times = {"1": [], "0": []}
+    for _ in range(pairs):
+        for flag in ("1", "0"):
+            out = subprocess.run([sys.executable, "-c", _COST_CHILD, flag], capture_output=True, text=True, check=True)
+            times[flag] += json.loads(out.stdout.strip().splitlines()[-1])
+    on, off = np.median(times["1"]), np.median(times["0"])
+    return (f"deterministic ops: median {on:.2f} s per epoch, without: {off:.2f} s "
+            f"(x{on / off:.2f}; {len(times['1'])} epochs each, {pairs} alternating process pairs)")
+
+
 def main(argv=None) -> int:
     from pipeline.train.config import load_config
     from pipeline.train.data import load_windows, task_split
@@ -110,7 +141,12 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir")
     parser.add_argument("--reuse", action="store_true", help="summarise run folders already in --out")
     parser.add_argument("--write", action="store_true", help="replace the README block results-<task>")
+    parser.add_argument("--determinism-cost", action="store_true",
+                        help="only measure the time cost of deterministic training, and print it")
     args = parser.parse_args(argv)
+    if args.determinism_cost:
+        print(determinism_cost())
+        return 0
     for task in args.tasks:
         base = load_config(task, "full")
         seeds = [base.seed + i for i in range(args.seeds)]
