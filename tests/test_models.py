@@ -158,3 +158,30 @@ def test_choose_offsets_corrects_a_prior_it_can_see():
     offsets = choose_offsets(cfg, y, probs)
     assert 1.0 <= offsets[1] <= 2.0
     assert _score(cfg, y, probs, offsets)["kappa"] > _score(cfg, y, probs)["kappa"] + 0.1
+
+
+# --- the benchmark writes the README's result tables ------------------------------------
+
+def test_the_readme_has_the_block_every_benchmark_task_writes():
+    from pipeline.readme import read_block
+    from pipeline.train.benchmark import TARGETS
+
+    for task in TARGETS:
+        read_block(f"results-{task}")            # --write would fail after hours of training otherwise
+
+
+def test_the_benchmark_table_gives_mean_and_spread_over_seeds():
+    from pipeline.train.benchmark import summarise
+
+    def run(kappa, s_se):
+        return {"test": {"kappa": kappa, "per_class": {"S": {"se": s_se, "ppv": 0.4}, "V": {"se": 0.9, "ppv": 0.7},
+                                                       "F": {"se": 0.1, "ppv": 0.1}},
+                         "accuracy": 0.9, "macro_f1": 0.6},
+                "cv": {"out_of_fold": {"kappa": 0.6}, "epochs": 9, "offsets": [0.0, 1.0, 0.5, -2.0]},
+                "train_seconds": 600}
+
+    table = summarise("ecg-mitdb", [run(0.70, 0.80), run(0.72, 0.84), run(0.74, 0.82)], [7, 8, 9])
+    assert "| kappa | 0.720 | 0.020 | 0.020 | 0.700 / 0.720 / 0.740 | >= 0.7 | met" in table
+    assert "| S Se | 82.0 | 2.0 | 2.0 | 80.0 / 84.0 / 82.0 | >= 80 | met" in table
+    assert "| S +P | 40.0 | 0.0 | 0.0 | 40.0 / 40.0 / 40.0 | >= 45 | **missed**" in table
+    assert "[+0.00, +1.00, +0.50, -2.00]" in table
