@@ -140,6 +140,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/bench")
     parser.add_argument("--data-dir")
     parser.add_argument("--reuse", action="store_true", help="summarise run folders already in --out")
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="with --reuse: train nothing, summarise the seeds that have finished")
     parser.add_argument("--write", action="store_true", help="replace the README block results-<task>")
     parser.add_argument("--determinism-cost", action="store_true",
                         help="only measure the time cost of deterministic training, and print it")
@@ -150,9 +152,12 @@ def main(argv=None) -> int:
     for task in args.tasks:
         base = load_config(task, "full")
         seeds = [base.seed + i for i in range(args.seeds)]
-        runs, table = [], None
+        runs, table, done = [], None, []
         for seed in seeds:
             run = Path(args.out) / task / f"seed-{seed}"
+            if args.summarise_only and not (run / "metrics.json").is_file():
+                print(f"{task}: seed {seed} has no finished run in {run}; left out")
+                continue
             if not (args.reuse and (run / "metrics.json").is_file()):
                 cfg = load_config(task, "full", overrides={"seed": seed})
                 split = task_split(cfg, data_dir=args.data_dir)
@@ -161,12 +166,18 @@ def main(argv=None) -> int:
                     table = load_windows(cfg, groups, args.data_dir)
                 train_task(cfg, run, args.data_dir, split=split, table=table)
             runs.append(json.loads((run / "metrics.json").read_text()))
+            done.append(seed)
+        if not runs:
+            continue
+        seeds = done
         wall = sum(m["train_seconds"] for m in runs) / 60
         command = f"python -m pipeline.train.benchmark --tasks {task} --seeds {args.seeds} --write"
+        if len(done) < args.seeds:
+            command += f" (summarised with --reuse --summarise-only: {len(done)} of {args.seeds} seeds had finished)"
         split = runs[0]["split"]
-        text = (f"**{DESCRIPTION[task]}.** {runs[0]['n_params']:,} parameters; {len(seeds)} seeds; "
+        text = (f"**{DESCRIPTION[task]}.** {runs[0]['n_params']:,} parameters; {len(seeds)} seed(s); "
                 f"test split by {split['by']}: {len(split['test'])} never seen in training or selection. "
-                f"{wall:.0f} min of training for the {len(seeds)} seeds on this shared 2-core machine "
+                f"{wall:.0f} min of training for the {len(seeds)} seed(s) on this shared 2-core machine "
                 f"(the data read once before).\n\n" + summarise(task, runs, seeds) + "\n")
         print(f"\n## {task}\n\n{text}")
         if args.write:
