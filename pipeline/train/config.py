@@ -93,6 +93,8 @@ class TrainConfig:
     #: With CV: choose per-class logit offsets on the pooled out-of-fold predictions
     #: (folded into the output layer's bias, so every exported format carries them).
     tune_offsets: bool = False
+    #: Largest offset magnitude searched (natural log; at most 2, the grid's edge).
+    max_offset: float = 2.0
     #: Deterministic TensorFlow ops (``tf.config.experimental.enable_op_determinism``):
     #: the same command gives the same weights.
     deterministic: bool = True

@@ -232,9 +232,10 @@ def choose_offsets(cfg: TaskConfig, y: np.ndarray, probs: np.ndarray, rounds: in
     predictions only; ties keep the offset nearest 0."""
     offsets = np.zeros(len(cfg.classes))
     best = _monitor(cfg, y, probs, offsets)
+    grid = OFFSET_GRID[np.abs(OFFSET_GRID) <= cfg.train.max_offset + 1e-9]
     for _ in range(rounds):
         for c in range(1, len(cfg.classes)):
-            for v in sorted(OFFSET_GRID, key=abs):
+            for v in sorted(grid, key=abs):
                 trial = offsets.copy()
                 trial[c] = v
                 score = _monitor(cfg, y, probs, trial)
