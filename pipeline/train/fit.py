@@ -285,7 +285,7 @@ def cross_validate(cfg: TaskConfig, table: WindowTable, train_groups, log=print)
         log(f"  CV fold {i + 1}/{len(folds)}: {len(fold)} records ({', '.join(fold)}), "
             f"{len(y_va)} beats, {len(y_tr)} to train on")
     y_oof = np.concatenate([h[2] for h in held])
-    history, best = [], {"score": -math.inf, "epoch": -1}
+    history, all_probs, best_plain = [], [], (-math.inf, -1)
     from tqdm import tqdm
 
     bar = tqdm(range(cfg.train.epochs), desc=f"CV {cfg.task}", unit="epoch", disable=not sys.stderr.isatty())
@@ -305,14 +305,24 @@ def cross_validate(cfg: TaskConfig, table: WindowTable, train_groups, log=print)
                f"cv_{cfg.train.monitor}_plain": plain, f"cv_{cfg.train.monitor}": score,
                "offsets": offsets.tolist(), "seconds": time.perf_counter() - t0}
         history.append(row)
-        if score > best["score"]:
-            best = {"score": score, "epoch": epoch, "offsets": offsets, "probs": probs}
-        bar.set_postfix(cv=f"{score:.3f}")
-        log(f"  epoch {epoch + 1:2d}: loss {row['loss']:.4f}  CV {cfg.train.monitor} {score:.4f} "
-            f"(plain {plain:.4f})  kappa {m['kappa']:.3f}  ({row['seconds']:.0f} s)")
-        if epoch - best["epoch"] >= cfg.train.patience:
+        all_probs.append(probs)
+        if plain > best_plain[0]:
+            best_plain = (plain, epoch)
+        bar.set_postfix(cv=f"{plain:.3f}")
+        log(f"  epoch {epoch + 1:2d}: loss {row['loss']:.4f}  CV {cfg.train.monitor} {plain:.4f} "
+            f"(with offsets {score:.4f})  kappa {m['kappa']:.3f}  ({row['seconds']:.0f} s)")
+        if epoch - best_plain[1] >= cfg.train.patience:
             log(f"  early stop: no better CV {cfg.train.monitor} for {cfg.train.patience} epochs")
             break
+    # The epoch: best plain (no offsets) score averaged with its neighbours, so that neither
+    # a lucky epoch nor offsets that make up for an untrained model choose it (scored with
+    # offsets, CV once chose epoch 1 with S given up: S Se 0 on DS2).
+    plains = np.array([r[f"cv_{cfg.train.monitor}_plain"] for r in history])
+    smooth = np.array([plains[max(0, e - 1):e + 2].mean() for e in range(len(plains))])
+    chosen = int(np.argmax(smooth))
+    offsets = choose_offsets(cfg, y_oof, all_probs[chosen]) if cfg.train.tune_offsets else np.zeros(len(classes))
+    best = {"score": _monitor(cfg, y_oof, all_probs[chosen], offsets), "epoch": chosen, "offsets": offsets,
+            "probs": all_probs[chosen]}
     for row in history:
         row["kept"] = row["epoch"] == best["epoch"] + 1
     oof = _score(cfg, y_oof, best["probs"], best["offsets"])
