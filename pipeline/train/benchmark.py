@@ -85,7 +85,8 @@ def summarise(task: str, runs: list[dict], seeds: list[int]) -> str:
         mean, std, dev = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0, np.abs(values - values.mean()).max()
         verdict = "" if target is None else ("met" if mean >= target else "**missed**")
         tgt = "" if target is None else (f">= {target}" if "kappa" in label else f">= {100 * target:.0f}")
-        lines.append(f"| {label} | {_fmt(label, mean)} | {_fmt(label, std)} | {_fmt(label, dev)} | "
+        spread = (f"{_fmt(label, std)} | {_fmt(label, dev)}" if len(values) > 1 else "- | -")
+        lines.append(f"| {label} | {_fmt(label, mean)} | {spread} | "
                      f"{' / '.join(_fmt(label, v) for v in values)} | {tgt} | {verdict}"
                      f"{' (' + anchor + ')' if anchor else ''} |")
     minutes = [m["train_seconds"] / 60 for m in runs]
