@@ -147,6 +147,15 @@ def with_preprocessing(spec: CModelSpec, preprocess: dict) -> CModelSpec:
     """Add the manifest's causal filter (SOS at the input rate), decimation and gain."""
     from pipeline.preprocess.iir import sosfilt_zi
 
+    if preprocess.get("bands_hz"):
+        raise UnsupportedModelError(
+            f"the preprocessing computes relative log band powers (bands_hz = {preprocess['bands_hz']}), "
+            "which the generated C does not implement yet")
+    if preprocess.get("running_norm_s"):
+        raise UnsupportedModelError(
+            f"the preprocessing divides by a running RMS (running_norm_s = {preprocess['running_norm_s']} s), "
+            "which the generated C does not implement yet")
+
     sos = np.asarray(preprocess["sos"], np.float64)
     sos = sos / sos[:, 3:4]                          # a0 = 1, as the generated loop assumes
     spec.sos, spec.sos_zi = sos, sosfilt_zi(sos)

@@ -379,10 +379,16 @@ class Manifest:
         if kind == "ecg-beats" and window.n_before_samples + window.n_after_samples != window.n_steps:
             w.fail("n_steps", f"must equal n_before_samples + n_after_samples "
                               f"({window.n_before_samples} + {window.n_after_samples}), got {window.n_steps}")
-        expected_channels = len(channels) * (2 if normalise == "template" else 1)
+        # What preprocessing makes of the input channels (a band-power front end: one
+        # channel per band and input channel, plus the normalised signal), then the
+        # template's doubling.
+        bands = data["preprocess"].get("bands_hz")
+        per_input = (len(bands) + (1 if data["preprocess"].get("running_norm_s") else 0)) if bands else 1
+        expected_channels = len(channels) * per_input * (2 if normalise == "template" else 1)
         if window.n_channels != expected_channels:
             w.fail("n_channels", f"must be {expected_channels} for {len(channels)} input channel(s) with "
-                                 f"normalise '{normalise}', got {window.n_channels}")
+                                 f"{f'{len(bands)} bands and ' if bands else ''}normalise '{normalise}', "
+                                 f"got {window.n_channels}")
 
         s = c.sub("side_features")
         names = s.strings("names")

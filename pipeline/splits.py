@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.errors import BiosigError
 from pipeline.read.cards import load_card
+
+
+class SplitError(BiosigError):
+    """No split of the given ids meets the rules (a CV fold without a required class)."""
 
 
 @dataclass(frozen=True)
@@ -124,3 +129,48 @@ def subject_folds(subjects: list[str], k: int, seed: int) -> list[tuple[list[str
         test = sorted(subjects[i] for i in fold)
         out.append(([s for s in subjects if s not in test], test))
     return out
+
+
+def check_folds(folds: list[tuple[str, ...]], counts: dict[str, Counter], required: list[str]) -> None:
+    """Refuse folds that share a record, or a fold holding no beat of a required class,
+    naming the fold's records (a fold without S beats cannot score S, nor choose its offset)."""
+    seen: dict[str, int] = {}
+    for i, fold in enumerate(folds):
+        for rec in fold:
+            if rec in seen:
+                raise SplitError(f"record {rec} is in CV folds {seen[rec] + 1} and {i + 1}")
+            seen[rec] = i
+    for i, fold in enumerate(folds):
+        missing = [c for c in required if not sum(counts[r][c] for r in fold)]
+        if missing:
+            raise SplitError(f"CV fold {i + 1} of {len(folds)} (records {', '.join(fold)}) holds no "
+                             f"{'/'.join(missing)} beats; use fewer folds or other records")
+
+
+def record_folds(counts: dict[str, Counter], k: int, required: list[str] = (), seed: int = 0,
+                 attempts: int = 2000) -> list[tuple[str, ...]]:
+    """k folds of records for cross-validation inside a training split.
+
+    ``counts`` maps every record to a Counter of its beat classes. Records are dealt to
+    folds by a seeded shuffle; of ``attempts`` shuffles the first whose every fold holds
+    at least a ``1 / (2k)`` share of each ``required`` class is kept (a fold with 3 S beats
+    would score S by chance), else the one whose poorest fold is richest, provided every
+    fold holds some of each required class (:func:`check_folds` refuses it otherwise).
+    Deterministic: a pure function of the records, counts, k and seed.
+    """
+    records = sorted(counts)
+    if not 2 <= k <= len(records):
+        raise SplitError(f"{k} CV folds need 2 <= k <= {len(records)} records ({', '.join(records)})")
+    total = {c: sum(counts[r][c] for r in records) for c in required}
+    best, best_share = None, -1.0
+    for attempt in range(attempts):
+        order = np.random.default_rng(seed + attempt).permutation(len(records))
+        folds = [tuple(sorted(records[i] for i in part)) for part in np.array_split(order, k)]
+        share = min((sum(counts[r][c] for r in fold) / total[c] if total[c] else 0.0)
+                    for fold in folds for c in required) if required else 1.0
+        if share > best_share:
+            best, best_share = folds, share
+        if share >= 1 / (2 * k):
+            break
+    check_folds(best, counts, list(required))
+    return best

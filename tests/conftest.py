@@ -34,7 +34,7 @@ def mitdb_copy(tmp_path, data_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
-    """A run trained 2 epochs on three DS1 records (201 for validation), exported, and
+    """A run trained 2 epochs on three DS1 records (selected by 2-fold record CV), exported, and
     evaluated on DS2 records 100 and 232.
 
     Returns (run folder, artifact folder, manifest dict).
@@ -47,7 +47,9 @@ def exported(tmp_path_factory):
     from pipeline.train.fit import train_task
 
     root = tmp_path_factory.mktemp("export")
-    cfg = load_config("ecg-mitdb", "quick", overrides={"train": {"epochs": 2, "max_majority_per_epoch": 3000}})
+    # Three training records: 2-fold record CV (the quick profile's 4 folds need 4 records).
+    cfg = load_config("ecg-mitdb", "quick", overrides={"train": {"epochs": 2, "max_majority_per_epoch": 3000},
+                                                      "data": {"cv_folds": 2}})
     split = Split("record", ("208", "223", "119"), ("201",), ("100", "232"))
     run = train_task(cfg, root / "run", log=lambda *_: None, split=split)
     out = export_run(run, root / "artifacts", eval_limit=300, representative_size=300, stream_eval=40,

@@ -650,11 +650,14 @@ class EEGSession(StreamSession):
     def _restart(self) -> None:
         self.pre = Preprocessor(self.spec, self.n_channels, sos=self.sos)
         self.n_chunks_ = 0                                  # chunks completed since the restart
-        self.partial_ = np.zeros((0, self.n_channels), np.float32)
+        # Model-rate samples in the model's channels (a band-power front end makes more
+        # channels than the input has).
+        n_model = self.pre.n_out_channels
+        self.partial_ = np.zeros((0, n_model), np.float32)
         self.windows_: list[_OpenWindow] = []
         d = self.spec.decimate
         # The last window's model input, and its raw input at the model's input rate.
-        self.pre_ring_ = np.zeros((self.n_steps + self.chunk_len, self.n_channels), np.float32)
+        self.pre_ring_ = np.zeros((self.n_steps + self.chunk_len, n_model), np.float32)
         self.raw_ring_ = np.zeros(((self.n_steps + 2 * self.chunk_len) * d, self.n_channels))
         self.n_raw_ = 0
 

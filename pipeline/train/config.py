@@ -49,10 +49,18 @@ class DataConfig:
     limit_train: int = 0
     limit_val: int = 0
     limit_test: int = 0
-    #: MIT-BIH: validation records drawn from DS1.
+    #: MIT-BIH: validation records drawn from DS1 (when ``cv_folds`` is 0).
     val_records: int = 5
     #: EEGMAT: k-fold by subject for the subject-independent estimate (0: single split).
     subject_folds: int = 0
+    #: Record-level k-fold cross-validation inside the training split (0: one validation
+    #: split instead). The epoch count and the decision offsets are chosen on the pooled
+    #: out-of-fold predictions; the final model is trained on every training record.
+    cv_folds: int = 0
+    #: Classes every CV fold must hold (a fold without them cannot score them: refused).
+    cv_fold_classes: list[str] = field(default_factory=list)
+    #: Seed of the fold assignment (fixed, so that seeds vary only the training).
+    cv_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,14 +87,27 @@ class TrainConfig:
     #: Per epoch, keep at most this many windows of the majority class (0: all).
     max_majority_per_epoch: int = 0
     augment: bool = True
-    #: Model selection on the validation split: "loss", "macro_f1" or "kappa".
+    #: Model selection on the validation split (or the CV folds): "loss", "macro_f1",
+    #: "kappa" or "jk_index" (ECG: kappa / 2 + (Se + +P of S and V) / 8).
     monitor: str = "macro_f1"
+    #: With CV: choose per-class logit offsets on the pooled out-of-fold predictions
+    #: (folded into the output layer's bias, so every exported format carries them).
+    tune_offsets: bool = False
+    #: Largest offset magnitude searched (natural log; at most 2, the grid's edge).
+    max_offset: float = 2.0
+    #: Deterministic TensorFlow ops (``tf.config.experimental.enable_op_determinism``):
+    #: the same command gives the same weights.
+    deterministic: bool = True
 
     def __post_init__(self):
-        choices = {"class_weight": ("none", "balanced", "sqrt"), "monitor": ("loss", "macro_f1", "kappa")}
+        choices = {"class_weight": ("none", "balanced", "sqrt"), "monitor": ("loss", "macro_f1", "kappa", "jk_index")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"train.{key}: must be one of {allowed}, not {getattr(self, key)!r}")
+
+
+#: What a task's windows are: beats of an annotated ECG, or fixed EEG windows.
+KINDS = ("ecg-beats", "eeg-windows")
 
 
 @dataclass(frozen=True)
@@ -106,8 +127,57 @@ class TaskConfig:
     #: Binary view reported beside the multi-class metrics (Bonn: seizure vs the rest).
     positive_class: str = ""
 
+    def __post_init__(self):
+        """Check values and cross-field rules at load, naming the key (``ConfigError``,
+        exit 2), so that nothing fails after the data has been read."""
+        from pipeline.read.cards import load_card
+        from pipeline.window.ecg import NORMALISATIONS
+        from pipeline.window.rr import RR_FEATURE_NAMES
+
+        if self.kind not in KINDS:
+            raise ConfigError(f"kind: must be one of {KINDS}, not {self.kind!r}")
+        if not self.classes:
+            raise ConfigError("classes: must name at least one class")
+        dup = sorted({c for c in self.classes if self.classes.count(c) > 1})
+        if dup:
+            raise ConfigError(f"classes: {dup} named more than once")
+        if not self.channels:
+            raise ConfigError("channels: must name at least one channel")
+        if self.window.normalise not in NORMALISATIONS:
+            raise ConfigError(f"window.normalise: must be one of {NORMALISATIONS}, not {self.window.normalise!r}")
+        unknown = [f for f in self.window.rr_features if f not in RR_FEATURE_NAMES]
+        if unknown:
+            raise ConfigError(f"window.rr_features: unknown {unknown} (known: {list(RR_FEATURE_NAMES)})")
+        if self.kind == "eeg-windows" and (self.window.rr_features or self.window.normalise != "none"):
+            raise ConfigError("window.rr_features / window.normalise: ECG beat settings on an EEG task")
+        scale = self.train.class_weight_scale
+        if scale and len(scale) != len(self.classes):
+            raise ConfigError(f"train.class_weight_scale: {len(scale)} values for {len(self.classes)} "
+                              f"classes {self.classes}")
+        if any(v < 0 for v in scale):
+            raise ConfigError(f"train.class_weight_scale: negative weight in {scale}")
+        if self.positive_class and self.positive_class not in self.classes:
+            raise ConfigError(f"positive_class: {self.positive_class!r} is not one of classes {self.classes}")
+        missing = [c for c in self.data.cv_fold_classes if c not in self.classes]
+        if missing:
+            raise ConfigError(f"data.cv_fold_classes: {missing} not in classes {self.classes}")
+        if self.data.cv_folds == 1 or self.data.cv_folds < 0:
+            raise ConfigError(f"data.cv_folds: 0 (no CV) or at least 2, not {self.data.cv_folds}")
+        if self.data.cv_folds and self.kind != "ecg-beats":
+            raise ConfigError("data.cv_folds: record-level CV is made for ECG beat tasks")
+        if self.train.monitor == "jk_index" and not {"S", "V"} <= set(self.classes):
+            raise ConfigError("train.monitor: jk_index scores the S and V classes, which this task lacks")
+        if self.train.tune_offsets and not self.data.cv_folds:
+            raise ConfigError("train.tune_offsets: needs data.cv_folds (offsets are chosen on CV folds)")
+        # The preprocessing chain at the dataset's rate, built now: a decimation that
+        # would alias is refused here, before any recording is read.
+        self.preprocess_spec(load_card(self.dataset).fs_hz)
+
     def preprocess_spec(self, fs_in_hz: float) -> PreprocessSpec:
-        return PreprocessSpec(fs_in_hz=fs_in_hz, **dataclasses.asdict(self.preprocess))
+        try:
+            return PreprocessSpec(fs_in_hz=fs_in_hz, **dataclasses.asdict(self.preprocess))
+        except ValueError as err:
+            raise ConfigError(f"preprocess: {err}") from None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -68,9 +68,6 @@ def _ecg_windows(cfg, groups, data_dir) -> WindowTable:
     from pipeline.read.mitdb import read_mitdb
     from pipeline.window.ecg import BeatWindows, beat_windows
 
-    unknown = set(cfg.window.rr_features) - set(RR_FEATURE_NAMES)
-    if unknown:
-        raise ConfigError(f"window.rr_features: unknown {sorted(unknown)} (known: {RR_FEATURE_NAMES})")
     cols = [RR_FEATURE_NAMES.index(f) for f in cfg.window.rr_features]
     card = load_card("mitdb")
     groups = groups or card.splits["DS1"] + card.splits["DS2"]
@@ -130,8 +127,13 @@ def task_split(cfg: TaskConfig, table: WindowTable | None = None, data_dir=None)
         from pipeline.read.mitdb import read_mitdb_beats
 
         card = load_card("mitdb")
-        counts = {r: Counter(read_mitdb_beats(r, data_dir).aami.tolist()) for r in card.splits["DS1"]}
-        split = mitdb_split(counts, n_val_records=cfg.data.val_records, seed=cfg.seed)
+        if cfg.data.cv_folds:
+            # Selection by CV folds inside DS1 (pipeline.train.fit.cross_validate): no
+            # validation records are set aside, the final model trains on all of DS1.
+            split = Split("record", tuple(card.splits["DS1"]), (), tuple(card.splits["DS2"]))
+        else:
+            counts = {r: Counter(read_mitdb_beats(r, data_dir).aami.tolist()) for r in card.splits["DS1"]}
+            split = mitdb_split(counts, n_val_records=cfg.data.val_records, seed=cfg.seed)
     elif cfg.dataset == "bonn":
         from pipeline.read.bonn import bonn_segment_paths
 

@@ -14,10 +14,17 @@ def _pct(v: float) -> str:
 def metrics_markdown(cfg, metrics: dict) -> str:
     t = metrics["test"]
     split = metrics["split"]
-    lines = [f"# {cfg.task} ({cfg.profile} profile)", "",
+    if "cv" in metrics:
+        cv = metrics["cv"]
+        selected = (f"epoch count ({cv['epochs']}) and per-class offsets ({', '.join(f'{o:+.2f}' for o in cv['offsets'])}) "
+                    f"chosen by {len(cv['folds'])}-fold {split['by']}-level CV inside the training {split['by']}s "
+                    f"(out-of-fold kappa {cv['out_of_fold']['kappa']:.3f})")
+    else:
+        selected = f"selected on {len(split['val'])} validation {split['by']}s"
+    lines = [f"# {cfg.task} ({cfg.profile} profile, seed {cfg.seed})", "",
              f"Held-out test split by {split['by']}: {len(split['test'])} ({', '.join(split['test'][:12])}"
              f"{', ...' if len(split['test']) > 12 else ''}); trained on {len(split['train'])}, "
-             f"selected on {len(split['val'])} validation {split['by']}s. "
+             f"{selected}. "
              f"Windows: {t['counts']['train']} train, {t['counts']['val']} val, {t['counts']['test']} test. "
              f"Model: {metrics['n_params']} parameters.", "",
              "| class | Se % | +P % | F1 % | support |", "|---|---|---|---|---|"]

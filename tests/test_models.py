@@ -1,0 +1,190 @@
+"""Models that hold on new patients, reproducibly: configs checked at load, record-level
+CV inside DS1 (folds never share a record, never touch DS2), deterministic training,
+decision offsets carried in the output bias."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.read.cards import load_card
+from pipeline.splits import Split, SplitError, check_folds, record_folds
+from pipeline.train.config import load_config
+
+
+# --- configs checked at load ----------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"kind": "ecg-beat"}, r"kind: must be one of \('ecg-beats', 'eeg-windows'\), not 'ecg-beat'"),
+    ({"window": {"normalise": "zcore"}}, r"window.normalise: must be one of .*not 'zcore'"),
+    ({"window": {"rr_features": ["pre_rr_typo"]}}, r"window.rr_features: unknown \['pre_rr_typo'\]"),
+    ({"classes": []}, "classes: must name at least one class"),
+    ({"classes": ["N", "S", "V", "S"]}, r"classes: \['S'\] named more than once"),
+    ({"train": {"class_weight_scale": [1.0, 0.3]}}, r"train.class_weight_scale: 2 values for 4 classes"),
+    ({"preprocess": {"lowpass_hz": None}}, r"preprocess: decimating 360.0 Hz by 2 needs a low-pass below 90.0 Hz"),
+    ({"preprocess": {"running_norm_s": -1.0}}, r"preprocess: running_norm_s must be > 0"),
+    ({"data": {"cv_folds": 1}}, r"data.cv_folds: 0 \(no CV\) or at least 2"),
+    ({"data": {"cv_fold_classes": ["X"]}}, r"data.cv_fold_classes: \['X'\] not in classes"),
+])
+def test_a_bad_value_is_refused_at_load_naming_its_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("ecg-mitdb", overrides=overrides)
+
+
+def test_an_aliasing_config_exits_2_before_reading_any_data(tmp_path, capsys, monkeypatch):
+    from pipeline.cli import main
+    from pipeline.read import mitdb
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a recording was read")
+
+    monkeypatch.setattr(mitdb, "read_mitdb", no_reading)
+    bad = tmp_path / "aliasing.toml"
+    text = (load_config.__globals__["CONFIG_DIR"] / "ecg-mitdb.toml").read_text()
+    bad.write_text(text.replace("lowpass_hz = 40.0", "lowpass_hz = 120.0"))
+    assert main(["train", "ecg-mitdb", "--config", str(bad), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "aliasing.toml: preprocess: decimating 360.0 Hz by 2 needs a low-pass below 90.0 Hz" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+def test_every_shipped_config_loads_in_both_profiles():
+    for path in sorted(load_config.__globals__["CONFIG_DIR"].glob("*.toml")):
+        for profile in ("quick", "full"):
+            assert load_config(path.stem, profile).task == path.stem
+    one = load_config("ecg-mitdb-1lead")
+    assert one.channels == ["MLII"] and one.classes == load_config("ecg-mitdb").classes
+
+
+# --- record-level folds ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ds1_counts():
+    from pipeline.read.mitdb import read_mitdb_beats
+
+    return {r: Counter(read_mitdb_beats(r).aami.tolist()) for r in load_card("mitdb").splits["DS1"]}
+
+
+@pytest.mark.parametrize("k", [3, 4, 5])
+def test_cv_folds_cover_ds1_never_share_a_record_and_never_touch_ds2(ds1_counts, k):
+    card = load_card("mitdb")
+    folds = record_folds(ds1_counts, k, ["S", "V"], seed=0)
+    ids = [r for fold in folds for r in fold]
+    assert len(folds) == k and sorted(ids) == sorted(card.splits["DS1"])     # each DS1 record once
+    assert not set(ids) & set(card.splits["DS2"])
+    for fold in folds:
+        for c in "SV":
+            assert sum(ds1_counts[r][c] for r in fold) > 0
+    assert record_folds(ds1_counts, k, ["S", "V"], seed=0) == folds         # a pure function
+
+
+def test_a_fold_without_s_beats_is_refused_naming_its_records(ds1_counts):
+    # Records 106 and 109 hold V beats and no S beat.
+    with pytest.raises(SplitError, match=r"CV fold 2 of 2 \(records 106, 109\) holds no S beats"):
+        check_folds([("209", "223"), ("106", "109")], ds1_counts, ["S", "V"])
+    with pytest.raises(SplitError, match=r"record 223 is in CV folds 1 and 2"):
+        check_folds([("209", "223"), ("106", "223")], ds1_counts, ["S", "V"])
+    # Records 112 and 115 hold 2 and 0 S beats, 0 V: no split into 3 folds can give each S and V.
+    few = {r: ds1_counts[r] for r in ("209", "112", "115", "124")}
+    with pytest.raises(SplitError, match=r"CV fold \d of 3 \(records [\d, ]+\) holds no (S/)?V beats"):
+        record_folds(few, 3, ["S", "V"])
+
+
+# --- tiny CV training: deterministic, DS2 never read ----------------------------------------
+
+TINY_RECORDS = ("208", "209", "223", "201", "119", "118")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from pipeline.train.data import load_windows
+
+    cfg = load_config("ecg-mitdb", "quick", overrides={
+        "data": {"cv_folds": 2}, "train": {"epochs": 2, "patience": 2, "max_majority_per_epoch": 1500,
+                                           "tune_offsets": True, "monitor": "kappa"}})
+    table = load_windows(cfg, [*TINY_RECORDS, "100"])
+    return cfg, table, Split("record", TINY_RECORDS, (), ("100",))
+
+
+def test_two_runs_of_a_tiny_config_give_identical_weights_and_never_read_ds2(tiny, monkeypatch):
+    from pipeline.train import fit
+    from pipeline.train.data import WindowTable
+
+    cfg, table, split = tiny
+    read = []
+    original = WindowTable.take
+
+    def spy(self, groups, classes):
+        read.append(set(groups))
+        return original(self, groups, classes)
+
+    monkeypatch.setattr(WindowTable, "take", spy)
+    runs = [fit.fit_cv(cfg, table, split, log=lambda *_: None) for _ in range(2)]
+    (m1, _, h1, cv1), (m2, _, h2, cv2) = runs
+    for a, b in zip(m1.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # (as JSON: a class never predicted has +P NaN, and NaN != NaN in a dict comparison)
+    assert json.dumps(cv1, sort_keys=True) == json.dumps(cv2, sort_keys=True)
+    assert [r["loss"] for r in h1] == [r["loss"] for r in h2]
+    ds2 = set(load_card("mitdb").splits["DS2"])
+    assert read and all(not (g & ds2) for g in read)          # CV and the final fit read DS1 only
+    assert sorted(r for f in cv1["folds"] for r in f) == sorted(TINY_RECORDS)
+
+
+def test_the_cv_offsets_are_carried_by_the_output_bias(tiny):
+    from pipeline.train import fit
+
+    cfg, table, split = tiny
+    model, std, _, cv = fit.fit_cv(cfg, table, split, log=lambda *_: None)
+    x, s, _ = table.take(["100"], cfg.classes)
+    inputs = [x[:400], std(s[:400])]
+    with_offsets = model.predict(inputs, verbose=0)
+    fit.fold_offsets_into_bias(model, -np.asarray(cv["offsets"]))        # take them out again
+    plain = model.predict(inputs, verbose=0)
+    shifted = np.log(plain) + np.asarray(cv["offsets"])
+    np.testing.assert_allclose(np.log(with_offsets) - np.log(with_offsets).max(1, keepdims=True),
+                               shifted - shifted.max(1, keepdims=True), atol=1e-4)
+
+
+def test_choose_offsets_corrects_a_prior_it_can_see():
+    # Class 1 is under-called by a factor e^1.5: the chosen offset puts it back.
+    cfg = load_config("eeg-eegmat", overrides={"train": {"monitor": "kappa"}})
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 4000)
+    logit = (2 * y - 1) * 1.0 + rng.normal(0, 1, 4000) - 1.5
+    p1 = 1 / (1 + np.exp(-logit))
+    from pipeline.train.fit import _score, choose_offsets
+
+    probs = np.stack([1 - p1, p1], 1)
+    offsets = choose_offsets(cfg, y, probs)
+    assert 1.0 <= offsets[1] <= 2.0
+    assert _score(cfg, y, probs, offsets)["kappa"] > _score(cfg, y, probs)["kappa"] + 0.1
+
+
+# --- the benchmark writes the README's result tables ------------------------------------
+
+def test_the_readme_has_the_block_every_benchmark_task_writes():
+    from pipeline.readme import read_block
+    from pipeline.train.benchmark import TARGETS
+
+    for task in TARGETS:
+        read_block(f"results-{task}")            # --write would fail after hours of training otherwise
+
+
+def test_the_benchmark_table_gives_mean_and_spread_over_seeds():
+    from pipeline.train.benchmark import summarise
+
+    def run(kappa, s_se):
+        return {"test": {"kappa": kappa, "per_class": {"S": {"se": s_se, "ppv": 0.4}, "V": {"se": 0.9, "ppv": 0.7},
+                                                       "F": {"se": 0.1, "ppv": 0.1}},
+                         "accuracy": 0.9, "macro_f1": 0.6},
+                "cv": {"out_of_fold": {"kappa": 0.6}, "epochs": 9, "offsets": [0.0, 1.0, 0.5, -2.0]},
+                "train_seconds": 600}
+
+    table = summarise("ecg-mitdb", [run(0.70, 0.80), run(0.72, 0.84), run(0.74, 0.82)], [7, 8, 9])
+    assert "| kappa | 0.720 | 0.020 | 0.020 | 0.700 / 0.720 / 0.740 | >= 0.7 | met" in table
+    assert "| S Se | 82.0 | 2.0 | 2.0 | 80.0 / 84.0 / 82.0 | >= 80 | met" in table
+    assert "| S +P | 40.0 | 0.0 | 0.0 | 40.0 / 40.0 / 40.0 | >= 45 | **missed**" in table
+    assert "[+0.00, +1.00, +0.50, -2.00]" in table
