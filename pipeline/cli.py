@@ -317,7 +317,7 @@ def cmd_run(args) -> int:
     print(f"\nmachine load while measuring: 1-min load average up to {load['load1_max']:.1f} on {load['cpus']} CPUs, "
           f"calibration loop spread {load['calibration_spread']:.2f}x: "
           + ("BUSY (absolute latency limits reported, not counted)" if load["loaded"] else "quiet"))
-    example = {"ecg-mitdb": "mitdb:100", "eeg-bonn": "bonn:E_S/S001"}.get(cfg.task, "eegmat:Subject00")
+    example = {"mitdb": "mitdb:100", "bonn": "bonn:E_S/S001"}.get(cfg.dataset, "eegmat:Subject00")
     print(f"\nrun folder: {run_dir}\nartifacts:  {artifacts}\nreport:     {report_dir / 'report.html'} "
           f"(and report.md, report.json)\n"
           f"stream it:  biosig-edge stream {artifacts} {example}\n"

@@ -178,11 +178,11 @@ def test_eeg_report_on_bonn_segments(exported_bonn, tmp_path):
     # 5 segments of 23.6 s, 2 s windows every 1 s: 22 windows each.
     assert ref["decisions"] == 5 * 22
     assert np.asarray(ref["metrics"]["confusion"]).sum() == 5 * 22
-    assert "seizure_vs_rest" in ref["metrics"]
+    assert ref["metrics"]["positive_vs_rest"]["class"] == "E_S"
     stream = next(r for r in report["rows"] if r["artifact"] == "stream_tflite_float32")
     assert stream["agreement_pct"] == 100.0 and stream["max_abs_diff"] < 1e-4
     md = (folder / "report.md").read_text()
-    assert "Seizure (E) vs the rest" in md
+    assert "E_S vs the rest, per window" in md
     assert re.search(r"5 of \d+ test recordings", md)
 
 

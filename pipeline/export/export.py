@@ -222,6 +222,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
         targets = _targets(artifacts, ref_metrics)
         manifest = {
             "schema": SCHEMA, "task": cfg.task, "dataset": cfg.dataset, "kind": cfg.kind, "classes": classes,
+            "positive_class": cfg.positive_class or None,
             "input": input_contract(cfg, run["preprocess"]),
             "preprocess": {k: v for k, v in run["preprocess"].items() if k != "fs_out_hz"},
             "window": window_contract(cfg, run),

@@ -89,10 +89,11 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
             "detections; accuracy and kappa are over matched beats; Q beats are left out."
             if report["kind"] == "ecg-beats" else "Every window of a recording carries the recording's label.")
     out.append(("Per class (%)", pc_header, pc_rows, note))
-    if report["task"] == "eeg-bonn":
-        out.append(("Seizure (E) vs the rest, per window", ["artifact", "Se %", "Sp %"],
-                    [[r["artifact"], fmt(100 * r["metrics"]["seizure_vs_rest"]["se"]),
-                      fmt(100 * r["metrics"]["seizure_vs_rest"]["sp"])] for r in ok], ""))
+    positive = next((r["metrics"]["positive_vs_rest"] for r in ok if "positive_vs_rest" in r["metrics"]), None)
+    if positive:
+        out.append((f"{positive['class']} vs the rest, per window", ["artifact", "Se %", "Sp %"],
+                    [[r["artifact"], fmt(100 * r["metrics"]["positive_vs_rest"]["se"]),
+                      fmt(100 * r["metrics"]["positive_vs_rest"]["sp"])] for r in ok], ""))
     spec = {"B": ",", "MB": ".0f"}
     results = report["budget_results"]
     keys = list(dict.fromkeys(b["key"] for b in results))

@@ -78,7 +78,7 @@ def run(folder, records: list[str], rates: list[float], artifact: str, minutes: 
                 pairs += len(ia)
                 same += sum(ref_cls[i] == events[j]["class"] for i, j in zip(ia, ib))
             log(f"  {rid} at {fs:g} Hz: {len(events)} beats")
-        metrics = score.summarise(score.ecg_confusion(heldouts, decisions, classes), classes, manifest.task)
+        metrics = score.summarise(score.ecg_confusion(heldouts, decisions, classes), classes, manifest.kind)
         out[rate] = {"metrics": metrics, "agreement": same / pairs if pairs else 1.0, "pairs": pairs}
     return out
 

@@ -73,19 +73,20 @@ def eeg_confusion(heldouts: list[Heldout], decisions: dict, n_classes: int) -> n
     return cm
 
 
-def summarise(cm: np.ndarray, classes: list[str], task: str) -> dict:
+def summarise(cm: np.ndarray, classes: list[str], kind: str, positive_class: str | None = None) -> dict:
     """Per-class Se/+P/F1, macro-F1, accuracy and kappa from a confusion matrix of
-    :func:`ecg_confusion` (ECG, K+1 square) or :func:`eeg_confusion` (EEG)."""
+    :func:`ecg_confusion` (``kind`` ecg-beats, K+1 square) or :func:`eeg_confusion` (EEG);
+    with ``positive_class`` (Bonn: the seizure set), its Se and Sp against the rest."""
     k = len(classes)
-    if task != "ecg-mitdb":
+    if kind != "ecg-beats":
         out = classification_metrics(cm, classes)
-        if task == "eeg-bonn":
-            seizure = classes.index("E_S")
-            tp = cm[seizure, seizure]
-            rest = np.delete(np.arange(k), seizure)
+        if positive_class:
+            pos = classes.index(positive_class)
+            tp = cm[pos, pos]
+            rest = np.delete(np.arange(k), pos)
             tn = cm[np.ix_(rest, rest)].sum()
-            out["seizure_vs_rest"] = {"se": float(tp / cm[seizure].sum()),
-                                      "sp": float(tn / cm[rest].sum())}
+            out["positive_vs_rest"] = {"class": positive_class, "se": float(tp / cm[pos].sum()),
+                                       "sp": float(tn / cm[rest].sum())}
         return out
     matched = classification_metrics(cm[:k, :k], classes)       # accuracy, kappa over matched beats
     per_class, f1s = {}, []

@@ -324,7 +324,7 @@ def _report(manifest, folder, chosen, measured, decisions, heldouts, ids, classe
             cm = score.ecg_confusion(heldouts, decisions[name], classes)
         else:
             cm = score.eeg_confusion(heldouts, decisions[name], len(classes))
-        metrics = score.summarise(cm, classes, manifest["task"])
+        metrics = score.summarise(cm, classes, manifest["kind"], manifest.get("positive_class"))
         ref_metrics = ref_metrics or metrics
         agree = score.agreement(decisions[REFERENCE], decisions[name])
         lat = latency_summary(m["latency_s"])
