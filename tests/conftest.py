@@ -9,6 +9,20 @@ import pytest
 
 from pipeline.read.locate import SHARED_DATA
 
+#: Fixtures that train and export a Keras model (minutes each, once per session).
+MODEL_FIXTURES = {"exported", "exported_bonn", "exported_eegmat"}
+#: Modules whose tests train models themselves.
+TRAINING_MODULES = {"test_train", "test_models", "test_sweep", "test_notebook", "test_scale_invariance"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs a trained model ``slow``: ``pytest -m "not slow"`` is the
+    fast subset (no TensorFlow training, well under a minute)."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) or module in TRAINING_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
