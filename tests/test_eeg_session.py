@@ -46,7 +46,7 @@ def test_any_chunking_gives_the_same_windows(exported_bonn, seizure, sizes):
 
 def test_the_decision_comes_as_the_window_closes(exported_bonn, seizure):
     _, out, manifest = exported_bonn
-    session = EEGSession(out, "stream_onnx_float32")
+    session = EEGSession(out, "stream_onnx_float32", block_s=0)          # every push processed at once
     window_in = int(manifest["window"]["n_steps"] * manifest["preprocess"]["decimate"])
     assert session.push(seizure.signal[:window_in - 2]) == []
     (event,) = session.push(seizure.signal[window_in - 2:window_in])

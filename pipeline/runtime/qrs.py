@@ -29,7 +29,7 @@ from collections import deque
 
 import numpy as np
 
-from pipeline.preprocess.filters import CausalFilter
+from pipeline.preprocess.filters import CausalFilter, MovingSum
 from pipeline.preprocess.iir import butter_bandpass_order1
 
 
@@ -71,7 +71,7 @@ class PanTompkins:
         self.filter = CausalFilter(self.sos, 1)
         self.n_seen_ = 0
         self.deriv_tail_ = np.zeros(4)                 # last band-passed samples (derivative)
-        self.sq_tail_ = np.zeros(self.window - 1)       # last squared samples (integrator)
+        self.integrator = MovingSum(self.window)        # moving-window integration
         self.mwi_tail_ = np.zeros(0)                    # integrated samples not yet judged
         self.mwi_tail_start_ = 0                        # sample index of mwi_tail_[0]
         self.sig_tail_ = np.zeros(0)                    # recent input samples (R search)
@@ -99,12 +99,7 @@ class PanTompkins:
         # Five-point derivative: (2x[n] + x[n-1] - x[n-3] - 2x[n-4]) / 8.
         deriv = (2 * ext[4:] + ext[3:-1] - ext[1:-3] - 2 * ext[:-4]) / 8.0
         self.deriv_tail_ = ext[-4:]
-        sq = deriv ** 2
-        ext_sq = np.concatenate([self.sq_tail_, sq])
-        # Each output sums the same samples in the same order whatever the chunking
-        # (a running cumsum would round differently for each split).
-        mwi = np.lib.stride_tricks.sliding_window_view(ext_sq, self.window).sum(axis=1) / self.window
-        self.sq_tail_ = ext_sq[-(self.window - 1):] if self.window > 1 else np.zeros(0)
+        mwi = self.integrator.process(deriv * deriv) / self.window
         self.n_seen_ += len(x)
 
         # Recent raw samples, slopes and integrated signal, for the R search, the T-wave

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.preprocess.filters import CausalFilter
+from pipeline.preprocess.filters import CausalFilter, MovingSum
 from pipeline.preprocess.iir import butter_bandpass_order1
 
 #: Levels a decision can carry.
@@ -85,7 +85,7 @@ class LengthTransformQRS:
         self.filter = CausalFilter(self.sos, 1)
         self.n_seen_ = 0
         self.prev_ = None                 # last low-passed sample (for the first difference)
-        self.seg_tail_ = np.zeros(0)      # last window-1 segment lengths
+        self.length = MovingSum(self.window)   # curve length over the window
         self.lt_ = np.zeros(0)            # curve lengths from index lt_start_ on
         self.sig_ = np.zeros(0)           # low-passed signal, same indices
         self.lt_start_ = 0
@@ -112,15 +112,7 @@ class LengthTransformQRS:
         # Excess curve length per sample (dy in signal units; a 5 uV step per sample costs
         # almost nothing, a QRS slope its full height).
         seg = np.sqrt(0.005 ** 2 + dy ** 2) - 0.005
-        ext = np.concatenate([self.seg_tail_, seg])
-        if len(ext) >= self.window:
-            lt = np.lib.stride_tricks.sliding_window_view(ext, self.window).sum(axis=1)
-        else:
-            lt = np.zeros(0)
-        n_pad = self.window - 1 - len(self.seg_tail_)        # the first samples have no full window
-        if n_pad > 0:
-            lt = np.concatenate([np.zeros(min(n_pad, len(seg))), lt])
-        self.seg_tail_ = ext[-(self.window - 1):]
+        lt = self.length.process(seg)
         self.lt_ = np.concatenate([self.lt_, lt])
         self.sig_ = np.concatenate([self.sig_, x])
         self.n_seen_ += len(x)
