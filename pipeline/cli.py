@@ -140,6 +140,10 @@ def open_input(args, manifest) -> "Source":
 
     labels, _ = _channels_option(args.channels)
     arg = args.record
+    from pipeline.runtime.sources.live import is_live
+
+    if is_live(arg):
+        return open_live_input(args, manifest)
     if arg == "-":
         if args.fs is None:
             raise SamplingRateError("stdin does not say its sampling rate: give --fs HZ (the rate the "
@@ -189,56 +193,101 @@ def open_input(args, manifest) -> "Source":
     raise BiosigError(f"{arg}: no such file (nor {Path(arg).name}.hea){hint}")
 
 
+def open_live_input(args, manifest) -> "Source":
+    """A live source (``lsl:``, ``brainflow:``, ``serial:``): what it is comes from its own
+    description where it has one, from --fs/--units/--channels/--format/--gain where not."""
+    from pipeline.runtime.sources.live import open_live
+
+    labels, mapping = _channels_option(args.channels)
+    return open_live(args.record, fs_hz=args.fs, units=args.units, labels=labels, labels_map=bool(mapping),
+                     fmt=args.format, gain=args.gain, baud=args.baud, wait_s=args.wait_s,
+                     group="ecg" if manifest.kind == "ecg-beats" else "eeg")
+
+
+def open_sinks(args, manifest, clock: str) -> list:
+    """Where ``stream`` sends its events: stdout (``--to jsonl``), ``--jsonl FILE`` (rotated)
+    and ``--lsl-outlet NAME``."""
+    from pipeline.runtime.sinks import JsonLinesSink, LSLOutletSink, RotatingJsonlSink
+
+    sinks = [JsonLinesSink()] if args.to == "jsonl" else []
+    if args.jsonl:
+        sinks.append(RotatingJsonlSink(args.jsonl, int(args.jsonl_max_mb * 1e6), args.jsonl_keep))
+    if args.lsl_outlet:
+        sinks.append(LSLOutletSink(args.lsl_outlet, clock, {"kind": manifest.kind, "artifact": args.artifact or "",
+                                                            "classes": list(manifest.classes)}))
+    return sinks
+
+
 def cmd_stream(args) -> int:
-    import time
     import warnings
 
     from pipeline.manifest import read_manifest
+    from pipeline.runtime.live import format_summary, run_stream
     from pipeline.runtime.session import open_session
 
     manifest = read_manifest(args.artifact_dir, trusted_key=args.trusted_key)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        source = open_input(args, manifest)
-    for w in caught:
-        print(f"biosig-edge: note: {w.message}", file=sys.stderr)
-    _, mapping = _channels_option(args.channels)
-    session = open_session(args.artifact_dir, args.artifact, source=source.spec, channel_map=mapping,
-                           withhold_unusable=args.withhold, manifest=manifest)
-    print(f"biosig-edge: {source.name}: {session.describe_input()}; model {session.artifact}", file=sys.stderr)
-    fs_hz = source.spec.fs_hz
-    chunk = max(1, int(round(args.chunk_s * fs_hz)))
-
-    from collections import Counter
-
-    from tqdm import tqdm
-
-    counts = Counter()
-    bar = tqdm(unit="s", disable=not sys.stderr.isatty(), desc="streaming")
-    t0 = time.perf_counter()
-    seen = 0
+    # Sinks first: an LSL outlet of decisions is announced before the source is waited for.
+    sinks = open_sinks(args, manifest, "lsl" if args.record.lower().startswith("lsl:") else "unix")
+    source = None
     try:
-        try:
-            for block in source.chunks(chunk):
-                if args.realtime:
-                    time.sleep(max(0.0, t0 + (seen + len(block)) / fs_hz - time.perf_counter()))
-                for event in session.push(block):
-                    counts[event.get("class") or event.get("kind") or event["type"]] += 1
-                    print(json.dumps(event), flush=args.realtime)
-                seen += len(block)
-                bar.update(len(block) / fs_hz)
-                bar.set_postfix(dict(counts))
-        finally:
-            # The input ended (or broke off: what came before it is decided and kept).
-            for event in session.flush():
-                counts[event.get("class") or event.get("kind") or event["type"]] += 1
-                print(json.dumps(event), flush=args.realtime)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            source = open_input(args, manifest)
+        for w in caught:
+            print(f"biosig-edge: note: {w.message}", file=sys.stderr)
+        _, mapping = _channels_option(args.channels)
+        from pipeline.runtime.sources.live import LiveSource
+
+        # A live source arrives at its own pace: every chunk is processed as it comes (no
+        # gathering of short pushes, which would only add latency there).
+        live = isinstance(source, LiveSource) or args.realtime
+        session = open_session(args.artifact_dir, args.artifact, source=source.spec, channel_map=mapping,
+                               withhold_unusable=args.withhold, manifest=manifest, **({"block_s": 0} if live else {}))
+        print(f"biosig-edge: {getattr(source, 'description', source.name)}: {session.describe_input()}; "
+              f"model {session.artifact}", file=sys.stderr, flush=True)
+        summary = run_stream(source, session, sinks, chunk_s=args.chunk_s, realtime=args.realtime,
+                             stall_s=args.stall_s, reconnect=args.reconnect, duration_s=args.duration_s)
+        for line in format_summary(summary, session.artifact):
+            print(line, file=sys.stderr)
     finally:
-        bar.close()
-        elapsed = time.perf_counter() - t0
-        print(f"streamed {seen / fs_hz:.0f} s of signal in {elapsed:.2f} s ({seen / fs_hz / max(elapsed, 1e-9):.0f}x "
-              f"real time) with {session.artifact}: {dict(counts)}", file=sys.stderr)
-        source.close()
+        for sink in sinks:
+            sink.close()
+        if source is not None:
+            source.close()
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from pipeline.manifest import read_manifest
+    from pipeline.runtime.live import replay_to_lsl
+    from pipeline.runtime.sources import RecordSource
+
+    manifest = read_manifest(args.artifact_dir)
+    source = open_input(args, manifest)
+    if not isinstance(source, RecordSource):
+        raise BiosigError(f"{args.record}: replay publishes a recording (a file or a dataset record), not a live "
+                          f"source or stdin")
+    record = source.record
+    kind = "ECG" if manifest.kind == "ecg-beats" else "EEG"
+    stop = {"reason": None}
+
+    def on_signal(signum, frame):
+        import signal
+
+        stop["reason"] = signal.Signals(signum).name
+
+    import signal
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        done = replay_to_lsl(record, args.name or f"biosig-edge-{record.record_id}".replace("/", "-"), kind,
+                             speed=args.speed, chunk_s=args.chunk_s, wait_s=args.wait_s, seconds=args.seconds,
+                             linger_s=args.linger_s, stop=lambda: stop["reason"] is not None)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    print(f"published {done['seconds']:.1f} s of {record.record_id} in {done['elapsed_s']:.1f} s"
+          + (f" (stopped by {stop['reason']})" if stop["reason"] else ""), file=sys.stderr)
     return 0
 
 
@@ -419,14 +468,34 @@ def build_parser() -> argparse.ArgumentParser:
                  MATLAB .mat v7 or older (--fs, --units; --mat-var if it holds several arrays)
   ID             a record of the model's own dataset (100 for an MIT-BIH model), if no file
                  of that name exists
+  lsl:NAME       a Lab Streaming Layer stream by name, or lsl:QUERY (an XPath predicate such
+                 as lsl:type='EEG'): rate, labels and units from its description
+                 (irregular-rate streams are refused); LSL timestamps kept
+  brainflow:BOARD[,key=value...]
+                 a BrainFlow board (synthetic, CYTON_BOARD, ... or its id) with BrainFlow's
+                 input parameters (serial_port=..., ip_address=...) and channels=eeg|ecg|...:
+                 rate, rows and names from BrainFlow's board descriptor
+  serial:DEVICE  a serial port (/dev/ttyACM0): needs --fs, --units, --channels; --format
+                 text (lines) or i16le/f32le (frames: sync 0xA5, sequence byte, sample,
+                 CRC-8; see pipeline/runtime/sources/serial.py); --baud
 
 Rate, units and channels are always known before a sample reaches the model: from the
 file's header or from the options. Another rate is resampled to the model's (refused
 below the lowest rate the model's band needs), units are converted, channels are taken
 by name (the model's aliases, e.g. ECG1 for MLII) or by --channels.
 
+Every event carries source_ts (the source's timestamp of its last input sample),
+decided_at (local Unix time) and latency_s; the latency distribution is printed on exit.
+SIGTERM/SIGINT flush the events, print the summary and exit 0. A live source that sends
+nothing for --stall-s gives a "gap" event (the state restarts when samples return); one
+that disappears ends the stream, or with --reconnect is reopened with backoff.
+
 examples:
   biosig-edge stream ART 100
+  biosig-edge stream ART lsl:OpenBCI --channels MLII=ExG1 --lsl-outlet decisions
+  biosig-edge stream ART brainflow:synthetic --channels EEG=Fz --duration-s 60
+  biosig-edge stream ART serial:/dev/ttyACM0 --fs 500 --units mV --channels ECG1,ECG2
+      --format i16le --gain 200 --jsonl /var/log/biosig/events.jsonl --to none --reconnect
   biosig-edge stream ART holter/rec01 --channels MLII=ECG1,V1=ECG2
   biosig-edge stream ART - --fs 250 --units mV < samples.txt
   biosig-edge stream ART - --fs 500 --units uV --format i16le --gain 10 < frames.bin""")
@@ -451,7 +520,54 @@ examples:
     p.add_argument("--chunk-s", type=float, default=1.0, help="seconds per push (default 1.0)")
     p.add_argument("--realtime", action="store_true", help="pace the replay at the sampling rate")
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/ (dataset records)")
+    live = p.add_argument_group("live sources and sinks")
+    live.add_argument("--to", default="jsonl", choices=["jsonl", "none"],
+                      help="events as JSON lines on stdout (jsonl, default) or not at all (none: with --jsonl "
+                           "or --lsl-outlet)")
+    live.add_argument("--jsonl", metavar="FILE", help="also append events to FILE, each line flushed; rotated "
+                                                      "by size (FILE.1, FILE.2 ...)")
+    live.add_argument("--jsonl-max-mb", type=float, default=50.0, help="rotate --jsonl FILE at this size (default 50)")
+    live.add_argument("--jsonl-keep", type=int, default=5, help="rotated files kept (default 5)")
+    live.add_argument("--lsl-outlet", metavar="NAME",
+                      help="publish events as an LSL marker stream NAME (JSON strings: class, probs, quality ...), "
+                           "each timestamped with the LSL time of the decision's last input sample")
+    live.add_argument("--stall-s", type=float, default=5.0,
+                      help="a live source silent this long gives a 'gap' event and the state restarts (default 5)")
+    live.add_argument("--reconnect", action="store_true",
+                      help="reopen a live source that disappears, with backoff (0.5 s doubling to 30 s); "
+                           "default: end cleanly")
+    live.add_argument("--wait-s", type=float, default=10.0, help="wait this long for an LSL stream to appear "
+                                                                 "(default 10)")
+    live.add_argument("--baud", type=int, default=115200, help="serial line speed (default 115200)")
+    live.add_argument("--duration-s", type=float, help="stop after this many seconds of signal")
     p.set_defaults(func=cmd_stream)
+
+    p = sub.add_parser("replay", help="publish a recording as an LSL stream at its real pace (or N times it)",
+                       description="Publish a recording (any INPUT 'stream' reads except stdin and live sources) "
+                                   "as an LSL outlet: its channels, labels, units and rate in the stream's "
+                                   "description, each sample timestamped on the LSL clock when it is pushed, at "
+                                   "the recording's pace times --speed. For demos and tests: "
+                                   "'biosig-edge stream ART lsl:NAME' reads it back.",
+                       epilog="example: biosig-edge replay ART mitdb:100 --speed 20 --name ecg-demo")
+    p.add_argument("artifact_dir", help="artifact folder (its dataset resolves bare record ids; its kind "
+                                        "sets the stream type ECG/EEG)")
+    p.add_argument("record", metavar="RECORD", help="DATASET:ID, a file, or an id of the model's dataset")
+    p.add_argument("--to", default="lsl", choices=["lsl"], help="where to publish (lsl)")
+    p.add_argument("--name", help="LSL stream name (default biosig-edge-RECORD)")
+    p.add_argument("--speed", type=float, default=1.0, help="times real time (default 1)")
+    p.add_argument("--chunk-s", type=float, default=0.02, help="seconds of signal per push (default 0.02)")
+    p.add_argument("--seconds", type=float, help="only the first SECONDS of the recording")
+    p.add_argument("--wait-s", type=float, default=0.0,
+                   help="wait up to this long for a consumer before the first sample (default: start at once)")
+    p.add_argument("--linger-s", type=float, default=2.0,
+                   help="keep the outlet this long after the last sample, so that inlets drain it (default 2)")
+    p.add_argument("--fs", type=float, help="sampling rate of CSV/NPY/MAT input, Hz")
+    p.add_argument("--units", help="units of CSV/NPY/MAT input")
+    p.add_argument("--channels", help="channels to read (labels), as for stream")
+    p.add_argument("--gain", type=float, help="converter counts per unit")
+    p.add_argument("--mat-var", help="the variable of a .mat file holding the signal")
+    p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/ (dataset records)")
+    p.set_defaults(func=cmd_replay, format="text", bad_lines="error", baud=115200)
 
     p = sub.add_parser("validate", help="stream every artifact over the held-out split; report and budgets",
                        description="Streams every artifact of an export folder over the task's held-out "
