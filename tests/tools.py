@@ -22,3 +22,18 @@ def needs(*tools: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true, and {message}")
         pytest.skip(message)
+
+
+def needs_module(module: str, extra: str) -> None:
+    """A Python library a test needs (pylsl, brainflow, pyserial): importable, or skip
+    naming the extra that brings it; under CI=true its absence (or a library that cannot
+    load, such as liblsl missing from the wheel) is a failure."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except Exception as err:      # ImportError, or OSError/RuntimeError from a native library
+        message = f"{module} cannot be loaded ({type(err).__name__}: {err}); pip install 'biosig-edge[{extra}]'"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true, and {message}")
+        pytest.skip(message)

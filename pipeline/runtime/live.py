@@ -7,9 +7,11 @@ What :func:`run_stream` adds to every event a session emits:
     the source's timestamp of the event's last input sample (seconds on the source's
     clock: LSL's ``local_clock`` for LSL, Unix time for BrainFlow and serial, the arrival
     time of the chunk for files and stdin). The last input sample is the one that
-    completed the decision's inputs: for a beat ``inputs_ready_at_sample - 1`` (the
-    beat's window, its next beat and its quality window, about 2.3 s after the R peak),
-    for an EEG window ``end_sample - 1``, for a quality event its ``sample``. Sample
+    completed the decision's inputs: the last one the model's decimated input takes
+    before ``inputs_ready_at_sample`` for a beat (the beat's window, its next beat and
+    its quality window, about 2.3 s after the R peak), before ``end_sample`` for an EEG
+    window (``decimate`` input samples back, or its nominal place at the input's rate
+    when the input is resampled), and its ``sample`` for a quality event. Sample
     indices are mapped to timestamps by :class:`SampleClock`, which keeps the last
     minute of per-sample timestamps; the session itself knows nothing of time.
 ``decided_at``
@@ -87,13 +89,23 @@ class SampleClock:
         return None if np.isnan(value) else value
 
 
-def last_input_sample(event: dict) -> int:
-    """Index of the input sample that completed an event (see the module docstring)."""
+def last_input_sample(event: dict, step: int = 1) -> int:
+    """Index of the input sample that completed an event (see the module docstring).
+
+    ``step``: input samples per model sample (the preprocessor's ``decimate`` times input
+    samples per model-input sample), so that ``end - step`` is the last input sample the
+    model took before the decision's end index.
+    """
     if event.get("type") == "beat" and event.get("inputs_ready_at_sample") is not None:
-        return int(event["inputs_ready_at_sample"]) - 1
+        return int(event["inputs_ready_at_sample"]) - step
     if event.get("type") == "window":
-        return int(event["end_sample"]) - 1
+        return int(event["end_sample"]) - step
     return int(event.get("sample", 0))
+
+
+def input_step(session) -> int:
+    """Input samples per model sample of a session (see :func:`last_input_sample`)."""
+    return max(1, int(round(session.spec.decimate * getattr(session, "src_per_in", 1.0))))
 
 
 def latency_summary(latencies_s) -> dict:
@@ -125,6 +137,7 @@ class StreamRunner:
         self.flush_each_push = (self.live or realtime) if flush_each_push is None else flush_each_push
         self.backoff_max_s = backoff_max_s
         self.clock = SampleClock(int(60 * self.fs_hz))
+        self.step = input_step(session)
         self.now = source.now if self.live else time.time
         self.counts: Counter = Counter()
         self.latencies: list[float] = []
@@ -157,7 +170,7 @@ class StreamRunner:
             if event.get("kind") == "nonfinite" and event.get("sample") == self._marker:
                 continue                             # our own stall marker: the gap event said it
             if "source_ts" not in event:
-                event["source_ts"] = self.clock.at(min(last_input_sample(event), self.n - 1))
+                event["source_ts"] = self.clock.at(min(last_input_sample(event, self.step), self.n - 1))
             ts = event["source_ts"]
             event["decided_at"] = round(t_unix, 6)
             event["latency_s"] = None if ts is None else round(t_source - ts, 6)
