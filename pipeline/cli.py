@@ -209,6 +209,8 @@ def open_sinks(args, manifest, clock: str) -> list:
     and ``--lsl-outlet NAME``."""
     from pipeline.runtime.sinks import JsonLinesSink, LSLOutletSink, RotatingJsonlSink
 
+    if args.to == "none" and not (args.jsonl or args.lsl_outlet):
+        raise BiosigError("--to none: the events would go nowhere; add --jsonl FILE or --lsl-outlet NAME")
     sinks = [JsonLinesSink()] if args.to == "jsonl" else []
     if args.jsonl:
         sinks.append(RotatingJsonlSink(args.jsonl, int(args.jsonl_max_mb * 1e6), args.jsonl_keep))
@@ -262,8 +264,10 @@ def cmd_replay(args) -> int:
     from pipeline.runtime.live import replay_to_lsl
     from pipeline.runtime.sources import RecordSource
 
+    from pipeline.runtime.sources.live import is_live
+
     manifest = read_manifest(args.artifact_dir)
-    source = open_input(args, manifest)
+    source = None if args.record == "-" or is_live(args.record) else open_input(args, manifest)
     if not isinstance(source, RecordSource):
         raise BiosigError(f"{args.record}: replay publishes a recording (a file or a dataset record), not a live "
                           f"source or stdin")
@@ -500,7 +504,8 @@ examples:
   biosig-edge stream ART - --fs 250 --units mV < samples.txt
   biosig-edge stream ART - --fs 500 --units uV --format i16le --gain 10 < frames.bin""")
     p.add_argument("artifact_dir", help="artifact folder from 'biosig-edge export'")
-    p.add_argument("record", metavar="INPUT", help="'-', DATASET:ID, a file, or an id of the model's dataset (below)")
+    p.add_argument("record", metavar="INPUT", help="'-', DATASET:ID, a file, an id of the model's dataset, lsl:NAME, "
+                                                "brainflow:BOARD or serial:DEVICE (below)")
     p.add_argument("--artifact", default=None,
                    help="model to run (default tflite_float32 for ECG, stream_tflite_float32 for EEG)")
     p.add_argument("--fs", type=float, help="sampling rate of stdin/CSV/NPY/MAT input, Hz")

@@ -535,3 +535,10 @@ def test_brainflow_synthetic_board_streams_10_s_into_the_eeg_session_as_offline(
     # 250 Hz: the model takes every 2nd sample at 173.61 Hz, 2.88 input samples apart).
     assert [w["source_ts"] for w in windows] == [float(stamps[w["end_sample"] - 3]) for w in windows]
     assert all(-0.5 < w["latency_s"] < 5 for w in windows)
+
+
+@pytest.mark.parametrize("record", ["-", "lsl:somewhere", "serial:/dev/ttyACM0"])
+def test_replay_publishes_recordings_only(exported, capsys, record):
+    _, out, _ = exported
+    assert main(["replay", str(out), record]) == 2
+    assert "replay publishes a recording" in capsys.readouterr().err

@@ -68,11 +68,13 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     stream = subprocess.Popen(stream_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    replay = subprocess.run(replay_cmd, capture_output=True, text=True)
+    replay = subprocess.Popen(replay_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Read the stream's output while it runs: a full pipe would block its writes (and it).
     out, err = stream.communicate(timeout=args.seconds / args.speed + 120)
+    replay_err = replay.communicate(timeout=30)[1]
     load_after = os.getloadavg()[0]
     if replay.returncode or stream.returncode:
-        print(replay.stderr[-2000:], err[-2000:], file=sys.stderr)
+        print(replay_err[-2000:], err[-2000:], file=sys.stderr)
         return 1
     events = [json.loads(line) for line in out.splitlines() if line.strip()]
     if args.out:
@@ -88,6 +90,7 @@ def main(argv=None) -> int:
         "load_1min": [round(load_before, 1), round(load_after, 1)], "cpus": os.cpu_count(),
         "wall_s": round(time.perf_counter() - t0, 1),
         "stream_summary": [line for line in err.splitlines() if line.startswith(("streamed", "latency"))],
+        "replay_summary": [line for line in replay_err.splitlines() if line.startswith("published")],
     }
     print(json.dumps(result, indent=1))
     print(f"\nLSL sample -> decision over {result['decisions']} decisions ({args.record}, {args.seconds:g} s at "
