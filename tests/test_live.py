@@ -422,7 +422,7 @@ def test_a_stalled_lsl_source_gives_a_gap_the_state_restarts_and_sigterm_flushes
     fs = 360
     a, b = ecg_100[:30 * fs], ecg_100[30 * fs:60 * fs]
     jsonl = tmp_path / "events.jsonl"
-    stream = Proc(["stream", out, f"lsl:{name}", "--wait-s", "30", "--stall-s", "1", "--jsonl", jsonl,
+    stream = Proc(["stream", out, f"lsl:{name}", "--wait-s", "30", "--stall-s", "2", "--jsonl", jsonl,
                    "--artifact", "reference_float32"])
     outlet = _outlet(name, 2, fs)
     assert outlet.wait_for_consumers(30), stream.stderr
@@ -438,7 +438,7 @@ def test_a_stalled_lsl_source_gives_a_gap_the_state_restarts_and_sigterm_flushes
     quality = [(e["kind"], e["sample"]) for e in events if e["type"] == "signal_quality"]
     assert quality == [("gap", len(a)), ("recovered", len(a) + 1), ("gap", len(a) + 1 + len(b))]
     recovered = next(e for e in events if e.get("kind") == "recovered")
-    assert 1.0 <= recovered["stalled_s"] < 30                    # the pause, on the source's clock
+    assert 2.0 <= recovered["stalled_s"] < 30                    # the pause, on the source's clock
     assert "stopped by SIGTERM: events flushed" in stream.stderr
     assert _lines(jsonl.read_text()) == events                   # the file sink has every event too
     # The same samples offline, one NaN row per stall: the same decisions.

@@ -333,7 +333,7 @@ class StreamRunner:
         undecided = len(getattr(self.session, "pending_", None) or getattr(self.session, "windows_", None) or [])
         return {"signal_s": self.n_signal / self.fs_hz, "elapsed_s": self.elapsed_s, "counts": dict(self.counts),
                 "latency_s": latency_summary(self.latencies), "clock": self.source.clock if self.live else
-                "arrival (unix)", "stopped_by": self.stop_reason, "ended": self.ended, "undecided": undecided}
+                "arrival", "stopped_by": self.stop_reason, "ended": self.ended, "undecided": undecided}
 
 
 def run_stream(source: Source, session, sinks, **options) -> dict:
