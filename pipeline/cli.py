@@ -223,8 +223,10 @@ def open_sinks(args, manifest, clock: str) -> list:
 def cmd_stream(args) -> int:
     import warnings
 
+    from tqdm import tqdm
+
     from pipeline.manifest import read_manifest
-    from pipeline.runtime.live import format_summary, run_stream
+    from pipeline.runtime.live import StreamRunner, format_summary
     from pipeline.runtime.session import open_session
 
     manifest = read_manifest(args.artifact_dir, trusted_key=args.trusted_key)
@@ -247,10 +249,21 @@ def cmd_stream(args) -> int:
                                withhold_unusable=args.withhold, manifest=manifest, **({"block_s": 0} if live else {}))
         print(f"biosig-edge: {getattr(source, 'description', source.name)}: {session.describe_input()}; "
               f"model {session.artifact}", file=sys.stderr, flush=True)
-        summary = run_stream(source, session, sinks, chunk_s=args.chunk_s, realtime=args.realtime,
-                             stall_s=args.stall_s, reconnect=args.reconnect, duration_s=args.duration_s)
-        for line in format_summary(summary, session.artifact):
-            print(line, file=sys.stderr)
+        bar = tqdm(unit="s", disable=not sys.stderr.isatty(), desc="streaming")
+
+        def progress(seconds, counts):
+            bar.update(seconds)
+            bar.set_postfix(dict(counts))
+
+        runner = StreamRunner(source, session, sinks, chunk_s=args.chunk_s, realtime=args.realtime,
+                              stall_s=args.stall_s, reconnect=args.reconnect, duration_s=args.duration_s,
+                              on_push=progress)
+        try:
+            runner.run()
+        finally:
+            bar.close()
+            for line in format_summary(runner.summary(), session.artifact):
+                print(line, file=sys.stderr)
     finally:
         for sink in sinks:
             sink.close()
@@ -260,10 +273,11 @@ def cmd_stream(args) -> int:
 
 
 def cmd_replay(args) -> int:
+    import signal
+
     from pipeline.manifest import read_manifest
     from pipeline.runtime.live import replay_to_lsl
     from pipeline.runtime.sources import RecordSource
-
     from pipeline.runtime.sources.live import is_live
 
     manifest = read_manifest(args.artifact_dir)
@@ -276,11 +290,7 @@ def cmd_replay(args) -> int:
     stop = {"reason": None}
 
     def on_signal(signum, frame):
-        import signal
-
         stop["reason"] = signal.Signals(signum).name
-
-    import signal
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -251,8 +251,8 @@ def _serial_stream(master: int, counts: np.ndarray, drop=(), corrupt=(), noise=(
             out += NOISE
         out += frame
     view = memoryview(bytes(out))
-    for i in range(0, len(view), 4096):
-        os.write(master, view[i:i + 4096])
+    while len(view):                      # a full pty queue takes part of a write
+        view = view[os.write(master, view[:4096]):]
 
 
 def test_serial_frames_through_a_pty_with_garbage_and_lost_frames_decide_as_the_same_samples_offline(
@@ -269,9 +269,15 @@ def test_serial_frames_through_a_pty_with_garbage_and_lost_frames_decide_as_the_
                                   kwargs={"drop": {30 * fs, 30 * fs + 1}, "corrupt": {45 * fs},
                                           "noise": {10 * fs, 20 * fs + 7}}, daemon=True)
         writer.start()
-        rc = main(["stream", str(out), f"serial:{os.ttyname(slave)}", "--fs", "360", "--units", "mV",
-                   "--channels", "MLII,V5", "--format", "i16le", "--gain", "200", "--duration-s", "60",
-                   "--artifact", "reference_float32"])
+        # If bytes went missing the stream would wait for them: SIGTERM ends it (and the test).
+        watchdog = threading.Timer(120, os.kill, (os.getpid(), signal.SIGTERM))
+        watchdog.start()
+        try:
+            rc = main(["stream", str(out), f"serial:{os.ttyname(slave)}", "--fs", "360", "--units", "mV",
+                       "--channels", "MLII,V5", "--format", "i16le", "--gain", "200", "--duration-s", "60",
+                       "--artifact", "reference_float32"])
+        finally:
+            watchdog.cancel()
         writer.join(10)
     finally:
         os.close(master)

@@ -126,7 +126,8 @@ class StreamRunner:
 
     def __init__(self, source: Source, session, sinks, *, chunk_s: float = 1.0, realtime: bool = False,
                  stall_s: float = 5.0, reconnect: bool = False, duration_s: float | None = None,
-                 log=None, flush_each_push: bool | None = None, backoff_max_s: float = 30.0):
+                 log=None, flush_each_push: bool | None = None, backoff_max_s: float = 30.0,
+                 on_push=None):
         self.source, self.session, self.sinks = source, session, list(sinks)
         self.fs_hz = float(source.spec.fs_hz)
         self.chunk = max(1, int(round(chunk_s * self.fs_hz)))
@@ -136,6 +137,8 @@ class StreamRunner:
         self.live = isinstance(source, LiveSource)
         self.flush_each_push = (self.live or realtime) if flush_each_push is None else flush_each_push
         self.backoff_max_s = backoff_max_s
+        self.on_push = on_push                 # called with (seconds of signal pushed, counts)
+        self.elapsed_s = 0.0
         self.clock = SampleClock(int(60 * self.fs_hz))
         self.step = input_step(session)
         self.now = source.now if self.live else time.time
@@ -212,6 +215,8 @@ class StreamRunner:
         if self.flush_each_push:
             for sink in self.sinks:
                 sink.flush()
+        if self.on_push is not None:
+            self.on_push(len(x) / self.fs_hz, self.counts)
 
     def _gap(self, reason: str) -> None:
         """A gap the source did not mark itself (a stall, a lost source): an event, and one
@@ -311,7 +316,9 @@ class StreamRunner:
 
     def run(self) -> dict:
         """Stream until the source ends, is lost (without reconnect), the duration is
-        reached or a signal arrives; flush the sinks; return the summary."""
+        reached or a signal arrives; flush the sinks; return the summary. A source error
+        (a bad stdin line) propagates after everything before it was pushed and flushed;
+        :meth:`summary` still tells what was streamed."""
         old = self._install_signals()
         t0 = time.perf_counter()
         try:
