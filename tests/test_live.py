@@ -235,11 +235,14 @@ def test_live_modules_keep_to_the_device_side():
 NOISE = b"\xa5\x07\x00garbage\xa5\r\n"
 
 
-def _serial_stream(master: int, counts: np.ndarray, drop=(), corrupt=(), noise=()):
+def _serial_stream(master: int, counts: np.ndarray, drop=(), corrupt=(), noise=(), start=None):
     """Write ``counts`` as i16le frames to a pty master: frames in ``drop`` are left out,
-    those in ``corrupt`` get a flipped byte, garbage goes before those in ``noise``."""
+    those in ``corrupt`` get a flipped byte, garbage goes before those in ``noise``. Waits
+    for ``start`` (an Event) first."""
     from pipeline.runtime.sources.serial import encode_frame
 
+    if start is not None:
+        start.wait(60)
     out = bytearray()
     for k, row in enumerate(counts):
         if k in drop:
@@ -256,9 +259,21 @@ def _serial_stream(master: int, counts: np.ndarray, drop=(), corrupt=(), noise=(
 
 
 def test_serial_frames_through_a_pty_with_garbage_and_lost_frames_decide_as_the_same_samples_offline(
-        exported, ecg_100, capsys):
+        exported, ecg_100, capsys, monkeypatch):
     needs_module("serial", "device-serial")
+    import serial
+
     _, out, _ = exported
+    # pyserial empties the input queue when it opens a port (stale bytes): the "device"
+    # starts writing once the port is open, so that frame 0 is the stream's sample 0.
+    opened, open_port = threading.Event(), serial.serial_for_url
+
+    def serial_for_url(*args, **kw):
+        port = open_port(*args, **kw)
+        opened.set()
+        return port
+
+    monkeypatch.setattr(serial, "serial_for_url", serial_for_url)
     fs = 360
     counts = np.round(ecg_100[:60 * fs] * 200).astype(np.int16)
     lost = {30 * fs, 30 * fs + 1, 45 * fs}            # two dropped at 30 s, one corrupted at 45 s
@@ -267,7 +282,7 @@ def test_serial_frames_through_a_pty_with_garbage_and_lost_frames_decide_as_the_
     try:
         writer = threading.Thread(target=_serial_stream, args=(master, counts),
                                   kwargs={"drop": {30 * fs, 30 * fs + 1}, "corrupt": {45 * fs},
-                                          "noise": {10 * fs, 20 * fs + 7}}, daemon=True)
+                                          "noise": {10 * fs, 20 * fs + 7}, "start": opened}, daemon=True)
         writer.start()
         # If bytes went missing the stream would wait for them: SIGTERM ends it (and the test).
         watchdog = threading.Timer(120, os.kill, (os.getpid(), signal.SIGTERM))

@@ -42,7 +42,9 @@ are the stall timeout's). Each disturbance is one ``signal_quality`` event, ``ga
 where it happened, and every lost frame becomes a NaN row, so that sample indices stay
 true and the session restarts across the hole. A bad CRC is never an exception.
 
-Timestamps are arrival times on this machine's Unix clock: the last sample of a read gets
+Bytes that arrived before the port was opened are stale: pyserial empties the input queue
+on opening, and sample 0 is the first frame read after it. Timestamps are arrival times
+on this machine's Unix clock: the last sample of a read gets
 the time of the read and earlier ones are dated back by 1/fs each (LSL's convention for a
 chunk). A port that fails while open (unplugged) is lost; ``--reconnect`` reopens it.
 """
