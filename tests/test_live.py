@@ -307,7 +307,8 @@ def test_serial_frames_through_a_pty_with_garbage_and_lost_frames_decide_as_the_
     # Offline: the same counts, NaN where frames were lost, one push.
     expected = counts / 200.0
     expected[sorted(lost)] = np.nan
-    offline = open_session(out, "reference_float32", source=_spec(("MLII", "V5"), "mV", 360.0)).push(expected)
+    session = open_session(out, "reference_float32", source=_spec(("MLII", "V5"), "mV", 360.0))
+    offline = session.push(expected) + session.flush()
     live = [_strip(e) for e in events if e.get("kind") not in ("garbled", "dropped_frames")]
     assert live == offline
     assert [e["kind"] for e in offline if e["type"] == "signal_quality"][:4] == [
@@ -464,7 +465,8 @@ def test_a_stalled_lsl_source_gives_a_gap_the_state_restarts_and_sigterm_flushes
     assert _lines(jsonl.read_text()) == events                   # the file sink has every event too
     # The same samples offline, one NaN row per stall: the same decisions.
     x = np.concatenate([a, np.full((1, 2), np.nan), b, np.full((1, 2), np.nan)])
-    offline = open_session(out, "reference_float32", source=_spec(("MLII", "V5"), "mV", 360.0)).push(x)
+    session = open_session(out, "reference_float32", source=_spec(("MLII", "V5"), "mV", 360.0))
+    offline = session.push(x) + session.flush()
     assert [_strip(e, ("stalled_s",)) for e in events if e.get("kind") != "gap"] == \
         [e for e in offline if e.get("kind") != "nonfinite"]
     after = [e for e in events if e["type"] == "beat" and e["sample"] > len(a)]
@@ -549,7 +551,8 @@ def test_brainflow_synthetic_board_streams_10_s_into_the_eeg_session_as_offline(
     assert summary["signal_s"] == 10.0 and summary["clock"] == "unix"
     x = np.concatenate([c.samples for c in chunks])[:2500]
     stamps = np.concatenate([c.timestamps for c in chunks])[:2500]
-    offline = open_session(out, source=source.spec, channel_map={"EEG": "Fz"}).push(x)
+    session = open_session(out, source=source.spec, channel_map={"EEG": "Fz"})
+    offline = session.push(x) + session.flush()
     windows = [e for e in sink.events if e["type"] == "window"]
     assert [_strip(e) for e in sink.events] == offline and len(windows) >= 7
     # Each window carries the board's own timestamp of its last input sample (nominal at

@@ -607,7 +607,8 @@ class ECGSession(StreamSession):
         sample = int(self.to_input_sample(r * d))
         # When the inputs existed: the window closed, the next beat (post-RR) occurred and
         # the quality window was complete.
-        ready = int(self.to_input_sample(max(r + self.n_after, beat.r_next, r + self.sqi_lag) * d))
+        # (At a flush, what the stream did not reach: its last sample.)
+        ready = int(self.to_input_sample(min(max(r + self.n_after, beat.r_next, r + self.sqi_lag), self.n_out_) * d))
         first = int(self.to_input_sample((r - self.n_before) * d))
         last = int(self.to_input_sample((r + self.n_after) * d))
         flags = self._flags_over(first, last)
