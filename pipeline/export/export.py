@@ -329,6 +329,8 @@ def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, a
 
 #: Real held-out windows embedded in the Cortex-M4 test firmware (flash: 2 KB per ECG beat).
 FIRMWARE_CHECK_WINDOWS = 48
+#: The generated C's prefix: bse_init, bse_push, ... in bse_float32.c / bse_int8.c.
+C_PREFIX = "bse"
 
 
 def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: Path, artifacts: list,
@@ -336,21 +338,29 @@ def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: 
     """Generate the C99 model (float32 and int8) and check each, compiled on the host, on
     the test windows against Keras; keep a few windows for the firmware check."""
     from firmware_export import build
-    from firmware_export.c_model import UnsupportedModelError, generate, spec_from_keras, with_preprocessing
+    from firmware_export.c_model import (UnsupportedModelError, copy_runtime, generate, spec_from_keras,
+                                         with_preprocessing)
 
     try:
         spec = with_preprocessing(spec_from_keras(model, run["input_shape"][0], classes), run["preprocess"])
     except UnsupportedModelError as err:
         log(f"  generated C: refused: {err}")
         return {"status": "refused", "reason": str(err)}
-    out = {"prefix": "bse", "api": "bse_init, bse_push, bse_decision; bse_filter_init, bse_filter_push"}
+    p = C_PREFIX
+    out = {"prefix": p, "runtime": "bse_lstm.c, bse_lstm.h (compile with the model file)",
+           "api": f"{p}_check, {p}_init, {p}_push, {p}_decision; {p}_filter_init, {p}_filter_push"}
+    for path in copy_runtime(tmp):
+        data = path.read_bytes()
+        artifacts.append({"name": path.name, "file": path.name, "format": "c", "precision": "any",
+                          "graph": "generated-c", "status": "ok", "sha256": sha256_bytes(data), "bytes": len(data),
+                          "inputs": [], "outputs": [], "description": "the runtime every generated model compiles with"})
     side = test_inputs.get("side")
     n_side = 0 if side is None else side.shape[1]
     tensors = {"inputs": [{"name": "signal", "dtype": "float32", "shape": [1, *test_inputs["signal"].shape[1:]]}]
                + ([{"name": "side", "dtype": "float32", "shape": [1, n_side]}] if n_side else []),
                "outputs": [{"name": "probs", "dtype": "float32", "shape": [1, len(classes)]}]}
     for precision in ("float32", "int8"):
-        src, hdr = generate(spec, tmp, "bse", precision, source=f"run {run.get('config', {}).get('task', '')}")
+        src, hdr = generate(spec, tmp, p, precision, source=f"run {run.get('config', {}).get('task', '')}")
         entry = {"name": f"c_{precision}", "file": src.name, "format": "c", "precision": precision,
                  "graph": "generated-c", "status": "ok", "header": hdr.name, **tensors}
         try:
@@ -363,6 +373,9 @@ def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: 
         except build.ToolMissing as err:
             entry["unchecked"] = str(err)
             log(f"  c_{precision}: not checked: {err}")
+        except build.BuildError as err:
+            entry.update(status="failed", reason=str(err)[:300])
+            log(f"  c_{precision}: FAILED: {entry['reason']}")
         artifacts.append({**entry, "sha256": sha256_bytes(src.read_bytes()), "bytes": src.stat().st_size})
         artifacts.append({"name": hdr.name, "file": hdr.name, "format": "c", "precision": precision,
                           "graph": "generated-c", "status": "ok", **tensors,

@@ -1,0 +1,373 @@
+/* bse_lstm: the arithmetic of a causal LSTM classifier (see bse_lstm.h).
+ *
+ * Bit-identical builds: every float operation below is written in the order it is meant to
+ * run, and nothing here depends on the compiler reassociating or fusing it. Compile with
+ * -ffp-contract=off (no fused multiply-add: gcc fuses by default on aarch64 and on x86 with
+ * FMA) and never with -ffast-math; then x86-64, aarch64 and a Cortex-M4F compute the same
+ * bits. Loops that a compiler may vectorise (the float matrix-vector product across its
+ * outputs, the int8 dot product, the quantiser) keep each output's own order of operations
+ * whatever the vector width, so vectorising does not change a bit either. */
+#include "bse_lstm.h"
+
+#include <string.h>   /* memcpy: word loads of int8 pairs on the DSP path */
+
+/* ------------------------------------------------------------------ activations */
+
+/* exp(x) in float: Cephes' expf (range reduction by ln 2, degree-6 polynomial), within one
+ * ulp (0.94 at most on [-87, 88]; tests/test_c_runtime.py); written here so that every
+ * build computes the same bits. */
+static inline float expf_(float x)
+{
+    union { float f; int32_t i; } two_n;
+    float z, n;
+    if (x > 88.0f) x = 88.0f;
+    if (x < -87.0f) x = -87.0f;
+    n = x * 1.44269504088896341f;
+    n = (float)(int32_t)(n >= 0.0f ? n + 0.5f : n - 0.5f);
+    x = x - n * 0.693359375f;
+    x = x - n * -2.12194440e-4f;
+    z = x * x;
+    z = ((((((1.9875691500e-4f * x + 1.3981999507e-3f) * x + 8.3334519073e-3f) * x
+           + 4.1665795894e-2f) * x + 1.6666665459e-1f) * x + 5.0000001201e-1f) * z) + x + 1.0f;
+    two_n.i = ((int32_t)n + 127) << 23;
+    return z * two_n.f;
+}
+
+static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf_(-x)); }
+
+/* tanh as Cephes' tanhf: an odd polynomial near zero, where 1 - 2 / (exp(2x) + 1) would
+ * cancel (the cell state's error would then build up over the steps), the exponential
+ * form elsewhere. */
+static inline float tanhf_(float x)
+{
+    float a = x < 0.0f ? -x : x, y;
+    if (a < 0.625f) {
+        float z = x * x;
+        return ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
+                 + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+    }
+    y = 1.0f - 2.0f / (expf_(2.0f * a) + 1.0f);
+    return x < 0.0f ? -y : y;
+}
+
+/* int8 builds: a fifth of the instructions of the exact pair, well inside what int8
+ * weights already cost. Linear interpolation between knots h apart errs by at most
+ * h^2/8 max|sigmoid''| (4.7e-5 at h = 1/16); past the table's ends the clamp errs by up to
+ * sigmoid(-x_max) (3.4e-4 at 8). tanh(x) = 2 sigmoid(2x) - 1 doubles both. */
+static inline float sigmoid_table(const bse_lstm_table_t *t, float x)
+{
+    float u;
+    int i;
+    if (x <= t->x_min) return t->values[0];
+    if (x >= t->x_max) return t->values[t->n - 1];
+    u = (x - t->x_min) * t->per_unit;
+    i = (int)u;
+    u = u - (float)i;
+    return t->values[i] + u * (t->values[i + 1] - t->values[i]);
+}
+
+/* tanh(x) = 2 sigmoid(2x) - 1 */
+static inline float tanh_table(const bse_lstm_table_t *t, float x) { return 2.0f * sigmoid_table(t, 2.0f * x) - 1.0f; }
+
+/* ------------------------------------------------------------------ matrix-vector */
+
+/* out[j] += sum_i W[i][j] v[i] for float W in Keras' (n_in, n_out) layout. Each output's sum
+ * starts from 0, runs over i = 0, 1, ... and only then is added to out[j]: the order a
+ * plain dot product per output would take. Eight outputs at a time: their partial sums
+ * stay in registers while the input runs once (the Cortex-M4F loads the eight weights with
+ * one instruction), and the eight lanes, independent of each other, vectorise (SSE, NEON:
+ * two registers of four) without reordering any sum. */
+static void matvec_f32(const bse_lstm_matrix_t *m, const float *v, float *out)
+{
+    const int n_in = m->n_in, n_out = m->n_out;
+    int i, j;
+    for (j = 0; j + 8 <= n_out; j += 8) {
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
+        const float *w = m->w + j;
+        for (i = 0; i < n_in; i++, w += n_out) {
+            const float vi = v[i];
+            a0 += w[0] * vi;
+            a1 += w[1] * vi;
+            a2 += w[2] * vi;
+            a3 += w[3] * vi;
+            a4 += w[4] * vi;
+            a5 += w[5] * vi;
+            a6 += w[6] * vi;
+            a7 += w[7] * vi;
+        }
+        out[j] += a0;
+        out[j + 1] += a1;
+        out[j + 2] += a2;
+        out[j + 3] += a3;
+        out[j + 4] += a4;
+        out[j + 5] += a5;
+        out[j + 6] += a6;
+        out[j + 7] += a7;
+    }
+    for (; j < n_out; j++) {                    /* the outputs past the last whole eight */
+        float acc = 0.0f;
+        for (i = 0; i < n_in; i++) acc += m->w[(int32_t)i * n_out + j] * v[i];
+        out[j] += acc;
+    }
+}
+
+/* Quantise v (n values) to int8 with one symmetric scale, zero-padded to n_padded;
+ * returns the scale (v ~ scale * q). */
+static float quantise(const float *v, int n, int n_padded, int8_t *q)
+{
+    float peak = 0.0f, inv, r;
+    int i, k;
+    for (i = 0; i < n; i++) {
+        float a = v[i] < 0.0f ? -v[i] : v[i];
+        if (a > peak) peak = a;
+    }
+    for (i = n; i < n_padded; i++) q[i] = 0;
+    if (peak == 0.0f) {
+        for (i = 0; i < n; i++) q[i] = 0;
+        return 1.0f;
+    }
+    inv = 127.0f / peak;
+    for (i = 0; i < n; i++) {
+        r = v[i] * inv;
+        k = (int)(r >= 0.0f ? r + 0.5f : r - 0.5f);
+        q[i] = (int8_t)(k > 127 ? 127 : (k < -127 ? -127 : k));
+    }
+    return peak / 127.0f;
+}
+
+/* sum_i a[i] * b[i] over n int8 values (n a multiple of 4), exactly, in int32. On a core
+ * with the DSP extension (Cortex-M4/M7/M33) four products take two SXTB16 pairs and two
+ * SMLAD instead of eight loads and four multiply-adds; elsewhere the plain loop, which
+ * compilers vectorise (integer sums are exact in any order). */
+static inline int32_t dot_q8(const int8_t *a, const int8_t *b, int n)
+{
+    int32_t acc = 0;
+    int i;
+#if defined(__ARM_FEATURE_DSP)
+    for (i = 0; i < n; i += 4) {
+        uint32_t wa, wb, a_even, a_odd, b_even, b_odd;
+        memcpy(&wa, a + i, 4);
+        memcpy(&wb, b + i, 4);
+        __asm__("sxtb16 %0, %1" : "=r"(a_even) : "r"(wa));
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(a_odd) : "r"(wa));
+        __asm__("sxtb16 %0, %1" : "=r"(b_even) : "r"(wb));
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(b_odd) : "r"(wb));
+        __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(a_even), "r"(b_even));
+        __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(a_odd), "r"(b_odd));
+    }
+#else
+    for (i = 0; i < n; i++) acc += (int32_t)a[i] * (int32_t)b[i];
+#endif
+    return acc;
+}
+
+/* out[j] += w_scale[j] * scale_v * sum_i w_q[j][i] q[i], with v quantised into q first. */
+static void matvec_q8(const bse_lstm_matrix_t *m, const float *v, int8_t *q, float *out)
+{
+    const int cols = m->n_in_padded;
+    const float scale_v = quantise(v, m->n_in, cols, q);
+    int j;
+    for (j = 0; j < m->n_out; j++)
+        out[j] += m->w_scale[j] * scale_v * (float)dot_q8(m->w_q + (int32_t)j * cols, q, cols);
+}
+
+static void matvec(const bse_lstm_model_t *m, const bse_lstm_buffers_t *b, const bse_lstm_matrix_t *w,
+                   const float *v, float *out)
+{
+    if (m->dtype == BSE_LSTM_INT8)
+        matvec_q8(w, v, b->q, out);
+    else
+        matvec_f32(w, v, out);
+}
+
+/* ------------------------------------------------------------------ LSTM */
+
+/* One time step of one layer: input x (n_in), state h, c (n_units), in place. */
+static void lstm_step(const bse_lstm_model_t *m, const bse_lstm_buffers_t *b, const bse_lstm_layer_t *layer,
+                      const float *x, float *h, float *c)
+{
+    const int u = layer->n_units;
+    float *z = b->z;
+    int j;
+    for (j = 0; j < 4 * u; j++) z[j] = layer->bias[j];
+    matvec(m, b, &layer->wx, x, z);
+    matvec(m, b, &layer->wh, h, z);
+    if (m->dtype == BSE_LSTM_INT8) {
+        const bse_lstm_table_t *t = &m->sigmoid;
+        for (j = 0; j < u; j++) {
+            float ig = sigmoid_table(t, z[j]);
+            float fg = sigmoid_table(t, z[u + j]);
+            float gg = tanh_table(t, z[2 * u + j]);
+            float og = sigmoid_table(t, z[3 * u + j]);
+            c[j] = fg * c[j] + ig * gg;
+            h[j] = og * tanh_table(t, c[j]);
+        }
+    } else {
+        for (j = 0; j < u; j++) {
+            float ig = sigmoidf_(z[j]);
+            float fg = sigmoidf_(z[u + j]);
+            float gg = tanhf_(z[2 * u + j]);
+            float og = sigmoidf_(z[3 * u + j]);
+            c[j] = fg * c[j] + ig * gg;
+            h[j] = og * tanhf_(c[j]);
+        }
+    }
+}
+
+void bse_lstm_reset(const bse_lstm_model_t *m, const bse_lstm_buffers_t *b)
+{
+    int i;
+    for (i = 0; i < m->n_state; i++) {
+        b->h[i] = 0.0f;
+        b->c[i] = 0.0f;
+    }
+}
+
+void bse_lstm_push(const bse_lstm_model_t *m, const bse_lstm_buffers_t *b, const float *x, int n_steps)
+{
+    int t, k;
+    for (t = 0; t < n_steps; t++) {
+        const float *in = x + (int32_t)t * m->n_channels;
+        int32_t offset = 0;
+        for (k = 0; k < m->n_layers; k++) {           /* layer k reads layer k-1's new h */
+            lstm_step(m, b, &m->layers[k], in, b->h + offset, b->c + offset);
+            in = b->h + offset;
+            offset += m->layers[k].n_units;
+        }
+    }
+}
+
+int bse_lstm_decision(const bse_lstm_model_t *m, const bse_lstm_buffers_t *b, const float *side, float *probs)
+{
+    const int u = m->layers[m->n_layers - 1].n_units, d = m->hidden.w.n_out, k = m->n_classes;
+    const float *h_last = b->h + (m->n_state - u);
+    float *hidden = b->z, peak, total;
+    int j, best = 0;
+    for (j = 0; j < u; j++) b->v[j] = h_last[j];
+    for (j = 0; j < m->n_side; j++) b->v[u + j] = side[j];
+    for (j = 0; j < d; j++) hidden[j] = m->hidden.bias[j];
+    matvec(m, b, &m->hidden.w, b->v, hidden);
+    for (j = 0; j < d; j++)
+        if (hidden[j] < 0.0f) hidden[j] = 0.0f;
+    for (j = 0; j < k; j++) probs[j] = m->output.bias[j];
+    matvec(m, b, &m->output.w, hidden, probs);
+    peak = probs[0];
+    for (j = 1; j < k; j++)
+        if (probs[j] > peak) {
+            peak = probs[j];
+            best = j;
+        }
+    total = 0.0f;
+    for (j = 0; j < k; j++) {
+        probs[j] = expf_(probs[j] - peak);
+        total += probs[j];
+    }
+    for (j = 0; j < k; j++) probs[j] = probs[j] / total;
+    return best;
+}
+
+/* ------------------------------------------------------------------ filter */
+
+void bse_lstm_filter_init(const bse_lstm_filter_t *f, float (*zi)[2], int32_t *phase, float x0)
+{
+    int k;
+    for (k = 0; k < f->n_sections; k++) {
+        zi[k][0] = f->zi[k][0] * x0;
+        zi[k][1] = f->zi[k][1] * x0;
+    }
+    *phase = 0;
+}
+
+int bse_lstm_filter_push(const bse_lstm_filter_t *f, float (*zi)[2], int32_t *phase,
+                         const float *x, int n, float *y)
+{
+    int i, k, n_out = 0;
+    for (i = 0; i < n; i++) {
+        float v = x[i];
+        for (k = 0; k < f->n_sections; k++) {
+            const float *s = f->sos[k];
+            float out = s[0] * v + zi[k][0];
+            zi[k][0] = s[1] * v - s[4] * out + zi[k][1];
+            zi[k][1] = s[2] * v - s[5] * out;
+            v = out;
+        }
+        if (*phase == 0) y[n_out++] = v * f->gain;
+        *phase = (*phase + 1) % f->decimate;
+    }
+    return n_out;
+}
+
+/* ------------------------------------------------------------------ building blocks, for tests */
+
+/* The per-element functions above are static so that the compiler inlines them into the
+ * loops (a call per gate costs as much as the gate); these are the same functions. */
+float bse_lstm_expf(float x) { return expf_(x); }
+float bse_lstm_sigmoidf(float x) { return sigmoidf_(x); }
+float bse_lstm_tanhf(float x) { return tanhf_(x); }
+float bse_lstm_sigmoid_table(const bse_lstm_table_t *t, float x) { return sigmoid_table(t, x); }
+float bse_lstm_tanh_table(const bse_lstm_table_t *t, float x) { return tanh_table(t, x); }
+float bse_lstm_quantise(const float *v, int n, int n_padded, int8_t *q) { return quantise(v, n, n_padded, q); }
+int32_t bse_lstm_dot_q8(const int8_t *a, const int8_t *b, int n) { return dot_q8(a, b, n); }
+
+/* ------------------------------------------------------------------ checks */
+
+static int matrix_ok(const bse_lstm_model_t *m, const bse_lstm_matrix_t *w, int32_t n_in, int32_t n_out)
+{
+    if (w->n_in != n_in || w->n_out != n_out) return BSE_LSTM_ERR_SHAPE;
+    if (m->dtype == BSE_LSTM_FLOAT32) return w->w ? BSE_LSTM_OK : BSE_LSTM_ERR_DTYPE;
+    if (!w->w_q || !w->w_scale) return BSE_LSTM_ERR_DTYPE;
+    if (w->n_in_padded < n_in || w->n_in_padded % 4) return BSE_LSTM_ERR_SHAPE;
+    if (w->n_in_padded > m->n_quantised) return BSE_LSTM_ERR_BUFFER;
+    return BSE_LSTM_OK;
+}
+
+bse_lstm_status_t bse_lstm_check(const bse_lstm_model_t *m)
+{
+    int32_t k, n_state = 0, n_in, status;
+    const bse_lstm_layer_t *last;
+    if (m->dtype != BSE_LSTM_FLOAT32 && m->dtype != BSE_LSTM_INT8) return BSE_LSTM_ERR_DTYPE;
+    if (m->n_layers < 1 || m->n_layers > BSE_LSTM_MAX_LAYERS) return BSE_LSTM_ERR_LAYERS;
+    if (m->n_channels < 1 || m->n_side < 0 || m->n_classes < 1) return BSE_LSTM_ERR_SHAPE;
+    n_in = m->n_channels;
+    for (k = 0; k < m->n_layers; k++) {
+        const bse_lstm_layer_t *layer = &m->layers[k];
+        if (layer->n_in != n_in || layer->n_units < 1 || !layer->bias) return BSE_LSTM_ERR_SHAPE;
+        if ((status = matrix_ok(m, &layer->wx, n_in, 4 * layer->n_units))) return (bse_lstm_status_t)status;
+        if ((status = matrix_ok(m, &layer->wh, layer->n_units, 4 * layer->n_units))) return (bse_lstm_status_t)status;
+        if (4 * layer->n_units > m->n_scratch) return BSE_LSTM_ERR_BUFFER;
+        n_state += layer->n_units;
+        n_in = layer->n_units;
+    }
+    last = &m->layers[m->n_layers - 1];
+    if ((status = matrix_ok(m, &m->hidden.w, last->n_units + m->n_side, m->hidden.w.n_out)))
+        return (bse_lstm_status_t)status;
+    if ((status = matrix_ok(m, &m->output.w, m->hidden.w.n_out, m->n_classes))) return (bse_lstm_status_t)status;
+    if (!m->hidden.bias || !m->output.bias || m->hidden.w.n_out < 1) return BSE_LSTM_ERR_SHAPE;
+    if (n_state > m->n_state || m->hidden.w.n_out > m->n_scratch || m->n_classes > m->n_scratch
+        || last->n_units + m->n_side > m->n_features)
+        return BSE_LSTM_ERR_BUFFER;
+    if (m->dtype == BSE_LSTM_INT8 && (!m->sigmoid.values || m->sigmoid.n < 2 || !(m->sigmoid.x_max > m->sigmoid.x_min)))
+        return BSE_LSTM_ERR_TABLE;
+    return BSE_LSTM_OK;
+}
+
+bse_lstm_status_t bse_lstm_filter_check(const bse_lstm_filter_t *f)
+{
+    if (f->decimate < 1 || f->n_sections < 0) return BSE_LSTM_ERR_FILTER;
+    if (f->n_sections > 0 && (!f->sos || !f->zi)) return BSE_LSTM_ERR_FILTER;
+    return BSE_LSTM_OK;
+}
+
+const char *bse_lstm_status_text(bse_lstm_status_t status)
+{
+    switch (status) {
+    case BSE_LSTM_OK: return "ok";
+    case BSE_LSTM_ERR_DTYPE: return "unknown dtype, or a matrix without weights of the model's dtype";
+    case BSE_LSTM_ERR_LAYERS: return "no LSTM layer, or more than BSE_LSTM_MAX_LAYERS";
+    case BSE_LSTM_ERR_SHAPE: return "a matrix does not take its input's size or give its output's";
+    case BSE_LSTM_ERR_BUFFER: return "a buffer of the state struct is too small for a layer";
+    case BSE_LSTM_ERR_TABLE: return "int8 model without a usable sigmoid table";
+    case BSE_LSTM_ERR_FILTER: return "filter: decimation < 1 or sections without coefficients";
+    }
+    return "unknown status";
+}
