@@ -380,6 +380,8 @@ def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: 
         artifacts.append({"name": hdr.name, "file": hdr.name, "format": "c", "precision": precision,
                           "graph": "generated-c", "status": "ok", **tensors,
                           "sha256": sha256_bytes(hdr.read_bytes()), "bytes": hdr.stat().st_size})
+        if entry["status"] == "ok" and "vs_float" in entry:
+            _export_c_libraries(src, precision, probs, test_inputs, tensors, artifacts, log)
     keep = _stratified(y_te, min(FIRMWARE_CHECK_WINDOWS, len(y_te)), seed)
     arrays = {"signal": test_inputs["signal"][keep].astype(np.float32), "y": y_te[keep].astype(np.int64),
               "reference_probs": ref[keep].astype(np.float32)}
@@ -393,6 +395,41 @@ def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: 
                       "inputs": [], "outputs": [], "description": "held-out test windows for the firmware check"})
     out["check_windows"] = int(len(keep))
     return out
+
+
+def _export_c_libraries(src: Path, precision: str, host_probs: np.ndarray, test_inputs: dict, tensors: dict,
+                        artifacts: list, log) -> None:
+    """The generated model as a shared library per CPU architecture (the device's
+    ``c_float32`` / ``c_int8`` backends), each listed with its compiler and flags; the one
+    for this machine is loaded and must give the host build's probabilities bit for bit."""
+    import platform
+
+    from firmware_export import build
+    from pipeline.runtime.c_backend import LIBRARY_FORMAT, CLibrary
+
+    for arch in build.CPU_COMPILERS:
+        name = f"c_{precision}.{arch}"
+        entry = {"name": name, "file": f"{src.stem}.{arch}.so", "format": LIBRARY_FORMAT, "precision": precision,
+                 "graph": LIBRARY_FORMAT, "source": f"c_{precision}", "architecture": arch, "prefix": C_PREFIX,
+                 **tensors}
+        try:
+            lib = build.build_shared_library(src, src.parent, arch)
+        except (build.ToolMissing, build.BuildError) as err:
+            artifacts.append({**entry, "status": "failed", "reason": str(err)[:300]})
+            log(f"  {name}: FAILED: {str(err)[:300]}")
+            continue
+        data = lib["path"].read_bytes()
+        entry.update(status="ok", compiler=lib["compiler"], flags=lib["flags"], sha256=sha256_bytes(data),
+                     bytes=len(data))
+        if arch == platform.machine():
+            probs = CLibrary(lib["path"], C_PREFIX).predict(test_inputs)
+            entry["bits_equal_host_build"] = bool(np.array_equal(probs.view(np.uint32), host_probs.view(np.uint32)))
+            if not entry["bits_equal_host_build"]:
+                entry.update(status="failed", reason="its probabilities differ from the host build's")
+        artifacts.append(entry)
+        log(f"  {name}: {len(data)} bytes ({lib['compiler']})"
+            + (f", bits equal the host build's on {len(host_probs)} windows: {entry['bits_equal_host_build']}"
+               if "bits_equal_host_build" in entry else ""))
 
 
 def _targets(artifacts: list[dict], ref_metrics: dict) -> dict:

@@ -160,3 +160,91 @@ class CLibrary:
             start += size
         return out[:n_out]
 
+
+#: The generated C artifacts a session can run, and the kind of library entry each has.
+C_ARTIFACTS = ("c_float32", "c_int8")
+LIBRARY_FORMAT = "shared-library"
+
+
+def library_entries(manifest: dict, artifact: str) -> dict[str, dict]:
+    """{architecture: manifest entry} of the shared libraries built from ``artifact``."""
+    return {a["architecture"]: a for a in manifest["artifacts"]
+            if a.get("format") == LIBRARY_FORMAT and a.get("source") == artifact and a["status"] == "ok"}
+
+
+def has_library(manifest: dict, artifact: str, machine: str | None = None) -> bool:
+    """Whether ``artifact`` has a library for ``machine`` (default: this one)."""
+    return (machine or platform.machine()) in library_entries(manifest, artifact)
+
+
+def expected_sizes(manifest: dict, entry: dict) -> dict:
+    """What the manifest says the library of ``entry`` must compute with."""
+    out = {"dtype": entry["precision"], "n_channels": manifest["window"]["n_channels"],
+           "n_steps": manifest["window"]["n_steps"], "n_side": len(manifest["side_features"]["names"]),
+           "n_classes": len(manifest["classes"]), "filter_sections": len(manifest["preprocess"]["sos"]),
+           "decimate": manifest["preprocess"]["decimate"]}
+    if manifest.get("streaming", {}).get("state_sizes"):
+        out["units"] = list(manifest["streaming"]["state_sizes"])
+    return out
+
+
+def open_library(folder: str | Path, manifest: dict, artifact: str) -> CLibrary:
+    """Load the library built from ``artifact`` (``c_float32`` / ``c_int8``) for this
+    machine: hash checked against the manifest, the checked bytes loaded (a private copy,
+    so a file changed after the check is never run), its sizes held against the manifest.
+
+    Raises :class:`CBackendError` (exit 2) naming the file and the problem.
+    """
+    from pipeline.manifest import ManifestError, verify_artifact
+
+    folder = Path(folder)
+    machine = platform.machine()
+    libraries = library_entries(manifest, artifact)
+    if machine not in libraries:
+        raise CBackendError(f"{folder}: no {artifact} library for this machine ({machine}); the folder has "
+                            f"{sorted(libraries) or 'none'} (re-export with the cross compiler installed)")
+    entry = libraries[machine]
+    try:
+        data = verify_artifact(folder, entry)
+    except ManifestError as err:
+        raise CBackendError(str(err)) from None
+    built_for = elf_machine(data[:64])
+    if built_for != machine:
+        raise CBackendError(f"{folder / entry['file']}: built for {built_for}, listed for {machine}; refusing to load it")
+    with tempfile.TemporaryDirectory(prefix="biosig-c-") as tmp:
+        private = Path(tmp) / entry["file"]
+        private.write_bytes(data)
+        os.chmod(private, 0o500)
+        lib = CLibrary(private, entry.get("prefix", "bse"), name=str(folder / entry["file"]))
+    # dlopen keeps the mapping; the private copy's name may go.
+    for key, want in expected_sizes(manifest, entry).items():
+        got = lib.info["units"] if key == "units" else lib.info[key]
+        if got != want:
+            raise CBackendError(f"{folder / entry['file']}: the library computes with {key}={got}, manifest.json "
+                                f"says {want}; refusing to run a model that disagrees with its manifest")
+    return lib
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipeline.runtime.c_backend FOLDER ARTIFACT WINDOWS.npz OUT.npy``: whole
+    windows (``signal``, optional ``side``) through this machine's library -> probabilities
+    (the aarch64 check runs it under emulation)."""
+    import sys
+
+    folder, artifact, windows, out = argv if argv is not None else sys.argv[1:]
+    from pipeline.manifest import load_manifest
+
+    try:
+        manifest = load_manifest(folder)
+        lib = open_library(folder, manifest, artifact)
+    except BiosigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    with np.load(windows, allow_pickle=False) as data:
+        inputs = {k: data[k] for k in data.files if k in ("signal", "side")}
+    np.save(out, lib.predict(inputs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -38,14 +38,19 @@ class SessionError(BiosigError):
 
 def open_model(folder: str | Path, manifest: dict, artifact: str, num_threads: int = 1):
     """A runner for one artifact of the folder, hash-checked: ``predict`` for whole-window
-    graphs, ``step`` for streaming graphs (the numpy reference has both)."""
+    graphs, ``step`` for streaming graphs (the numpy reference and the generated C,
+    ``c_float32`` / ``c_int8``, have both)."""
     from pipeline.runtime import backends
+    from pipeline.runtime.c_backend import C_ARTIFACTS, open_library
     from pipeline.runtime.reference import NumpyLSTM
 
     entry = next((a for a in manifest["artifacts"] if a["name"] == artifact), None)
     if entry is None or entry["status"] != "ok":
-        known = [a["name"] for a in manifest["artifacts"] if a["status"] == "ok" and a["format"] != "c" and a.get("graph") != "data"]
+        known = [a["name"] for a in manifest["artifacts"] if a["status"] == "ok" and a.get("graph") != "data"
+                 and (a["format"] not in ("c", "shared-library") or a["name"] in C_ARTIFACTS)]
         raise SessionError(f"{folder}: no usable artifact '{artifact}' (choose from {known})")
+    if entry["format"] == "c" and artifact in C_ARTIFACTS:          # the generated C, as a shared library
+        return open_library(folder, manifest, artifact)
     data = verify_artifact(Path(folder), entry)
     stream = entry.get("graph") == "stream"
     if entry["format"] == "tflite":
