@@ -37,10 +37,15 @@ COMMON_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wdouble-promotion", "-Wfloat-c
                 "-O2", "-ffp-contract=off"]
 M4_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16",
             "-ffunction-sections", "-fdata-sections"]
-#: The CPU shared library: -O3 lets gcc vectorise the loops written for it (bit-identical:
-#: no reassociation without -ffast-math), for the architecture's baseline (SSE2 on x86-64,
-#: NEON on aarch64), so the library runs on any machine of that architecture.
-SHARED_FLAGS = [*(f for f in COMMON_FLAGS if f != "-O2"), "-O3", "-fPIC", "-shared", "-s"]
+#: The CPU shared library: -O3 lets gcc vectorise the loops written for it, for the
+#: architecture's baseline (SSE2 on x86-64, NEON on aarch64), so the library runs on any
+#: machine of that architecture. -fno-trapping-math lets it evaluate both sides of the
+#: activations' selects (clamps, the tanh branch) and so vectorise the gates: it promises
+#: that no floating-point exception flag is read or trapped on (this code reads none) and
+#: changes no value, unlike -ffast-math's reassociation, reciprocals and finite-math
+#: assumptions. Vectorised lanes are independent outputs, so each sum keeps its order: the
+#: library's bits equal the Cortex-M4 build's (tests/test_c_backend.py, tests/test_aarch64.py).
+SHARED_FLAGS = [*(f for f in COMMON_FLAGS if f != "-O2"), "-O3", "-fno-trapping-math", "-fPIC", "-shared", "-s"]
 #: Compiler per target architecture (``platform.machine()`` names).
 CPU_COMPILERS = {"x86_64": "gcc", "aarch64": "aarch64-linux-gnu-gcc"}
 #: QEMU's mps2-an386 SysTick runs at 25 MHz; under -icount shift=0 an instruction takes 1 ns.
@@ -267,7 +272,7 @@ def compiler_version(compiler: str) -> str:
     return _run([require(compiler), "--version"], text=True).stdout.splitlines()[0].strip()
 
 
-def build_shared_library(src: Path, out_dir: Path, arch: str | None = None) -> dict:
+def build_shared_library(src: Path, out_dir: Path, arch: str | None = None, extra_flags: tuple = ()) -> dict:
     """The model ``src`` with the runtime and ``runtime/bse_shared.c`` as a shared library
     for a CPU, ``<stem>.<arch>.so`` in ``out_dir``; ``arch`` is a ``platform.machine()``
     name (default: this machine's). Returns {path, architecture, compiler, flags}.
@@ -282,5 +287,30 @@ def build_shared_library(src: Path, out_dir: Path, arch: str | None = None) -> d
     src, out_dir = Path(src), Path(out_dir)
     sources, flags = model_sources(src)
     path = out_dir / f"{src.stem}.{arch}.so"
-    _run([require(compiler), *SHARED_FLAGS, *flags, *sources, str(RUNTIME_DIR / "bse_shared.c"), "-o", str(path)])
-    return {"path": path, "architecture": arch, "compiler": compiler_version(compiler), "flags": list(SHARED_FLAGS)}
+    _run([require(compiler), *SHARED_FLAGS, *extra_flags, *flags, *sources, str(RUNTIME_DIR / "bse_shared.c"),
+          "-o", str(path)])
+    return {"path": path, "architecture": arch, "compiler": compiler_version(compiler),
+            "flags": [*SHARED_FLAGS, *extra_flags]}
+
+
+def build_benchmark(src: Path, workdir: Path) -> Path:
+    """The C microbenchmark (``harness/bench_main.c``) of model ``src`` for this machine,
+    with the shared library's flags: the compute bound of one step and one decision."""
+    src = Path(src)
+    sources, flags = model_sources(src)
+    exe = Path(workdir) / f"{src.stem}_bench"
+    lib_flags = [f for f in SHARED_FLAGS if f not in ("-fPIC", "-shared")]
+    _run([require("gcc"), *lib_flags, *flags, str(HARNESS / "bench_main.c"), *sources, "-o", str(exe)])
+    return exe
+
+
+def run_benchmark(exe: Path, signal: np.ndarray, side: np.ndarray | None, reps: int = 200) -> dict:
+    """Run the microbenchmark on real windows (n, n_steps, C) [+ side (n, S)] -> its JSON."""
+    import json
+
+    n, steps, _ = signal.shape
+    body = np.ascontiguousarray(signal, np.float32).reshape(n, -1)
+    if side is not None and side.shape[1]:
+        body = np.concatenate([body, np.ascontiguousarray(side, np.float32)], axis=1)
+    data = np.array([n, steps], np.int32).tobytes() + np.ascontiguousarray(body, np.float32).tobytes()
+    return json.loads(_run([str(exe), str(reps)], input=data).stdout)

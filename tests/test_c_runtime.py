@@ -324,6 +324,19 @@ def test_every_accepted_shape_classifies_windows_like_its_reference(libraries, c
     assert np.array_equal(chunk_probs.view(np.uint32), probs[0].view(np.uint32))
 
 
+@pytest.mark.parametrize("precision", c_model.PRECISIONS)
+def test_the_scalar_and_the_vector_loops_give_the_same_bits(libraries, tmp_path, precision):
+    """The runtime's two forms of its float loops (vector registers on CPUs, eight sums in
+    registers on a scalar core such as the Cortex-M4), both compiled here."""
+    lib, spec = libraries[(2, True, True, precision)]
+    src, _ = c_model.generate(spec, tmp_path, "m", precision)
+    scalar = CLibrary(build.build_shared_library(src, tmp_path, extra_flags=("-DBSE_LSTM_VECTOR_LOOPS=0",))["path"],
+                      prefix="m")
+    x, side = windows(16, seed=40)
+    inputs = {"signal": x, "side": side}
+    assert np.array_equal(scalar.predict(inputs).view(np.uint32), lib.predict(inputs).view(np.uint32))
+
+
 def test_every_shape_the_generator_accepts_has_a_case():
     accepted = set(itertools.product(*c_model.ACCEPTED.values()))
     assert accepted == set(CASES), sorted(accepted ^ set(CASES))

@@ -9,7 +9,21 @@
  * whatever the vector width, so vectorising does not change a bit either. */
 #include "bse_lstm.h"
 
-#include <string.h>   /* memcpy: word loads of int8 pairs on the DSP path */
+#include <string.h>   /* memcpy: word loads of int8 pairs, float bits */
+
+/* Two forms of the float loops, the same bits (tests/test_c_backend.py holds a CPU build
+ * to the Cortex-M4 build, tests/test_c_runtime.py one form to the other): on a CPU with
+ * SIMD, the matrix-vector product in vector registers (GCC's vector extension) and every
+ * activation of a layer in one pass with both sides of each select computed, which the
+ * compiler vectorises; on a scalar core, eight sums in registers and activations that
+ * branch. */
+#ifndef BSE_LSTM_VECTOR_LOOPS
+#if defined(__GNUC__) && (defined(__SSE2__) || defined(__ARM_NEON) || defined(__ARM_NEON__))
+#define BSE_LSTM_VECTOR_LOOPS 1
+#else
+#define BSE_LSTM_VECTOR_LOOPS 0
+#endif
+#endif
 
 /* ------------------------------------------------------------------ activations */
 
@@ -18,19 +32,20 @@
  * build computes the same bits. */
 static inline float expf_(float x)
 {
-    union { float f; int32_t i; } two_n;
-    float z, n;
-    if (x > 88.0f) x = 88.0f;
-    if (x < -87.0f) x = -87.0f;
+    int32_t bits;
+    float z, n, two_n;
+    x = x > 88.0f ? 88.0f : x;
+    x = x < -87.0f ? -87.0f : x;
     n = x * 1.44269504088896341f;
-    n = (float)(int32_t)(n >= 0.0f ? n + 0.5f : n - 0.5f);
+    n = (float)(int32_t)(n + (n >= 0.0f ? 0.5f : -0.5f));      /* round half away from zero */
     x = x - n * 0.693359375f;
     x = x - n * -2.12194440e-4f;
     z = x * x;
     z = ((((((1.9875691500e-4f * x + 1.3981999507e-3f) * x + 8.3334519073e-3f) * x
            + 4.1665795894e-2f) * x + 1.6666665459e-1f) * x + 5.0000001201e-1f) * z) + x + 1.0f;
-    two_n.i = ((int32_t)n + 127) << 23;
-    return z * two_n.f;
+    bits = ((int32_t)n + 127) << 23;                             /* 2^n */
+    memcpy(&two_n, &bits, sizeof two_n);
+    return z * two_n;
 }
 
 static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf_(-x)); }
@@ -38,16 +53,28 @@ static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf_(-x)); }
 /* tanh as Cephes' tanhf: an odd polynomial near zero, where 1 - 2 / (exp(2x) + 1) would
  * cancel (the cell state's error would then build up over the steps), the exponential
  * form elsewhere. */
+static inline float tanh_near_zero(float x)
+{
+    const float z = x * x;
+    return ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
+             + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+}
+
+static inline float tanh_from_exp(float x)
+{
+    const float a = x < 0.0f ? -x : x, y = 1.0f - 2.0f / (expf_(2.0f * a) + 1.0f);
+    return x < 0.0f ? -y : y;
+}
+
 static inline float tanhf_(float x)
 {
-    float a = x < 0.0f ? -x : x, y;
-    if (a < 0.625f) {
-        float z = x * x;
-        return ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
-                 + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
-    }
-    y = 1.0f - 2.0f / (expf_(2.0f * a) + 1.0f);
-    return x < 0.0f ? -y : y;
+    const float a = x < 0.0f ? -x : x;
+#if BSE_LSTM_VECTOR_LOOPS
+    const float p = tanh_near_zero(x), e = tanh_from_exp(x);     /* both, then select */
+    return a < 0.625f ? p : e;
+#else
+    return a < 0.625f ? tanh_near_zero(x) : tanh_from_exp(x);
+#endif
 }
 
 /* int8 builds: a fifth of the instructions of the exact pair, well inside what int8
@@ -73,10 +100,62 @@ static inline float tanh_table(const bse_lstm_table_t *t, float x) { return 2.0f
 
 /* out[j] += sum_i W[i][j] v[i] for float W in Keras' (n_in, n_out) layout. Each output's sum
  * starts from 0, runs over i = 0, 1, ... and only then is added to out[j]: the order a
- * plain dot product per output would take. Eight outputs at a time: their partial sums
- * stay in registers while the input runs once (the Cortex-M4F loads the eight weights with
- * one instruction), and the eight lanes, independent of each other, vectorise (SSE, NEON:
- * two registers of four) without reordering any sum. */
+ * plain dot product per output would take, in both forms. */
+#if BSE_LSTM_VECTOR_LOOPS
+/* SIMD (SSE2 on x86-64, NEON on aarch64) through GCC's vector extension: sixteen outputs at
+ * a time, their sums in four registers of four lanes while the input runs once. Lanes are
+ * independent outputs, so no sum is reordered: each lane adds w[i][j] * v[i] for i = 0, 1, ... */
+typedef float f32x4 __attribute__((vector_size(16)));
+
+static inline f32x4 load4(const float *p)
+{
+    f32x4 r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+
+static void matvec_f32(const bse_lstm_matrix_t *m, const float *restrict v, float *restrict out)
+{
+    const int n_in = m->n_in, n_out = m->n_out;
+    int i, j;
+    for (j = 0; j + 16 <= n_out; j += 16) {
+        f32x4 a0 = {0.0f, 0.0f, 0.0f, 0.0f}, a1 = a0, a2 = a0, a3 = a0, o;
+        const float *w = m->w + j;
+        for (i = 0; i < n_in; i++, w += n_out) {
+            const f32x4 vi = {v[i], v[i], v[i], v[i]};
+            a0 += load4(w) * vi;
+            a1 += load4(w + 4) * vi;
+            a2 += load4(w + 8) * vi;
+            a3 += load4(w + 12) * vi;
+        }
+        o = load4(out + j) + a0;
+        memcpy(out + j, &o, sizeof o);
+        o = load4(out + j + 4) + a1;
+        memcpy(out + j + 4, &o, sizeof o);
+        o = load4(out + j + 8) + a2;
+        memcpy(out + j + 8, &o, sizeof o);
+        o = load4(out + j + 12) + a3;
+        memcpy(out + j + 12, &o, sizeof o);
+    }
+    for (; j + 4 <= n_out; j += 4) {
+        f32x4 a = {0.0f, 0.0f, 0.0f, 0.0f}, o;
+        const float *w = m->w + j;
+        for (i = 0; i < n_in; i++, w += n_out) {
+            const f32x4 vi = {v[i], v[i], v[i], v[i]};
+            a += load4(w) * vi;
+        }
+        o = load4(out + j) + a;
+        memcpy(out + j, &o, sizeof o);
+    }
+    for (; j < n_out; j++) {                    /* the last outputs, one by one */
+        float acc = 0.0f;
+        for (i = 0; i < n_in; i++) acc += m->w[(int32_t)i * n_out + j] * v[i];
+        out[j] += acc;
+    }
+}
+#else
+/* Scalar core: eight outputs at a time, their sums in registers while the input runs once
+ * (the Cortex-M4F loads the eight weights with one instruction). */
 static void matvec_f32(const bse_lstm_matrix_t *m, const float *v, float *out)
 {
     const int n_in = m->n_in, n_out = m->n_out;
@@ -110,6 +189,7 @@ static void matvec_f32(const bse_lstm_matrix_t *m, const float *v, float *out)
         out[j] += acc;
     }
 }
+#endif
 
 /* Quantise v (n values) to int8 with one symmetric scale, zero-padded to n_padded;
  * returns the scale (v ~ scale * q). */
@@ -161,26 +241,76 @@ static inline int32_t dot_q8(const int8_t *a, const int8_t *b, int n)
     return acc;
 }
 
+#if defined(__ARM_FEATURE_DSP)
+/* Two rows against one vector: each word of q is split into its two pairs once for both. */
+static inline void dot2_q8(const int8_t *a0, const int8_t *a1, const int8_t *q, int n, int32_t *acc0, int32_t *acc1)
+{
+    int32_t s0 = 0, s1 = 0;
+    int i;
+    for (i = 0; i < n; i += 4) {
+        uint32_t wq, w0, w1, q_even, q_odd, even, odd;
+        memcpy(&wq, q + i, 4);
+        memcpy(&w0, a0 + i, 4);
+        memcpy(&w1, a1 + i, 4);
+        __asm__("sxtb16 %0, %1" : "=r"(q_even) : "r"(wq));
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(q_odd) : "r"(wq));
+        __asm__("sxtb16 %0, %1" : "=r"(even) : "r"(w0));
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(odd) : "r"(w0));
+        __asm__("smlad %0, %1, %2, %0" : "+r"(s0) : "r"(even), "r"(q_even));
+        __asm__("smlad %0, %1, %2, %0" : "+r"(s0) : "r"(odd), "r"(q_odd));
+        __asm__("sxtb16 %0, %1" : "=r"(even) : "r"(w1));
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(odd) : "r"(w1));
+        __asm__("smlad %0, %1, %2, %0" : "+r"(s1) : "r"(even), "r"(q_even));
+        __asm__("smlad %0, %1, %2, %0" : "+r"(s1) : "r"(odd), "r"(q_odd));
+    }
+    *acc0 = s0;
+    *acc1 = s1;
+}
+#endif
+
 /* out[j] += w_scale[j] * scale_v * sum_i w_q[j][i] q[i], with v quantised into q first. */
 static void matvec_q8(const bse_lstm_matrix_t *m, const float *v, int8_t *q, float *out)
 {
     const int cols = m->n_in_padded;
     const float scale_v = quantise(v, m->n_in, cols, q);
-    int j;
-    for (j = 0; j < m->n_out; j++)
+    int j = 0;
+#if defined(__ARM_FEATURE_DSP)
+    for (; j + 2 <= m->n_out; j += 2) {
+        int32_t acc0, acc1;
+        dot2_q8(m->w_q + (int32_t)j * cols, m->w_q + (int32_t)(j + 1) * cols, q, cols, &acc0, &acc1);
+        out[j] += m->w_scale[j] * scale_v * (float)acc0;
+        out[j + 1] += m->w_scale[j + 1] * scale_v * (float)acc1;
+    }
+#endif
+    for (; j < m->n_out; j++)
         out[j] += m->w_scale[j] * scale_v * (float)dot_q8(m->w_q + (int32_t)j * cols, q, cols);
 }
 
-static void matvec(const bse_lstm_model_t *m, const bse_lstm_buffers_t *b, const bse_lstm_matrix_t *w,
-                   const float *v, float *out)
+/* Each matrix says how it is stored: float weights if it has them, else int8. */
+static void matvec(const bse_lstm_buffers_t *b, const bse_lstm_matrix_t *w, const float *v, float *out)
 {
-    if (m->dtype == BSE_LSTM_INT8)
-        matvec_q8(w, v, b->q, out);
-    else
+    if (w->w)
         matvec_f32(w, v, out);
+    else
+        matvec_q8(w, v, b->q, out);
 }
 
 /* ------------------------------------------------------------------ LSTM */
+
+/* The float gates of one layer from their pre-activations z (4u: i, f, c, o), and the
+ * state update: every activation in one pass over the array (the passes vectorise), then
+ * c = f c + i g and h = o tanh(c). */
+static void gates_f32(int u, float *restrict z, float *restrict h, float *restrict c)
+{
+    int j;
+    for (j = 0; j < 2 * u; j++) z[j] = sigmoidf_(z[j]);                 /* i, f */
+    for (j = 2 * u; j < 3 * u; j++) z[j] = tanhf_(z[j]);                /* c (the candidate) */
+    for (j = 3 * u; j < 4 * u; j++) z[j] = sigmoidf_(z[j]);             /* o */
+    for (j = 0; j < u; j++) {
+        c[j] = z[u + j] * c[j] + z[j] * z[2 * u + j];
+        h[j] = z[3 * u + j] * tanhf_(c[j]);
+    }
+}
 
 /* One time step of one layer: input x (n_in), state h, c (n_units), in place. */
 static void lstm_step(const bse_lstm_model_t *m, const bse_lstm_buffers_t *b, const bse_lstm_layer_t *layer,
@@ -190,8 +320,8 @@ static void lstm_step(const bse_lstm_model_t *m, const bse_lstm_buffers_t *b, co
     float *z = b->z;
     int j;
     for (j = 0; j < 4 * u; j++) z[j] = layer->bias[j];
-    matvec(m, b, &layer->wx, x, z);
-    matvec(m, b, &layer->wh, h, z);
+    matvec(b, &layer->wx, x, z);
+    matvec(b, &layer->wh, h, z);
     if (m->dtype == BSE_LSTM_INT8) {
         const bse_lstm_table_t *t = &m->sigmoid;
         for (j = 0; j < u; j++) {
@@ -203,14 +333,7 @@ static void lstm_step(const bse_lstm_model_t *m, const bse_lstm_buffers_t *b, co
             h[j] = og * tanh_table(t, c[j]);
         }
     } else {
-        for (j = 0; j < u; j++) {
-            float ig = sigmoidf_(z[j]);
-            float fg = sigmoidf_(z[u + j]);
-            float gg = tanhf_(z[2 * u + j]);
-            float og = sigmoidf_(z[3 * u + j]);
-            c[j] = fg * c[j] + ig * gg;
-            h[j] = og * tanhf_(c[j]);
-        }
+        gates_f32(u, z, h, c);
     }
 }
 
@@ -246,11 +369,11 @@ int bse_lstm_decision(const bse_lstm_model_t *m, const bse_lstm_buffers_t *b, co
     for (j = 0; j < u; j++) b->v[j] = h_last[j];
     for (j = 0; j < m->n_side; j++) b->v[u + j] = side[j];
     for (j = 0; j < d; j++) hidden[j] = m->hidden.bias[j];
-    matvec(m, b, &m->hidden.w, b->v, hidden);
+    matvec(b, &m->hidden.w, b->v, hidden);
     for (j = 0; j < d; j++)
         if (hidden[j] < 0.0f) hidden[j] = 0.0f;
     for (j = 0; j < k; j++) probs[j] = m->output.bias[j];
-    matvec(m, b, &m->output.w, hidden, probs);
+    matvec(b, &m->output.w, hidden, probs);
     peak = probs[0];
     for (j = 1; j < k; j++)
         if (probs[j] > peak) {
@@ -314,8 +437,8 @@ int32_t bse_lstm_dot_q8(const int8_t *a, const int8_t *b, int n) { return dot_q8
 static int matrix_ok(const bse_lstm_model_t *m, const bse_lstm_matrix_t *w, int32_t n_in, int32_t n_out)
 {
     if (w->n_in != n_in || w->n_out != n_out) return BSE_LSTM_ERR_SHAPE;
-    if (m->dtype == BSE_LSTM_FLOAT32) return w->w ? BSE_LSTM_OK : BSE_LSTM_ERR_DTYPE;
-    if (!w->w_q || !w->w_scale) return BSE_LSTM_ERR_DTYPE;
+    if (w->w) return BSE_LSTM_OK;                                 /* float weights */
+    if (m->dtype == BSE_LSTM_FLOAT32 || !w->w_q || !w->w_scale) return BSE_LSTM_ERR_DTYPE;
     if (w->n_in_padded < n_in || w->n_in_padded % 4) return BSE_LSTM_ERR_SHAPE;
     if (w->n_in_padded > m->n_quantised) return BSE_LSTM_ERR_BUFFER;
     return BSE_LSTM_OK;
