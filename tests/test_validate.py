@@ -15,7 +15,7 @@ from pipeline.metrics import classification_metrics
 from pipeline.validate.budgets import BudgetError, load_budget
 from tools import needs
 
-ECG_ARTIFACTS = ["tflite_float32", "tflite_int8", "onnx_float32"]
+ECG_ARTIFACTS = ["tflite_float32", "tflite_int8", "onnx_float32", "c_float32", "c_int8"]
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,9 @@ def test_numbers_follow_from_the_confusion_matrix(ecg_report, exported):
     # int8 decisions follow float's (the recorded export agreement is over windows).
     int8 = next(r for r in report["rows"] if r["artifact"] == "tflite_int8")
     assert int8["agreement_pct"] >= 95.0
+    # The generated C streams like the others: float32 within 1e-5 of the float reference.
+    c32 = next(r for r in report["rows"] if r["artifact"] == "c_float32")
+    assert c32["agreement_pct"] == 100.0 and c32["max_abs_diff"] <= 1e-5 and c32["size_bytes"] > 1000
     assert report["recommendation"]["microcontroller"]["artifact"] in ("c_int8", "tflite_int8")
     assert report["recommendation"]["raspberry_pi_cpu"]["artifact"] in ECG_ARTIFACTS
 

@@ -43,12 +43,26 @@ def runnable_artifacts(manifest: dict) -> list[str]:
     """Artifacts the task's streaming session can run, the float reference first.
 
     ECG sessions classify whole beat windows; EEG sessions carry windows chunk by chunk,
-    so they take the chunk-plus-state graphs.
+    so they take the chunk-plus-state graphs. The generated C (``c_float32``, ``c_int8``)
+    does both, where export built its shared library for this machine.
     """
+    from pipeline.runtime.c_backend import C_ARTIFACTS, has_library
+
     graphs = {"weights", "whole-window"} if manifest["kind"] == "ecg-beats" else {"weights", "stream"}
     names = [a["name"] for a in manifest["artifacts"]
-             if a["status"] == "ok" and a["format"] in ("tflite", "onnx", "npz") and a.get("graph") in graphs]
+             if a["status"] == "ok" and ((a["format"] in ("tflite", "onnx", "npz") and a.get("graph") in graphs)
+                                         or (a["name"] in C_ARTIFACTS and has_library(manifest, a["name"])))]
     return sorted(names, key=lambda n: (n != REFERENCE, names.index(n)))
+
+
+def _device_bytes(manifest: dict, entry: dict) -> int:
+    """What a device stores to run the artifact: its file, or for the generated C the
+    shared library built for this machine."""
+    from pipeline.runtime.c_backend import C_ARTIFACTS, library_entries
+
+    if entry["name"] in C_ARTIFACTS:
+        return library_entries(manifest, entry["name"])[platform.machine()]["bytes"]
+    return entry["bytes"]
 
 
 def default_out(folder: Path) -> Path:
@@ -255,7 +269,7 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
     for name in chosen:
         entry, m = entries[name], measured[name]
         row = {"artifact": name, "format": entry["format"], "precision": entry["precision"],
-               "graph": entry.get("graph"), "size_bytes": entry["bytes"],
+               "graph": entry.get("graph"), "size_bytes": _device_bytes(manifest, entry),
                "export_check": entry.get("vs_float")}
         if "error" in m:
             rows.append({**row, "status": "error", "error": m["error"]})
