@@ -11,10 +11,10 @@
  *   float32  float weights, Cephes-style expf/tanhf/sigmoid written here, so every build
  *            (x86, aarch64, Cortex-M4) computes the same bits when compiled without
  *            floating-point contraction (-ffp-contract=off) and without -ffast-math;
- *   int8     int8 weights with one float scale per output row, each input vector quantised
- *            to int8 (one scale per vector and step), int32 dot products (SMLAD on cores
- *            with the DSP extension); gates from a sigmoid table; cell state and softmax in
- *            float.
+ *   int8     the LSTM's weights in int8 with one float scale per output row, each input
+ *            vector quantised to int8 (one scale per vector and step), int32 dot products
+ *            (SMLAD on cores with the DSP extension); gates from a sigmoid table; cell state,
+ *            the dense head (run once per decision) and softmax in float.
  *
  * Validate once, compute fast: bse_lstm_check() checks every dimension of a model against
  * the buffers its state was sized with; the per-step functions check nothing.
@@ -30,7 +30,7 @@ typedef enum { BSE_LSTM_FLOAT32 = 0, BSE_LSTM_INT8 = 1 } bse_lstm_dtype_t;
 
 typedef enum {
     BSE_LSTM_OK = 0,
-    BSE_LSTM_ERR_DTYPE = 1,      /* unknown dtype, or a matrix without weights of that dtype */
+    BSE_LSTM_ERR_DTYPE = 1,      /* unknown dtype, a matrix without weights, int8 in a float model */
     BSE_LSTM_ERR_LAYERS = 2,     /* no LSTM layer, or more than BSE_LSTM_MAX_LAYERS */
     BSE_LSTM_ERR_SHAPE = 3,      /* a matrix does not take its input's size or give its output's */
     BSE_LSTM_ERR_BUFFER = 4,     /* a buffer of the state struct is too small for a layer */
@@ -38,7 +38,8 @@ typedef enum {
     BSE_LSTM_ERR_FILTER = 6      /* decimation < 1, or sections without coefficients */
 } bse_lstm_status_t;
 
-/* One weight matrix: out[j] += sum_i W[i][j] * v[i], i < n_in, j < n_out. */
+/* One weight matrix: out[j] += sum_i W[i][j] * v[i], i < n_in, j < n_out. Float weights
+ * if w is set, else int8 (w_q, w_scale). */
 typedef struct {
     int32_t n_in, n_out;
     const float *w;          /* float32: (n_in, n_out) row-major: Keras' kernel layout */
