@@ -55,6 +55,10 @@ def test_export_lists_a_library_per_architecture_with_its_compiler_and_flags(exp
             assert "-ffp-contract=off" in entry["flags"] and not any("fast-math" in f for f in entry["flags"])
             assert ("aarch64" in entry["compiler"]) == (arch == "aarch64")
         assert libs[platform.machine()]["bits_equal_host_build"]
+    from pipeline.export.report import format_export
+
+    table = format_export(manifest)                     # what 'biosig-edge export' prints
+    assert f"| c_int8.{platform.machine()} |" in table and "= c_int8, bit for bit" in table
 
 
 @pytest.mark.parametrize("artifact", C_ARTIFACTS)
