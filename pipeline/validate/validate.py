@@ -124,6 +124,10 @@ def firmware_check(folder: Path, manifest: dict, log=print) -> dict:
             r = build.cortex_m4_check(folder / entries[name]["file"], signal, side, len(manifest["classes"]))
         except build.ToolMissing as e:
             return {"skipped": str(e)}
+        except build.BuildError as e:           # e.g. C generated before the runtime: re-export
+            log(f"  {name}: the firmware check did not build: {str(e)[:200]}")
+            return {"skipped": f"{entries[name]['file']} does not build with this runtime (re-export the "
+                               f"folder): {str(e)[:200]}"}
         r.pop("m4"), r.pop("host")
         r["export_agreement"] = (entries[name].get("vs_float") or {}).get("agreement")
         r["ms_at_clock"] = 1000 * r["instructions_mean"] / MCU_CLOCK_HZ
