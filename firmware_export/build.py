@@ -37,17 +37,24 @@ COMMON_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wdouble-promotion", "-Wfloat-c
                 "-O2", "-ffp-contract=off"]
 M4_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16",
             "-ffunction-sections", "-fdata-sections"]
-#: The CPU shared library: -O3 lets gcc vectorise the loops written for it, for the
-#: architecture's baseline (SSE2 on x86-64, NEON on aarch64), so the library runs on any
-#: machine of that architecture. -fno-trapping-math lets it evaluate both sides of the
-#: activations' selects (clamps, the tanh branch) and so vectorise the gates: it promises
-#: that no floating-point exception flag is read or trapped on (this code reads none) and
-#: changes no value, unlike -ffast-math's reassociation, reciprocals and finite-math
-#: assumptions. Vectorised lanes are independent outputs, so each sum keeps its order: the
-#: library's bits equal the Cortex-M4 build's (tests/test_c_backend.py, tests/test_aarch64.py).
-SHARED_FLAGS = [*(f for f in COMMON_FLAGS if f != "-O2"), "-O3", "-fno-trapping-math", "-fPIC", "-shared", "-s"]
+#: The CPU shared library: the same warnings and contraction rule, at -O3. The runtime's
+#: vector loops (GCC's vector extension) make each lane an independent output, so no sum is
+#: reordered: the library's bits equal the Cortex-M4 build's (tests/test_c_backend.py,
+#: tests/test_aarch64.py).
+SHARED_FLAGS = [*(f for f in COMMON_FLAGS if f != "-O2"), "-O3", "-fPIC", "-shared", "-s"]
 #: Compiler per target architecture (``platform.machine()`` names).
 CPU_COMPILERS = {"x86_64": "gcc", "aarch64": "aarch64-linux-gnu-gcc"}
+#: The libraries export builds: {target: (architecture, extra flags, the CPU features it
+#: needs, as /proc/cpuinfo names)}. Each architecture's baseline (SSE2, NEON) runs on any
+#: machine of it; x86-64-v3 (AVX2: 8 lanes instead of 4) where the CPU has those features,
+#: and the loader prefers it there. -march=x86-64-v3 also enables FMA instructions, which
+#: -ffp-contract=off keeps gcc from using.
+CPU_LIBRARIES = {
+    "x86_64": ("x86_64", [], []),
+    "x86_64-v3": ("x86_64", ["-march=x86-64-v3"],
+                  ["avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"]),
+    "aarch64": ("aarch64", [], []),
+}
 #: QEMU's mps2-an386 SysTick runs at 25 MHz; under -icount shift=0 an instruction takes 1 ns.
 INSTRUCTIONS_PER_TICK = 40
 PACKAGES = {"gcc": "gcc", "arm-none-eabi-gcc": "gcc-arm-none-eabi libnewlib-arm-none-eabi",
@@ -272,34 +279,38 @@ def compiler_version(compiler: str) -> str:
     return _run([require(compiler), "--version"], text=True).stdout.splitlines()[0].strip()
 
 
-def build_shared_library(src: Path, out_dir: Path, arch: str | None = None, extra_flags: tuple = ()) -> dict:
+def build_shared_library(src: Path, out_dir: Path, target: str | None = None, extra_flags: tuple = ()) -> dict:
     """The model ``src`` with the runtime and ``runtime/bse_shared.c`` as a shared library
-    for a CPU, ``<stem>.<arch>.so`` in ``out_dir``; ``arch`` is a ``platform.machine()``
-    name (default: this machine's). Returns {path, architecture, compiler, flags}.
+    for a CPU, ``<stem>.<target>.so`` in ``out_dir``; ``target`` is a :data:`CPU_LIBRARIES`
+    key (default: this machine's baseline); ``extra_flags`` are added. Returns {path,
+    target, architecture, cpu_features, compiler, flags}.
 
-    The flags are the Cortex-M4 build's (strict warnings, ``-ffp-contract=off``) at -O3 for
-    the architecture's baseline: the library's float bits equal the firmware's.
+    The flags are the Cortex-M4 build's (strict warnings, ``-ffp-contract=off``) at -O3:
+    the library's float bits equal the firmware's.
     """
-    arch = arch or platform.machine()
-    if arch not in CPU_COMPILERS:
-        raise BuildError(f"no compiler known for architecture {arch!r} (known: {sorted(CPU_COMPILERS)})")
+    target = target or platform.machine()
+    if target not in CPU_LIBRARIES:
+        raise BuildError(f"no CPU library target {target!r} (known: {sorted(CPU_LIBRARIES)})")
+    arch, target_flags, features = CPU_LIBRARIES[target]
     compiler = CPU_COMPILERS[arch] if arch != platform.machine() else "gcc"
     src, out_dir = Path(src), Path(out_dir)
     sources, flags = model_sources(src)
-    path = out_dir / f"{src.stem}.{arch}.so"
-    _run([require(compiler), *SHARED_FLAGS, *extra_flags, *flags, *sources, str(RUNTIME_DIR / "bse_shared.c"),
-          "-o", str(path)])
-    return {"path": path, "architecture": arch, "compiler": compiler_version(compiler),
-            "flags": [*SHARED_FLAGS, *extra_flags]}
+    path = out_dir / f"{src.stem}.{target}.so"
+    lib_flags = [*SHARED_FLAGS, *target_flags, *extra_flags]
+    _run([require(compiler), *lib_flags, *flags, *sources, str(RUNTIME_DIR / "bse_shared.c"), "-o", str(path)])
+    return {"path": path, "target": target, "architecture": arch, "cpu_features": list(features),
+            "compiler": compiler_version(compiler), "flags": lib_flags}
 
 
-def build_benchmark(src: Path, workdir: Path) -> Path:
+def build_benchmark(src: Path, workdir: Path, target: str | None = None) -> Path:
     """The C microbenchmark (``harness/bench_main.c``) of model ``src`` for this machine,
-    with the shared library's flags: the compute bound of one step and one decision."""
+    with the flags of the shared library ``target`` (a :data:`CPU_LIBRARIES` key, default
+    this machine's baseline): the compute bound of one step and one decision."""
     src = Path(src)
+    target = target or platform.machine()
     sources, flags = model_sources(src)
-    exe = Path(workdir) / f"{src.stem}_bench"
-    lib_flags = [f for f in SHARED_FLAGS if f not in ("-fPIC", "-shared")]
+    exe = Path(workdir) / f"{src.stem}.{target}_bench"
+    lib_flags = [f for f in SHARED_FLAGS if f not in ("-fPIC", "-shared")] + CPU_LIBRARIES[target][1]
     _run([require("gcc"), *lib_flags, *flags, str(HARNESS / "bench_main.c"), *sources, "-o", str(exe)])
     return exe
 

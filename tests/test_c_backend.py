@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from chunking import push_in_chunks
 from firmware_export import build
-from pipeline.runtime.c_backend import CBackendError, library_entries
+from pipeline.runtime.c_backend import CBackendError, library_entries, pick_library
 from pipeline.runtime.session import ECGSession, EEGSession, open_model
 from tools import needs
 
@@ -45,16 +45,18 @@ def m4_bits(exported):
     return signal, side, out
 
 
-def test_export_lists_a_library_per_architecture_with_its_compiler_and_flags(exported):
+def test_export_lists_a_library_per_cpu_target_with_its_compiler_and_flags(exported):
     _, artifacts, manifest = exported
     for name in C_ARTIFACTS:
-        libs = library_entries(manifest, name)
-        assert sorted(libs) == ["aarch64", "x86_64"], name
-        for arch, entry in libs.items():
+        libs = {a["target"]: a for a in library_entries(manifest, name)}
+        assert sorted(libs) == sorted(build.CPU_LIBRARIES), name
+        for target, entry in libs.items():
             assert (artifacts / entry["file"]).is_file() and len(entry["sha256"]) == 64
             assert "-ffp-contract=off" in entry["flags"] and not any("fast-math" in f for f in entry["flags"])
-            assert ("aarch64" in entry["compiler"]) == (arch == "aarch64")
-        assert libs[platform.machine()]["bits_equal_host_build"]
+            assert ("aarch64" in entry["compiler"]) == (entry["architecture"] == "aarch64")
+        picked = pick_library(manifest, name)
+        assert picked["architecture"] == platform.machine() and picked["bits_equal_host_build"]
+        assert libs[platform.machine()]["bits_equal_host_build"]            # the baseline, run here too
     from pipeline.export.report import format_export
 
     table = format_export(manifest)                     # what 'biosig-edge export' prints
@@ -139,7 +141,8 @@ def _stream_cli(folder):
 
 
 def test_an_altered_library_is_refused_naming_it_exit_2(folder_copy):
-    lib = folder_copy / f"bse_float32.{platform.machine()}.so"
+    manifest = json.loads((folder_copy / "manifest.json").read_text())
+    lib = folder_copy / pick_library(manifest, "c_float32")["file"]
     data = bytearray(lib.read_bytes())
     data[len(data) // 2] ^= 0x01
     lib.write_bytes(bytes(data))
@@ -152,10 +155,12 @@ def test_a_library_for_another_architecture_is_refused(folder_copy):
     here = platform.machine()
     other = "aarch64" if here == "x86_64" else "x86_64"
 
-    def swap(manifest):                       # the entry for this machine names the other's file
-        libs = {a["architecture"]: a for a in manifest["artifacts"] if a.get("source") == "c_float32"}
-        for key in ("file", "sha256", "bytes"):
-            libs[here][key] = libs[other][key]
+    def swap(manifest):                       # this machine's entries name the other's file
+        libs = [a for a in manifest["artifacts"] if a.get("source") == "c_float32"]
+        theirs = next(a for a in libs if a["architecture"] == other)
+        for entry in (a for a in libs if a["architecture"] == here):
+            for key in ("file", "sha256", "bytes"):
+                entry[key] = theirs[key]
     manifest = _rewrite(folder_copy, swap)
     with pytest.raises(CBackendError, match=f"built for {other}, listed for {here}; refusing"):
         open_model(folder_copy, manifest, "c_float32")
@@ -176,12 +181,12 @@ def test_a_library_missing_a_symbol_is_refused(folder_copy, tmp_path):
 
     src = tmp_path / "partial.c"
     src.write_text("int bse_info(int *out, int n) { (void)out; (void)n; return 0; }\n")
-    lib = folder_copy / f"bse_float32.{platform.machine()}.so"
+    manifest = json.loads((folder_copy / "manifest.json").read_text())
+    lib = folder_copy / pick_library(manifest, "c_float32")["file"]            # the one this machine loads
     subprocess.run(["gcc", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
 
     def relist(manifest):
-        entry = next(a for a in manifest["artifacts"] if a.get("source") == "c_float32"
-                     and a["architecture"] == platform.machine())
+        entry = next(a for a in manifest["artifacts"] if a.get("format") == "shared-library" and a["file"] == lib.name)
         entry["sha256"], entry["bytes"] = sha256_bytes(lib.read_bytes()), lib.stat().st_size
     manifest = _rewrite(folder_copy, relist)
     with pytest.raises(CBackendError, match=f"{lib.name}: missing symbol bse_check"):

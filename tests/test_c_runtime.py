@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import platform
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -326,15 +327,23 @@ def test_every_accepted_shape_classifies_windows_like_its_reference(libraries, c
 
 @pytest.mark.parametrize("precision", c_model.PRECISIONS)
 def test_the_scalar_and_the_vector_loops_give_the_same_bits(libraries, tmp_path, precision):
-    """The runtime's two forms of its float loops (vector registers on CPUs, eight sums in
-    registers on a scalar core such as the Cortex-M4), both compiled here."""
+    """The runtime's forms of its float loops, all compiled here: eight sums in registers
+    (a scalar core such as the Cortex-M4), 4-lane vectors (the baseline library: SSE2 or
+    NEON) and, where this CPU has AVX2, 8-lane vectors (the x86-64-v3 library)."""
+    from pipeline.runtime.c_backend import cpu_features
+
     lib, spec = libraries[(2, True, True, precision)]
     src, _ = c_model.generate(spec, tmp_path, "m", precision)
-    scalar = CLibrary(build.build_shared_library(src, tmp_path, extra_flags=("-DBSE_LSTM_VECTOR_LOOPS=0",))["path"],
-                      prefix="m")
+    (tmp_path / "scalar").mkdir()
+    builds = {"scalar": build.build_shared_library(src, tmp_path / "scalar", extra_flags=("-DBSE_LSTM_VECTOR_LOOPS=0",))}
+    x86_v3 = build.CPU_LIBRARIES["x86_64-v3"]
+    if x86_v3[0] == platform.machine() and set(x86_v3[2]) <= cpu_features():
+        builds["8 lanes"] = build.build_shared_library(src, tmp_path, "x86_64-v3")
     x, side = windows(16, seed=40)
     inputs = {"signal": x, "side": side}
-    assert np.array_equal(scalar.predict(inputs).view(np.uint32), lib.predict(inputs).view(np.uint32))
+    want = lib.predict(inputs).view(np.uint32)
+    for name, b in builds.items():
+        assert np.array_equal(CLibrary(b["path"], prefix="m").predict(inputs).view(np.uint32), want), name
 
 
 def test_every_shape_the_generator_accepts_has_a_case():

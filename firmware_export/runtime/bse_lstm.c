@@ -13,10 +13,10 @@
 
 /* Two forms of the float loops, the same bits (tests/test_c_backend.py holds a CPU build
  * to the Cortex-M4 build, tests/test_c_runtime.py one form to the other): on a CPU with
- * SIMD, the matrix-vector product in vector registers (GCC's vector extension) and every
- * activation of a layer in one pass with both sides of each select computed, which the
- * compiler vectorises; on a scalar core, eight sums in registers and activations that
- * branch. */
+ * SIMD, the matrix-vector product and the activations a vector at a time (GCC's vector
+ * extension: 4 lanes with SSE2 or NEON, 8 with AVX2; written out, not left to the
+ * auto-vectoriser, which leaves the activations scalar on aarch64); on a scalar core,
+ * eight sums in registers and activations that branch. */
 #ifndef BSE_LSTM_VECTOR_LOOPS
 #if defined(__GNUC__) && (defined(__SSE2__) || defined(__ARM_NEON) || defined(__ARM_NEON__))
 #define BSE_LSTM_VECTOR_LOOPS 1
@@ -69,12 +69,7 @@ static inline float tanh_from_exp(float x)
 static inline float tanhf_(float x)
 {
     const float a = x < 0.0f ? -x : x;
-#if BSE_LSTM_VECTOR_LOOPS
-    const float p = tanh_near_zero(x), e = tanh_from_exp(x);     /* both, then select */
-    return a < 0.625f ? p : e;
-#else
     return a < 0.625f ? tanh_near_zero(x) : tanh_from_exp(x);
-#endif
 }
 
 /* int8 builds: a fifth of the instructions of the exact pair, well inside what int8
@@ -96,56 +91,110 @@ static inline float sigmoid_table(const bse_lstm_table_t *t, float x)
 /* tanh(x) = 2 sigmoid(2x) - 1 */
 static inline float tanh_table(const bse_lstm_table_t *t, float x) { return 2.0f * sigmoid_table(t, 2.0f * x) - 1.0f; }
 
+/* ------------------------------------------------------------------ the same, a vector at a time */
+
+#if BSE_LSTM_VECTOR_LOOPS
+/* The activations above for a vector of values at once (GCC's vector extension: 8 lanes
+ * where AVX2 is enabled, else 4: SSE2, NEON): each lane runs the scalar function's
+ * operations in its order, both sides of a select computed and one kept, so every lane's
+ * bits are the scalar function's. */
+#if defined(__AVX2__)
+#define LANES 8
+#else
+#define LANES 4
+#endif
+typedef float vec_f __attribute__((vector_size(4 * LANES)));
+typedef int32_t vec_i __attribute__((vector_size(4 * LANES)));
+
+static inline vec_f load_v(const float *p)
+{
+    vec_f r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+
+static inline void store_v(float *p, vec_f v) { memcpy(p, &v, sizeof v); }
+
+static inline vec_f splat(float x)
+{
+#if LANES == 8
+    const vec_f r = {x, x, x, x, x, x, x, x};
+#else
+    const vec_f r = {x, x, x, x};
+#endif
+    return r;
+}
+
+/* mask ? a : b, lane by lane (mask lanes all ones or all zeros, as comparisons give) */
+static inline vec_f select_v(vec_i mask, vec_f a, vec_f b)
+{
+    return (vec_f)(((vec_i)a & mask) | ((vec_i)b & ~mask));
+}
+
+static inline vec_f expf_v(vec_f x)
+{
+    vec_f z, n;
+    vec_i k;
+    x = select_v(x > splat(88.0f), splat(88.0f), x);
+    x = select_v(x < splat(-87.0f), splat(-87.0f), x);
+    n = x * 1.44269504088896341f;
+    n = n + select_v(n >= splat(0.0f), splat(0.5f), splat(-0.5f));
+    k = __builtin_convertvector(n, vec_i);                          /* toward zero, as (int32_t) */
+    n = __builtin_convertvector(k, vec_f);
+    x = x - n * 0.693359375f;
+    x = x - n * -2.12194440e-4f;
+    z = x * x;
+    z = ((((((1.9875691500e-4f * x + 1.3981999507e-3f) * x + 8.3334519073e-3f) * x
+           + 4.1665795894e-2f) * x + 1.6666665459e-1f) * x + 5.0000001201e-1f) * z) + x + 1.0f;
+    return z * (vec_f)((k + 127) << 23);
+}
+
+static inline vec_f sigmoidf_v(vec_f x) { return 1.0f / (1.0f + expf_v(-x)); }
+
+static inline vec_f tanhf_v(vec_f x)
+{
+    const vec_i negative = x < splat(0.0f);
+    const vec_f a = select_v(negative, -x, x), z = x * x;
+    const vec_f p = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
+                      + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+    const vec_f y = 1.0f - 2.0f / (expf_v(2.0f * a) + 1.0f);
+    return select_v(a < splat(0.625f), p, select_v(negative, -y, y));
+}
+#endif
+
 /* ------------------------------------------------------------------ matrix-vector */
 
 /* out[j] += sum_i W[i][j] v[i] for float W in Keras' (n_in, n_out) layout. Each output's sum
  * starts from 0, runs over i = 0, 1, ... and only then is added to out[j]: the order a
  * plain dot product per output would take, in both forms. */
 #if BSE_LSTM_VECTOR_LOOPS
-/* SIMD (SSE2 on x86-64, NEON on aarch64) through GCC's vector extension: sixteen outputs at
- * a time, their sums in four registers of four lanes while the input runs once. Lanes are
- * independent outputs, so no sum is reordered: each lane adds w[i][j] * v[i] for i = 0, 1, ... */
-typedef float f32x4 __attribute__((vector_size(16)));
-
-static inline f32x4 load4(const float *p)
-{
-    f32x4 r;
-    memcpy(&r, p, sizeof r);
-    return r;
-}
-
+/* SIMD: 4 LANES outputs at a time, their sums in four vector registers while the input runs
+ * once, then one register's worth, then one by one. Lanes are independent outputs, so no
+ * sum is reordered: each lane adds w[i][j] * v[i] for i = 0, 1, ... */
 static void matvec_f32(const bse_lstm_matrix_t *m, const float *restrict v, float *restrict out)
 {
     const int n_in = m->n_in, n_out = m->n_out;
     int i, j;
-    for (j = 0; j + 16 <= n_out; j += 16) {
-        f32x4 a0 = {0.0f, 0.0f, 0.0f, 0.0f}, a1 = a0, a2 = a0, a3 = a0, o;
+    for (j = 0; j + 4 * LANES <= n_out; j += 4 * LANES) {
+        vec_f a0 = splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
         const float *w = m->w + j;
         for (i = 0; i < n_in; i++, w += n_out) {
-            const f32x4 vi = {v[i], v[i], v[i], v[i]};
-            a0 += load4(w) * vi;
-            a1 += load4(w + 4) * vi;
-            a2 += load4(w + 8) * vi;
-            a3 += load4(w + 12) * vi;
+            const vec_f vi = splat(v[i]);
+            a0 += load_v(w) * vi;
+            a1 += load_v(w + LANES) * vi;
+            a2 += load_v(w + 2 * LANES) * vi;
+            a3 += load_v(w + 3 * LANES) * vi;
         }
-        o = load4(out + j) + a0;
-        memcpy(out + j, &o, sizeof o);
-        o = load4(out + j + 4) + a1;
-        memcpy(out + j + 4, &o, sizeof o);
-        o = load4(out + j + 8) + a2;
-        memcpy(out + j + 8, &o, sizeof o);
-        o = load4(out + j + 12) + a3;
-        memcpy(out + j + 12, &o, sizeof o);
+        store_v(out + j, load_v(out + j) + a0);
+        store_v(out + j + LANES, load_v(out + j + LANES) + a1);
+        store_v(out + j + 2 * LANES, load_v(out + j + 2 * LANES) + a2);
+        store_v(out + j + 3 * LANES, load_v(out + j + 3 * LANES) + a3);
     }
-    for (; j + 4 <= n_out; j += 4) {
-        f32x4 a = {0.0f, 0.0f, 0.0f, 0.0f}, o;
+    for (; j + LANES <= n_out; j += LANES) {
+        vec_f a = splat(0.0f);
         const float *w = m->w + j;
-        for (i = 0; i < n_in; i++, w += n_out) {
-            const f32x4 vi = {v[i], v[i], v[i], v[i]};
-            a += load4(w) * vi;
-        }
-        o = load4(out + j) + a;
-        memcpy(out + j, &o, sizeof o);
+        for (i = 0; i < n_in; i++, w += n_out) a += load_v(w) * splat(v[i]);
+        store_v(out + j, load_v(out + j) + a);
     }
     for (; j < n_out; j++) {                    /* the last outputs, one by one */
         float acc = 0.0f;
@@ -298,17 +347,25 @@ static void matvec(const bse_lstm_buffers_t *b, const bse_lstm_matrix_t *w, cons
 /* ------------------------------------------------------------------ LSTM */
 
 /* The float gates of one layer from their pre-activations z (4u: i, f, c, o), and the
- * state update: every activation in one pass over the array (the passes vectorise), then
- * c = f c + i g and h = o tanh(c). */
+ * state update c = f c + i g, h = o tanh(c); a vector of units at a time on a CPU with
+ * SIMD, the rest one by one. */
 static void gates_f32(int u, float *restrict z, float *restrict h, float *restrict c)
 {
-    int j;
-    for (j = 0; j < 2 * u; j++) z[j] = sigmoidf_(z[j]);                 /* i, f */
-    for (j = 2 * u; j < 3 * u; j++) z[j] = tanhf_(z[j]);                /* c (the candidate) */
-    for (j = 3 * u; j < 4 * u; j++) z[j] = sigmoidf_(z[j]);             /* o */
-    for (j = 0; j < u; j++) {
-        c[j] = z[u + j] * c[j] + z[j] * z[2 * u + j];
-        h[j] = z[3 * u + j] * tanhf_(c[j]);
+    int j = 0;
+#if BSE_LSTM_VECTOR_LOOPS
+    for (; j + LANES <= u; j += LANES) {
+        const vec_f ig = sigmoidf_v(load_v(z + j)), fg = sigmoidf_v(load_v(z + u + j));
+        const vec_f gg = tanhf_v(load_v(z + 2 * u + j)), og = sigmoidf_v(load_v(z + 3 * u + j));
+        const vec_f cj = fg * load_v(c + j) + ig * gg;
+        store_v(c + j, cj);
+        store_v(h + j, og * tanhf_v(cj));
+    }
+#endif
+    for (; j < u; j++) {
+        const float ig = sigmoidf_(z[j]), fg = sigmoidf_(z[u + j]);
+        const float gg = tanhf_(z[2 * u + j]), og = sigmoidf_(z[3 * u + j]);
+        c[j] = fg * c[j] + ig * gg;
+        h[j] = og * tanhf_(c[j]);
     }
 }
 

@@ -399,21 +399,22 @@ def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: 
 
 def _export_c_libraries(src: Path, precision: str, host_probs: np.ndarray, test_inputs: dict, tensors: dict,
                         artifacts: list, log) -> None:
-    """The generated model as a shared library per CPU architecture (the device's
-    ``c_float32`` / ``c_int8`` backends), each listed with its compiler and flags; the one
-    for this machine is loaded and must give the host build's probabilities bit for bit."""
+    """The generated model as a shared library per CPU target (the device's ``c_float32`` /
+    ``c_int8`` backends), each listed with its compiler, flags and the CPU features it
+    needs; those this machine can run are loaded and must give the host build's
+    probabilities bit for bit."""
     import platform
 
     from firmware_export import build
-    from pipeline.runtime.c_backend import LIBRARY_FORMAT, CLibrary
+    from pipeline.runtime.c_backend import LIBRARY_FORMAT, CLibrary, cpu_features
 
-    for arch in build.CPU_COMPILERS:
-        name = f"c_{precision}.{arch}"
-        entry = {"name": name, "file": f"{src.stem}.{arch}.so", "format": LIBRARY_FORMAT, "precision": precision,
-                 "graph": LIBRARY_FORMAT, "source": f"c_{precision}", "architecture": arch, "prefix": C_PREFIX,
-                 **tensors}
+    for target, (arch, _, features) in build.CPU_LIBRARIES.items():
+        name = f"c_{precision}.{target}"
+        entry = {"name": name, "file": f"{src.stem}.{target}.so", "format": LIBRARY_FORMAT, "precision": precision,
+                 "graph": LIBRARY_FORMAT, "source": f"c_{precision}", "architecture": arch, "target": target,
+                 "cpu_features": list(features), "prefix": C_PREFIX, **tensors}
         try:
-            lib = build.build_shared_library(src, src.parent, arch)
+            lib = build.build_shared_library(src, src.parent, target)
         except (build.ToolMissing, build.BuildError) as err:
             artifacts.append({**entry, "status": "failed", "reason": str(err)[:300]})
             log(f"  {name}: FAILED: {str(err)[:300]}")
@@ -421,7 +422,7 @@ def _export_c_libraries(src: Path, precision: str, host_probs: np.ndarray, test_
         data = lib["path"].read_bytes()
         entry.update(status="ok", compiler=lib["compiler"], flags=lib["flags"], sha256=sha256_bytes(data),
                      bytes=len(data))
-        if arch == platform.machine():
+        if arch == platform.machine() and set(features) <= cpu_features():
             probs = CLibrary(lib["path"], C_PREFIX).predict(test_inputs)
             entry["bits_equal_host_build"] = bool(np.array_equal(probs.view(np.uint32), host_probs.view(np.uint32)))
             if not entry["bits_equal_host_build"]:

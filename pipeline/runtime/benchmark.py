@@ -134,15 +134,19 @@ def compute_bound(folder: Path, core: int | None = None, reps: int = 300) -> dic
     with np.load(Path(folder) / entries["firmware_check_windows"]["file"], allow_pickle=False) as data:
         signal = data["signal"]
         side = data["side"] if "side" in data.files else None
+    from pipeline.runtime.c_backend import pick_library
+
     out = {}
+    if core is not None:
+        pin_to_core(core)
     with tempfile.TemporaryDirectory(prefix="biosig-bench-") as tmp:
         for name in ("c_float32", "c_int8"):
-            if name not in entries:
+            library = pick_library(manifest, name)
+            if name not in entries or library is None:
                 continue
-            exe = build.build_benchmark(Path(folder) / entries[name]["file"], Path(tmp))
-            if core is not None:
-                pin_to_core(core)
-            out[name] = build.run_benchmark(exe, signal, side, reps)
+            target = library.get("target", library["architecture"])   # the build the session loads
+            exe = build.build_benchmark(Path(folder) / entries[name]["file"], Path(tmp), target)
+            out[name] = {**build.run_benchmark(exe, signal, side, reps), "target": target}
     return out
 
 
@@ -194,7 +198,8 @@ def main(argv=None) -> int:
         if "error" not in r:
             print(f"| {r['artifact']} | {r['decision_us']:.1f} | {ratio(r['decision_us'])} | {vs_keras(r['decision_us'])} |")
     for name, b in bound.items():
-        print(f"| compute bound: {name} microbenchmark ({b['step_ns']:.0f} ns per step) | {b['window_ns'] / 1000:.1f} "
+        print(f"| compute bound: {name} microbenchmark, {b['target']} build ({b['step_ns']:.0f} ns per step) | "
+              f"{b['window_ns'] / 1000:.1f} "
               f"| {ratio(b['window_ns'] / 1000)} | {vs_keras(b['window_ns'] / 1000)} |")
     print()
     print(f"record {args.record}; throughput with {args.throughput_chunk_s} s pushes; latency = wall "

@@ -166,15 +166,40 @@ C_ARTIFACTS = ("c_float32", "c_int8")
 LIBRARY_FORMAT = "shared-library"
 
 
-def library_entries(manifest: dict, artifact: str) -> dict[str, dict]:
-    """{architecture: manifest entry} of the shared libraries built from ``artifact``."""
-    return {a["architecture"]: a for a in manifest["artifacts"]
-            if a.get("format") == LIBRARY_FORMAT and a.get("source") == artifact and a["status"] == "ok"}
+def cpu_features() -> set[str]:
+    """This CPU's features as Linux names them (``flags`` on x86, ``Features`` on arm);
+    empty where unknown (then only baseline libraries are picked)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return set(value.split())
+    except OSError:
+        pass
+    return set()
+
+
+def library_entries(manifest: dict, artifact: str) -> list[dict]:
+    """The shared libraries built from ``artifact``, every CPU target."""
+    return [a for a in manifest["artifacts"]
+            if a.get("format") == LIBRARY_FORMAT and a.get("source") == artifact and a["status"] == "ok"]
+
+
+def pick_library(manifest: dict, artifact: str, machine: str | None = None,
+                 features: set[str] | None = None) -> dict | None:
+    """The library this machine runs: built for its architecture, needing no CPU feature
+    it lacks, and of those the one that uses most (x86-64-v3 before the baseline)."""
+    machine = machine or platform.machine()
+    features = cpu_features() if features is None else features
+    fits = [a for a in library_entries(manifest, artifact)
+            if a["architecture"] == machine and set(a.get("cpu_features", [])) <= features]
+    return max(fits, key=lambda a: len(a.get("cpu_features", [])), default=None)
 
 
 def has_library(manifest: dict, artifact: str, machine: str | None = None) -> bool:
-    """Whether ``artifact`` has a library for ``machine`` (default: this one)."""
-    return (machine or platform.machine()) in library_entries(manifest, artifact)
+    """Whether ``artifact`` has a library this machine (default: this one) runs."""
+    return pick_library(manifest, artifact, machine) is not None
 
 
 def expected_sizes(manifest: dict, entry: dict) -> dict:
@@ -190,7 +215,7 @@ def expected_sizes(manifest: dict, entry: dict) -> dict:
 
 def open_library(folder: str | Path, manifest: dict, artifact: str) -> CLibrary:
     """Load the library built from ``artifact`` (``c_float32`` / ``c_int8``) for this
-    machine: hash checked against the manifest, the checked bytes loaded (a private copy,
+    machine (:func:`pick_library`): hash checked against the manifest, the checked bytes loaded (a private copy,
     so a file changed after the check is never run), its sizes held against the manifest.
 
     Raises :class:`CBackendError` (exit 2) naming the file and the problem.
@@ -199,11 +224,11 @@ def open_library(folder: str | Path, manifest: dict, artifact: str) -> CLibrary:
 
     folder = Path(folder)
     machine = platform.machine()
-    libraries = library_entries(manifest, artifact)
-    if machine not in libraries:
+    entry = pick_library(manifest, artifact, machine)
+    if entry is None:
+        have = sorted({a.get("target", a["architecture"]) for a in library_entries(manifest, artifact)})
         raise CBackendError(f"{folder}: no {artifact} library for this machine ({machine}); the folder has "
-                            f"{sorted(libraries) or 'none'} (re-export with the cross compiler installed)")
-    entry = libraries[machine]
+                            f"{have or 'none'} (re-export with the cross compiler installed)")
     try:
         data = verify_artifact(folder, entry)
     except ManifestError as err:

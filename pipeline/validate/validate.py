@@ -58,10 +58,10 @@ def runnable_artifacts(manifest: dict) -> list[str]:
 def _device_bytes(manifest: dict, entry: dict) -> int:
     """What a device stores to run the artifact: its file, or for the generated C the
     shared library built for this machine."""
-    from pipeline.runtime.c_backend import C_ARTIFACTS, library_entries
+    from pipeline.runtime.c_backend import C_ARTIFACTS, pick_library
 
     if entry["name"] in C_ARTIFACTS:
-        return library_entries(manifest, entry["name"])[platform.machine()]["bytes"]
+        return pick_library(manifest, entry["name"])["bytes"]
     return entry["bytes"]
 
 
