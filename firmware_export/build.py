@@ -1,14 +1,25 @@
-"""Compile and run generated C: on the host (gcc) and on a Cortex-M4 (arm-none-eabi-gcc,
-QEMU's mps2-an386 board with semihosting). Sizes from arm-none-eabi-size, instruction
+"""Compile and run generated C: on the host (gcc), on a Cortex-M4 (arm-none-eabi-gcc,
+QEMU's mps2-an386 board with semihosting), and as a shared library for CPUs (x86-64 with
+gcc, aarch64 with Debian's cross compiler). Sizes from arm-none-eabi-size, instruction
 counts from QEMU's SysTick under ``-icount shift=0``.
 
-Tools come from Debian packages (``.ci/run`` installs them): gcc, gcc-arm-none-eabi,
-libnewlib-arm-none-eabi, qemu-system-arm. A missing tool raises :class:`ToolMissing`
-naming the package.
+Every build compiles the generated model file with the hand-written runtime
+(``runtime/bse_lstm.c``) under emlearn's strict warnings, as errors, and without
+floating-point contraction: ``-ffp-contract=off`` keeps gcc from fusing a multiply and an
+add into one FMA instruction (it does by default on aarch64, and on x86 wherever FMA is
+enabled), which would round once where the Cortex-M4 rounds twice. No ``-ffast-math`` (nor
+``-fassociative-math``, ``-funsafe-math-optimizations``, ``-ffinite-math-only``): they let
+the compiler reorder sums. With these flags x86-64, aarch64 and the Cortex-M4F compute the
+same float bits (the tests check it).
+
+Tools come from Debian packages (``.ci/run`` installs them): gcc, gcc-aarch64-linux-gnu,
+gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm. A missing tool raises
+:class:`ToolMissing` naming the package.
 """
 
 from __future__ import annotations
 
+import platform
 import re
 import shutil
 import subprocess
@@ -17,17 +28,38 @@ from pathlib import Path
 
 import numpy as np
 
+from firmware_export.c_model import PRECISIONS, RUNTIME_DIR
 from pipeline.errors import BiosigError
 
 HARNESS = Path(__file__).parent / "harness"
-COMMON_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-ffp-contract=off"]
+#: emlearn's warnings (as errors), C99, and no contraction: the same bits on every target.
+COMMON_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wdouble-promotion", "-Wfloat-conversion", "-Werror",
+                "-O2", "-ffp-contract=off"]
 M4_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16",
             "-ffunction-sections", "-fdata-sections"]
+#: The CPU shared library: the same warnings and contraction rule, at -O3. The runtime's
+#: vector loops (GCC's vector extension) make each lane an independent output, so no sum is
+#: reordered: the library's bits equal the Cortex-M4 build's (tests/test_c_backend.py,
+#: tests/test_aarch64.py).
+SHARED_FLAGS = [*(f for f in COMMON_FLAGS if f != "-O2"), "-O3", "-fPIC", "-shared", "-s"]
+#: Compiler per target architecture (``platform.machine()`` names).
+CPU_COMPILERS = {"x86_64": "gcc", "aarch64": "aarch64-linux-gnu-gcc"}
+#: The libraries export builds: {target: (architecture, extra flags, the CPU features it
+#: needs, as /proc/cpuinfo names)}. Each architecture's baseline (SSE2, NEON) runs on any
+#: machine of it; x86-64-v3 (AVX2: 8 lanes instead of 4) where the CPU has those features,
+#: and the loader prefers it there. -march=x86-64-v3 also enables FMA instructions, which
+#: -ffp-contract=off keeps gcc from using.
+CPU_LIBRARIES = {
+    "x86_64": ("x86_64", [], []),
+    "x86_64-v3": ("x86_64", ["-march=x86-64-v3"],
+                  ["avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"]),
+    "aarch64": ("aarch64", [], []),
+}
 #: QEMU's mps2-an386 SysTick runs at 25 MHz; under -icount shift=0 an instruction takes 1 ns.
 INSTRUCTIONS_PER_TICK = 40
 PACKAGES = {"gcc": "gcc", "arm-none-eabi-gcc": "gcc-arm-none-eabi libnewlib-arm-none-eabi",
             "arm-none-eabi-size": "binutils-arm-none-eabi", "arm-none-eabi-nm": "binutils-arm-none-eabi",
-            "qemu-system-arm": "qemu-system-arm"}
+            "qemu-system-arm": "qemu-system-arm", "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu"}
 
 
 class ToolMissing(BiosigError):
@@ -53,17 +85,36 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return done
 
 
-def _header_name(src: Path) -> str:
-    return src.with_suffix(".h").name
+def model_prefix(src: Path) -> str:
+    """``ecg_int8.c`` -> ``ecg``: generated files are named ``<prefix>_<precision>``."""
+    stem = Path(src).stem
+    for precision in PRECISIONS:
+        if stem.endswith(f"_{precision}") and len(stem) > len(precision) + 1:
+            return stem[: -len(precision) - 1]
+    raise BuildError(f"{src}: not a generated model file (<prefix>_<{'|'.join(PRECISIONS)}>.c)")
+
+
+def model_sources(src: Path) -> tuple[list[str], list[str]]:
+    """(sources, flags) that build the model ``src``: its file and the runtime (the copy
+    next to it, as export ships it, else the package's), its header and prefix named for
+    the harness (``runtime/model_api.h``)."""
+    src = Path(src)
+    prefix = model_prefix(src)
+    runtime = src.parent / "bse_lstm.c"
+    if not runtime.is_file():
+        runtime = RUNTIME_DIR / "bse_lstm.c"
+    flags = [f"-DMODEL_HEADER=\"{src.with_suffix('.h').name}\"", f"-DMODEL_PREFIX={prefix}",
+             f"-DMODEL_PREFIX_UPPER={prefix.upper()}", f"-I{src.parent}", f"-I{runtime.parent}", f"-I{RUNTIME_DIR}"]
+    return [str(src), str(runtime)], flags
 
 
 # --------------------------------------------------------------------------- host
 
 def build_host_driver(src: Path, workdir: Path) -> Path:
     """Compile the model with the stdin/stdout driver (warnings are errors)."""
-    exe = Path(workdir) / f"{src.stem}_host"
-    _run([require("gcc"), *COMMON_FLAGS, f"-DMODEL_HEADER=\"{_header_name(src)}\"", f"-I{src.parent}",
-          str(HARNESS / "host_driver.c"), str(src), "-o", str(exe)])
+    exe = Path(workdir) / f"{Path(src).stem}_host"
+    sources, flags = model_sources(src)
+    _run([require("gcc"), *COMMON_FLAGS, *flags, str(HARNESS / "host_driver.c"), *sources, "-o", str(exe)])
     return exe
 
 
@@ -108,17 +159,18 @@ def write_windows_header(path: Path, signal: np.ndarray, side: np.ndarray | None
 def build_firmware(src: Path, signal: np.ndarray, side: np.ndarray | None, workdir: Path,
                    target: str = "cortex-m4") -> Path:
     """The test firmware (model + embedded windows) for ``cortex-m4`` or ``host``."""
-    workdir = Path(workdir)
+    workdir, src = Path(workdir), Path(src)
     write_windows_header(workdir / "windows.h", signal, side)
-    flags = [*COMMON_FLAGS, f"-DMODEL_HEADER=\"{_header_name(src)}\"", f"-I{src.parent}", f"-I{workdir}"]
+    sources, model_flags = model_sources(src)
+    flags = [*COMMON_FLAGS, *model_flags, f"-I{workdir}"]
     if target == "host":
         exe = workdir / f"{src.stem}_firmware_host"
-        _run([require("gcc"), *flags, str(HARNESS / "firmware_main.c"), str(src), "-o", str(exe)])
+        _run([require("gcc"), *flags, str(HARNESS / "firmware_main.c"), *sources, "-o", str(exe)])
         return exe
     elf = workdir / f"{src.stem}_firmware.elf"
     _run([require("arm-none-eabi-gcc"), *M4_FLAGS, *flags, "--specs=rdimon.specs", "-nostartfiles",
           "-T", str(HARNESS / "link.ld"), "-Wl,--gc-sections", str(HARNESS / "startup_m4.c"),
-          str(HARNESS / "firmware_main.c"), str(src), "-o", str(elf)])
+          str(HARNESS / "firmware_main.c"), *sources, "-o", str(elf)])
     return elf
 
 
@@ -141,26 +193,62 @@ def parse_firmware_output(text: str, n_classes: int) -> dict:
             "probs": bits.view(np.float32), "instructions": np.array([int(r[-1]) for r in rows]) * INSTRUCTIONS_PER_TICK}
 
 
-def m4_sizes(src: Path, workdir: Path) -> dict:
-    """Flash and static RAM of the model alone, compiled for the Cortex-M4.
+#: What the size probe calls: the whole API, so the link keeps exactly what a firmware using
+#: the model keeps (with --gc-sections), nothing of the other precision's code.
+_SIZE_PROBE = """#include "model_api.h"
+model_state_t state_probe;
+model_filter_t filter_probe;
+float io_probe[MODEL_N_STEPS * MODEL_N_CHANNELS + MODEL_N_SIDE + MODEL_N_CLASSES];
+int size_probe(void)
+{
+    model_filter_init(&filter_probe, io_probe[0]);
+    model_filter_push(&filter_probe, io_probe, 1, io_probe);
+    model_init(&state_probe);
+    model_push(&state_probe, io_probe, MODEL_N_STEPS);
+    return model_check() + model_decision(&state_probe, io_probe, io_probe);
+}
+"""
+_PROBE_SYMBOLS = {"size_probe", "state_probe", "filter_probe", "io_probe"}
 
-    flash = text (code + const weights) + data; static RAM = data + bss + the caller's
-    state struct; stack = the model functions' frames summed (-fstack-usage: an upper
-    bound on the deepest call chain).
+
+def m4_sizes(src: Path, workdir: Path) -> dict:
+    """Flash and static RAM of the model with the runtime code it uses, for the Cortex-M4.
+
+    The model, the runtime and a probe calling the whole API are linked with
+    --gc-sections; what remains, less the probe's own symbols, is the model's: flash =
+    text (code + const weights) + data; static RAM = data + bss + the caller's state
+    struct; stack = the frames of the linked model and runtime functions summed
+    (-fstack-usage: an upper bound on the deepest call chain).
     """
-    workdir = Path(workdir)
-    obj = workdir / f"{src.stem}_m4.o"
-    _run([require("arm-none-eabi-gcc"), *M4_FLAGS, *COMMON_FLAGS, "-fstack-usage", "-c", str(src), "-o", str(obj)])
-    out = _run([require("arm-none-eabi-size"), str(obj)], text=True).stdout.splitlines()[1].split()
-    text_b, data_b, bss_b = (int(v) for v in out[:3])
-    probe = workdir / "state_size.c"
-    probe.write_text(f'#include "{_header_name(src)}"\nbse_state_t state_probe;\n')
-    pobj = workdir / "state_size.o"
-    _run([require("arm-none-eabi-gcc"), *M4_FLAGS, *COMMON_FLAGS, f"-I{src.parent}", "-c", str(probe), "-o", str(pobj)])
-    nm = _run([require("arm-none-eabi-nm"), "-S", str(pobj)], text=True).stdout
-    state_b = next(int(line.split()[1], 16) for line in nm.splitlines() if line.endswith("state_probe"))
-    su = obj.with_suffix(".su")
-    stack_b = sum(int(line.split("\t")[1]) for line in su.read_text().splitlines() if line.strip()) if su.exists() else 0
+    workdir, src = Path(workdir), Path(src)
+    sources, flags = model_sources(src)
+    (workdir / "size_probe.c").write_text(_SIZE_PROBE)
+    gcc = require("arm-none-eabi-gcc")
+    objects = []
+    for i, source in enumerate([*sources, str(workdir / "size_probe.c")]):
+        obj = workdir / f"size_{i}_{Path(source).stem}.o"
+        _run([gcc, *M4_FLAGS, *COMMON_FLAGS, *flags, "-fstack-usage", "-c", source, "-o", str(obj)])
+        objects.append(obj)
+    elf = workdir / f"{src.stem}_size.elf"
+    _run([gcc, *M4_FLAGS, "-nostdlib", "-nostartfiles", "-Wl,--gc-sections", "-Wl,-e,size_probe",
+          *map(str, objects), "-lc", "-lgcc", "-o", str(elf)])
+    nm = _run([require("arm-none-eabi-nm"), "-S", "--size-sort", str(elf)], text=True).stdout
+    symbols = {}
+    for line in nm.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            symbols[parts[3]] = (parts[2].lower(), int(parts[1], 16))
+    text_b = sum(n for name, (kind, n) in symbols.items() if kind in "tr" and name not in _PROBE_SYMBOLS)
+    data_b = sum(n for name, (kind, n) in symbols.items() if kind == "d" and name not in _PROBE_SYMBOLS)
+    bss_b = sum(n for name, (kind, n) in symbols.items() if kind == "b" and name not in _PROBE_SYMBOLS)
+    state_b = symbols["state_probe"][1]
+    stack_b = 0
+    for obj in objects[:-1]:
+        su = obj.with_suffix(".su")
+        for line in su.read_text().splitlines() if su.exists() else []:
+            function, frame = line.split("\t")[0].rsplit(":", 1)[-1], int(line.split("\t")[1])
+            if function in symbols:
+                stack_b += frame
     return {"text": text_b, "data": data_b, "bss": bss_b, "flash_bytes": text_b + data_b,
             "state_bytes": state_b, "stack_bytes": stack_b,
             "static_ram_bytes": data_b + bss_b + state_b, "ram_with_stack_bytes": data_b + bss_b + state_b + stack_b}
@@ -182,3 +270,58 @@ def cortex_m4_check(src: Path, signal: np.ndarray, side: np.ndarray | None, n_cl
             "max_abs_diff_vs_host": float(np.abs(m4["probs"] - host["probs"]).max()),
             "instructions_mean": float(m4["instructions"].mean()), "instructions_max": int(m4["instructions"].max()),
             "m4": m4, "host": host, **sizes}
+
+
+# ------------------------------------------------------------------ CPU shared library
+
+def compiler_version(compiler: str) -> str:
+    """First line of ``compiler --version``."""
+    return _run([require(compiler), "--version"], text=True).stdout.splitlines()[0].strip()
+
+
+def build_shared_library(src: Path, out_dir: Path, target: str | None = None, extra_flags: tuple = ()) -> dict:
+    """The model ``src`` with the runtime and ``runtime/bse_shared.c`` as a shared library
+    for a CPU, ``<stem>.<target>.so`` in ``out_dir``; ``target`` is a :data:`CPU_LIBRARIES`
+    key (default: this machine's baseline); ``extra_flags`` are added. Returns {path,
+    target, architecture, cpu_features, compiler, flags}.
+
+    The flags are the Cortex-M4 build's (strict warnings, ``-ffp-contract=off``) at -O3:
+    the library's float bits equal the firmware's.
+    """
+    target = target or platform.machine()
+    if target not in CPU_LIBRARIES:
+        raise BuildError(f"no CPU library target {target!r} (known: {sorted(CPU_LIBRARIES)})")
+    arch, target_flags, features = CPU_LIBRARIES[target]
+    compiler = CPU_COMPILERS[arch] if arch != platform.machine() else "gcc"
+    src, out_dir = Path(src), Path(out_dir)
+    sources, flags = model_sources(src)
+    path = out_dir / f"{src.stem}.{target}.so"
+    lib_flags = [*SHARED_FLAGS, *target_flags, *extra_flags]
+    _run([require(compiler), *lib_flags, *flags, *sources, str(RUNTIME_DIR / "bse_shared.c"), "-o", str(path)])
+    return {"path": path, "target": target, "architecture": arch, "cpu_features": list(features),
+            "compiler": compiler_version(compiler), "flags": lib_flags}
+
+
+def build_benchmark(src: Path, workdir: Path, target: str | None = None) -> Path:
+    """The C microbenchmark (``harness/bench_main.c``) of model ``src`` for this machine,
+    with the flags of the shared library ``target`` (a :data:`CPU_LIBRARIES` key, default
+    this machine's baseline): the compute bound of one step and one decision."""
+    src = Path(src)
+    target = target or platform.machine()
+    sources, flags = model_sources(src)
+    exe = Path(workdir) / f"{src.stem}.{target}_bench"
+    lib_flags = [f for f in SHARED_FLAGS if f not in ("-fPIC", "-shared")] + CPU_LIBRARIES[target][1]
+    _run([require("gcc"), *lib_flags, *flags, str(HARNESS / "bench_main.c"), *sources, "-o", str(exe)])
+    return exe
+
+
+def run_benchmark(exe: Path, signal: np.ndarray, side: np.ndarray | None, reps: int = 200) -> dict:
+    """Run the microbenchmark on real windows (n, n_steps, C) [+ side (n, S)] -> its JSON."""
+    import json
+
+    n, steps, _ = signal.shape
+    body = np.ascontiguousarray(signal, np.float32).reshape(n, -1)
+    if side is not None and side.shape[1]:
+        body = np.concatenate([body, np.ascontiguousarray(side, np.float32)], axis=1)
+    data = np.array([n, steps], np.int32).tobytes() + np.ascontiguousarray(body, np.float32).tobytes()
+    return json.loads(_run([str(exe), str(reps)], input=data).stdout)

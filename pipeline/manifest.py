@@ -37,7 +37,7 @@ SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 SIGNATURE_FILE = "manifest.sig"
 TRUSTED_KEY_ENV = "BIOSIG_EDGE_TRUSTED_KEY"
 KINDS = ("ecg-beats", "eeg-windows")
-FORMATS = ("tflite", "onnx", "c", "npz", "so")
+FORMATS = ("tflite", "onnx", "c", "npz", "shared-library")
 NORMALISATIONS = ("none", "zscore", "template")
 #: Artifact files larger than this are refused before they are read (a model here is KBs).
 MAX_ARTIFACT_BYTES = 256 * 1024 * 1024

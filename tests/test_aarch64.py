@@ -50,3 +50,31 @@ def test_eeg_decisions_on_aarch64_equal_x86(aarch64_root, exported_bonn, tmp_pat
     for row in rows:
         assert row["paired"] and row["decisions_aarch64"] == 22, row   # 23.6 s: 22 windows of 2 s every 1 s
         assert row["passed"], row
+
+
+@pytest.mark.slow
+def test_c_backend_on_aarch64_gives_the_cortex_m4_bits(aarch64_root, exported, tmp_path):
+    """The aarch64 shared library export cross-compiled, loaded by the aarch64 Python under
+    qemu-aarch64: the Cortex-M4 firmware's probability bits on the windows export kept, and
+    the x86 session's events, probability for probability."""
+    import subprocess
+
+    from firmware_export import build
+    from pipeline.targets.aarch64 import compare, python_command, recordings_for
+
+    needs("arm-none-eabi-gcc", "qemu-system-arm")
+    _, artifacts, manifest = exported
+    with np.load(artifacts / "firmware_check_windows.npz") as data:
+        signal, side = data["signal"], data["side"]
+    np.savez(tmp_path / "windows.npz", signal=signal, side=side)
+    for precision in ("float32", "int8"):
+        m4 = build.cortex_m4_check(artifacts / f"bse_{precision}.c", signal, side, len(manifest["classes"]))["m4"]
+        out = tmp_path / f"{precision}.npy"
+        subprocess.run([*python_command(aarch64_root), "-m", "pipeline.runtime.c_backend", str(artifacts),
+                        f"c_{precision}", str(tmp_path / "windows.npz"), str(out)], check=True, timeout=600)
+        assert np.array_equal(np.load(out).view(np.uint32), m4["bits"]), precision
+    recs = recordings_for(manifest, "232", 90.0, tmp_path)
+    rows = compare(artifacts, ["c_float32", "c_int8"], recs, aarch64_root, log=lambda *_: None)
+    for row in rows:
+        assert row["paired"] and row["decisions_aarch64"] > 60, row
+        assert row["agreement"] == 1.0 and row["max_abs_diff"] == 0.0, row     # bit for bit

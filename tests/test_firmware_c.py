@@ -9,6 +9,7 @@ installs them). Without one, a test skips and says which; under CI=true it fails
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -125,10 +126,17 @@ def test_generator_refuses_what_it_cannot_express():
     assert ok.units == [4] and ok.n_side == 0
 
 
-def test_export_lists_the_generated_sources_with_their_checks(exported):
+def test_export_lists_the_generated_sources_and_the_runtime(exported):
     _, artifacts, manifest = exported
     by = {a["name"]: a for a in manifest["artifacts"]}
-    for name in ("c_float32", "c_int8", "bse_float32.h", "bse_int8.h", "firmware_check_windows"):
+    for name in ("c_float32", "c_int8", "bse_float32.h", "bse_int8.h", "bse_lstm.c", "bse_lstm.h",
+                 "firmware_check_windows"):
         assert by[name]["status"] == "ok" and (Path(artifacts) / by[name]["file"]).is_file()
-    source = (artifacts / "bse_int8.c").read_text()
-    assert "malloc" not in source and "#include <math.h>" not in source
+    runtime = (artifacts / "bse_lstm.c").read_text()
+    assert runtime == (Path(build.RUNTIME_DIR) / "bse_lstm.c").read_text()      # the runtime as written
+    assert "malloc" not in runtime and "<math.h>" not in runtime                 # no heap, no libm
+    for name in ("bse_float32.c", "bse_int8.c"):
+        # Generated files hold data, sizes and the prefix's one-line calls into the runtime:
+        # no loop, no arithmetic of their own.
+        source = (artifacts / name).read_text()
+        assert not re.search(r"\b(for|while)\s*\(", source) and "bse_lstm_push(" in source, name

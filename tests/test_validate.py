@@ -15,7 +15,7 @@ from pipeline.metrics import classification_metrics
 from pipeline.validate.budgets import BudgetError, load_budget
 from tools import needs
 
-ECG_ARTIFACTS = ["tflite_float32", "tflite_int8", "onnx_float32"]
+ECG_ARTIFACTS = ["tflite_float32", "tflite_int8", "onnx_float32", "c_float32", "c_int8"]
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,9 @@ def test_numbers_follow_from_the_confusion_matrix(ecg_report, exported):
     # int8 decisions follow float's (the recorded export agreement is over windows).
     int8 = next(r for r in report["rows"] if r["artifact"] == "tflite_int8")
     assert int8["agreement_pct"] >= 95.0
+    # The generated C streams like the others: float32 within 1e-5 of the float reference.
+    c32 = next(r for r in report["rows"] if r["artifact"] == "c_float32")
+    assert c32["agreement_pct"] == 100.0 and c32["max_abs_diff"] <= 1e-5 and c32["size_bytes"] > 1000
     assert report["recommendation"]["microcontroller"]["artifact"] in ("c_int8", "tflite_int8")
     assert report["recommendation"]["raspberry_pi_cpu"]["artifact"] in ECG_ARTIFACTS
 
@@ -201,3 +204,15 @@ def test_microcontroller_pick_falls_back_to_float_c_when_int8_loses_decisions():
     assert recommend([row], [], manifest, firmware_c, 99.0)["microcontroller"]["artifact"] == "c_int8"
     firmware_c["c_float32"]["decisions_equal_host"] = firmware_c["c_int8"]["decisions_equal_host"] = False
     assert recommend([row], [], manifest, firmware_c, 99.0)["microcontroller"]["artifact"] == "stream_tflite_int8"
+
+
+def test_the_float_reference_is_never_the_cpu_pick_even_when_every_other_artifact_misses_a_budget():
+    from pipeline.validate.validate import REFERENCE, recommend
+
+    base = {"status": "ok", "agreement_pct": 100.0, "peak_rss_mb": 40.0, "size_bytes": 10_000, "p99_latency_ms": 16.0}
+    rows = [{**base, "artifact": REFERENCE, "x_real_time": 60.0},            # exempt from budgets
+            {**base, "artifact": "c_float32", "x_real_time": 100.0},
+            {**base, "artifact": "onnx_float32", "x_real_time": 105.0, "peak_rss_mb": 70.0}]
+    missed = [{"artifact": a, "key": "max_p99_latency_ms", "passed": False} for a in ("c_float32", "onnx_float32")]
+    pick = recommend(rows, missed, {"firmware": {}})["raspberry_pi_cpu"]
+    assert pick["artifact"] != REFERENCE and "misses fewest" in pick["reason"]

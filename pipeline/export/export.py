@@ -400,6 +400,8 @@ def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, a
 
 #: Real held-out windows embedded in the Cortex-M4 test firmware (flash: 2 KB per ECG beat).
 FIRMWARE_CHECK_WINDOWS = 48
+#: The generated C's prefix: bse_init, bse_push, ... in bse_float32.c / bse_int8.c.
+C_PREFIX = "bse"
 
 
 def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: Path, artifacts: list,
@@ -407,21 +409,30 @@ def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: 
     """Generate the C99 model (float32 and int8) and check each, compiled on the host, on
     the test windows against Keras; keep a few windows for the firmware check."""
     from firmware_export import build
-    from firmware_export.c_model import UnsupportedModelError, generate, spec_from_keras, with_preprocessing
+    from firmware_export.c_model import (UnsupportedModelError, copy_runtime, generate, spec_from_keras,
+                                         with_preprocessing)
 
+    check_windows = _write_check_windows(test_inputs, ref, y_te, tmp, artifacts, seed)
     try:
         spec = with_preprocessing(spec_from_keras(model, run["input_shape"][0], classes), run["preprocess"])
     except UnsupportedModelError as err:
         log(f"  generated C: refused: {err}")
-        return {"status": "refused", "reason": str(err)}
-    out = {"prefix": "bse", "api": "bse_init, bse_push, bse_decision; bse_filter_init, bse_filter_push"}
+        return {"status": "refused", "reason": str(err), "check_windows": check_windows}
+    p = C_PREFIX
+    out = {"prefix": p, "runtime": "bse_lstm.c, bse_lstm.h (compile with the model file)",
+           "api": f"{p}_check, {p}_init, {p}_push, {p}_decision; {p}_filter_init, {p}_filter_push"}
+    for path in copy_runtime(tmp):
+        data = path.read_bytes()
+        artifacts.append({"name": path.name, "file": path.name, "format": "c", "precision": "any",
+                          "graph": "generated-c", "status": "ok", "sha256": sha256_bytes(data), "bytes": len(data),
+                          "inputs": [], "outputs": [], "description": "the runtime every generated model compiles with"})
     side = test_inputs.get("side")
     n_side = 0 if side is None else side.shape[1]
     tensors = {"inputs": [{"name": "signal", "dtype": "float32", "shape": [1, *test_inputs["signal"].shape[1:]]}]
                + ([{"name": "side", "dtype": "float32", "shape": [1, n_side]}] if n_side else []),
                "outputs": [{"name": "probs", "dtype": "float32", "shape": [1, len(classes)]}]}
     for precision in ("float32", "int8"):
-        src, hdr = generate(spec, tmp, "bse", precision, source=f"run {run.get('config', {}).get('task', '')}")
+        src, hdr = generate(spec, tmp, p, precision, source=f"run {run.get('config', {}).get('task', '')}")
         entry = {"name": f"c_{precision}", "file": src.name, "format": "c", "precision": precision,
                  "graph": "generated-c", "status": "ok", "header": hdr.name, **tensors}
         try:
@@ -434,14 +445,28 @@ def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: 
         except build.ToolMissing as err:
             entry["unchecked"] = str(err)
             log(f"  c_{precision}: not checked: {err}")
+        except build.BuildError as err:
+            entry.update(status="failed", reason=str(err)[:300])
+            log(f"  c_{precision}: FAILED: {entry['reason']}")
         artifacts.append({**entry, "sha256": sha256_bytes(src.read_bytes()), "bytes": src.stat().st_size})
         artifacts.append({"name": hdr.name, "file": hdr.name, "format": "c", "precision": precision,
                           "graph": "generated-c", "status": "ok", **tensors,
                           "sha256": sha256_bytes(hdr.read_bytes()), "bytes": hdr.stat().st_size})
+        if entry["status"] == "ok" and "vs_float" in entry:
+            _export_c_libraries(src, precision, probs, test_inputs, tensors, artifacts, log)
+    out["check_windows"] = check_windows
+    return out
+
+
+def _write_check_windows(test_inputs: dict, ref: np.ndarray, y_te: np.ndarray, tmp: Path, artifacts: list,
+                         seed: int) -> int:
+    """A few stratified held-out windows with the float reference's probabilities, for
+    the firmware and per-step checks (written whether or not C could be generated)."""
+    side = test_inputs.get("side")
     keep = _stratified(y_te, min(FIRMWARE_CHECK_WINDOWS, len(y_te)), seed)
     arrays = {"signal": test_inputs["signal"][keep].astype(np.float32), "y": y_te[keep].astype(np.int64),
               "reference_probs": ref[keep].astype(np.float32)}
-    if n_side:
+    if side is not None and side.shape[1]:
         arrays["side"] = side[keep].astype(np.float32)
     path = tmp / "firmware_check_windows.npz"
     np.savez(path, **arrays)
@@ -449,8 +474,7 @@ def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: 
     artifacts.append({"name": "firmware_check_windows", "file": path.name, "format": "npz", "precision": "float32",
                       "graph": "data", "status": "ok", "sha256": sha256_bytes(data), "bytes": len(data),
                       "inputs": [], "outputs": [], "description": "held-out test windows for the firmware check"})
-    out["check_windows"] = int(len(keep))
-    return out
+    return int(len(keep))
 
 
 def _mark_agreement(artifacts: list[dict], log) -> None:
@@ -468,6 +492,42 @@ def _mark_agreement(artifacts: list[dict], log) -> None:
     if missed:
         log(f"  !! MISSES THE AGREEMENT TARGET (decisions equal float >= {100 * MIN_AGREEMENT:g} %): "
             f"{', '.join(missed)}; marked meets_agreement_target=false, validate will not recommend them")
+
+
+def _export_c_libraries(src: Path, precision: str, host_probs: np.ndarray, test_inputs: dict, tensors: dict,
+                        artifacts: list, log) -> None:
+    """The generated model as a shared library per CPU target (the device's ``c_float32`` /
+    ``c_int8`` backends), each listed with its compiler, flags and the CPU features it
+    needs; those this machine can run are loaded and must give the host build's
+    probabilities bit for bit."""
+    import platform
+
+    from firmware_export import build
+    from pipeline.runtime.c_backend import LIBRARY_FORMAT, CLibrary, cpu_features
+
+    for target, (arch, _, features) in build.CPU_LIBRARIES.items():
+        name = f"c_{precision}.{target}"
+        entry = {"name": name, "file": f"{src.stem}.{target}.so", "format": LIBRARY_FORMAT, "precision": precision,
+                 "graph": LIBRARY_FORMAT, "source": f"c_{precision}", "architecture": arch, "target": target,
+                 "cpu_features": list(features), "prefix": C_PREFIX, **tensors}
+        try:
+            lib = build.build_shared_library(src, src.parent, target)
+        except (build.ToolMissing, build.BuildError) as err:
+            artifacts.append({**entry, "status": "failed", "reason": str(err)[:300]})
+            log(f"  {name}: FAILED: {str(err)[:300]}")
+            continue
+        data = lib["path"].read_bytes()
+        entry.update(status="ok", compiler=lib["compiler"], flags=lib["flags"], sha256=sha256_bytes(data),
+                     bytes=len(data))
+        if arch == platform.machine() and set(features) <= cpu_features():
+            probs = CLibrary(lib["path"], C_PREFIX).predict(test_inputs)
+            entry["bits_equal_host_build"] = bool(np.array_equal(probs.view(np.uint32), host_probs.view(np.uint32)))
+            if not entry["bits_equal_host_build"]:
+                entry.update(status="failed", reason="its probabilities differ from the host build's")
+        artifacts.append(entry)
+        log(f"  {name}: {len(data)} bytes ({lib['compiler']})"
+            + (f", bits equal the host build's on {len(host_probs)} windows: {entry['bits_equal_host_build']}"
+               if "bits_equal_host_build" in entry else ""))
 
 
 def _targets(artifacts: list[dict], ref_metrics: dict) -> dict:

@@ -17,6 +17,11 @@ def format_export(manifest: dict) -> str:
         if a["status"] != "ok":
             lines.append(f"| {a['name']} | - | - | - | - | FAILED: {a['reason'][:90]} |")
             continue
+        if a["format"] == "shared-library":           # the generated C for a CPU: run here or not
+            checked = (f"= {a['source']}, bit for bit" if a.get("bits_equal_host_build")
+                       else f"built for {a['architecture']}, not run here")
+            lines.append(f"| {a['name']} | {a['bytes']} | {checked} | | | ok |")
+            continue
         if "unchecked" in a:
             lines.append(f"| {a['name']} | {a['bytes']} | - | - | - | not checked: {a['unchecked'][:80]} |")
             continue

@@ -1,9 +1,15 @@
-"""Streaming benchmark: throughput, decision latency and peak memory per artifact.
+"""Streaming benchmark: time per decision of every backend against this machine's compute
+bound and Keras, throughput, decision latency and peak memory per artifact.
 
     taskset -c 0 python -m pipeline.runtime.benchmark ARTIFACT_DIR [--record 100] [--artifacts ...]
 
 Each artifact runs in its own child process that imports only the device side (numpy,
-scipy, one interpreter), so its peak RSS is what a Raspberry Pi process would hold. The
+scipy, one interpreter or the C library), so its peak RSS is what a Raspberry Pi process
+would hold; Keras ``predict``, what users would do instead, runs in a child of its own (the
+only one that imports TensorFlow). Per decision: the backend alone, one call per decision
+as the session makes it, on the held-out windows export kept. The compute bound: the
+generated C's own microbenchmark (``firmware_export/harness/bench_main.c``, built with the
+shared library's flags): a whole window with no Python, no copies, no library call. The
 record is read once by the parent and handed over as raw float32 samples. Figures are
 printed, never asserted: this machine is shared.
 """
@@ -11,6 +17,10 @@ printed, never asserted: this machine is shared.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,6 +28,12 @@ import numpy as np
 
 from pipeline.runtime.measure import latency_summary, measure_in_child
 from pipeline.runtime.replay import read_for
+
+#: Per-decision passes over the 48 kept windows (after one warm-up pass).
+DECISION_REPEATS = 20
+#: Keras predict calls timed (each tens of milliseconds).
+KERAS_CALLS = 24
+
 
 def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_dir=None,
         throughput_chunk_s: float = 1.0, core: int | None = None) -> list[dict]:
@@ -30,7 +46,9 @@ def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_di
         rec.signal.astype(np.float32).tofile(raw.name)
         recordings = [{"id": record, "raw": raw.name, "n_channels": int(rec.signal.shape[1])}]
         for artifact in artifacts:
-            try:                                      # throughput pass, then latency pass
+            try:                                      # per decision, throughput pass, then latency pass
+                decisions = measure_in_child({"mode": "decisions", "folder": str(folder), "artifact": artifact,
+                                              "core": core, "repeats": DECISION_REPEATS})
                 big, r = (measure_in_child({"folder": str(folder), "artifact": artifact, "chunk_s": size,
                                             "core": core, "recordings": recordings})
                           for size in (throughput_chunk_s, chunk_s))
@@ -41,32 +59,149 @@ def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_di
                          "beats": big["recordings"][0]["decisions"],
                          "seconds": big["push_seconds"],
                          "x_real_time": rec.duration_s / big["push_seconds"],
+                         "decision_us": float(np.median(decisions["decision_s"])) * 1e6,
                          "latency_ms": latency_summary(r["latency_s"]),
                          "peak_rss_mb": max(big["peak_rss_mb"], r["peak_rss_mb"]),
-                         "tensorflow_imported": bool(big["heavy_modules"] or r["heavy_modules"])})
+                         "tensorflow_imported": bool(big["heavy_modules"] or r["heavy_modules"]
+                                                     or decisions["heavy_modules"])})
     return rows
 
 
+def keras_decision_us(folder: Path, core: int | None = None, calls: int = KERAS_CALLS) -> float | None:
+    """Median wall time of Keras ``model.predict`` on one held-out window, in a child process
+    (one thread); None when the source run's model is not on this machine."""
+    with tempfile.TemporaryDirectory(prefix="biosig-keras-") as tmp:
+        out = Path(tmp) / "out.json"
+        job = {"folder": str(folder), "core": core, "calls": calls}
+        env = dict(os.environ, OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
+                   TF_CPP_MIN_LOG_LEVEL="3")
+        done = subprocess.run([sys.executable, "-m", "pipeline.runtime.benchmark", "--keras-child", json.dumps(job),
+                               str(out)], capture_output=True, text=True, env=env)
+        if done.returncode != 0 or not out.is_file():
+            return None
+        seconds = json.loads(out.read_text())["decision_s"]
+    return float(np.median(seconds)) * 1e6 if seconds else None
+
+
+def _keras_child(job: dict, out: str) -> int:
+    """In the Keras child: load the source run's model (its sha256 as the manifest says) and
+    time ``predict`` on one kept window per call."""
+    import hashlib
+    import time
+
+    from pipeline.manifest import load_manifest
+    from pipeline.runtime.measure import pin_to_core
+
+    pin_to_core(job.get("core"))
+    manifest = load_manifest(job["folder"])
+    model_path = Path(manifest.get("source_run", {}).get("folder", "")) / "model.keras"
+    if not model_path.is_file() or \
+            hashlib.sha256(model_path.read_bytes()).hexdigest() != manifest["source_run"]["model_sha256"]:
+        Path(out).write_text(json.dumps({"decision_s": []}))
+        return 0
+    import tensorflow as tf
+
+    from pipeline.train.model import load_model
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    model = load_model(model_path)
+    entry = next(a for a in manifest["artifacts"] if a["name"] == "firmware_check_windows")
+    with np.load(Path(job["folder"]) / entry["file"], allow_pickle=False) as data:
+        inputs = {k: data[k].astype(np.float32) for k in ("signal", "side") if k in data.files}
+    names = [t.name.split(":")[0] for t in model.inputs]
+    n = len(inputs["signal"])
+    seconds = []
+    for i in range(job["calls"] + 2):
+        x = [inputs[name][i % n:i % n + 1] for name in names]
+        t = time.perf_counter()
+        model.predict(x, verbose=0)
+        if i >= 2:                                         # two warm-up calls (graph tracing)
+            seconds.append(time.perf_counter() - t)
+    Path(out).write_text(json.dumps({"decision_s": seconds}))
+    return 0
+
+
+def compute_bound(folder: Path, core: int | None = None, reps: int = 300) -> dict[str, dict]:
+    """{c_float32|c_int8: microbenchmark JSON} of the generated C on the kept windows,
+    built for this machine with the shared library's flags and pinned like the children."""
+    from firmware_export import build
+    from pipeline.manifest import load_manifest
+    from pipeline.runtime.measure import pin_to_core
+
+    manifest = load_manifest(folder)
+    entries = {a["name"]: a for a in manifest["artifacts"] if a["status"] == "ok"}
+    with np.load(Path(folder) / entries["firmware_check_windows"]["file"], allow_pickle=False) as data:
+        signal = data["signal"]
+        side = data["side"] if "side" in data.files else None
+    from pipeline.runtime.c_backend import pick_library
+
+    out = {}
+    if core is not None:
+        pin_to_core(core)
+    with tempfile.TemporaryDirectory(prefix="biosig-bench-") as tmp:
+        for name in ("c_float32", "c_int8"):
+            library = pick_library(manifest, name)
+            if name not in entries or library is None:
+                continue
+            target = library.get("target", library["architecture"])   # the build the session loads
+            exe = build.build_benchmark(Path(folder) / entries[name]["file"], Path(tmp), target)
+            out[name] = {**build.run_benchmark(exe, signal, side, reps), "target": target}
+    return out
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--keras-child"]:
+        return _keras_child(json.loads(argv[1]), argv[2])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="artifact folder from 'biosig-edge export'")
     parser.add_argument("--record", default=None,
                         help="MIT-BIH record (default 100, 30 min), Bonn SET/SEGMENT (default E_S/S001: "
                              "segment 001 of all five sets) or EEGMAT subject (default Subject00, rest)")
     parser.add_argument("--artifacts", nargs="+", default=None,
-                        help="default: every float and int8 TFLite/ONNX model the session can run")
+                        help="default: every float and int8 TFLite/ONNX model the session can run, the "
+                             "generated C (c_float32, c_int8) and the numpy reference")
     parser.add_argument("--chunk-s", type=float, default=0.05,
                         help="seconds of signal per push (default 0.05: latency is per push)")
     parser.add_argument("--throughput-chunk-s", type=float, default=1.0,
                         help="seconds per push in the throughput pass (default 1.0)")
+    parser.add_argument("--no-keras", action="store_true", help="skip the Keras predict column (needs TensorFlow)")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
     from pipeline.manifest import load_manifest, shipping_artifacts
+    from pipeline.runtime.c_backend import C_ARTIFACTS, has_library
 
     manifest = load_manifest(args.folder)
     args.record = args.record or {"ecg-mitdb": "100", "eeg-bonn": "E_S/S001"}.get(manifest["task"], "Subject00")
-    args.artifacts = args.artifacts or shipping_artifacts(manifest) + ["reference_float32"]
+    args.artifacts = args.artifacts or (shipping_artifacts(manifest)
+                                        + [a for a in C_ARTIFACTS if has_library(manifest, a)] + ["reference_float32"])
+    bound = compute_bound(args.folder)
+    keras_us = None if args.no_keras else keras_decision_us(args.folder)
     rows = run(args.folder, args.artifacts, args.record, args.chunk_s, args.data_dir, args.throughput_chunk_s)
+    bound_us = min(b["window_ns"] for b in bound.values()) / 1000 if bound else None
+
+    def ratio(us: float) -> str:
+        return f"{us / bound_us:.1f}" if bound_us else "n/a"
+
+    def vs_keras(us: float) -> str:
+        return f"{keras_us / us:,.0f}x" if keras_us else "n/a"
+
+    print(f"per decision: the backend alone, one call per decision as the session makes it (median over "
+          f"{DECISION_REPEATS} passes of the {manifest['task']} model's 48 kept held-out windows); compute bound = "
+          f"the generated C's microbenchmark, fastest build (one whole window, no Python); one thread, one run")
+    print("| backend | us per decision | x compute bound | faster than Keras predict |")
+    print("|---|---|---|---|")
+    if keras_us:
+        print(f"| Keras predict (tf-keras, float32) | {keras_us:,.0f} | {ratio(keras_us)} | 1x |")
+    for r in rows:
+        if "error" not in r:
+            print(f"| {r['artifact']} | {r['decision_us']:.1f} | {ratio(r['decision_us'])} | {vs_keras(r['decision_us'])} |")
+    for name, b in bound.items():
+        print(f"| compute bound: {name} microbenchmark, {b['target']} build ({b['step_ns']:.0f} ns per step) | "
+              f"{b['window_ns'] / 1000:.1f} "
+              f"| {ratio(b['window_ns'] / 1000)} | {vs_keras(b['window_ns'] / 1000)} |")
+    print()
     print(f"record {args.record}; throughput with {args.throughput_chunk_s} s pushes; latency = wall "
           f"time of a {args.chunk_s} s push that emitted decisions, per decision; one thread")
     print("| artifact | x real time | s per 30 min | latency p50 / p95 / p99 / max ms | peak RSS MB | TF imported |")

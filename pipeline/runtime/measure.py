@@ -12,6 +12,8 @@ imported (TensorFlow) is counted::
      "core": 0 or null, "events_path": "/tmp/events.jsonl" or null,
      "recordings": [{"id": "100", "raw": "/tmp/100.f32", "n_channels": 2}]}
 
+With ``"mode": "decisions"`` it times the backend alone instead (:func:`measure_decisions`).
+
 ``raw`` holds the recording's samples as float32, (n_samples, n_channels) row-major; they
 are memory-mapped and pushed ``chunk_s`` seconds at a time, one fresh session per
 recording. Events (``beat`` / ``window`` / ``signal_quality`` dicts, each with its
@@ -140,6 +142,48 @@ def measure(job: dict) -> dict:
             "threads": 1, "versions": versions()}
 
 
+def measure_decisions(job: dict) -> dict:
+    """Time the backend alone, one decision per call as the session makes it, on the
+    held-out windows export keeps (``firmware_check_windows.npz``): ``predict`` of one beat
+    window for ECG, every chunk of one window through ``step`` for EEG. Job keys: folder,
+    artifact, core, repeats. Returns per-decision seconds (all calls after a warm-up pass)."""
+    from pipeline.manifest import load_manifest
+    from pipeline.runtime.backends import run_chunks
+    from pipeline.runtime.session import open_model
+
+    core = pin_to_core(job.get("core"))
+    folder = job["folder"]
+    manifest = load_manifest(folder)
+    model = open_model(folder, manifest, job["artifact"], num_threads=1)
+    entry = next(a for a in manifest["artifacts"] if a["name"] == "firmware_check_windows")
+    with np.load(os.path.join(folder, entry["file"]), allow_pickle=False) as data:
+        signal = data["signal"].astype(np.float32)
+        side = data["side"].astype(np.float32) if "side" in data.files else None
+    if manifest["kind"] == "ecg-beats":
+        feeds = [{"signal": signal[i:i + 1], "side": side[i:i + 1] if side is not None else None}
+                 for i in range(len(signal))]
+
+        def decide(feed):
+            return model.predict(feed if feed["side"] is not None else {"signal": feed["signal"]})
+    else:
+        stream = manifest["streaming"]
+        feeds = [(signal[i], None if side is None else side[i]) for i in range(len(signal))]
+
+        def decide(feed):
+            return run_chunks(model.step, feed[0], stream["state_sizes"], stream["chunk_len"], feed[1])
+    for feed in feeds:                                   # warm-up: caches, lazy initialisation
+        decide(feed)
+    seconds = []
+    for _ in range(int(job.get("repeats", 20))):
+        for feed in feeds:
+            t = time.perf_counter()
+            decide(feed)
+            seconds.append(time.perf_counter() - t)
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras"))
+    return {"artifact": job["artifact"], "decision_s": seconds, "windows": len(feeds), "core": core,
+            "heavy_modules": heavy, "versions": versions()}
+
+
 def measure_in_child(job: dict, python: str | None = None) -> dict:
     """Run ``job`` in a fresh process (``python``, default this interpreter); return OUT.
 
@@ -185,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     job_path, out_path = (argv if argv is not None else sys.argv[1:])
     with open(job_path) as f:
         job = json.load(f)
-    result = measure(job)
+    result = measure_decisions(job) if job.get("mode") == "decisions" else measure(job)
     with open(out_path, "w") as f:
         json.dump(result, f)
     return 0

@@ -79,17 +79,22 @@ class ChunkedWindows:
 
 def open_model(folder: str | Path, manifest: Manifest | dict, artifact: str, num_threads: int = 1):
     """A runner for one artifact of the folder, hash-checked: ``predict`` for whole-window
-    graphs, ``step`` for streaming graphs (the numpy reference has both)."""
+    graphs, ``step`` for streaming graphs (the numpy reference and the generated C,
+    ``c_float32`` / ``c_int8``, have both)."""
     from pipeline.runtime import backends
+    from pipeline.runtime.c_backend import C_ARTIFACTS, open_library
     from pipeline.runtime.reference import NumpyLSTM
 
     if isinstance(manifest, dict):
         manifest = Manifest.from_dict(manifest)
     entry = manifest.artifact(artifact)
-    runnable = [a.name for a in manifest.artifacts
-                if a.ok and a.format in ("tflite", "onnx", "npz") and a.graph in ("whole-window", "stream", "weights")]
+    runnable = [a.name for a in manifest.artifacts if a.ok and (
+        (a.format in ("tflite", "onnx", "npz") and a.graph in ("whole-window", "stream", "weights"))
+        or (a.format == "c" and a.name in C_ARTIFACTS))]
     if entry is None or entry.name not in runnable:
         raise SessionError(f"{folder}: no usable artifact '{artifact}' (choose from {runnable})")
+    if entry.format == "c":                                  # the generated C, as a shared library
+        return open_library(folder, manifest.raw, artifact)
     try:
         data = verify_artifact(Path(folder), entry)
         stream = entry.graph == "stream"

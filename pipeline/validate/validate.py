@@ -30,7 +30,7 @@ from pipeline.validate.heldout import heldout_ids, read_heldout
 
 REFERENCE = "reference_float32"
 #: What a device stores for an artifact of each format (the report's size column).
-STORED_AS = {"tflite": "flatbuffer", "onnx": "ONNX file", "npz": "npz weights"}
+STORED_AS = {"tflite": "flatbuffer", "onnx": "ONNX file", "npz": "npz weights", "c": "shared library"}
 #: Throughputs within this fraction of the fastest are a tie when recommending.
 SPEED_TIE = 0.05
 
@@ -43,12 +43,26 @@ def runnable_artifacts(manifest: dict) -> list[str]:
     """Artifacts the task's streaming session can run, the float reference first.
 
     ECG sessions classify whole beat windows; EEG sessions carry windows chunk by chunk,
-    so they take the chunk-plus-state graphs.
+    so they take the chunk-plus-state graphs. The generated C (``c_float32``, ``c_int8``)
+    does both, where export built its shared library for this machine.
     """
+    from pipeline.runtime.c_backend import C_ARTIFACTS, has_library
+
     graphs = {"weights", "whole-window"} if manifest["kind"] == "ecg-beats" else {"weights", "stream"}
     names = [a["name"] for a in manifest["artifacts"]
-             if a["status"] == "ok" and a["format"] in ("tflite", "onnx", "npz") and a.get("graph") in graphs]
+             if a["status"] == "ok" and ((a["format"] in ("tflite", "onnx", "npz") and a.get("graph") in graphs)
+                                         or (a["name"] in C_ARTIFACTS and has_library(manifest, a["name"])))]
     return sorted(names, key=lambda n: (n != REFERENCE, names.index(n)))
+
+
+def _device_bytes(manifest: dict, entry: dict) -> int:
+    """What a device stores to run the artifact: its file, or for the generated C the
+    shared library built for this machine."""
+    from pipeline.runtime.c_backend import C_ARTIFACTS, pick_library
+
+    if entry["name"] in C_ARTIFACTS:
+        return pick_library(manifest, entry["name"])["bytes"]
+    return entry["bytes"]
 
 
 def default_out(folder: Path) -> Path:
@@ -110,6 +124,10 @@ def firmware_check(folder: Path, manifest: dict, log=print) -> dict:
             r = build.cortex_m4_check(folder / entries[name]["file"], signal, side, len(manifest["classes"]))
         except build.ToolMissing as e:
             return {"skipped": str(e)}
+        except build.BuildError as e:           # e.g. C generated before the runtime: re-export
+            log(f"  {name}: the firmware check did not build: {str(e)[:200]}")
+            return {"skipped": f"{entries[name]['file']} does not build with this runtime (re-export the "
+                               f"folder): {str(e)[:200]}"}
         r.pop("m4"), r.pop("host")
         r["export_agreement"] = (entries[name].get("vs_float") or {}).get("agreement")
         r["ms_at_clock"] = 1000 * r["instructions_mean"] / MCU_CLOCK_HZ
@@ -135,8 +153,10 @@ def recommend(rows: list[dict], budget_results: list[dict], manifest: dict, firm
         failed.setdefault(r["artifact"], [])
         if not r["passed"] and r.get("counted", True):
             failed[r["artifact"]].append(r["key"])
-    # The float reference is what the others are held to, never a pick: it is plain numpy;
-    # nor is an artifact that export marked as missing the agreement target.
+    # The float reference is the yardstick, exempt from the budgets: never a candidate (on a
+    # loaded machine every other artifact can miss the latency budget, and the exempt one
+    # would then "pass every budget"); nor is an artifact that export marked as missing
+    # the agreement target.
     ok = [r for r in rows if r["status"] == "ok" and r["artifact"] != REFERENCE
           and r.get("meets_agreement_target") is not False]
     out = {}
@@ -314,7 +334,7 @@ def _report(manifest, folder, chosen, measured, decisions, heldouts, ids, classe
     for name in chosen:
         entry, m = entries[name], measured[name]
         row = {"artifact": name, "format": entry["format"], "precision": entry["precision"],
-               "graph": entry.get("graph"), "size_bytes": entry["bytes"],
+               "graph": entry.get("graph"), "size_bytes": _device_bytes(manifest, entry),
                "stored_as": STORED_AS.get(entry["format"], entry["format"]),
                "export_check": entry.get("vs_float"), "meets_agreement_target": entry.get("meets_agreement_target")}
         if "error" in m:
