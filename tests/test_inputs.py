@@ -21,7 +21,7 @@ import wfdb
 from pipeline.cli import main
 from pipeline.read.files import read_recording
 from pipeline.read.mitdb import read_wfdb
-from pipeline.runtime.beat_match import match_beats, match_pairs
+from pipeline.metrics import match_beats, match_pairs
 from pipeline.runtime.session import open_session
 from pipeline.runtime.sources import RecordSource
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from chunking import push_in_chunks
 from pipeline.read.mitdb import read_mitdb
-from pipeline.runtime.beat_match import match_beats
+from pipeline.metrics import match_beats
 from pipeline.runtime.qrs import PanTompkins
 
 

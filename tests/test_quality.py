@@ -133,7 +133,7 @@ def test_quality_is_chunk_invariant_on_noisy_signal(exported, rec100):
 def test_the_second_detector_finds_the_beats(rec100):
     x = rec100.signal[:, 0].astype(np.float64)
     beats = push_in_chunks(LengthTransformQRS(360.0).push, x, [360])
-    from pipeline.runtime.beat_match import match_beats
+    from pipeline.metrics import match_beats
 
     m = match_beats(rec100.beats.sample, np.array(beats), 54)
     assert m["se"] > 0.99 and m["ppv"] > 0.99, m
@@ -147,7 +147,7 @@ def test_pan_tompkins_learns_again_after_an_artefact_far_above_every_qrs(rec100)
     x[FS * 10:FS * 10 + 20] += 400.0                              # in range for the detector alone
     beats = np.array(push_in_chunks(PanTompkins(360.0).push, x, [360]))
     truth = rec100.beats.sample[(rec100.beats.sample > FS * 13) & (rec100.beats.sample < FS * 59)]
-    from pipeline.runtime.beat_match import match_beats
+    from pipeline.metrics import match_beats
 
     m = match_beats(truth, beats[beats > FS * 13], 54)
     assert m["se"] > 0.99, m

@@ -115,7 +115,7 @@ def test_wrong_channels_and_dtype_are_clear_errors(exported):
 
 
 def test_beats_are_found_where_the_cardiologists_put_them(exported, ecg_60s):
-    from pipeline.runtime.beat_match import match_beats
+    from pipeline.metrics import match_beats
 
     _, out, _ = exported
     record = read_mitdb("213", channels=["MLII"])

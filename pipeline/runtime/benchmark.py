@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.runtime.measure import latency_summary, measure_in_child
-from pipeline.runtime.replay import read_for
 
 #: Per-decision passes over the 48 kept windows (after one warm-up pass).
 DECISION_REPEATS = 20
@@ -39,12 +39,15 @@ def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_di
         throughput_chunk_s: float = 1.0, core: int | None = None) -> list[dict]:
     from pipeline.manifest import load_manifest
 
+    from pipeline.read.datasets import dataset_record
+    from pipeline.validate.heldout import Heldout
+
     manifest = load_manifest(folder)
-    rec = read_for(manifest, record, data_dir)
+    rec = dataset_record(record, manifest["dataset"], data_dir)
     rows = []
     with tempfile.NamedTemporaryFile(suffix=".f32") as raw:
         rec.signal.astype(np.float32).tofile(raw.name)
-        recordings = [{"id": record, "raw": raw.name, "n_channels": int(rec.signal.shape[1])}]
+        recordings = [Heldout(record, rec.signal, rec.spec).measure_entry(raw.name)]
         for artifact in artifacts:
             try:                                      # per decision, throughput pass, then latency pass
                 decisions = measure_in_child({"mode": "decisions", "folder": str(folder), "artifact": artifact,
@@ -59,6 +62,7 @@ def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_di
                          "beats": big["recordings"][0]["decisions"],
                          "seconds": big["push_seconds"],
                          "x_real_time": rec.duration_s / big["push_seconds"],
+                         "x_real_time_small": rec.duration_s / r["push_seconds"],
                          "decision_us": float(np.median(decisions["decision_s"])) * 1e6,
                          "latency_ms": latency_summary(r["latency_s"]),
                          "peak_rss_mb": max(big["peak_rss_mb"], r["peak_rss_mb"]),
@@ -157,8 +161,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="artifact folder from 'biosig-edge export'")
     parser.add_argument("--record", default=None,
-                        help="MIT-BIH record (default 100, 30 min), Bonn SET/SEGMENT (default E_S/S001: "
-                             "segment 001 of all five sets) or EEGMAT subject (default Subject00, rest)")
+                        help="a record of the model's dataset (default mitdb:100, 30 min; bonn:E_S/S001; "
+                             "eegmat:Subject00, rest then task)")
     parser.add_argument("--artifacts", nargs="+", default=None,
                         help="default: every float and int8 TFLite/ONNX model the session can run, the "
                              "generated C (c_float32, c_int8) and the numpy reference")
@@ -167,13 +171,15 @@ def main(argv=None) -> int:
     parser.add_argument("--throughput-chunk-s", type=float, default=1.0,
                         help="seconds per push in the throughput pass (default 1.0)")
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras predict column (needs TensorFlow)")
+    parser.add_argument("--write", action="store_true", help="write the tables into the README's benchmark block")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
     from pipeline.manifest import load_manifest, shipping_artifacts
     from pipeline.runtime.c_backend import C_ARTIFACTS, has_library
 
     manifest = load_manifest(args.folder)
-    args.record = args.record or {"ecg-mitdb": "100", "eeg-bonn": "E_S/S001"}.get(manifest["task"], "Subject00")
+    args.record = args.record or {"mitdb": "mitdb:100", "bonn": "bonn:E_S/S001"}.get(manifest["dataset"],
+                                                                                       "eegmat:Subject00")
     args.artifacts = args.artifacts or (shipping_artifacts(manifest)
                                         + [a for a in C_ARTIFACTS if has_library(manifest, a)] + ["reference_float32"])
     bound = compute_bound(args.folder)
@@ -187,33 +193,44 @@ def main(argv=None) -> int:
     def vs_keras(us: float) -> str:
         return f"{keras_us / us:,.0f}x" if keras_us else "n/a"
 
-    print(f"per decision: the backend alone, one call per decision as the session makes it (median over "
-          f"{DECISION_REPEATS} passes of the {manifest['task']} model's 48 kept held-out windows); compute bound = "
-          f"the generated C's microbenchmark, fastest build (one whole window, no Python); one thread, one run")
-    print("| backend | us per decision | x compute bound | faster than Keras predict |")
-    print("|---|---|---|---|")
+    lines = [f"per decision: the backend alone, one call per decision as the session makes it (median over "
+             f"{DECISION_REPEATS} passes of the {manifest['task']} model's 48 kept held-out windows); compute bound = "
+             f"the generated C's microbenchmark, fastest build (one whole window, no Python); one thread, one run",
+             "", "| backend | us per decision | x compute bound | faster than Keras predict |", "|---|---|---|---|"]
     if keras_us:
-        print(f"| Keras predict (tf-keras, float32) | {keras_us:,.0f} | {ratio(keras_us)} | 1x |")
+        lines.append(f"| Keras predict (tf-keras, float32) | {keras_us:,.0f} | {ratio(keras_us)} | 1x |")
     for r in rows:
         if "error" not in r:
-            print(f"| {r['artifact']} | {r['decision_us']:.1f} | {ratio(r['decision_us'])} | {vs_keras(r['decision_us'])} |")
+            lines.append(f"| {r['artifact']} | {r['decision_us']:.1f} | {ratio(r['decision_us'])} | "
+                         f"{vs_keras(r['decision_us'])} |")
     for name, b in bound.items():
-        print(f"| compute bound: {name} microbenchmark, {b['target']} build ({b['step_ns']:.0f} ns per step) | "
-              f"{b['window_ns'] / 1000:.1f} "
-              f"| {ratio(b['window_ns'] / 1000)} | {vs_keras(b['window_ns'] / 1000)} |")
-    print()
-    print(f"record {args.record}; throughput with {args.throughput_chunk_s} s pushes; latency = wall "
-          f"time of a {args.chunk_s} s push that emitted decisions, per decision; one thread")
-    print("| artifact | x real time | s per 30 min | latency p50 / p95 / p99 / max ms | peak RSS MB | TF imported |")
-    print("|---|---|---|---|---|---|")
+        lines.append(f"| compute bound: {name} microbenchmark, {b['target']} build ({b['step_ns']:.0f} ns per step) | "
+                     f"{b['window_ns'] / 1000:.1f} | {ratio(b['window_ns'] / 1000)} | {vs_keras(b['window_ns'] / 1000)} |")
+    small_ms = 1000 * args.chunk_s
+    lines += ["", f"Streaming {args.record} through the whole session (filter, detection, quality, model): throughput "
+                  f"with {args.throughput_chunk_s:g} s and {small_ms:.0f} ms pushes; latency = wall time of a "
+                  f"{small_ms:.0f} ms push that emitted decisions, per decision; one thread, one run",
+              "", f"| artifact | x real time, {args.throughput_chunk_s:g} s pushes | x real time, {small_ms:.0f} ms pushes | "
+                  f"{small_ms:.0f} ms / {args.throughput_chunk_s:g} s | latency p50 / p95 / p99 / max ms | peak RSS MB | "
+                  "TF imported |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            print(f"| {r['artifact']} | error: {r['error']} |||||")
+            lines.append(f"| {r['artifact']} | error: {r['error']} ||||||")
             continue
         lat = r["latency_ms"]
-        print(f"| {r['artifact']} | {r['x_real_time']:.0f} | {r['seconds'] * 1800 / r['duration_s']:.2f} | "
-              f"{lat['p50']:.2f} / {lat['p95']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} | "
-              f"{r['peak_rss_mb']:.0f} | {'yes' if r['tensorflow_imported'] else 'no'} |")
+        lines.append(f"| {r['artifact']} | {r['x_real_time']:.0f} | {r['x_real_time_small']:.0f} | "
+                     f"{r['x_real_time_small'] / r['x_real_time']:.2f} | "
+                     f"{lat['p50']:.2f} / {lat['p95']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} | "
+                     f"{r['peak_rss_mb']:.0f} | {'yes' if r['tensorflow_imported'] else 'no'} |")
+    print("\n".join(lines))
+    if args.write:
+        from pipeline.readme import write_block
+
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        lines += ["", f"Measured on {platform.processor() or platform.machine()}, 1-minute load average {load:.1f} "
+                      f"on {os.cpu_count()} CPUs at the end of the run."]
+        write_block(f"benchmark-{manifest['dataset']}", "\n".join(lines),
+                    f"taskset -c 0 python -m pipeline.runtime.benchmark ARTIFACTS --write")
     return 0
 
 

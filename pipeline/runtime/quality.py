@@ -189,7 +189,7 @@ def bsqi(beats_a: np.ndarray, beats_b: np.ndarray, tolerance: int) -> float:
     """Matched beats over all beats of two detectors (1 when both are empty)."""
     if len(beats_a) == 0 and len(beats_b) == 0:
         return 1.0
-    from pipeline.runtime.beat_match import match_pairs
+    from pipeline.metrics import match_pairs
 
     matched = len(match_pairs(np.asarray(beats_a), np.asarray(beats_b), tolerance)[0])
     return matched / (len(beats_a) + len(beats_b) - matched)

@@ -47,7 +47,7 @@ def detect(folder, signal: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.nda
 def main(argv=None) -> int:
     from pipeline.read.cards import load_card
     from pipeline.read.mitdb import read_mitdb
-    from pipeline.runtime.beat_match import match_beats
+    from pipeline.metrics import match_beats
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="an ECG artifact folder (its filter and rate are used)")

@@ -117,7 +117,7 @@ def score(events: list[dict], truth: np.ndarray, truth_class: np.ndarray, fs_hz:
 
     Returns {segment: {view: {tp, fn, fp, v_tp, v_fn, v_fp, decisions, flagged, unusable}}}.
     """
-    from pipeline.runtime.beat_match import match_pairs
+    from pipeline.metrics import match_pairs
 
     beats = [e for e in events if e["type"] == "beat"]
     mask = noisy_mask(int(max([*truth, *(b["sample"] for b in beats), 0]) + 1), fs_hz)

@@ -41,7 +41,7 @@ def run(folder, records: list[str], rates: list[float], artifact: str, minutes: 
     from pipeline.manifest import read_manifest
     from pipeline.read.datasets import dataset_record
     from pipeline.read.record import SignalSpec
-    from pipeline.runtime.beat_match import match_pairs
+    from pipeline.metrics import match_pairs
     from pipeline.runtime.session import open_session
     from pipeline.validate import score
     from pipeline.validate.heldout import Heldout

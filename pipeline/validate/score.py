@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.metrics import classification_metrics, confusion_matrix, ecg_indices
-from pipeline.runtime.beat_match import match_pairs
+from pipeline.metrics import match_pairs
 from pipeline.validate.heldout import Heldout
 
 #: Beat-matching window, as in ANSI/AAMI EC57 and the QRS benchmark.
