@@ -181,7 +181,7 @@ def recordings_for(manifest: dict, record: str | None, seconds: float, tmp: Path
     h = read_heldout(manifest, rid, data_dir, seconds)
     raw = tmp / "recording.f32"
     h.signal.astype(np.float32).tofile(raw)
-    return [{"id": rid, "raw": str(raw), "n_channels": int(h.signal.shape[1])}]
+    return [h.measure_entry(str(raw))]       # with its rate, channel names and units
 
 
 def main(argv=None) -> int:
