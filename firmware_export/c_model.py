@@ -73,6 +73,8 @@ class CModelSpec:
     sos_zi: np.ndarray | None = None              # (n_sections, 2) steady state per unit step
     decimate: int = 1
     gain: float = 1.0
+    norm_alpha: float = 0.0                       # running RMS normalisation; 0: none
+    norm_floor: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -163,15 +165,18 @@ def with_preprocessing(spec: CModelSpec, preprocess: dict) -> CModelSpec:
         raise UnsupportedModelError(
             f"the preprocessing computes relative log band powers (bands_hz = {preprocess['bands_hz']}), "
             "which the generated C does not implement yet")
-    if preprocess.get("running_norm_s"):
-        raise UnsupportedModelError(
-            f"the preprocessing divides by a running RMS (running_norm_s = {preprocess['running_norm_s']} s), "
-            "which the generated C does not implement yet")
 
     sos = np.asarray(preprocess["sos"], np.float64).reshape(-1, 6)   # [] in JSON: no filter
     sos = sos / sos[:, 3:4]                          # a0 = 1, as the generated loop assumes
     spec.sos, spec.sos_zi = sos, sosfilt_zi(sos)
     spec.decimate, spec.gain = int(preprocess["decimate"]), float(preprocess["gain"])
+    if preprocess.get("running_norm_s"):
+        # the same coefficient as RunningNormaliser, at the model rate (after decimation)
+        from pipeline.preprocess.filters import RunningNormaliser
+
+        fs_out_hz = float(preprocess["fs_in_hz"]) / spec.decimate
+        norm = RunningNormaliser(float(preprocess["running_norm_s"]), fs_out_hz, 1)
+        spec.norm_alpha, spec.norm_floor = norm.alpha, norm.floor
     return spec
 
 
@@ -321,6 +326,7 @@ def generate(spec: CModelSpec, out_dir: str | Path, prefix: str = "bse", precisi
           "typedef struct {",
           f"    float zi[{max(n_sec, 1)}][2];",
           "    int32_t phase;                    /* input samples since the last kept one */",
+          "    float norm[2];                    /* running mean square, (1 - alpha)^n */",
           f"}} {p}_filter_t;", "",
           "/* x0: the first input sample (the state starts at its steady state: no transient). */",
           f"void {p}_filter_init({p}_filter_t *f, float x0);",
@@ -374,7 +380,9 @@ def generate(spec: CModelSpec, out_dir: str | Path, prefix: str = "bse", precisi
     c += [f"const bse_lstm_filter_t {p}_filter_config = {{",
           f"    .n_sections = {P}_FILTER_SECTIONS, .sos = {'filter_sos' if n_sec else '0'}, "
           f".zi = {'filter_zi' if n_sec else '0'},",
-          f"    .decimate = {P}_DECIMATE, .gain = {float(spec.gain)!r}f", "};", "",
+          f"    .decimate = {P}_DECIMATE, .gain = {float(spec.gain)!r}f,",
+          f"    .norm_alpha = {float(np.float32(spec.norm_alpha))!r}f, .norm_floor = {float(np.float32(spec.norm_floor))!r}f",
+          "};", "",
           f"/* The API under the prefix {p}: the runtime on this model's data and the caller's state. */",
           f"#define BUFFERS(s) {{(s)->h, (s)->c, (s)->z, (s)->v, {'(s)->q' if q8 else '0'}}}", "",
           f"int {p}_check(void)", "{", f"    bse_lstm_status_t status = bse_lstm_check(&{p}_model);",
@@ -387,9 +395,9 @@ def generate(spec: CModelSpec, out_dir: str | Path, prefix: str = "bse", precisi
           "    const bse_lstm_buffers_t b = BUFFERS(s);",
           f"    return bse_lstm_decision(&{p}_model, &b, side, probs);", "}", "",
           f"void {p}_filter_init({p}_filter_t *f, float x0)", "{",
-          f"    bse_lstm_filter_init(&{p}_filter_config, f->zi, &f->phase, x0);", "}", "",
+          f"    bse_lstm_filter_init(&{p}_filter_config, f->zi, &f->phase, f->norm, x0);", "}", "",
           f"int {p}_filter_push({p}_filter_t *f, const float *x, int n, float *y)", "{",
-          f"    return bse_lstm_filter_push(&{p}_filter_config, f->zi, &f->phase, x, n, y);", "}", ""]
+          f"    return bse_lstm_filter_push(&{p}_filter_config, f->zi, &f->phase, f->norm, x, n, y);", "}", ""]
     header, src = out_dir / f"{stem}.h", out_dir / f"{stem}.c"
     header.write_text("\n".join(h))
     src.write_text("\n".join(c))

@@ -128,15 +128,24 @@ def folder_copy(exported, tmp_path):
 
 
 def _rewrite(folder, edit):
+    """Edit manifest.json and re-seal its digest: a consistent manifest that lies about the
+    libraries, which the library checks (not the digest) must catch."""
+    from pipeline.manifest import seal
+
     path = folder / "manifest.json"
-    manifest = json.loads(path.read_text())
-    edit(manifest)
+    manifest = seal(_edited(json.loads(path.read_text()), edit))
     path.write_text(json.dumps(manifest))
     return manifest
 
 
+def _edited(manifest, edit):
+    edit(manifest)
+    return manifest
+
+
 def _stream_cli(folder):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "stream", str(folder), "-", "--artifact", "c_float32"],
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", "stream", str(folder), "-", "--fs", "360", "--units", "mV",
+                           "--artifact", "c_float32"],
                           input="0.1,0.2\n" * 10, capture_output=True, text=True)
 
 
@@ -155,12 +164,12 @@ def test_a_library_for_another_architecture_is_refused(folder_copy):
     here = platform.machine()
     other = "aarch64" if here == "x86_64" else "x86_64"
 
-    def swap(manifest):                       # this machine's entries name the other's file
+    def swap(manifest):                       # this machine's files hold the other's library
         libs = [a for a in manifest["artifacts"] if a.get("source") == "c_float32"]
         theirs = next(a for a in libs if a["architecture"] == other)
         for entry in (a for a in libs if a["architecture"] == here):
-            for key in ("file", "sha256", "bytes"):
-                entry[key] = theirs[key]
+            shutil.copyfile(folder_copy / theirs["file"], folder_copy / entry["file"])
+            entry["sha256"], entry["bytes"] = theirs["sha256"], theirs["bytes"]
     manifest = _rewrite(folder_copy, swap)
     with pytest.raises(CBackendError, match=f"built for {other}, listed for {here}; refusing"):
         open_model(folder_copy, manifest, "c_float32")
@@ -194,8 +203,12 @@ def test_a_library_missing_a_symbol_is_refused(folder_copy, tmp_path):
 
 
 def test_a_manifest_whose_sizes_disagree_with_the_library_is_refused(folder_copy):
-    def drop_side_feature(manifest):
-        manifest["side_features"]["names"] = manifest["side_features"]["names"][:-1]
+    def drop_side_feature(manifest):                 # a consistent manifest, one feature short
+        side = manifest["side_features"]
+        n = len(side["names"])
+        for key, value in side.items():
+            if isinstance(value, list) and len(value) == n:
+                side[key] = value[:-1]
     manifest = _rewrite(folder_copy, drop_side_feature)
     n = len(manifest["side_features"]["names"])
     with pytest.raises(CBackendError, match=f"computes with n_side={n + 1}, manifest.json says {n}"):

@@ -287,6 +287,39 @@ def test_the_filter_equals_the_device_preprocessing_chain(libraries, filtered):
         assert np.array_equal(got, want)          # only decimation (none here) and the gain
 
 
+@pytest.fixture(scope="module")
+def normalised(tmp_path_factory):
+    """A library whose filter ends in the running RMS normalisation (Bonn's front end)."""
+    from pipeline.preprocess import PreprocessSpec
+
+    needs("gcc")
+    folder = tmp_path_factory.mktemp("c_norm")
+    pre = PreprocessSpec(FS_HZ, 2, 0.5, 40.0, 60.0, running_norm_s=2.0)
+    spec = c_model.with_preprocessing(synthetic_spec(1, False, False), pre.to_dict())
+    src, _ = c_model.generate(spec, folder, "m", "float32")
+    return CLibrary(build.build_shared_library(src, folder)["path"], prefix="m"), spec, pre
+
+
+def test_the_running_normalisation_in_c_equals_the_device_chain(normalised):
+    from pipeline.preprocess import Preprocessor
+
+    lib, spec, pre = normalised
+    x = ecg_like(20.0)
+    want = Preprocessor(pre, 1, sos=spec.sos).process(x[:, None].astype(np.float64))[:, 0]
+    got = lib.filter(x)
+    assert len(got) == len(want)
+    # after the first samples (where the normaliser divides the filter's steady-state
+    # rounding by its own size) float32 C and float64 numpy agree to the filter's error
+    np.testing.assert_allclose(got[50:], want[50:], atol=2e-3 * np.abs(want).max())
+    assert 0.5 < np.sqrt(np.mean(got[len(got) // 2:] ** 2)) < 2.0        # unit RMS, not mV
+    for scale in (0.5, 2.0):                 # the amplifier's scale does not reach the model
+        np.testing.assert_allclose(lib.filter(x * np.float32(scale))[50:], got[50:], atol=1e-4)
+    rng = np.random.default_rng(5)
+    sizes = list(rng.integers(1, 500, 40))
+    sizes.append(len(x) - sum(sizes))
+    assert np.array_equal(lib.filter(x, sizes).view(np.uint32), got.view(np.uint32))
+
+
 def test_any_chunking_of_the_filter_gives_the_same_bits(libraries):
     lib, _ = libraries[(1, False, True, "float32")]
     x = ecg_like(5.0)

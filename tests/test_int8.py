@@ -38,8 +38,12 @@ def _float_steps(ref: NumpyLSTM, window, side):
 #: rounding (calibrated range / 65536); the forget gate (< 1) shrinks what earlier steps
 #: left, so the error settles instead of growing with the window, and h = o * tanh(c) moves
 #: by at most the c error. Measured on the fixtures' windows: ECG (126 steps) h 0.0009,
-#: c 0.0020; Bonn (174 steps) h 0.0012, c 0.0025. The bounds leave about 4x.
-STATE_BOUND = {"ecg-mitdb": (0.005, 0.01), "eeg-bonn": (0.005, 0.01)}
+#: c 0.0020. Bonn's input is divided by its running RMS (scale-free EEG): a window's
+#: samples reach 5-10 RMS in a spike where the mV-scaled input stayed under 2, and the
+#: error grows with |input| (max 5.6 against ECG's 3.0) and with the state's calibrated
+#: range: h 0.0102, c 0.041 (174 steps; 0.0012 and 0.0025 before the normalisation).
+#: The bounds leave about 2x.
+STATE_BOUND = {"ecg-mitdb": (0.005, 0.01), "eeg-bonn": (0.025, 0.08)}
 
 
 @pytest.mark.parametrize("fixture", ["exported", "exported_bonn"])
@@ -59,6 +63,7 @@ def test_the_16bit_chunk_graph_keeps_the_state_near_float_at_every_step_of_a_win
     err_h, err_c = np.max(err_h, axis=0), np.max(err_c, axis=0)
     assert len(err_c) == manifest["window"]["n_steps"]
     bound_h, bound_c = STATE_BOUND[manifest["task"]]
+    print(f"{manifest['task']}: max |x| {np.abs(signal).max():.2f}, h {err_h.max():.4f}, c {err_c.max():.4f}")
     assert err_h.max() <= bound_h, err_h
     assert err_c.max() <= bound_c, err_c
     # Bounded, not growing: the last third of the window is no worse than twice the worst

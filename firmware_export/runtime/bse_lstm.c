@@ -448,7 +448,7 @@ int bse_lstm_decision(const bse_lstm_model_t *m, const bse_lstm_buffers_t *b, co
 
 /* ------------------------------------------------------------------ filter */
 
-void bse_lstm_filter_init(const bse_lstm_filter_t *f, float (*zi)[2], int32_t *phase, float x0)
+void bse_lstm_filter_init(const bse_lstm_filter_t *f, float (*zi)[2], int32_t *phase, float *norm, float x0)
 {
     int k;
     for (k = 0; k < f->n_sections; k++) {
@@ -456,9 +456,11 @@ void bse_lstm_filter_init(const bse_lstm_filter_t *f, float (*zi)[2], int32_t *p
         zi[k][1] = f->zi[k][1] * x0;
     }
     *phase = 0;
+    norm[0] = 0.0f;          /* running mean square, before its bias correction */
+    norm[1] = 1.0f;          /* (1 - alpha)^n: underflows to 0 after some thousand samples */
 }
 
-int bse_lstm_filter_push(const bse_lstm_filter_t *f, float (*zi)[2], int32_t *phase,
+int bse_lstm_filter_push(const bse_lstm_filter_t *f, float (*zi)[2], int32_t *phase, float *norm,
                          const float *x, int n, float *y)
 {
     int i, k, n_out = 0;
@@ -471,7 +473,17 @@ int bse_lstm_filter_push(const bse_lstm_filter_t *f, float (*zi)[2], int32_t *ph
             zi[k][1] = s[2] * v - s[5] * out;
             v = out;
         }
-        if (*phase == 0) y[n_out++] = v * f->gain;
+        if (*phase == 0) {
+            v *= f->gain;
+            if (f->norm_alpha > 0.0f) {
+                /* sqrt is correctly rounded in IEEE 754 (one instruction on every target, with
+                 * -fno-math-errno), so the bits stay the same everywhere */
+                norm[1] *= 1.0f - f->norm_alpha;
+                norm[0] += f->norm_alpha * (v * v - norm[0]);
+                v /= __builtin_sqrtf(norm[0] / (1.0f - norm[1]) + f->norm_floor);
+            }
+            y[n_out++] = v;
+        }
         *phase = (*phase + 1) % f->decimate;
     }
     return n_out;
@@ -535,6 +547,7 @@ bse_lstm_status_t bse_lstm_filter_check(const bse_lstm_filter_t *f)
 {
     if (f->decimate < 1 || f->n_sections < 0) return BSE_LSTM_ERR_FILTER;
     if (f->n_sections > 0 && (!f->sos || !f->zi)) return BSE_LSTM_ERR_FILTER;
+    if (!(f->norm_alpha >= 0.0f && f->norm_alpha < 1.0f) || !(f->norm_floor >= 0.0f)) return BSE_LSTM_ERR_FILTER;
     return BSE_LSTM_OK;
 }
 
@@ -547,7 +560,7 @@ const char *bse_lstm_status_text(bse_lstm_status_t status)
     case BSE_LSTM_ERR_SHAPE: return "a matrix does not take its input's size or give its output's";
     case BSE_LSTM_ERR_BUFFER: return "a buffer of the state struct is too small for a layer";
     case BSE_LSTM_ERR_TABLE: return "int8 model without a usable sigmoid table";
-    case BSE_LSTM_ERR_FILTER: return "filter: decimation < 1 or sections without coefficients";
+    case BSE_LSTM_ERR_FILTER: return "filter: decimation < 1, sections without coefficients, or a normalisation outside [0, 1)";
     }
     return "unknown status";
 }

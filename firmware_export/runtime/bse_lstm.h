@@ -93,13 +93,19 @@ typedef struct {
 
 /* Causal filter: second-order sections at the input rate in scipy's layout
  * (b0 b1 b2 a0 a1 a2, a0 = 1), transposed direct form II as scipy.signal.sosfilt, then
- * every decimate-th sample kept and multiplied by gain. No sections: decimation and gain. */
+ * every decimate-th sample kept and multiplied by gain. No sections: decimation and gain.
+ * With norm_alpha > 0, each kept sample is then divided by the channel's running RMS
+ * (pipeline.preprocess.filters.RunningNormaliser): a one-pole mean of y^2 with
+ * coefficient norm_alpha, bias-corrected by 1 - (1 - norm_alpha)^(n + 1) so it is the
+ * weighted mean from the first sample on; the output does not depend on the input's scale. */
 typedef struct {
     int32_t n_sections;
     const float (*sos)[6];   /* (n_sections, 6) */
     const float (*zi)[2];    /* (n_sections, 2) steady state for a unit step (scipy's sosfilt_zi) */
     int32_t decimate;
     float gain;
+    float norm_alpha;        /* 1 - exp(-1 / (running_norm_s * model rate)); 0: no normalisation */
+    float norm_floor;        /* added to the mean square before the square root */
 } bse_lstm_filter_t;
 
 /* Checks, once: every dimension of m against its layers and buffers. */
@@ -116,11 +122,13 @@ void bse_lstm_push(const bse_lstm_model_t *m, const bse_lstm_buffers_t *b, const
  * writes probs[n_classes], returns the index of the largest. */
 int bse_lstm_decision(const bse_lstm_model_t *m, const bse_lstm_buffers_t *b, const float *side, float *probs);
 
-/* Filter state: zi (n_sections, 2) and phase (input samples since the last kept one).
+/* Filter state: zi (n_sections, 2), phase (input samples since the last kept one) and
+ * norm[2] (the running mean square and (1 - norm_alpha)^n; unused without normalisation).
  * x0: the first input sample; the state starts at its steady state (no transient). */
-void bse_lstm_filter_init(const bse_lstm_filter_t *f, float (*zi)[2], int32_t *phase, float x0);
-/* Filter n input samples x, write the kept (decimated, scaled) ones to y, return their number. */
-int bse_lstm_filter_push(const bse_lstm_filter_t *f, float (*zi)[2], int32_t *phase,
+void bse_lstm_filter_init(const bse_lstm_filter_t *f, float (*zi)[2], int32_t *phase, float *norm, float x0);
+/* Filter n input samples x, write the kept (decimated, scaled, normalised) ones to y,
+ * return their number. */
+int bse_lstm_filter_push(const bse_lstm_filter_t *f, float (*zi)[2], int32_t *phase, float *norm,
                          const float *x, int n, float *y);
 
 /* Building blocks, exposed for their tests. */

@@ -37,3 +37,28 @@ def format_export(manifest: dict) -> str:
         value = f"{t['value']:.4g}"
         lines.append(f"| {name} | {value} | {t['target']} | {'met' if t['met'] else '**MISSED**'} |")
     return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """``python -m pipeline.export.report ARTIFACTS [--write]``: the export table of an
+    artifact folder (its manifest), and with ``--write`` into the README's block."""
+    import argparse
+
+    from pipeline.manifest import load_manifest
+
+    parser = argparse.ArgumentParser(description="The export table of an artifact folder, from its manifest.")
+    parser.add_argument("folder", help="artifact folder from 'biosig-edge export'")
+    parser.add_argument("--write", action="store_true", help="write it into the README's export block")
+    args = parser.parse_args(argv)
+    manifest = load_manifest(args.folder)
+    text = format_export(manifest)
+    print(text)
+    if args.write:
+        from pipeline.readme import write_block
+
+        write_block(f"export-{manifest['dataset']}", text, "python -m pipeline.export.report ARTIFACTS --write")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

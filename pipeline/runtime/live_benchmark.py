@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     p.add_argument("--artifact", default=None)
     p.add_argument("--block-s", type=float, default=0.02, help="seconds of signal per LSL push (0: one sample)")
     p.add_argument("--out", help="write the stream's events here (JSON lines)")
+    p.add_argument("--write", action="store_true", help="write the result into the README's live-latency block")
     args = p.parse_args(argv)
 
     cfg = Path(__file__).resolve().parents[2] / "tests" / "lsl_loopback.cfg"
@@ -98,6 +99,17 @@ def main(argv=None) -> int:
           f"{args.publisher_core}): "
           f"p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, max {lat.max() * 1e3:.1f} ms; "
           f"1-min load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} CPUs")
+    if args.write:
+        from pipeline.readme import write_block
+
+        write_block("live-latency", "\n".join([
+            f"LSL, sample to decision: {args.record} replayed for {args.seconds:g} s at {args.speed:g}x in "
+            f"{args.block_s * 1e3:g} ms blocks (publisher on core {args.publisher_core}), streamed by `biosig-edge "
+            f"stream` on core {args.core}; latency from the LSL time of a decision's last input sample to its "
+            f"emission, {result['decisions']} decisions:", "",
+            "| p50 ms | p90 ms | p99 ms | max ms | 1-min load average |", "|---|---|---|---|---|",
+            f"| {p50:.1f} | {p90:.1f} | {p99:.1f} | {lat.max() * 1e3:.1f} | {load_before:.1f} -> {load_after:.1f} on "
+            f"{os.cpu_count()} CPUs |"]), "python -m pipeline.runtime.live_benchmark ARTIFACTS --write")
     return 0
 
 

@@ -193,6 +193,7 @@ def main(argv=None) -> int:
     parser.add_argument("--artifacts", nargs="+", help="default: tflite and onnx, float and int8")
     parser.add_argument("--root", type=Path, help=f"where to assemble the aarch64 Python (default {default_root()})")
     parser.add_argument("--out", type=Path, help="write the comparison as JSON here")
+    parser.add_argument("--write", action="store_true", help="write the table into the README's aarch64 block")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
     from pipeline.manifest import load_manifest, shipping_artifacts
@@ -211,11 +212,20 @@ def main(argv=None) -> int:
         return 2
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
-    print("| artifact | decisions (x86 / aarch64) | decisions equal % | max abs dp | limit | |")
-    print("|---|---|---|---|---|---|")
+    lines = [f"{manifest['task']}: {recs[0]['id']}, first {args.seconds:.0f} s, x86_64 (this machine) vs aarch64 "
+             f"(qemu-aarch64, Debian's arm64 Python and the device wheels)", "",
+             "| artifact | decisions (x86 / aarch64) | decisions equal % | max abs dp | limit | |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
-        print(f"| {r['artifact']} | {r['decisions_x86']} / {r['decisions_aarch64']} | {100 * r['agreement']:.2f} | "
-              f"{r['max_abs_diff']:.1e} | {r['limit']} | {'pass' if r['passed'] else 'FAIL'} |")
+        lines.append(f"| {r['artifact']} | {r['decisions_x86']} / {r['decisions_aarch64']} | "
+                     f"{100 * r['agreement']:.2f} | {r['max_abs_diff']:.1e} | {r['limit']} | "
+                     f"{'pass' if r['passed'] else 'FAIL'} |")
+    print("\n".join(lines[2:]))
+    if args.write:
+        from pipeline.readme import write_block
+
+        write_block(f"aarch64-{manifest['dataset']}", "\n".join(lines),
+                    "python -m pipeline.targets.aarch64 ARTIFACTS --write")
     return 0 if all(r["passed"] for r in rows) else 1
 
 

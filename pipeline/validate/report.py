@@ -271,3 +271,42 @@ def write_report(report: dict, heldouts, decisions: dict, latency_s: dict, out_d
     (out_dir / "report.json").write_text(json.dumps(_jsonable(report), indent=1))
     (out_dir / "report.md").write_text(to_markdown(report))
     (out_dir / "report.html").write_text(to_html(report, figures))
+
+
+#: The tables of a report that the README shows (the rest stays in report.md/html).
+README_TABLES = ("Recommended", "Every artifact, streamed", "Per class (%)", "Budgets",
+                 "Microcontroller: generated C on a Cortex-M4")
+
+
+def main(argv=None) -> int:
+    """``python -m pipeline.validate.report REPORT_DIR [--write]``: a validation report's
+    summary (recommendation, every artifact streamed, per class, budgets, the Cortex-M4),
+    and with ``--write`` into the README's block."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="A validation report's summary, from its report.json.")
+    parser.add_argument("folder", help="a report folder from 'biosig-edge validate'")
+    parser.add_argument("--write", action="store_true", help="write it into the README's validation block")
+    args = parser.parse_args(argv)
+    report = json.loads((Path(args.folder) / "report.json").read_text())
+    title, heading = _heading(report)
+    out = [*[f"{line}  " for line in heading], ""]
+    for t, header, rows, note in tables(report):
+        if not t.startswith(README_TABLES):
+            continue
+        out += [f"**{t}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
+        out += ["", note, ""] if note else [""]
+    text = "\n".join(out).rstrip() + "\n"
+    print(text)
+    if args.write:
+        from pipeline.readme import write_block
+
+        write_block(f"validation-{report['dataset']}", text,
+                    "python -m pipeline.validate.report RUN/validation --write")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -380,7 +380,7 @@ def _report(manifest, folder, chosen, measured, decisions, heldouts, ids, classe
                  "train": len(manifest["split"]["train"]), "val": len(manifest["split"]["val"])}
     return {
         "schema": "biosig-edge-validation/1",
-        "task": manifest["task"], "kind": manifest["kind"], "classes": classes,
+        "task": manifest["task"], "dataset": manifest.get("dataset"), "kind": manifest["kind"], "classes": classes,
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "artifact_folder": str(folder.resolve()),
         "reference": REFERENCE,
