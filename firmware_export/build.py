@@ -34,10 +34,25 @@ from pipeline.errors import BiosigError
 HARNESS = Path(__file__).parent / "harness"
 #: emlearn's warnings (as errors), C99, and no contraction: the same bits on every target.
 #: -fno-math-errno lets sqrt be the (correctly rounded) instruction, without libm.
-COMMON_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wdouble-promotion", "-Wfloat-conversion", "-Werror",
-                "-O2", "-ffp-contract=off", "-fno-math-errno"]
-M4_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16",
-            "-ffunction-sections", "-fdata-sections"]
+COMMON_FLAGS = [
+    "-std=c99",
+    "-Wall",
+    "-Wextra",
+    "-Wdouble-promotion",
+    "-Wfloat-conversion",
+    "-Werror",
+    "-O2",
+    "-ffp-contract=off",
+    "-fno-math-errno",
+]
+M4_FLAGS = [
+    "-mcpu=cortex-m4",
+    "-mthumb",
+    "-mfloat-abi=hard",
+    "-mfpu=fpv4-sp-d16",
+    "-ffunction-sections",
+    "-fdata-sections",
+]
 #: The CPU shared library: the same warnings and contraction rule, at -O3. The runtime's
 #: vector loops (GCC's vector extension) make each lane an independent output, so no sum is
 #: reordered: the library's bits equal the Cortex-M4 build's (tests/test_c_backend.py,
@@ -52,15 +67,23 @@ CPU_COMPILERS = {"x86_64": "gcc", "aarch64": "aarch64-linux-gnu-gcc"}
 #: -ffp-contract=off keeps gcc from using.
 CPU_LIBRARIES = {
     "x86_64": ("x86_64", [], []),
-    "x86_64-v3": ("x86_64", ["-march=x86-64-v3"],
-                  ["avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"]),
+    "x86_64-v3": (
+        "x86_64",
+        ["-march=x86-64-v3"],
+        ["avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"],
+    ),
     "aarch64": ("aarch64", [], []),
 }
 #: QEMU's mps2-an386 SysTick runs at 25 MHz; under -icount shift=0 an instruction takes 1 ns.
 INSTRUCTIONS_PER_TICK = 40
-PACKAGES = {"gcc": "gcc", "arm-none-eabi-gcc": "gcc-arm-none-eabi libnewlib-arm-none-eabi",
-            "arm-none-eabi-size": "binutils-arm-none-eabi", "arm-none-eabi-nm": "binutils-arm-none-eabi",
-            "qemu-system-arm": "qemu-system-arm", "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu"}
+PACKAGES = {
+    "gcc": "gcc",
+    "arm-none-eabi-gcc": "gcc-arm-none-eabi libnewlib-arm-none-eabi",
+    "arm-none-eabi-size": "binutils-arm-none-eabi",
+    "arm-none-eabi-nm": "binutils-arm-none-eabi",
+    "qemu-system-arm": "qemu-system-arm",
+    "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
+}
 
 
 class ToolMissing(BiosigError):
@@ -104,12 +127,19 @@ def model_sources(src: Path) -> tuple[list[str], list[str]]:
     runtime = src.parent / "bse_lstm.c"
     if not runtime.is_file():
         runtime = RUNTIME_DIR / "bse_lstm.c"
-    flags = [f"-DMODEL_HEADER=\"{src.with_suffix('.h').name}\"", f"-DMODEL_PREFIX={prefix}",
-             f"-DMODEL_PREFIX_UPPER={prefix.upper()}", f"-I{src.parent}", f"-I{runtime.parent}", f"-I{RUNTIME_DIR}"]
+    flags = [
+        f'-DMODEL_HEADER="{src.with_suffix(".h").name}"',
+        f"-DMODEL_PREFIX={prefix}",
+        f"-DMODEL_PREFIX_UPPER={prefix.upper()}",
+        f"-I{src.parent}",
+        f"-I{runtime.parent}",
+        f"-I{RUNTIME_DIR}",
+    ]
     return [str(src), str(runtime)], flags
 
 
 # --------------------------------------------------------------------------- host
+
 
 def build_host_driver(src: Path, workdir: Path) -> Path:
     """Compile the model with the stdin/stdout driver (warnings are errors)."""
@@ -141,6 +171,7 @@ def host_filter(exe: Path, x: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------- firmware
 
+
 def write_windows_header(path: Path, signal: np.ndarray, side: np.ndarray | None) -> None:
     """Embed real windows (n, steps, C) and side features (n, S) as const arrays (flash)."""
     n, steps, ch = signal.shape
@@ -149,16 +180,22 @@ def write_windows_header(path: Path, signal: np.ndarray, side: np.ndarray | None
     def rows(a):
         return ",\n".join("  {" + ", ".join(f"{float(v)!r}f" for v in r.ravel()) + "}" for r in a)
 
-    text = ["/* Real held-out windows for the test firmware (written by firmware_export/build.py). */",
-            f"#define TEST_N_WINDOWS {n}", f"#define TEST_N_STEPS {steps}",
-            f"static const float test_x[{n}][{steps * ch}] = {{", rows(signal), "};"]
+    text = [
+        "/* Real held-out windows for the test firmware (written by firmware_export/build.py). */",
+        f"#define TEST_N_WINDOWS {n}",
+        f"#define TEST_N_STEPS {steps}",
+        f"static const float test_x[{n}][{steps * ch}] = {{",
+        rows(signal),
+        "};",
+    ]
     side_rows = side if n_side else np.zeros((n, 1), np.float32)
     text += [f"static const float test_side[{n}][{max(n_side, 1)}] = {{", rows(side_rows), "};", ""]
     path.write_text("\n".join(text))
 
 
-def build_firmware(src: Path, signal: np.ndarray, side: np.ndarray | None, workdir: Path,
-                   target: str = "cortex-m4") -> Path:
+def build_firmware(
+    src: Path, signal: np.ndarray, side: np.ndarray | None, workdir: Path, target: str = "cortex-m4"
+) -> Path:
     """The test firmware (model + embedded windows) for ``cortex-m4`` or ``host``."""
     workdir, src = Path(workdir), Path(src)
     write_windows_header(workdir / "windows.h", signal, side)
@@ -169,9 +206,23 @@ def build_firmware(src: Path, signal: np.ndarray, side: np.ndarray | None, workd
         _run([require("gcc"), *flags, str(HARNESS / "firmware_main.c"), *sources, "-o", str(exe)])
         return exe
     elf = workdir / f"{src.stem}_firmware.elf"
-    _run([require("arm-none-eabi-gcc"), *M4_FLAGS, *flags, "--specs=rdimon.specs", "-nostartfiles",
-          "-T", str(HARNESS / "link.ld"), "-Wl,--gc-sections", str(HARNESS / "startup_m4.c"),
-          str(HARNESS / "firmware_main.c"), *sources, "-o", str(elf)])
+    _run(
+        [
+            require("arm-none-eabi-gcc"),
+            *M4_FLAGS,
+            *flags,
+            "--specs=rdimon.specs",
+            "-nostartfiles",
+            "-T",
+            str(HARNESS / "link.ld"),
+            "-Wl,--gc-sections",
+            str(HARNESS / "startup_m4.c"),
+            str(HARNESS / "firmware_main.c"),
+            *sources,
+            "-o",
+            str(elf),
+        ]
+    )
     return elf
 
 
@@ -179,8 +230,17 @@ def run_firmware(exe: Path, target: str = "cortex-m4", timeout_s: float = 300) -
     """Run the test firmware; returns what it printed."""
     if target == "host":
         return _run([str(exe)], text=True, timeout=timeout_s).stdout
-    cmd = [require("qemu-system-arm"), "-M", "mps2-an386", "-nographic", "-semihosting",
-           "-icount", "shift=0", "-kernel", str(exe)]
+    cmd = [
+        require("qemu-system-arm"),
+        "-M",
+        "mps2-an386",
+        "-nographic",
+        "-semihosting",
+        "-icount",
+        "shift=0",
+        "-kernel",
+        str(exe),
+    ]
     return _run(cmd, text=True, timeout=timeout_s).stdout
 
 
@@ -189,9 +249,13 @@ def parse_firmware_output(text: str, n_classes: int) -> dict:
     rows = [line.split() for line in text.splitlines() if re.match(r"^\d+ \d+ ", line)]
     if not rows:
         raise BuildError(f"the firmware printed no decisions: {text[-500:]!r}")
-    bits = np.array([[int(v, 16) for v in r[2:2 + n_classes]] for r in rows], np.uint32)
-    return {"best": np.array([int(r[1]) for r in rows]), "bits": bits,
-            "probs": bits.view(np.float32), "instructions": np.array([int(r[-1]) for r in rows]) * INSTRUCTIONS_PER_TICK}
+    bits = np.array([[int(v, 16) for v in r[2 : 2 + n_classes]] for r in rows], np.uint32)
+    return {
+        "best": np.array([int(r[1]) for r in rows]),
+        "bits": bits,
+        "probs": bits.view(np.float32),
+        "instructions": np.array([int(r[-1]) for r in rows]) * INSTRUCTIONS_PER_TICK,
+    }
 
 
 #: What the size probe calls: the whole API, so the link keeps exactly what a firmware using
@@ -231,8 +295,21 @@ def m4_sizes(src: Path, workdir: Path) -> dict:
         _run([gcc, *M4_FLAGS, *COMMON_FLAGS, *flags, "-fstack-usage", "-c", source, "-o", str(obj)])
         objects.append(obj)
     elf = workdir / f"{src.stem}_size.elf"
-    _run([gcc, *M4_FLAGS, "-nostdlib", "-nostartfiles", "-Wl,--gc-sections", "-Wl,-e,size_probe",
-          *map(str, objects), "-lc", "-lgcc", "-o", str(elf)])
+    _run(
+        [
+            gcc,
+            *M4_FLAGS,
+            "-nostdlib",
+            "-nostartfiles",
+            "-Wl,--gc-sections",
+            "-Wl,-e,size_probe",
+            *map(str, objects),
+            "-lc",
+            "-lgcc",
+            "-o",
+            str(elf),
+        ]
+    )
     nm = _run([require("arm-none-eabi-nm"), "-S", "--size-sort", str(elf)], text=True).stdout
     symbols = {}
     for line in nm.splitlines():
@@ -250,9 +327,16 @@ def m4_sizes(src: Path, workdir: Path) -> dict:
             function, frame = line.split("\t")[0].rsplit(":", 1)[-1], int(line.split("\t")[1])
             if function in symbols:
                 stack_b += frame
-    return {"text": text_b, "data": data_b, "bss": bss_b, "flash_bytes": text_b + data_b,
-            "state_bytes": state_b, "stack_bytes": stack_b,
-            "static_ram_bytes": data_b + bss_b + state_b, "ram_with_stack_bytes": data_b + bss_b + state_b + stack_b}
+    return {
+        "text": text_b,
+        "data": data_b,
+        "bss": bss_b,
+        "flash_bytes": text_b + data_b,
+        "state_bytes": state_b,
+        "stack_bytes": stack_b,
+        "static_ram_bytes": data_b + bss_b + state_b,
+        "ram_with_stack_bytes": data_b + bss_b + state_b + stack_b,
+    }
 
 
 def cortex_m4_check(src: Path, signal: np.ndarray, side: np.ndarray | None, n_classes: int) -> dict:
@@ -266,14 +350,21 @@ def cortex_m4_check(src: Path, signal: np.ndarray, side: np.ndarray | None, n_cl
         host = parse_firmware_output(run_firmware(build_firmware(src, signal, side, tmp, "host"), "host"), n_classes)
         m4 = parse_firmware_output(run_firmware(build_firmware(src, signal, side, tmp, "cortex-m4")), n_classes)
         sizes = m4_sizes(src, tmp)
-    return {"windows": int(len(m4["best"])), "decisions_equal_host": bool(np.array_equal(m4["best"], host["best"])),
-            "bits_equal_host": bool(np.array_equal(m4["bits"], host["bits"])),
-            "max_abs_diff_vs_host": float(np.abs(m4["probs"] - host["probs"]).max()),
-            "instructions_mean": float(m4["instructions"].mean()), "instructions_max": int(m4["instructions"].max()),
-            "m4": m4, "host": host, **sizes}
+    return {
+        "windows": int(len(m4["best"])),
+        "decisions_equal_host": bool(np.array_equal(m4["best"], host["best"])),
+        "bits_equal_host": bool(np.array_equal(m4["bits"], host["bits"])),
+        "max_abs_diff_vs_host": float(np.abs(m4["probs"] - host["probs"]).max()),
+        "instructions_mean": float(m4["instructions"].mean()),
+        "instructions_max": int(m4["instructions"].max()),
+        "m4": m4,
+        "host": host,
+        **sizes,
+    }
 
 
 # ------------------------------------------------------------------ CPU shared library
+
 
 def compiler_version(compiler: str) -> str:
     """First line of ``compiler --version``."""
@@ -299,8 +390,14 @@ def build_shared_library(src: Path, out_dir: Path, target: str | None = None, ex
     path = out_dir / f"{src.stem}.{target}.so"
     lib_flags = [*SHARED_FLAGS, *target_flags, *extra_flags]
     _run([require(compiler), *lib_flags, *flags, *sources, str(RUNTIME_DIR / "bse_shared.c"), "-o", str(path)])
-    return {"path": path, "target": target, "architecture": arch, "cpu_features": list(features),
-            "compiler": compiler_version(compiler), "flags": lib_flags}
+    return {
+        "path": path,
+        "target": target,
+        "architecture": arch,
+        "cpu_features": list(features),
+        "compiler": compiler_version(compiler),
+        "flags": lib_flags,
+    }
 
 
 def build_benchmark(src: Path, workdir: Path, target: str | None = None) -> Path:

@@ -45,8 +45,12 @@ PRECISIONS = ("float32", "int8")
 MAX_LSTM_LAYERS = 4
 #: Every model shape the generator accepts, axis by axis. tests/test_c_runtime.py holds a
 #: passing case for each combination (and fails when this grows without one).
-ACCEPTED = {"lstm_layers": tuple(range(1, MAX_LSTM_LAYERS + 1)), "side_features": (False, True),
-            "filter": (False, True), "precision": PRECISIONS}
+ACCEPTED = {
+    "lstm_layers": tuple(range(1, MAX_LSTM_LAYERS + 1)),
+    "side_features": (False, True),
+    "filter": (False, True),
+    "precision": PRECISIONS,
+}
 
 
 class UnsupportedModelError(BiosigError):
@@ -69,11 +73,11 @@ class CModelSpec:
     n_side: int
     classes: list[str]
     n_steps: int
-    sos: np.ndarray | None = None                 # (n_sections, 6) at the input rate
-    sos_zi: np.ndarray | None = None              # (n_sections, 2) steady state per unit step
+    sos: np.ndarray | None = None  # (n_sections, 6) at the input rate
+    sos_zi: np.ndarray | None = None  # (n_sections, 2) steady state per unit step
     decimate: int = 1
     gain: float = 1.0
-    norm_alpha: float = 0.0                       # running RMS normalisation; 0: none
+    norm_alpha: float = 0.0  # running RMS normalisation; 0: none
     norm_floor: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -125,20 +129,26 @@ def spec_from_keras(model, n_steps: int, classes: list[str]) -> CModelSpec:
             act = cfg["activation"]
             want = "relu" if not dense else "softmax"
             if act != want or not cfg["use_bias"]:
-                _refuse(layer, f"activation '{act}' (bias {cfg['use_bias']}); the head must be "
-                               "Dense(relu) then Dense(softmax), with biases")
+                _refuse(
+                    layer,
+                    f"activation '{act}' (bias {cfg['use_bias']}); the head must be "
+                    "Dense(relu) then Dense(softmax), with biases",
+                )
             dense.append(tuple(np.asarray(w, np.float32) for w in layer.get_weights()))
             order.append("dense")
         elif kind == "Dropout":
-            continue                                   # identity at inference
+            continue  # identity at inference
         else:
             _refuse(layer, "not a layer the generator knows")
     if not lstm or len(dense) != 2:
-        raise UnsupportedModelError(f"model '{model.name}': expected LSTM layer(s), then Dense(relu) and "
-                                    f"Dense(softmax); found {order}")
+        raise UnsupportedModelError(
+            f"model '{model.name}': expected LSTM layer(s), then Dense(relu) and Dense(softmax); found {order}"
+        )
     if lstm[-1][1].shape[0] + n_side != dense[0][0].shape[0]:
-        raise UnsupportedModelError(f"model '{model.name}': the dense layer takes {dense[0][0].shape[0]} "
-                                    f"features, not LSTM units + side features")
+        raise UnsupportedModelError(
+            f"model '{model.name}': the dense layer takes {dense[0][0].shape[0]} "
+            f"features, not LSTM units + side features"
+        )
     if dense[1][0].shape[1] != len(classes):
         raise UnsupportedModelError(f"model '{model.name}': {dense[1][0].shape[1]} outputs for {len(classes)} classes")
     return CModelSpec(lstm, dense[0], dense[1], int(lstm[0][0].shape[0]), n_side, list(classes), int(n_steps))
@@ -164,10 +174,11 @@ def with_preprocessing(spec: CModelSpec, preprocess: dict) -> CModelSpec:
     if preprocess.get("bands_hz"):
         raise UnsupportedModelError(
             f"the preprocessing computes relative log band powers (bands_hz = {preprocess['bands_hz']}), "
-            "which the generated C does not implement yet")
+            "which the generated C does not implement yet"
+        )
 
-    sos = np.asarray(preprocess["sos"], np.float64).reshape(-1, 6)   # [] in JSON: no filter
-    sos = sos / sos[:, 3:4]                          # a0 = 1, as the generated loop assumes
+    sos = np.asarray(preprocess["sos"], np.float64).reshape(-1, 6)  # [] in JSON: no filter
+    sos = sos / sos[:, 3:4]  # a0 = 1, as the generated loop assumes
     spec.sos, spec.sos_zi = sos, sosfilt_zi(sos)
     spec.decimate, spec.gain = int(preprocess["decimate"]), float(preprocess["gain"])
     if preprocess.get("running_norm_s"):
@@ -201,12 +212,12 @@ def _floats(values) -> str:
     if not np.isfinite(vals).all():
         raise UnsupportedModelError("a weight or coefficient is not finite; refusing to write it as C")
     items = [f"{float(v)!r}f" for v in vals]
-    return ",\n    ".join(", ".join(items[i:i + 6]) for i in range(0, len(items), 6))
+    return ",\n    ".join(", ".join(items[i : i + 6]) for i in range(0, len(items), 6))
 
 
 def _ints(values) -> str:
     vals = np.asarray(values).ravel()
-    return ",\n    ".join(", ".join(str(int(v)) for v in vals[i:i + 16]) for i in range(0, len(vals), 16))
+    return ",\n    ".join(", ".join(str(int(v)) for v in vals[i : i + 16]) for i in range(0, len(vals), 16))
 
 
 def quantise_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,11 +250,14 @@ def _matrix(name: str, kernel: np.ndarray, precision: str) -> tuple[str, str]:
         return data, f"{{.n_in = {n_in}, .n_out = {n_out}, .w = {name}}}"
     q, scale = quantise_rows(kernel.T)
     q = np.pad(q, ((0, 0), (0, padded(n_in) - n_in)))
-    data = (f"/* int8, {n_out} rows of {n_in} weights padded to {padded(n_in)}; one scale per row */\n"
-            f"static const int8_t {name}[{n_out} * {padded(n_in)}] = {{\n    {_ints(q)}\n}};\n"
-            f"static const float {name}_scale[{n_out}] = {{\n    {_floats(scale)}\n}};\n")
-    return data, (f"{{.n_in = {n_in}, .n_out = {n_out}, .w_q = {name}, .w_scale = {name}_scale, "
-                  f".n_in_padded = {padded(n_in)}}}")
+    data = (
+        f"/* int8, {n_out} rows of {n_in} weights padded to {padded(n_in)}; one scale per row */\n"
+        f"static const int8_t {name}[{n_out} * {padded(n_in)}] = {{\n    {_ints(q)}\n}};\n"
+        f"static const float {name}_scale[{n_out}] = {{\n    {_floats(scale)}\n}};\n"
+    )
+    return data, (
+        f"{{.n_in = {n_in}, .n_out = {n_out}, .w_q = {name}, .w_scale = {name}_scale, .n_in_padded = {padded(n_in)}}}"
+    )
 
 
 def sizes(spec: CModelSpec, precision: str) -> dict[str, int]:
@@ -252,12 +266,17 @@ def sizes(spec: CModelSpec, precision: str) -> dict[str, int]:
     n_in = [spec.n_channels] + units[:-1]
     d_units, k = spec.dense[0].shape[1], len(spec.classes)
     n_feat = units[-1] + spec.n_side
-    return {"N_STATE": sum(units), "N_SCRATCH": max(4 * max(units), d_units, k), "N_FEATURES": n_feat,
-            "N_QUANTISED": padded(max(*n_in, *units)) if precision == "int8" else 0}
+    return {
+        "N_STATE": sum(units),
+        "N_SCRATCH": max(4 * max(units), d_units, k),
+        "N_FEATURES": n_feat,
+        "N_QUANTISED": padded(max(*n_in, *units)) if precision == "int8" else 0,
+    }
 
 
-def generate(spec: CModelSpec, out_dir: str | Path, prefix: str = "bse", precision: str = "float32",
-             source: str = "") -> tuple[Path, Path]:
+def generate(
+    spec: CModelSpec, out_dir: str | Path, prefix: str = "bse", precision: str = "float32", source: str = ""
+) -> tuple[Path, Path]:
     """Write ``<prefix>_<precision>.c`` and ``.h`` (data, sizes, the API under ``prefix``)
     into ``out_dir``; returns their paths. Compile them with ``runtime/bse_lstm.c``."""
     if precision not in PRECISIONS:
@@ -279,73 +298,99 @@ def generate(spec: CModelSpec, out_dir: str | Path, prefix: str = "bse", precisi
     n_sec = len(sos)
     shape = " -> ".join(f"LSTM({u})" for u in units)
 
-    h = [f"/* Generated by biosig-edge (firmware_export/c_model.py){' from ' + source if source else ''}; "
-         "do not edit.",
-         f" * {precision} LSTM classifier: {shape} -> Dense({d_units}, relu) -> Dense({k}, softmax); "
-         f"classes {', '.join(spec.classes)}.",
-         " * Data and sizes only: compile with the runtime bse_lstm.c, which computes. C99, no malloc,",
-         " * no libm: every buffer is in the state structs the caller owns. */",
-         f"#ifndef {P}_{precision.upper()}_H_", f"#define {P}_{precision.upper()}_H_", "",
-         "#include <stdint.h>", "", '#include "bse_lstm.h"', "",
-         f"#define {P}_N_CHANNELS {spec.n_channels}   /* model input channels per sample */",
-         f"#define {P}_N_STEPS {spec.n_steps}   /* samples per window in training */",
-         f"#define {P}_N_SIDE {spec.n_side}   /* side features given to {p}_decision */",
-         f"#define {P}_N_CLASSES {k}",
-         f"#define {P}_N_STATE {size['N_STATE']}   /* LSTM units, all layers */",
-         f"#define {P}_N_SCRATCH {size['N_SCRATCH']}   /* gates of the widest layer, or the dense layer */",
-         f"#define {P}_N_FEATURES {size['N_FEATURES']}   /* last LSTM layer's units + side features */"]
+    h = [
+        f"/* Generated by biosig-edge (firmware_export/c_model.py){' from ' + source if source else ''}; do not edit.",
+        f" * {precision} LSTM classifier: {shape} -> Dense({d_units}, relu) -> Dense({k}, softmax); "
+        f"classes {', '.join(spec.classes)}.",
+        " * Data and sizes only: compile with the runtime bse_lstm.c, which computes. C99, no malloc,",
+        " * no libm: every buffer is in the state structs the caller owns. */",
+        f"#ifndef {P}_{precision.upper()}_H_",
+        f"#define {P}_{precision.upper()}_H_",
+        "",
+        "#include <stdint.h>",
+        "",
+        '#include "bse_lstm.h"',
+        "",
+        f"#define {P}_N_CHANNELS {spec.n_channels}   /* model input channels per sample */",
+        f"#define {P}_N_STEPS {spec.n_steps}   /* samples per window in training */",
+        f"#define {P}_N_SIDE {spec.n_side}   /* side features given to {p}_decision */",
+        f"#define {P}_N_CLASSES {k}",
+        f"#define {P}_N_STATE {size['N_STATE']}   /* LSTM units, all layers */",
+        f"#define {P}_N_SCRATCH {size['N_SCRATCH']}   /* gates of the widest layer, or the dense layer */",
+        f"#define {P}_N_FEATURES {size['N_FEATURES']}   /* last LSTM layer's units + side features */",
+    ]
     if q8:
         h += [f"#define {P}_N_QUANTISED {size['N_QUANTISED']}   /* widest LSTM matrix input, padded to words */"]
-    h += [f"#define {P}_FILTER_SECTIONS {n_sec}", f"#define {P}_DECIMATE {spec.decimate}", "",
-          f"extern const char *const {p}_class_names[{P}_N_CLASSES];",
-          f"extern const bse_lstm_model_t {p}_model;", f"extern const bse_lstm_filter_t {p}_filter_config;", "",
-          "/* The LSTM state of one window plus scratch: declare it static; no heap. */",
-          "typedef struct {",
-          f"    float h[{P}_N_STATE];   /* hidden state, layer after layer */",
-          f"    float c[{P}_N_STATE];   /* cell state */",
-          f"    float z[{P}_N_SCRATCH];   /* gate pre-activations (scratch) */",
-          f"    float v[{P}_N_FEATURES];   /* head features (scratch) */"]
+    h += [
+        f"#define {P}_FILTER_SECTIONS {n_sec}",
+        f"#define {P}_DECIMATE {spec.decimate}",
+        "",
+        f"extern const char *const {p}_class_names[{P}_N_CLASSES];",
+        f"extern const bse_lstm_model_t {p}_model;",
+        f"extern const bse_lstm_filter_t {p}_filter_config;",
+        "",
+        "/* The LSTM state of one window plus scratch: declare it static; no heap. */",
+        "typedef struct {",
+        f"    float h[{P}_N_STATE];   /* hidden state, layer after layer */",
+        f"    float c[{P}_N_STATE];   /* cell state */",
+        f"    float z[{P}_N_SCRATCH];   /* gate pre-activations (scratch) */",
+        f"    float v[{P}_N_FEATURES];   /* head features (scratch) */",
+    ]
     if q8:
         h += [f"    int8_t q[{P}_N_QUANTISED];   /* quantised vector (scratch) */"]
-    h += [f"}} {p}_state_t;", "",
-          "/* Check the model's dimensions against its buffers, once (at start-up): 0, or a",
-          " * bse_lstm_status_t saying what is wrong (bse_lstm_status_text names it). */",
-          f"int {p}_check(void);",
-          "/* Zero the LSTM state: at the start of every window. */",
-          f"void {p}_init({p}_state_t *s);",
-          f"/* Advance over x: n_steps samples of {P}_N_CHANNELS floats, row-major, preprocessed as",
-          " * in training (filtered, decimated, normalised). Chunks of any length: pushing a window",
-          " * whole or in pieces gives the same state. */",
-          f"void {p}_push({p}_state_t *s, const float *x, int n_steps);",
-          f"/* Class probabilities from the current state and {P}_N_SIDE side features (ignored if",
-          " * 0); writes probs[N_CLASSES] and returns the index of the largest. */",
-          f"int {p}_decision({p}_state_t *s, const float *side, float *probs);", "",
-          "/* Causal filter (second-order sections, transposed direct form II, as",
-          " * scipy.signal.sosfilt), decimation and gain, per input channel. Without sections it",
-          " * only decimates and scales. */",
-          "typedef struct {",
-          f"    float zi[{max(n_sec, 1)}][2];",
-          "    int32_t phase;                    /* input samples since the last kept one */",
-          "    float norm[2];                    /* running mean square, (1 - alpha)^n */",
-          f"}} {p}_filter_t;", "",
-          "/* x0: the first input sample (the state starts at its steady state: no transient). */",
-          f"void {p}_filter_init({p}_filter_t *f, float x0);",
-          "/* Filter n input samples x; write the kept (decimated) outputs to y; return their number. */",
-          f"int {p}_filter_push({p}_filter_t *f, const float *x, int n, float *y);", "",
-          f"#endif /* {P}_{precision.upper()}_H_ */", ""]
+    h += [
+        f"}} {p}_state_t;",
+        "",
+        "/* Check the model's dimensions against its buffers, once (at start-up): 0, or a",
+        " * bse_lstm_status_t saying what is wrong (bse_lstm_status_text names it). */",
+        f"int {p}_check(void);",
+        "/* Zero the LSTM state: at the start of every window. */",
+        f"void {p}_init({p}_state_t *s);",
+        f"/* Advance over x: n_steps samples of {P}_N_CHANNELS floats, row-major, preprocessed as",
+        " * in training (filtered, decimated, normalised). Chunks of any length: pushing a window",
+        " * whole or in pieces gives the same state. */",
+        f"void {p}_push({p}_state_t *s, const float *x, int n_steps);",
+        f"/* Class probabilities from the current state and {P}_N_SIDE side features (ignored if",
+        " * 0); writes probs[N_CLASSES] and returns the index of the largest. */",
+        f"int {p}_decision({p}_state_t *s, const float *side, float *probs);",
+        "",
+        "/* Causal filter (second-order sections, transposed direct form II, as",
+        " * scipy.signal.sosfilt), decimation and gain, per input channel. Without sections it",
+        " * only decimates and scales. */",
+        "typedef struct {",
+        f"    float zi[{max(n_sec, 1)}][2];",
+        "    int32_t phase;                    /* input samples since the last kept one */",
+        "    float norm[2];                    /* running mean square, (1 - alpha)^n */",
+        f"}} {p}_filter_t;",
+        "",
+        "/* x0: the first input sample (the state starts at its steady state: no transient). */",
+        f"void {p}_filter_init({p}_filter_t *f, float x0);",
+        "/* Filter n input samples x; write the kept (decimated) outputs to y; return their number. */",
+        f"int {p}_filter_push({p}_filter_t *f, const float *x, int n, float *y);",
+        "",
+        f"#endif /* {P}_{precision.upper()}_H_ */",
+        "",
+    ]
 
-    c = [f"/* Generated by biosig-edge (firmware_export/c_model.py); do not edit. See {stem}.h. */",
-         f'#include "{stem}.h"', "",
-         f"const char *const {p}_class_names[{P}_N_CLASSES] = {{"
-         + ", ".join(f'"{name}"' for name in spec.classes) + "};", ""]
+    c = [
+        f"/* Generated by biosig-edge (firmware_export/c_model.py); do not edit. See {stem}.h. */",
+        f'#include "{stem}.h"',
+        "",
+        f"const char *const {p}_class_names[{P}_N_CLASSES] = {{"
+        + ", ".join(f'"{name}"' for name in spec.classes)
+        + "};",
+        "",
+    ]
     layers = []
     for i, (kernel, recurrent, bias) in enumerate(spec.lstm):
         c.append(f"/* LSTM layer {i}: {n_in[i]} inputs, {units[i]} units; outputs are gates i, f, c, o. */")
         wx, wx_init = _matrix(f"lstm{i}_wx", kernel, precision)
         wh, wh_init = _matrix(f"lstm{i}_wh", recurrent, precision)
         c += [wx, wh, f"static const float lstm{i}_b[{4 * units[i]}] = {{\n    {_floats(bias)}\n}};\n"]
-        layers.append(f"        {{.n_in = {n_in[i]}, .n_units = {units[i]},\n"
-                      f"         .wx = {wx_init},\n         .wh = {wh_init},\n         .bias = lstm{i}_b}},")
+        layers.append(
+            f"        {{.n_in = {n_in[i]}, .n_units = {units[i]},\n"
+            f"         .wx = {wx_init},\n         .wh = {wh_init},\n         .bias = lstm{i}_b}},"
+        )
     n_feat = units[-1] + spec.n_side
     # The head in float in both precisions: once per decision, and the int8 build's
     # decisions depend on it (see the module docstring).
@@ -357,47 +402,87 @@ def generate(spec: CModelSpec, out_dir: str | Path, prefix: str = "bse", precisi
     c += [probs, f"static const float probs_b[{k}] = {{\n    {_floats(spec.head[1])}\n}};\n"]
     table = ""
     if q8:
-        c += [f"/* sigmoid on [-{SIGMOID_TABLE_RANGE:g}, {SIGMOID_TABLE_RANGE:g}], {SIGMOID_TABLE_N} values */",
-              f"static const float sigmoid_table[{SIGMOID_TABLE_N}] = {{\n    {_floats(sigmoid_table())}\n}};\n"]
+        c += [
+            f"/* sigmoid on [-{SIGMOID_TABLE_RANGE:g}, {SIGMOID_TABLE_RANGE:g}], {SIGMOID_TABLE_N} values */",
+            f"static const float sigmoid_table[{SIGMOID_TABLE_N}] = {{\n    {_floats(sigmoid_table())}\n}};\n",
+        ]
         per_unit = (SIGMOID_TABLE_N - 1) / (2 * SIGMOID_TABLE_RANGE)
-        table = (f"    .sigmoid = {{.values = sigmoid_table, .n = {SIGMOID_TABLE_N}, "
-                 f".x_min = {-SIGMOID_TABLE_RANGE!r}f, .x_max = {SIGMOID_TABLE_RANGE!r}f, .per_unit = {per_unit!r}f}},")
-    c += [f"const bse_lstm_model_t {p}_model = {{",
-          f"    .dtype = BSE_LSTM_{precision.upper()}, .n_channels = {P}_N_CHANNELS, .n_side = {P}_N_SIDE,",
-          f"    .n_classes = {P}_N_CLASSES, .n_layers = {len(units)},",
-          "    .layers = {", *layers, "    },",
-          f"    .hidden = {{.w = {dense_init}, .bias = dense_b}},",
-          f"    .output = {{.w = {probs_init}, .bias = probs_b}},", *([table] if table else []),
-          f"    .n_state = {P}_N_STATE, .n_scratch = {P}_N_SCRATCH, .n_features = {P}_N_FEATURES,"
-          f" .n_quantised = {f'{P}_N_QUANTISED' if q8 else 0}", "};", ""]
+        table = (
+            f"    .sigmoid = {{.values = sigmoid_table, .n = {SIGMOID_TABLE_N}, "
+            f".x_min = {-SIGMOID_TABLE_RANGE!r}f, .x_max = {SIGMOID_TABLE_RANGE!r}f, .per_unit = {per_unit!r}f}},"
+        )
+    c += [
+        f"const bse_lstm_model_t {p}_model = {{",
+        f"    .dtype = BSE_LSTM_{precision.upper()}, .n_channels = {P}_N_CHANNELS, .n_side = {P}_N_SIDE,",
+        f"    .n_classes = {P}_N_CLASSES, .n_layers = {len(units)},",
+        "    .layers = {",
+        *layers,
+        "    },",
+        f"    .hidden = {{.w = {dense_init}, .bias = dense_b}},",
+        f"    .output = {{.w = {probs_init}, .bias = probs_b}},",
+        *([table] if table else []),
+        f"    .n_state = {P}_N_STATE, .n_scratch = {P}_N_SCRATCH, .n_features = {P}_N_FEATURES,"
+        f" .n_quantised = {f'{P}_N_QUANTISED' if q8 else 0}",
+        "};",
+        "",
+    ]
     if n_sec:
-        c += ["/* Second-order sections at the input rate (b0 b1 b2 a0 a1 a2, a0 = 1) and their",
-              " * steady-state response to a unit step (scipy.signal.sosfilt_zi). */",
-              f"static const float filter_sos[{n_sec}][6] = {{",
-              *[f"    {{{_floats(row)}}}," for row in sos], "};",
-              f"static const float filter_zi[{n_sec}][2] = {{",
-              *[f"    {{{_floats(row)}}}," for row in spec.sos_zi], "};"]
-    c += [f"const bse_lstm_filter_t {p}_filter_config = {{",
-          f"    .n_sections = {P}_FILTER_SECTIONS, .sos = {'filter_sos' if n_sec else '0'}, "
-          f".zi = {'filter_zi' if n_sec else '0'},",
-          f"    .decimate = {P}_DECIMATE, .gain = {float(spec.gain)!r}f,",
-          f"    .norm_alpha = {float(np.float32(spec.norm_alpha))!r}f, .norm_floor = {float(np.float32(spec.norm_floor))!r}f",
-          "};", "",
-          f"/* The API under the prefix {p}: the runtime on this model's data and the caller's state. */",
-          f"#define BUFFERS(s) {{(s)->h, (s)->c, (s)->z, (s)->v, {'(s)->q' if q8 else '0'}}}", "",
-          f"int {p}_check(void)", "{", f"    bse_lstm_status_t status = bse_lstm_check(&{p}_model);",
-          f"    return (int)(status != BSE_LSTM_OK ? status : bse_lstm_filter_check(&{p}_filter_config));", "}", "",
-          f"void {p}_init({p}_state_t *s)", "{", "    const bse_lstm_buffers_t b = BUFFERS(s);",
-          f"    bse_lstm_reset(&{p}_model, &b);", "}", "",
-          f"void {p}_push({p}_state_t *s, const float *x, int n_steps)", "{",
-          "    const bse_lstm_buffers_t b = BUFFERS(s);", f"    bse_lstm_push(&{p}_model, &b, x, n_steps);", "}", "",
-          f"int {p}_decision({p}_state_t *s, const float *side, float *probs)", "{",
-          "    const bse_lstm_buffers_t b = BUFFERS(s);",
-          f"    return bse_lstm_decision(&{p}_model, &b, side, probs);", "}", "",
-          f"void {p}_filter_init({p}_filter_t *f, float x0)", "{",
-          f"    bse_lstm_filter_init(&{p}_filter_config, f->zi, &f->phase, f->norm, x0);", "}", "",
-          f"int {p}_filter_push({p}_filter_t *f, const float *x, int n, float *y)", "{",
-          f"    return bse_lstm_filter_push(&{p}_filter_config, f->zi, &f->phase, f->norm, x, n, y);", "}", ""]
+        c += [
+            "/* Second-order sections at the input rate (b0 b1 b2 a0 a1 a2, a0 = 1) and their",
+            " * steady-state response to a unit step (scipy.signal.sosfilt_zi). */",
+            f"static const float filter_sos[{n_sec}][6] = {{",
+            *[f"    {{{_floats(row)}}}," for row in sos],
+            "};",
+            f"static const float filter_zi[{n_sec}][2] = {{",
+            *[f"    {{{_floats(row)}}}," for row in spec.sos_zi],
+            "};",
+        ]
+    c += [
+        f"const bse_lstm_filter_t {p}_filter_config = {{",
+        f"    .n_sections = {P}_FILTER_SECTIONS, .sos = {'filter_sos' if n_sec else '0'}, "
+        f".zi = {'filter_zi' if n_sec else '0'},",
+        f"    .decimate = {P}_DECIMATE, .gain = {float(spec.gain)!r}f,",
+        f"    .norm_alpha = {float(np.float32(spec.norm_alpha))!r}f, .norm_floor = {float(np.float32(spec.norm_floor))!r}f",
+        "};",
+        "",
+        f"/* The API under the prefix {p}: the runtime on this model's data and the caller's state. */",
+        f"#define BUFFERS(s) {{(s)->h, (s)->c, (s)->z, (s)->v, {'(s)->q' if q8 else '0'}}}",
+        "",
+        f"int {p}_check(void)",
+        "{",
+        f"    bse_lstm_status_t status = bse_lstm_check(&{p}_model);",
+        f"    return (int)(status != BSE_LSTM_OK ? status : bse_lstm_filter_check(&{p}_filter_config));",
+        "}",
+        "",
+        f"void {p}_init({p}_state_t *s)",
+        "{",
+        "    const bse_lstm_buffers_t b = BUFFERS(s);",
+        f"    bse_lstm_reset(&{p}_model, &b);",
+        "}",
+        "",
+        f"void {p}_push({p}_state_t *s, const float *x, int n_steps)",
+        "{",
+        "    const bse_lstm_buffers_t b = BUFFERS(s);",
+        f"    bse_lstm_push(&{p}_model, &b, x, n_steps);",
+        "}",
+        "",
+        f"int {p}_decision({p}_state_t *s, const float *side, float *probs)",
+        "{",
+        "    const bse_lstm_buffers_t b = BUFFERS(s);",
+        f"    return bse_lstm_decision(&{p}_model, &b, side, probs);",
+        "}",
+        "",
+        f"void {p}_filter_init({p}_filter_t *f, float x0)",
+        "{",
+        f"    bse_lstm_filter_init(&{p}_filter_config, f->zi, &f->phase, f->norm, x0);",
+        "}",
+        "",
+        f"int {p}_filter_push({p}_filter_t *f, const float *x, int n, float *y)",
+        "{",
+        f"    return bse_lstm_filter_push(&{p}_filter_config, f->zi, &f->phase, f->norm, x, n, y);",
+        "}",
+        "",
+    ]
     header, src = out_dir / f"{stem}.h", out_dir / f"{stem}.c"
     header.write_text("\n".join(h))
     src.write_text("\n".join(c))

@@ -54,10 +54,18 @@ def heldout_windows(folder: Path, data_dir=None) -> tuple[np.ndarray, np.ndarray
 
 def _old_generator(commit: str, tmp: Path):
     """The ``c_model`` module and host driver source of ``commit``."""
-    text = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:firmware_export/c_model.py"],
-                          capture_output=True, text=True, check=True).stdout
-    driver = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:firmware_export/harness/host_driver.c"],
-                            capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{commit}:firmware_export/c_model.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    driver = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{commit}:firmware_export/harness/host_driver.c"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     (tmp / "old_c_model.py").write_text(text)
     (tmp / "old_host_driver.c").write_text(driver)
     spec = importlib.util.spec_from_file_location("old_c_model", tmp / "old_c_model.py")
@@ -91,23 +99,45 @@ def compare(folder: Path, commit: str, data_dir=None, log=print) -> list[dict]:
             old_src, _ = old.generate(_spec(old, weights, manifest), tmp / "old", "bse", precision)
             new_src, _ = c_model.generate(_spec(c_model, weights, manifest), tmp / "new", "bse", precision)
             old_exe = tmp / "old" / f"host_{precision}"
-            build._run([build.require("gcc"), "-std=c99", "-O2", "-ffp-contract=off",
-                        f"-DMODEL_HEADER=\"{old_src.with_suffix('.h').name}\"", f"-I{old_src.parent}",
-                        str(old_driver), str(old_src), "-o", str(old_exe)])
+            build._run(
+                [
+                    build.require("gcc"),
+                    "-std=c99",
+                    "-O2",
+                    "-ffp-contract=off",
+                    f'-DMODEL_HEADER="{old_src.with_suffix(".h").name}"',
+                    f"-I{old_src.parent}",
+                    str(old_driver),
+                    str(old_src),
+                    "-o",
+                    str(old_exe),
+                ]
+            )
             new_exe = build.build_host_driver(new_src, tmp / "new")
             p_old = build.host_classify(old_exe, x, side, k)
             p_new = build.host_classify(new_exe, x, side, k)
             filters_equal = all(
-                np.array_equal(build.host_filter(old_exe, signal[:, ch]).view(np.uint32),
-                               build.host_filter(new_exe, signal[:, ch]).view(np.uint32))
-                for ch in range(signal.shape[1]))
-            row = {"folder": str(folder), "task": manifest["task"], "precision": precision, "windows": len(x),
-                   "bits_equal": bool(np.array_equal(p_old.view(np.uint32), p_new.view(np.uint32))),
-                   "decisions_equal": bool((p_old.argmax(1) == p_new.argmax(1)).all()),
-                   "filter_samples": int(len(signal)), "filter_bits_equal": bool(filters_equal)}
-            log(f"  {manifest['task']} {precision}: {row['windows']} held-out windows, probability bits "
+                np.array_equal(
+                    build.host_filter(old_exe, signal[:, ch]).view(np.uint32),
+                    build.host_filter(new_exe, signal[:, ch]).view(np.uint32),
+                )
+                for ch in range(signal.shape[1])
+            )
+            row = {
+                "folder": str(folder),
+                "task": manifest["task"],
+                "precision": precision,
+                "windows": len(x),
+                "bits_equal": bool(np.array_equal(p_old.view(np.uint32), p_new.view(np.uint32))),
+                "decisions_equal": bool((p_old.argmax(1) == p_new.argmax(1)).all()),
+                "filter_samples": int(len(signal)),
+                "filter_bits_equal": bool(filters_equal),
+            }
+            log(
+                f"  {manifest['task']} {precision}: {row['windows']} held-out windows, probability bits "
                 f"{'equal' if row['bits_equal'] else 'DIFFER'}; filter on {row['filter_samples']} samples x "
-                f"{signal.shape[1]} channels: {'equal' if filters_equal else 'DIFFER'}")
+                f"{signal.shape[1]} channels: {'equal' if filters_equal else 'DIFFER'}"
+            )
             rows.append(row)
     return rows
 
@@ -122,8 +152,10 @@ def main(argv=None) -> int:
     print("| task | precision | held-out windows | probability bits | filter bits |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['task']} | {r['precision']} | {r['windows']:,} | {'equal' if r['bits_equal'] else 'DIFFER'} | "
-              f"{'equal' if r['filter_bits_equal'] else 'DIFFER'} |")
+        print(
+            f"| {r['task']} | {r['precision']} | {r['windows']:,} | {'equal' if r['bits_equal'] else 'DIFFER'} | "
+            f"{'equal' if r['filter_bits_equal'] else 'DIFFER'} |"
+        )
     return 0 if all(r["bits_equal"] and r["filter_bits_equal"] for r in rows) else 1
 
 

@@ -23,8 +23,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from firmware_export.c_model import CModelSpec, padded, quantise_rows, sigmoid_table, SIGMOID_TABLE_N, \
-    SIGMOID_TABLE_RANGE
+from firmware_export.c_model import (
+    SIGMOID_TABLE_N,
+    SIGMOID_TABLE_RANGE,
+    CModelSpec,
+    padded,
+    quantise_rows,
+    sigmoid_table,
+)
 
 F = np.float32
 
@@ -103,7 +109,7 @@ class Matrix:
     its input vectors quantised to ``input_bits`` (the C's: 8)."""
 
     def __init__(self, kernel: np.ndarray, input_bits: int = 8):
-        q, self.scale = quantise_rows(np.asarray(kernel, F).T)       # (n_out, n_in), (n_out,)
+        q, self.scale = quantise_rows(np.asarray(kernel, F).T)  # (n_out, n_in), (n_out,)
         self.q = q.astype(np.int64)
         self.n_in_padded = padded(kernel.shape[0])
         self.input_bits = input_bits
@@ -111,7 +117,7 @@ class Matrix:
     def add_to(self, out: np.ndarray, v: np.ndarray) -> np.ndarray:
         """out (n, n_out) + W v, as ``matvec_q8``: returns the new out (float32)."""
         q, scale_v = quantise(v, self.input_bits)
-        dot = (q.astype(np.int64) @ self.q.T).astype(F)              # exact integer sums, then rounded
+        dot = (q.astype(np.int64) @ self.q.T).astype(F)  # exact integer sums, then rounded
         return out + (self.scale[None, :] * scale_v[:, None]) * dot
 
 
@@ -120,13 +126,13 @@ class FloatMatrix:
     in float32, then added to out (``matvec_f32``, either loop form)."""
 
     def __init__(self, kernel: np.ndarray):
-        self.w = np.asarray(kernel, F)                               # (n_in, n_out)
+        self.w = np.asarray(kernel, F)  # (n_in, n_out)
 
     def add_to(self, out: np.ndarray, v: np.ndarray) -> np.ndarray:
         v = np.asarray(v, F)
         acc = np.zeros((len(v), self.w.shape[1]), F)
         for i in range(self.w.shape[0]):
-            acc = acc + self.w[i][None, :] * v[:, i:i + 1]
+            acc = acc + self.w[i][None, :] * v[:, i : i + 1]
         return out + acc
 
 
@@ -138,16 +144,18 @@ class Int8Model:
     ``exact_activations`` (no sigmoid table), ``int8_head`` (the dense head in int8, as
     the int8 build had it before)."""
 
-    def __init__(self, spec: CModelSpec, state_bits: int = 8, exact_activations: bool = False,
-                 int8_head: bool = False):
+    def __init__(self, spec: CModelSpec, state_bits: int = 8, exact_activations: bool = False, int8_head: bool = False):
         self.layers = [(Matrix(k), Matrix(r, state_bits), np.asarray(b, F)) for k, r, b in spec.lstm]
         self.units = spec.units
         head = Matrix if int8_head else FloatMatrix
         self.dense = (head(spec.dense[0]), np.asarray(spec.dense[1], F))
         self.head_ = (head(spec.head[0]), np.asarray(spec.head[1], F))
         self.n_side = spec.n_side
-        self.table = ExactActivations() if exact_activations else \
-            Table(sigmoid_table(), -SIGMOID_TABLE_RANGE, SIGMOID_TABLE_RANGE)
+        self.table = (
+            ExactActivations()
+            if exact_activations
+            else Table(sigmoid_table(), -SIGMOID_TABLE_RANGE, SIGMOID_TABLE_RANGE)
+        )
         assert exact_activations or len(self.table.values) == SIGMOID_TABLE_N
 
     def zero_state(self, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -161,7 +169,12 @@ class Int8Model:
         z = wx.add_to(z, x)
         z = wh.add_to(z, h)
         t = self.table
-        ig, fg, gg, og = t.sigmoid(z[:, :u]), t.sigmoid(z[:, u:2 * u]), t.tanh(z[:, 2 * u:3 * u]), t.sigmoid(z[:, 3 * u:])
+        ig, fg, gg, og = (
+            t.sigmoid(z[:, :u]),
+            t.sigmoid(z[:, u : 2 * u]),
+            t.tanh(z[:, 2 * u : 3 * u]),
+            t.sigmoid(z[:, 3 * u :]),
+        )
         c = fg * c + ig * gg
         return og * t.tanh(c), c
 
@@ -188,7 +201,7 @@ class Int8Model:
         logits = w.add_to(np.broadcast_to(b, (len(v), len(b))).astype(F), hidden)
         e = expf(logits - logits.max(axis=1, keepdims=True))
         total = np.zeros(len(e), F)
-        for j in range(e.shape[1]):                                  # in order, as the C sums
+        for j in range(e.shape[1]):  # in order, as the C sums
             total = total + e[:, j]
         return e / total[:, None]
 
@@ -206,21 +219,25 @@ def state_error(model: Int8Model, spec: CModelSpec, x: np.ndarray) -> list[dict]
     h, c = model.zero_state(n)
     ref_h = [np.zeros((n, u)) for u in spec.units]
     ref_c = [np.zeros((n, u)) for u in spec.units]
-    sig = lambda z: 1.0 / (1.0 + np.exp(-z))                          # noqa: E731
-    out = [{k: np.zeros(n_steps) for k in ("h_mean", "h_max", "c_mean", "c_max", "h_ref", "c_ref")}
-           for _ in spec.units]
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    out = [{k: np.zeros(n_steps) for k in ("h_mean", "h_max", "c_mean", "c_max", "h_ref", "c_ref")} for _ in spec.units]
     for t in range(n_steps):
         v, v_ref = np.asarray(x[:, t], F), x[:, t].astype(np.float64)
         for k, (kernel, recurrent, bias) in enumerate(spec.lstm):
             h[k], c[k] = model.layer_step(k, v, h[k], c[k])
             u = spec.units[k]
             z = v_ref @ kernel.astype(np.float64) + ref_h[k] @ recurrent.astype(np.float64) + bias
-            ref_c[k] = sig(z[:, u:2 * u]) * ref_c[k] + sig(z[:, :u]) * np.tanh(z[:, 2 * u:3 * u])
-            ref_h[k] = sig(z[:, 3 * u:]) * np.tanh(ref_c[k])
+            ref_c[k] = sig(z[:, u : 2 * u]) * ref_c[k] + sig(z[:, :u]) * np.tanh(z[:, 2 * u : 3 * u])
+            ref_h[k] = sig(z[:, 3 * u :]) * np.tanh(ref_c[k])
             v, v_ref = h[k], ref_h[k]
             dh, dc = np.abs(h[k] - ref_h[k]), np.abs(c[k] - ref_c[k])
             row = out[k]
-            row["h_mean"][t], row["h_max"][t], row["c_mean"][t], row["c_max"][t] = dh.mean(), dh.max(), dc.mean(), dc.max()
+            row["h_mean"][t], row["h_max"][t], row["c_mean"][t], row["c_max"][t] = (
+                dh.mean(),
+                dh.max(),
+                dc.mean(),
+                dc.max(),
+            )
             row["h_ref"][t], row["c_ref"][t] = np.abs(ref_h[k]).mean(), np.abs(ref_c[k]).mean()
     return [{"layer": k, **row} for k, row in enumerate(out)]
 
@@ -246,20 +263,27 @@ def main(argv: list[str] | None = None) -> int:
     spec = spec_from_weights(weights, manifest["window"]["n_steps"], manifest["classes"])
     inputs = {"signal": x, "side": side} if side is not None else {"signal": x}
     ref = NumpyLSTM(weights).predict(inputs)
-    print(f"{manifest['task']}: {len(x):,} held-out windows ({manifest['split']['by']} split, test), "
-          f"{x.shape[1]} steps; int8 build vs the float reference")
-    print("\n| layer | step | mean abs h error | max abs h error | mean abs c error | max abs c error | mean abs h, c (float) |")
+    print(
+        f"{manifest['task']}: {len(x):,} held-out windows ({manifest['split']['by']} split, test), "
+        f"{x.shape[1]} steps; int8 build vs the float reference"
+    )
+    print(
+        "\n| layer | step | mean abs h error | max abs h error | mean abs c error | max abs c error | mean abs h, c (float) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for row in state_error(Int8Model(spec), spec, x):
         for t in sorted({0, x.shape[1] // 4, x.shape[1] // 2, x.shape[1] - 1}):
-            print(f"| {row['layer']} | {t + 1} | {row['h_mean'][t]:.2e} | {row['h_max'][t]:.2e} | {row['c_mean'][t]:.2e} | "
-                  f"{row['c_max'][t]:.2e} | {row['h_ref'][t]:.3f}, {row['c_ref'][t]:.3f} |")
-    variants = [("the C's scheme: int8 LSTM, table gates, float head", {}),
-                ("  with the head in int8 (the scheme before)", {"int8_head": True}),
-                ("  with exact activations (no table)", {"exact_activations": True}),
-                ("  with h quantised to 16 bits", {"state_bits": 16}),
-                ("  int8 head, 16-bit h, exact activations", {"int8_head": True, "state_bits": 16,
-                                                               "exact_activations": True})]
+            print(
+                f"| {row['layer']} | {t + 1} | {row['h_mean'][t]:.2e} | {row['h_max'][t]:.2e} | {row['c_mean'][t]:.2e} | "
+                f"{row['c_max'][t]:.2e} | {row['h_ref'][t]:.3f}, {row['c_ref'][t]:.3f} |"
+            )
+    variants = [
+        ("the C's scheme: int8 LSTM, table gates, float head", {}),
+        ("  with the head in int8 (the scheme before)", {"int8_head": True}),
+        ("  with exact activations (no table)", {"exact_activations": True}),
+        ("  with h quantised to 16 bits", {"state_bits": 16}),
+        ("  int8 head, 16-bit h, exact activations", {"int8_head": True, "state_bits": 16, "exact_activations": True}),
+    ]
     print("\n| variant | decisions equal float % | max abs prob. diff |")
     print("|---|---|---|")
     for name, options in variants:

@@ -22,15 +22,17 @@ import numpy as np
 from firmware_export import build
 
 
-def m4_probability_bits(src: Path, signal: np.ndarray, side: np.ndarray | None, n_classes: int,
-                        batch: int = 1000, log=print) -> np.ndarray:
+def m4_probability_bits(
+    src: Path, signal: np.ndarray, side: np.ndarray | None, n_classes: int, batch: int = 1000, log=print
+) -> np.ndarray:
     """(n, n_classes) uint32: the Cortex-M4 firmware's probability bits, batch by batch."""
     out = []
     with tempfile.TemporaryDirectory(prefix="biosig-m4-all-") as tmp:
         for start in range(0, len(signal), batch):
             stop = min(start + batch, len(signal))
-            elf = build.build_firmware(src, signal[start:stop], None if side is None else side[start:stop],
-                                       Path(tmp), "cortex-m4")
+            elf = build.build_firmware(
+                src, signal[start:stop], None if side is None else side[start:stop], Path(tmp), "cortex-m4"
+            )
             bits = build.parse_firmware_output(build.run_firmware(elf, timeout_s=3600), n_classes)["bits"]
             if len(bits) != stop - start:
                 raise build.BuildError(f"the firmware printed {len(bits)} of {stop - start} decisions")
@@ -57,8 +59,10 @@ def main(argv=None) -> int:
         cpu = lib.predict({"signal": x, "side": side} if side is not None else {"signal": x}).view(np.uint32)
         m4 = m4_probability_bits(args.folder / entries[name]["file"], x, side, k, args.batch)
         rows.append((name, len(x), int((cpu != m4).any(axis=1).sum())))
-    print(f"{manifest['task']}: every held-out test window, {platform.machine()} shared library vs Cortex-M4 "
-          f"firmware (QEMU mps2-an386)")
+    print(
+        f"{manifest['task']}: every held-out test window, {platform.machine()} shared library vs Cortex-M4 "
+        f"firmware (QEMU mps2-an386)"
+    )
     print("| artifact | windows | windows whose probability bits differ |")
     print("|---|---|---|")
     for name, n, differ in rows:

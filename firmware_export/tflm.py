@@ -72,7 +72,7 @@ class TFLMModel:
             for k, (name, d) in enumerate(zip(self.input_names, self.input_details)):
                 scale = d["quantization_parameters"]["scales"][0]
                 zero = d["quantization_parameters"]["zero_points"][0]
-                q = np.clip(np.round(inputs[name][i:i + 1] / scale + zero), -128, 127).astype(np.int8)
+                q = np.clip(np.round(inputs[name][i : i + 1] / scale + zero), -128, 127).astype(np.int8)
                 self.interpreter.set_input(q, k)
             self.interpreter.invoke()
             out.append((self.interpreter.get_output(0)[0].astype(np.float32) - o_zero) * o_scale)

@@ -9,17 +9,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from pipeline.errors import BiosigError
 from pipeline.read.cards import DATASETS
 
+if TYPE_CHECKING:
+    from pipeline.runtime.sources import Source
+
 
 def _progress(desc: str):
     """A tqdm progress bar on stderr when it is a terminal; silent otherwise."""
+
     def wrap(items):
         from tqdm import tqdm
 
         return tqdm(items, desc=desc, unit="file", leave=False, disable=not sys.stderr.isatty())
+
     return wrap
 
 
@@ -87,8 +93,15 @@ def cmd_train(args) -> int:
 def cmd_sweep(args) -> int:
     from pipeline.train.sweep import load_space, sweep
 
-    result = sweep(args.task, args.trials, address=args.address, profile=args.profile,
-                   space=load_space(args.space), out=args.out, data_dir=args.data_dir)
+    result = sweep(
+        args.task,
+        args.trials,
+        address=args.address,
+        profile=args.profile,
+        space=load_space(args.space),
+        out=args.out,
+        data_dir=args.data_dir,
+    )
     print(f"best config: {result['config']} (train it: biosig-edge train {args.task} --config {result['config']})")
     return 0
 
@@ -97,9 +110,15 @@ def cmd_export(args) -> int:
     from pipeline.export.export import export_run
     from pipeline.export.report import format_export
 
-    out = export_run(args.run_dir, args.out, args.data_dir, eval_limit=args.eval_limit,
-                     representative_size=args.representative, force=args.force,
-                     stream_eval=args.stream_eval)
+    out = export_run(
+        args.run_dir,
+        args.out,
+        args.data_dir,
+        eval_limit=args.eval_limit,
+        representative_size=args.representative,
+        force=args.force,
+        stream_eval=args.stream_eval,
+    )
     import json
 
     manifest = json.loads((out / "manifest.json").read_text())
@@ -122,8 +141,7 @@ def _channels_option(text: str | None) -> tuple[list[str] | None, dict[str, str]
     items = [t.strip() for t in text.split(",") if t.strip()]
     with_eq = [t for t in items if "=" in t]
     if with_eq and len(with_eq) != len(items):
-        raise ChannelError(f"--channels '{text}': either labels (ECG1,ECG2) or a mapping "
-                           f"(MLII=ECG1,V1=ECG2), not both")
+        raise ChannelError(f"--channels '{text}': either labels (ECG1,ECG2) or a mapping (MLII=ECG1,V1=ECG2), not both")
     if with_eq:
         mapping = parse_mapping(text)
         return list(mapping.values()), mapping
@@ -146,11 +164,15 @@ def open_input(args, manifest) -> "Source":
         return open_live_input(args, manifest)
     if arg == "-":
         if args.fs is None:
-            raise SamplingRateError("stdin does not say its sampling rate: give --fs HZ (the rate the "
-                                    "samples were taken at; they are resampled to the model's if it differs)")
+            raise SamplingRateError(
+                "stdin does not say its sampling rate: give --fs HZ (the rate the "
+                "samples were taken at; they are resampled to the model's if it differs)"
+            )
         if args.units is None:
-            raise UnitError(f"stdin does not say its units: give --units (the model takes {manifest.input.units}; "
-                            f"mV, uV, V ...; with --gain for converter counts)")
+            raise UnitError(
+                f"stdin does not say its units: give --units (the model takes {manifest.input.units}; "
+                f"mV, uV, V ...; with --gain for converter counts)"
+            )
         labels = labels or list(manifest.channels)
         try:
             spec = SignalSpec(float(args.fs), tuple(labels), (args.units,) * len(labels))
@@ -174,19 +196,30 @@ def open_input(args, manifest) -> "Source":
 
                 have = recording_channels(path)
                 _, mapping = _channels_option(args.channels)
-                idx = resolve_channels(list(manifest.channels), have, manifest.input.channel_aliases, mapping,
-                                       str(path))
+                idx = resolve_channels(
+                    list(manifest.channels), have, manifest.input.channel_aliases, mapping, str(path)
+                )
                 wanted = [have[i] for i in idx]
-            return RecordSource(read_recording(path, fs_hz=args.fs, units=args.units, gain=args.gain,
-                                               channels=wanted, mat_var=args.mat_var, annotator=None))
+            return RecordSource(
+                read_recording(
+                    path,
+                    fs_hz=args.fs,
+                    units=args.units,
+                    gain=args.gain,
+                    channels=wanted,
+                    mat_var=args.mat_var,
+                    annotator=None,
+                )
+            )
         from pipeline.read.datasets import ADAPTERS, dataset_record
 
         own = manifest.raw.get("dataset")
         if own in ADAPTERS and ADAPTERS[own].is_id(arg):
             return RecordSource(dataset_record(arg, own, args.data_dir))
     except ImportError as err:
-        raise BiosigError(f"{arg}: reading it needs the readers of the 'data' extra "
-                          f"(pip install 'biosig-edge[data]'): {err}") from None
+        raise BiosigError(
+            f"{arg}: reading it needs the readers of the 'data' extra (pip install 'biosig-edge[data]'): {err}"
+        ) from None
     from pathlib import Path
 
     hint = f" or a record of {own} ({own}:{ADAPTERS[own].example})" if own in ADAPTERS else ""
@@ -199,9 +232,18 @@ def open_live_input(args, manifest) -> "Source":
     from pipeline.runtime.sources.live import open_live
 
     labels, mapping = _channels_option(args.channels)
-    return open_live(args.record, fs_hz=args.fs, units=args.units, labels=labels, labels_map=bool(mapping),
-                     fmt=args.format, gain=args.gain, baud=args.baud, wait_s=args.wait_s,
-                     group="ecg" if manifest.kind == "ecg-beats" else "eeg")
+    return open_live(
+        args.record,
+        fs_hz=args.fs,
+        units=args.units,
+        labels=labels,
+        labels_map=bool(mapping),
+        fmt=args.format,
+        gain=args.gain,
+        baud=args.baud,
+        wait_s=args.wait_s,
+        group="ecg" if manifest.kind == "ecg-beats" else "eeg",
+    )
 
 
 def open_sinks(args, manifest, clock: str) -> list:
@@ -215,8 +257,13 @@ def open_sinks(args, manifest, clock: str) -> list:
     if args.jsonl:
         sinks.append(RotatingJsonlSink(args.jsonl, int(args.jsonl_max_mb * 1e6), args.jsonl_keep))
     if args.lsl_outlet:
-        sinks.append(LSLOutletSink(args.lsl_outlet, clock, {"kind": manifest.kind, "artifact": args.artifact or "",
-                                                            "classes": list(manifest.classes)}))
+        sinks.append(
+            LSLOutletSink(
+                args.lsl_outlet,
+                clock,
+                {"kind": manifest.kind, "artifact": args.artifact or "", "classes": list(manifest.classes)},
+            )
+        )
     return sinks
 
 
@@ -245,19 +292,38 @@ def cmd_stream(args) -> int:
         # A live source arrives at its own pace: every chunk is processed as it comes (no
         # gathering of short pushes, which would only add latency there).
         live = isinstance(source, LiveSource) or args.realtime
-        session = open_session(args.artifact_dir, args.artifact, source=source.spec, channel_map=mapping,
-                               withhold_unusable=args.withhold, manifest=manifest, **({"block_s": 0} if live else {}))
-        print(f"biosig-edge: {getattr(source, 'description', source.name)}: {session.describe_input()}; "
-              f"model {session.artifact}", file=sys.stderr, flush=True)
+        session = open_session(
+            args.artifact_dir,
+            args.artifact,
+            source=source.spec,
+            channel_map=mapping,
+            withhold_unusable=args.withhold,
+            manifest=manifest,
+            **({"block_s": 0} if live else {}),
+        )
+        print(
+            f"biosig-edge: {getattr(source, 'description', source.name)}: {session.describe_input()}; "
+            f"model {session.artifact}",
+            file=sys.stderr,
+            flush=True,
+        )
         bar = tqdm(unit="s", disable=not sys.stderr.isatty(), desc="streaming")
 
         def progress(seconds, counts):
             bar.update(seconds)
             bar.set_postfix(dict(counts))
 
-        runner = StreamRunner(source, session, sinks, chunk_s=args.chunk_s, realtime=args.realtime,
-                              stall_s=args.stall_s, reconnect=args.reconnect, duration_s=args.duration_s,
-                              on_push=progress)
+        runner = StreamRunner(
+            source,
+            session,
+            sinks,
+            chunk_s=args.chunk_s,
+            realtime=args.realtime,
+            stall_s=args.stall_s,
+            reconnect=args.reconnect,
+            duration_s=args.duration_s,
+            on_push=progress,
+        )
         try:
             runner.run()
         finally:
@@ -283,8 +349,9 @@ def cmd_replay(args) -> int:
     manifest = read_manifest(args.artifact_dir)
     source = None if args.record == "-" or is_live(args.record) else open_input(args, manifest)
     if not isinstance(source, RecordSource):
-        raise BiosigError(f"{args.record}: replay publishes a recording (a file or a dataset record), not a live "
-                          f"source or stdin")
+        raise BiosigError(
+            f"{args.record}: replay publishes a recording (a file or a dataset record), not a live source or stdin"
+        )
     record = source.record
     kind = "ECG" if manifest.kind == "ecg-beats" else "EEG"
     stop = {"reason": None}
@@ -294,27 +361,48 @@ def cmd_replay(args) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        done = replay_to_lsl(record, args.name or f"biosig-edge-{record.record_id}".replace("/", "-"), kind,
-                             speed=args.speed, chunk_s=args.chunk_s, wait_s=args.wait_s, seconds=args.seconds,
-                             linger_s=args.linger_s, stop=lambda: stop["reason"] is not None)
+        done = replay_to_lsl(
+            record,
+            args.name or f"biosig-edge-{record.record_id}".replace("/", "-"),
+            kind,
+            speed=args.speed,
+            chunk_s=args.chunk_s,
+            wait_s=args.wait_s,
+            seconds=args.seconds,
+            linger_s=args.linger_s,
+            stop=lambda: stop["reason"] is not None,
+        )
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
-    print(f"published {done['seconds']:.1f} s of {record.record_id} in {done['elapsed_s']:.1f} s"
-          + (f" (stopped by {stop['reason']})" if stop["reason"] else ""), file=sys.stderr)
+    print(
+        f"published {done['seconds']:.1f} s of {record.record_id} in {done['elapsed_s']:.1f} s"
+        + (f" (stopped by {stop['reason']})" if stop["reason"] else ""),
+        file=sys.stderr,
+    )
     return 0
 
 
 def cmd_validate(args) -> int:
     from pipeline.validate.validate import validate
 
-    out, report = validate(args.artifact_dir, args.data_dir, args.budget, args.out, subset=args.subset,
-                           seconds=args.seconds, chunk_s=args.chunk_s, core=args.core,
-                           artifacts=args.artifacts, force=args.force,
-                           progress=_progress("reading recordings"),
-                           log=lambda m: print(m, file=sys.stderr), records=args.records,
-                           record_options={"fs_hz": args.fs, "units": args.units, "gain": args.gain},
-                           withhold=args.withhold)
+    out, report = validate(
+        args.artifact_dir,
+        args.data_dir,
+        args.budget,
+        args.out,
+        subset=args.subset,
+        seconds=args.seconds,
+        chunk_s=args.chunk_s,
+        core=args.core,
+        artifacts=args.artifacts,
+        force=args.force,
+        progress=_progress("reading recordings"),
+        log=lambda m: print(m, file=sys.stderr),
+        records=args.records,
+        record_options={"fs_hz": args.fs, "units": args.units, "gain": args.gain},
+        withhold=args.withhold,
+    )
     print((out / "report.md").read_text())
     print(f"report: {out / 'report.html'}  (also report.md, report.json)")
     return _budget_exit(report)
@@ -325,8 +413,11 @@ def _budget_exit(report: dict) -> int:
     failed = [b for b in report["budget_results"] if not b["passed"]]
     for b in failed:
         value = f"{b['value']:.4g}" if isinstance(b["value"], (int, float)) else b["value"]
-        print(f"BUDGET {'FAILED' if b.get('counted', True) else 'MISSED ON A BUSY MACHINE (not counted)'}: "
-              f"{b['artifact']}: {b['what']} {value} {b['unit']} (limit {b['key']} = {b['limit']})", file=sys.stderr)
+        print(
+            f"BUDGET {'FAILED' if b.get('counted', True) else 'MISSED ON A BUSY MACHINE (not counted)'}: "
+            f"{b['artifact']}: {b['what']} {value} {b['unit']} (limit {b['key']} = {b['limit']})",
+            file=sys.stderr,
+        )
     return 1 if any(b.get("counted", True) for b in failed) else 0
 
 
@@ -334,8 +425,10 @@ def cmd_keys(args) -> int:
     from pipeline.manifest import new_keypair
 
     private, public = new_keypair(args.folder, args.name)
-    print(f"private key: {private} (keep it off devices; mode 0600)\npublic key:  {public} (give it to devices: "
-          f"--trusted-key {public}, or BIOSIG_EDGE_TRUSTED_KEY)")
+    print(
+        f"private key: {private} (keep it off devices; mode 0600)\npublic key:  {public} (give it to devices: "
+        f"--trusted-key {public}, or BIOSIG_EDGE_TRUSTED_KEY)"
+    )
     return 0
 
 
@@ -360,119 +453,179 @@ def cmd_run(args) -> int:
     cfg = load_config(args.task, args.profile)
     run_dir = train_task(cfg, _run_dir(cfg, args.out), args.data_dir)
     print((run_dir / "metrics.md").read_text())
-    artifacts = export_run(run_dir, run_dir / "artifacts", args.data_dir,
-                           eval_limit=args.eval_limit if args.profile == "quick" else 0)
+    artifacts = export_run(
+        run_dir, run_dir / "artifacts", args.data_dir, eval_limit=args.eval_limit if args.profile == "quick" else 0
+    )
     print(format_export(json.loads((artifacts / "manifest.json").read_text())))
     # The quick job streams the artifacts one would ship (float and int8 of each interpreter)
     # to stay within minutes; the full job streams every artifact.
     from pipeline.manifest import shipping_artifacts
 
-    quick = shipping_artifacts(json.loads((artifacts / "manifest.json").read_text())) \
-        if args.profile == "quick" else None
-    report_dir, report = validate(artifacts, args.data_dir, args.budget, run_dir / "validation", artifacts=quick,
-                                  log=lambda m: print(m, file=sys.stderr),
-                                  progress=_progress("reading held-out recordings"))
+    quick = (
+        shipping_artifacts(json.loads((artifacts / "manifest.json").read_text())) if args.profile == "quick" else None
+    )
+    report_dir, report = validate(
+        artifacts,
+        args.data_dir,
+        args.budget,
+        run_dir / "validation",
+        artifacts=quick,
+        log=lambda m: print(m, file=sys.stderr),
+        progress=_progress("reading held-out recordings"),
+    )
     rec = report["recommendation"]
-    print(f"\nrecommended: {rec['raspberry_pi_cpu']['artifact']} on a Raspberry-Pi-class CPU "
-          f"({rec['raspberry_pi_cpu']['reason']});\n             {rec['microcontroller']['artifact']} on a "
-          f"microcontroller ({rec['microcontroller']['reason']})")
+    print(
+        f"\nrecommended: {rec['raspberry_pi_cpu']['artifact']} on a Raspberry-Pi-class CPU "
+        f"({rec['raspberry_pi_cpu']['reason']});\n             {rec['microcontroller']['artifact']} on a "
+        f"microcontroller ({rec['microcontroller']['reason']})"
+    )
     load = report["machine"]["load"]
-    print(f"\nmachine load while measuring: 1-min load average up to {load['load1_max']:.1f} on {load['cpus']} CPUs, "
-          f"calibration loop spread {load['calibration_spread']:.2f}x: "
-          + ("BUSY (absolute latency limits reported, not counted)" if load["loaded"] else "quiet"))
+    print(
+        f"\nmachine load while measuring: 1-min load average up to {load['load1_max']:.1f} on {load['cpus']} CPUs, "
+        f"calibration loop spread {load['calibration_spread']:.2f}x: "
+        + ("BUSY (absolute latency limits reported, not counted)" if load["loaded"] else "quiet")
+    )
     example = {"mitdb": "mitdb:100", "bonn": "bonn:E_S/S001"}.get(cfg.dataset, "eegmat:Subject00")
-    print(f"\nrun folder: {run_dir}\nartifacts:  {artifacts}\nreport:     {report_dir / 'report.html'} "
-          f"(and report.md, report.json)\n"
-          f"stream it:  biosig-edge stream {artifacts} {example}\n"
-          f"done in {(time.perf_counter() - t0) / 60:.1f} min")
+    print(
+        f"\nrun folder: {run_dir}\nartifacts:  {artifacts}\nreport:     {report_dir / 'report.html'} "
+        f"(and report.md, report.json)\n"
+        f"stream it:  biosig-edge stream {artifacts} {example}\n"
+        f"done in {(time.perf_counter() - t0) / 60:.1f} min"
+    )
     return _budget_exit(report)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="biosig-edge",
-        description="LSTM models of ECG and EEG recordings, from the recordings to small devices.")
+        prog="biosig-edge", description="LSTM models of ECG and EEG recordings, from the recordings to small devices."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="check, summarise or fetch the recordings",
-                          description="Work with the three databases: mitdb, bonn, eegmat.")
+    data = sub.add_parser(
+        "data",
+        help="check, summarise or fetch the recordings",
+        description="Work with the three databases: mitdb, bonn, eegmat.",
+    )
     data_sub = data.add_subparsers(dest="data_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("datasets", nargs="*", choices=[[], *DATASETS], metavar="DATASET",
-                        help=f"one or more of {', '.join(DATASETS)} (default: all)")
-    common.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/ "
-                        "(default: $BIOSIG_EDGE_DATA, then ../shared/data, then the cache)")
+    common.add_argument(
+        "datasets",
+        nargs="*",
+        choices=[[], *DATASETS],
+        metavar="DATASET",
+        help=f"one or more of {', '.join(DATASETS)} (default: all)",
+    )
+    common.add_argument(
+        "--data-dir",
+        help="folder holding mitdb/, bonn/, eegmat/ (default: $BIOSIG_EDGE_DATA, then ../shared/data, then the cache)",
+    )
 
-    p = data_sub.add_parser("check", parents=[common], help="verify every file against its sha256",
-                            description="Verify every file of each dataset against the checksum "
-                                        "list named in its card (datasets/*.toml). Exit 1 if any "
-                                        "file is missing or altered.")
+    p = data_sub.add_parser(
+        "check",
+        parents=[common],
+        help="verify every file against its sha256",
+        description="Verify every file of each dataset against the checksum "
+        "list named in its card (datasets/*.toml). Exit 1 if any "
+        "file is missing or altered.",
+    )
     p.set_defaults(func=cmd_data_check)
-    p = data_sub.add_parser("summary", parents=[common],
-                            help="counts per class, per record or subject, per split",
-                            description="Counts per class, per record or subject, and per "
-                                        "train/val/test split, read from the recordings.")
+    p = data_sub.add_parser(
+        "summary",
+        parents=[common],
+        help="counts per class, per record or subject, per split",
+        description="Counts per class, per record or subject, and per train/val/test split, read from the recordings.",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=cmd_data_summary)
-    p = data_sub.add_parser("fetch", parents=[common], help="download from the publishers into the cache",
-                            description="Download datasets from their publishers into the cache "
-                                        "folder ($BIOSIG_EDGE_CACHE or ~/.cache/biosig-edge). "
-                                        "Needs internet access.")
+    p = data_sub.add_parser(
+        "fetch",
+        parents=[common],
+        help="download from the publishers into the cache",
+        description="Download datasets from their publishers into the cache "
+        "folder ($BIOSIG_EDGE_CACHE or ~/.cache/biosig-edge). "
+        "Needs internet access.",
+    )
     p.set_defaults(func=cmd_data_fetch)
-    p = sub.add_parser("train", help="train an LSTM on a task and test it on held-out data",
-                       description="Train a causal LSTM classifier on a task's training split, "
-                                   "select the epoch on its validation split, test on the held-out "
-                                   "split, and write a run folder (model.keras, run.json, "
-                                   "metrics.json/.md, curves.png, confusion.png).")
+    p = sub.add_parser(
+        "train",
+        help="train an LSTM on a task and test it on held-out data",
+        description="Train a causal LSTM classifier on a task's training split, "
+        "select the epoch on its validation split, test on the held-out "
+        "split, and write a run folder (model.keras, run.json, "
+        "metrics.json/.md, curves.png, confusion.png).",
+    )
     p.add_argument("task", help="ecg-mitdb, eeg-bonn or eeg-eegmat (configs in pipeline/train/configs/)")
-    p.add_argument("--profile", default="full", choices=["quick", "full"],
-                   help="quick: minutes on 2 cores; full: the benchmark run (default)")
+    p.add_argument(
+        "--profile",
+        default="full",
+        choices=["quick", "full"],
+        help="quick: minutes on 2 cores; full: the benchmark run (default)",
+    )
     p.add_argument("--config", help="a TOML file to use instead of the task's own")
     p.add_argument("--out", help="run folder (default: runs/<task>-<profile>-<time>)")
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("sweep", help="search hyper-parameters on Ray Tune, each trial scored by record-level CV",
-                       description="Run TRIALS trials of a task's config on Ray Tune (local Ray on this "
-                                   "machine, or the cluster at --address), each scored by k-fold CV by "
-                                   "record inside the training split (the held-out split is never read); "
-                                   "write the best config as a TOML file that 'train --config' takes.")
+    p = sub.add_parser(
+        "sweep",
+        help="search hyper-parameters on Ray Tune, each trial scored by record-level CV",
+        description="Run TRIALS trials of a task's config on Ray Tune (local Ray on this "
+        "machine, or the cluster at --address), each scored by k-fold CV by "
+        "record inside the training split (the held-out split is never read); "
+        "write the best config as a TOML file that 'train --config' takes.",
+    )
     p.add_argument("task", help="a task with data.cv_folds set (ecg-mitdb, ecg-mitdb-1lead)")
     p.add_argument("--trials", type=int, default=8, help="number of trials (default 8)")
     p.add_argument("--address", help="a running Ray cluster, HOST:PORT or ray://HOST:PORT (default: local Ray, 2 CPUs)")
-    p.add_argument("--space", help="TOML search space: {\"section.key\": {choice|uniform|loguniform|randint: args}} "
-                                   "over train.* and model.* keys (default: pipeline.train.sweep.DEFAULT_SPACE)")
+    p.add_argument(
+        "--space",
+        help='TOML search space: {"section.key": {choice|uniform|loguniform|randint: args}} '
+        "over train.* and model.* keys (default: pipeline.train.sweep.DEFAULT_SPACE)",
+    )
     p.add_argument("--profile", default="full", choices=["quick", "full"], help="the config trials start from")
     p.add_argument("--out", help="best config TOML (default: runs/sweep-<task>-<time>.toml)")
     p.add_argument("--data-dir", help="folder holding mitdb/")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("export", help="quantise and export a run to TFLite, ONNX and C",
-                       description="Convert a run folder's model to TFLite (float32, float16, "
-                                   "dynamic-range int8, full int8 calibrated on the training split, "
-                                   "16x8 where supported), ONNX (float32, dynamic int8), a C array "
-                                   "of the int8 model for TFLM and generated C99 (float32, int8); run "
-                                   "each in its runtime (the C compiled with gcc) on the test "
-                                   "split against the float model; write manifest.json with sha256s.")
+    p = sub.add_parser(
+        "export",
+        help="quantise and export a run to TFLite, ONNX and C",
+        description="Convert a run folder's model to TFLite (float32, float16, "
+        "dynamic-range int8, full int8 calibrated on the training split, "
+        "16x8 where supported), ONNX (float32, dynamic int8), a C array "
+        "of the int8 model for TFLM and generated C99 (float32, int8); run "
+        "each in its runtime (the C compiled with gcc) on the test "
+        "split against the float model; write manifest.json with sha256s.",
+    )
     p.add_argument("run_dir", help="a run folder from 'biosig-edge train'")
     p.add_argument("--out", help="artifact folder (default: RUN_DIR/artifacts)")
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
-    p.add_argument("--eval-limit", type=int, default=0,
-                   help="evaluate on a stratified subset of this many test windows (default: all)")
-    p.add_argument("--representative", type=int, default=500,
-                   help="training windows used to calibrate full int8 (default: 500)")
-    p.add_argument("--stream-eval", type=int, default=500,
-                   help="test windows run chunk by chunk through each streaming variant (default: 500)")
+    p.add_argument(
+        "--eval-limit",
+        type=int,
+        default=0,
+        help="evaluate on a stratified subset of this many test windows (default: all)",
+    )
+    p.add_argument(
+        "--representative", type=int, default=500, help="training windows used to calibrate full int8 (default: 500)"
+    )
+    p.add_argument(
+        "--stream-eval",
+        type=int,
+        default=500,
+        help="test windows run chunk by chunk through each streaming variant (default: 500)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing artifact folder")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
-        "stream", help="stream a recording (any file, a dataset record or stdin) through a model",
+        "stream",
+        help="stream a recording (any file, a dataset record or stdin) through a model",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Stream samples through a device-side session (the model's causal filter; for ECG "
-                    "Pan-Tompkins beat detection, RR features and the beat template; the exported model) "
-                    "and print one JSON line per event: decisions, each with its quality, and "
-                    "signal-quality events.",
+        "Pan-Tompkins beat detection, RR features and the beat template; the exported model) "
+        "and print one JSON line per event: decisions, each with its quality, and "
+        "signal-quality events.",
         epilog="""INPUT is, in this order:
   -              raw samples on stdin: needs --fs and --units (and --gain for converter counts);
                  columns are the model's channels in order unless --channels labels them
@@ -512,70 +665,118 @@ examples:
       --format i16le --gain 200 --jsonl /var/log/biosig/events.jsonl --to none --reconnect
   biosig-edge stream ART holter/rec01 --channels MLII=ECG1,V1=ECG2
   biosig-edge stream ART - --fs 250 --units mV < samples.txt
-  biosig-edge stream ART - --fs 500 --units uV --format i16le --gain 10 < frames.bin""")
+  biosig-edge stream ART - --fs 500 --units uV --format i16le --gain 10 < frames.bin""",
+    )
     p.add_argument("artifact_dir", help="artifact folder from 'biosig-edge export'")
-    p.add_argument("record", metavar="INPUT", help="'-', DATASET:ID, a file, an id of the model's dataset, lsl:NAME, "
-                                                "brainflow:BOARD or serial:DEVICE (below)")
-    p.add_argument("--artifact", default=None,
-                   help="model to run (default tflite_float32 for ECG, stream_tflite_float32 for EEG)")
+    p.add_argument(
+        "record",
+        metavar="INPUT",
+        help="'-', DATASET:ID, a file, an id of the model's dataset, lsl:NAME, "
+        "brainflow:BOARD or serial:DEVICE (below)",
+    )
+    p.add_argument(
+        "--artifact", default=None, help="model to run (default tflite_float32 for ECG, stream_tflite_float32 for EEG)"
+    )
     p.add_argument("--fs", type=float, help="sampling rate of stdin/CSV/NPY/MAT input, Hz")
     p.add_argument("--units", help="units of stdin/CSV/NPY/MAT input (mV, uV, V; counts: with --gain)")
     p.add_argument("--channels", help="input labels (ECG1,ECG2) or a mapping MODEL=INPUT (MLII=ECG1,V1=ECG2)")
-    p.add_argument("--format", default="text", choices=["text", "f32le", "i16le"],
-                   help="stdin: text lines, or binary little-endian float32/int16 frames (default text)")
+    p.add_argument(
+        "--format",
+        default="text",
+        choices=["text", "f32le", "i16le"],
+        help="stdin: text lines, or binary little-endian float32/int16 frames (default text)",
+    )
     p.add_argument("--gain", type=float, help="converter counts per unit (i16le, or counts in text/CSV/NPY/MAT)")
     p.add_argument("--mat-var", help="the variable of a .mat file holding the signal")
-    p.add_argument("--bad-lines", default="error", choices=["error", "gap"],
-                   help="stdin text: a line that is not numbers stops the stream (error, exit 2, after "
-                        "everything before it) or becomes a gap (default error)")
-    p.add_argument("--withhold", action="store_true",
-                   help="emit decisions judged unusable without class or probabilities (default: flag them)")
-    p.add_argument("--trusted-key", help="Ed25519 public key (PEM) the artifact folder must be signed with "
-                                         "(default $BIOSIG_EDGE_TRUSTED_KEY)")
+    p.add_argument(
+        "--bad-lines",
+        default="error",
+        choices=["error", "gap"],
+        help="stdin text: a line that is not numbers stops the stream (error, exit 2, after "
+        "everything before it) or becomes a gap (default error)",
+    )
+    p.add_argument(
+        "--withhold",
+        action="store_true",
+        help="emit decisions judged unusable without class or probabilities (default: flag them)",
+    )
+    p.add_argument(
+        "--trusted-key",
+        help="Ed25519 public key (PEM) the artifact folder must be signed with (default $BIOSIG_EDGE_TRUSTED_KEY)",
+    )
     p.add_argument("--chunk-s", type=float, default=1.0, help="seconds per push (default 1.0)")
     p.add_argument("--realtime", action="store_true", help="pace the replay at the sampling rate")
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/ (dataset records)")
     live = p.add_argument_group("live sources and sinks")
-    live.add_argument("--to", default="jsonl", choices=["jsonl", "none"],
-                      help="events as JSON lines on stdout (jsonl, default) or not at all (none: with --jsonl "
-                           "or --lsl-outlet)")
-    live.add_argument("--jsonl", metavar="FILE", help="also append events to FILE, each line flushed; rotated "
-                                                      "by size (FILE.1, FILE.2 ...)")
+    live.add_argument(
+        "--to",
+        default="jsonl",
+        choices=["jsonl", "none"],
+        help="events as JSON lines on stdout (jsonl, default) or not at all (none: with --jsonl or --lsl-outlet)",
+    )
+    live.add_argument(
+        "--jsonl",
+        metavar="FILE",
+        help="also append events to FILE, each line flushed; rotated by size (FILE.1, FILE.2 ...)",
+    )
     live.add_argument("--jsonl-max-mb", type=float, default=50.0, help="rotate --jsonl FILE at this size (default 50)")
     live.add_argument("--jsonl-keep", type=int, default=5, help="rotated files kept (default 5)")
-    live.add_argument("--lsl-outlet", metavar="NAME",
-                      help="publish events as an LSL marker stream NAME (JSON strings: class, probs, quality ...), "
-                           "each timestamped with the LSL time of the decision's last input sample")
-    live.add_argument("--stall-s", type=float, default=5.0,
-                      help="a live source silent this long gives a 'gap' event and the state restarts (default 5)")
-    live.add_argument("--reconnect", action="store_true",
-                      help="reopen a live source that disappears, with backoff (0.5 s doubling to 30 s); "
-                           "default: end cleanly")
-    live.add_argument("--wait-s", type=float, default=10.0, help="wait this long for an LSL stream to appear "
-                                                                 "(default 10)")
+    live.add_argument(
+        "--lsl-outlet",
+        metavar="NAME",
+        help="publish events as an LSL marker stream NAME (JSON strings: class, probs, quality ...), "
+        "each timestamped with the LSL time of the decision's last input sample",
+    )
+    live.add_argument(
+        "--stall-s",
+        type=float,
+        default=5.0,
+        help="a live source silent this long gives a 'gap' event and the state restarts (default 5)",
+    )
+    live.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="reopen a live source that disappears, with backoff (0.5 s doubling to 30 s); default: end cleanly",
+    )
+    live.add_argument(
+        "--wait-s", type=float, default=10.0, help="wait this long for an LSL stream to appear (default 10)"
+    )
     live.add_argument("--baud", type=int, default=115200, help="serial line speed (default 115200)")
     live.add_argument("--duration-s", type=float, help="stop after this many seconds of signal")
     p.set_defaults(func=cmd_stream)
 
-    p = sub.add_parser("replay", help="publish a recording as an LSL stream at its real pace (or N times it)",
-                       description="Publish a recording (any INPUT 'stream' reads except stdin and live sources) "
-                                   "as an LSL outlet: its channels, labels, units and rate in the stream's "
-                                   "description, each sample timestamped on the LSL clock when it is pushed, at "
-                                   "the recording's pace times --speed. For demos and tests: "
-                                   "'biosig-edge stream ART lsl:NAME' reads it back.",
-                       epilog="example: biosig-edge replay ART mitdb:100 --speed 20 --name ecg-demo")
-    p.add_argument("artifact_dir", help="artifact folder (its dataset resolves bare record ids; its kind "
-                                        "sets the stream type ECG/EEG)")
+    p = sub.add_parser(
+        "replay",
+        help="publish a recording as an LSL stream at its real pace (or N times it)",
+        description="Publish a recording (any INPUT 'stream' reads except stdin and live sources) "
+        "as an LSL outlet: its channels, labels, units and rate in the stream's "
+        "description, each sample timestamped on the LSL clock when it is pushed, at "
+        "the recording's pace times --speed. For demos and tests: "
+        "'biosig-edge stream ART lsl:NAME' reads it back.",
+        epilog="example: biosig-edge replay ART mitdb:100 --speed 20 --name ecg-demo",
+    )
+    p.add_argument(
+        "artifact_dir",
+        help="artifact folder (its dataset resolves bare record ids; its kind sets the stream type ECG/EEG)",
+    )
     p.add_argument("record", metavar="RECORD", help="DATASET:ID, a file, or an id of the model's dataset")
     p.add_argument("--to", default="lsl", choices=["lsl"], help="where to publish (lsl)")
     p.add_argument("--name", help="LSL stream name (default biosig-edge-RECORD)")
     p.add_argument("--speed", type=float, default=1.0, help="times real time (default 1)")
     p.add_argument("--chunk-s", type=float, default=0.02, help="seconds of signal per push (default 0.02)")
     p.add_argument("--seconds", type=float, help="only the first SECONDS of the recording")
-    p.add_argument("--wait-s", type=float, default=0.0,
-                   help="wait up to this long for a consumer before the first sample (default: start at once)")
-    p.add_argument("--linger-s", type=float, default=2.0,
-                   help="keep the outlet this long after the last sample, so that inlets drain it (default 2)")
+    p.add_argument(
+        "--wait-s",
+        type=float,
+        default=0.0,
+        help="wait up to this long for a consumer before the first sample (default: start at once)",
+    )
+    p.add_argument(
+        "--linger-s",
+        type=float,
+        default=2.0,
+        help="keep the outlet this long after the last sample, so that inlets drain it (default 2)",
+    )
     p.add_argument("--fs", type=float, help="sampling rate of CSV/NPY/MAT input, Hz")
     p.add_argument("--units", help="units of CSV/NPY/MAT input")
     p.add_argument("--channels", help="channels to read (labels), as for stream")
@@ -584,60 +785,85 @@ examples:
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/ (dataset records)")
     p.set_defaults(func=cmd_replay, format="text", bad_lines="error", baud=115200)
 
-    p = sub.add_parser("validate", help="stream every artifact over the held-out split; report and budgets",
-                       description="Streams every artifact of an export folder over the task's held-out "
-                                   "split through the device-side session (one pinned core, one thread), "
-                                   "scores it against the annotations and the float reference, and writes "
-                                   "report.html (self-contained, with figures), report.md and report.json. "
-                                   "Exit code 1 if an artifact misses a budget (each is named), 2 on bad input.")
+    p = sub.add_parser(
+        "validate",
+        help="stream every artifact over the held-out split; report and budgets",
+        description="Streams every artifact of an export folder over the task's held-out "
+        "split through the device-side session (one pinned core, one thread), "
+        "scores it against the annotations and the float reference, and writes "
+        "report.html (self-contained, with figures), report.md and report.json. "
+        "Exit code 1 if an artifact misses a budget (each is named), 2 on bad input.",
+    )
     p.add_argument("artifact_dir", help="artifact folder from 'biosig-edge export' (every file's sha256 is checked)")
     p.add_argument("--budget", help="TOML file of limits (default: pipeline/validate/budgets/<task>.toml)")
     p.add_argument("--out", help="report folder (default: RUN/validation beside RUN/artifacts)")
     p.add_argument("--artifacts", nargs="+", help="only these artifacts (the float reference always runs)")
-    p.add_argument("--subset", type=int, help="only the first N held-out recordings (a quick look; the "
-                                              "report marks it as a subset)")
+    p.add_argument(
+        "--subset",
+        type=int,
+        help="only the first N held-out recordings (a quick look; the report marks it as a subset)",
+    )
     p.add_argument("--seconds", type=float, help="only the first S seconds of each recording")
     p.add_argument("--chunk-s", type=float, default=0.05, help="seconds of signal per push (default 0.05)")
     p.add_argument("--core", type=int, help="CPU core to pin every measurement to (default: the lowest allowed)")
     p.add_argument("--force", action="store_true", help="replace an existing report folder")
-    p.add_argument("--records", help="a folder of your own labelled recordings instead of the held-out split: "
-                                     "annotated WFDB records (.hea, .dat, .atr) for ECG; for EEG any files "
-                                     "listed with their class in DIR/labels.csv ('file,label')")
+    p.add_argument(
+        "--records",
+        help="a folder of your own labelled recordings instead of the held-out split: "
+        "annotated WFDB records (.hea, .dat, .atr) for ECG; for EEG any files "
+        "listed with their class in DIR/labels.csv ('file,label')",
+    )
     p.add_argument("--fs", type=float, help="with --records: sampling rate of bare-number files (CSV/NPY/MAT)")
     p.add_argument("--units", help="with --records: units of bare-number files")
     p.add_argument("--gain", type=float, help="with --records: counts per unit of bare-number files")
-    p.add_argument("--withhold", action="store_true",
-                   help="score with decisions judged unusable withheld (default: flagged and scored)")
+    p.add_argument(
+        "--withhold",
+        action="store_true",
+        help="score with decisions judged unusable withheld (default: flagged and scored)",
+    )
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("keys", help="make an Ed25519 key pair for signing artifact folders",
-                       description="Write NAME.key (private, mode 0600) and NAME.pub (public) into FOLDER. "
-                                   "Sign folders with the private key ('biosig-edge sign'); give devices the "
-                                   "public one (--trusted-key or $BIOSIG_EDGE_TRUSTED_KEY): they then refuse "
-                                   "folders that are unsigned or signed by another key.")
+    p = sub.add_parser(
+        "keys",
+        help="make an Ed25519 key pair for signing artifact folders",
+        description="Write NAME.key (private, mode 0600) and NAME.pub (public) into FOLDER. "
+        "Sign folders with the private key ('biosig-edge sign'); give devices the "
+        "public one (--trusted-key or $BIOSIG_EDGE_TRUSTED_KEY): they then refuse "
+        "folders that are unsigned or signed by another key.",
+    )
     p.add_argument("folder", help="where to write the keys")
     p.add_argument("--name", default="biosig-edge", help="file name stem (default biosig-edge)")
     p.set_defaults(func=cmd_keys)
-    p = sub.add_parser("sign", help="sign an artifact folder (Ed25519)",
-                       description="Check an artifact folder (manifest, digest, every file's sha256) and sign "
-                                   "its manifest into manifest.sig with an Ed25519 private key.")
+    p = sub.add_parser(
+        "sign",
+        help="sign an artifact folder (Ed25519)",
+        description="Check an artifact folder (manifest, digest, every file's sha256) and sign "
+        "its manifest into manifest.sig with an Ed25519 private key.",
+    )
     p.add_argument("artifact_dir", help="artifact folder from 'biosig-edge export'")
     p.add_argument("--key", required=True, help="private key (PEM) from 'biosig-edge keys'")
     p.set_defaults(func=cmd_sign)
 
-    p = sub.add_parser("run", help="the main job: train a task, export it, validate the artifacts",
-                       description="Train TASK with a profile, export it (TFLite, ONNX, generated C, "
-                                   "streaming graphs, each checked against the float model), then "
-                                   "validate: stream the artifacts over the held-out split (quick: the "
-                                   "float and int8 model of each interpreter; full: every artifact) and "
-                                   "write the report (RUN/validation/report.html). Exit code 1 if an "
-                                   "artifact misses the task's budget.")
+    p = sub.add_parser(
+        "run",
+        help="the main job: train a task, export it, validate the artifacts",
+        description="Train TASK with a profile, export it (TFLite, ONNX, generated C, "
+        "streaming graphs, each checked against the float model), then "
+        "validate: stream the artifacts over the held-out split (quick: the "
+        "float and int8 model of each interpreter; full: every artifact) and "
+        "write the report (RUN/validation/report.html). Exit code 1 if an "
+        "artifact misses the task's budget.",
+    )
     p.add_argument("task", help="ecg-mitdb, eeg-bonn or eeg-eegmat")
     p.add_argument("--profile", default="quick", choices=["quick", "full"], help="default: quick")
     p.add_argument("--out", help="run folder (default: runs/<task>-<profile>-<time>)")
-    p.add_argument("--eval-limit", type=int, default=5000,
-                   help="quick profile: export checks on a stratified subset of this many test windows")
+    p.add_argument(
+        "--eval-limit",
+        type=int,
+        default=5000,
+        help="quick profile: export checks on a stratified subset of this many test windows",
+    )
     p.add_argument("--budget", help="TOML file of limits (default: pipeline/validate/budgets/<task>.toml)")
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
     p.set_defaults(func=cmd_run)

@@ -88,8 +88,9 @@ class FolderWriter:
                 self.lock.seek(0)
                 holder = self.lock.read().strip() or "another process"
                 self.lock.close()
-                raise FolderError(f"{out_dir}: another run (pid {holder}) is writing this {what}; wait for it "
-                                  f"or choose another --out") from None
+                raise FolderError(
+                    f"{out_dir}: another run (pid {holder}) is writing this {what}; wait for it or choose another --out"
+                ) from None
             # The holder before us removes the file as it lets go: a lock on a file no longer
             # at that path guards nothing, so open the path again.
             try:

@@ -70,6 +70,7 @@ def seal(manifest: dict) -> dict:
 
 # --------------------------------------------------------------------------- checking
 
+
 class _Check:
     """Read values from a dict, each checked, each failure naming its key path."""
 
@@ -151,8 +152,11 @@ def _check_sos(c: _Check) -> tuple[tuple[float, ...], ...]:
     rows = c.get("sos", list)
     out = []
     for i, row in enumerate(rows):
-        if not (isinstance(row, list) and len(row) == 6 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row)):
+        if not (
+            isinstance(row, list)
+            and len(row) == 6
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row)
+        ):
             c.fail("sos", f"row {i} must be 6 finite numbers [b0, b1, b2, a0, a1, a2]")
         b0, b1, b2, a0, a1, a2 = (float(v) for v in row)
         if a0 == 0:
@@ -269,9 +273,17 @@ def _artifact(data, i: int, where: str) -> ArtifactEntry:
         size = c.integer("bytes", low=1)
         c.get("inputs", list)
         c.get("outputs", list)
-    return ArtifactEntry(name=name, file=file, format=fmt, precision=c.get("precision", str), status=status,
-                         graph=c.get("graph", str, optional=True), sha256=sha, bytes=size,
-                         extra={k: v for k, v in data.items() if k not in _ARTIFACT_KEYS})
+    return ArtifactEntry(
+        name=name,
+        file=file,
+        format=fmt,
+        precision=c.get("precision", str),
+        status=status,
+        graph=c.get("graph", str, optional=True),
+        sha256=sha,
+        bytes=size,
+        extra={k: v for k, v in data.items() if k not in _ARTIFACT_KEYS},
+    )
 
 
 @dataclass(frozen=True)
@@ -319,19 +331,27 @@ class Manifest:
         schema = data.get("schema")
         if schema != SCHEMA:
             old = isinstance(schema, str) and schema.startswith("biosig-edge-manifest/")
-            raise ManifestError(f"{where}: schema is {schema!r}, this runtime reads {SCHEMA!r}"
-                                + ("; the folder was made by another biosig-edge version: export the run "
-                                   "again ('biosig-edge export RUN_DIR')" if old else ""))
+            raise ManifestError(
+                f"{where}: schema is {schema!r}, this runtime reads {SCHEMA!r}"
+                + (
+                    "; the folder was made by another biosig-edge version: export the run "
+                    "again ('biosig-edge export RUN_DIR')"
+                    if old
+                    else ""
+                )
+            )
         c = _Check(data, "", where)
         # Integrity first: an edited manifest is refused as altered, whatever it now says.
         digest = c.get("digest", str)
         try:
             actual = manifest_digest(data)
-        except ValueError:                                   # NaN or infinity in the JSON
+        except ValueError:  # NaN or infinity in the JSON
             raise ManifestError(f"{where}: holds NaN or infinite numbers") from None
         if digest != actual:
-            raise ManifestError(f"{where}: content does not match its digest (sha256 {actual[:16]}..., "
-                                f"recorded {digest[:16]}...): the manifest was altered; refusing it")
+            raise ManifestError(
+                f"{where}: content does not match its digest (sha256 {actual[:16]}..., "
+                f"recorded {digest[:16]}...): the manifest was altered; refusing it"
+            )
         task = c.get("task", str)
         kind = c.get("kind", str)
         if kind not in KINDS:
@@ -372,13 +392,19 @@ class Manifest:
         if normalise not in NORMALISATIONS:
             w.fail("normalise", f"must be one of {NORMALISATIONS}, got '{normalise}'")
         window = WindowSpec(
-            n_steps=w.integer("n_steps", low=1), n_channels=w.integer("n_channels", low=1), normalise=normalise,
+            n_steps=w.integer("n_steps", low=1),
+            n_channels=w.integer("n_channels", low=1),
+            normalise=normalise,
             n_before_samples=w.integer("n_before_samples", low=0, optional=kind != "ecg-beats"),
             n_after_samples=w.integer("n_after_samples", low=1, optional=kind != "ecg-beats"),
-            hop_samples=w.integer("hop_samples", low=1, optional=kind != "eeg-windows"))
+            hop_samples=w.integer("hop_samples", low=1, optional=kind != "eeg-windows"),
+        )
         if kind == "ecg-beats" and window.n_before_samples + window.n_after_samples != window.n_steps:
-            w.fail("n_steps", f"must equal n_before_samples + n_after_samples "
-                              f"({window.n_before_samples} + {window.n_after_samples}), got {window.n_steps}")
+            w.fail(
+                "n_steps",
+                f"must equal n_before_samples + n_after_samples "
+                f"({window.n_before_samples} + {window.n_after_samples}), got {window.n_steps}",
+            )
         # What preprocessing makes of the input channels (a band-power front end: one
         # channel per band and input channel, plus the normalised signal), then the
         # template's doubling.
@@ -386,24 +412,35 @@ class Manifest:
         per_input = (len(bands) + (1 if data["preprocess"].get("running_norm_s") else 0)) if bands else 1
         expected_channels = len(channels) * per_input * (2 if normalise == "template" else 1)
         if window.n_channels != expected_channels:
-            w.fail("n_channels", f"must be {expected_channels} for {len(channels)} input channel(s) with "
-                                 f"{f'{len(bands)} bands and ' if bands else ''}normalise '{normalise}', "
-                                 f"got {window.n_channels}")
+            w.fail(
+                "n_channels",
+                f"must be {expected_channels} for {len(channels)} input channel(s) with "
+                f"{f'{len(bands)} bands and ' if bands else ''}normalise '{normalise}', "
+                f"got {window.n_channels}",
+            )
 
         s = c.sub("side_features")
         names = s.strings("names")
-        side = SideFeatures(names=names, mean=s.numbers("mean", len(names)), std=s.numbers("std", len(names)),
-                            clip=s.number("clip", low=0, strict_low=True, optional=True))
+        side = SideFeatures(
+            names=names,
+            mean=s.numbers("mean", len(names)),
+            std=s.numbers("std", len(names)),
+            clip=s.number("clip", low=0, strict_low=True, optional=True),
+        )
         if any(v <= 0 for v in side.std):
             s.fail("std", "must be positive")
 
         rr = template = None
         if kind == "ecg-beats":
             r = c.sub("rr")
-            rr = RRSpec(local_beats=r.integer("local_beats", low=1), average_s=r.number("average_s", low=0, strict_low=True))
+            rr = RRSpec(
+                local_beats=r.integer("local_beats", low=1), average_s=r.number("average_s", low=0, strict_low=True)
+            )
             t = c.sub("template")
-            template = TemplateSpec(alpha=t.number("alpha", low=0, high=1, strict_low=True),
-                                    min_scale=t.number("min_scale", low=0, strict_low=True))
+            template = TemplateSpec(
+                alpha=t.number("alpha", low=0, high=1, strict_low=True),
+                min_scale=t.number("min_scale", low=0, strict_low=True),
+            )
         streaming = None
         st = c.sub("streaming", optional=True)
         if st is not None:
@@ -430,11 +467,24 @@ class Manifest:
                 c.fail("artifacts", f"list {twice} twice")
         c.get("tools", dict)
         c.get("created_utc", str)
-        return cls(task=task, kind=kind, classes=classes, preprocess=dict(data["preprocess"]),
-                   input=InputSpec(units=units, channels=channels, channel_aliases=dict(aliases),
-                                   min_fs_hz=min_fs, valid_range=valid),
-                   window=window, side_features=side, rr=rr, template=template, streaming=streaming,
-                   split=dict(data["split"]), artifacts=artifacts, digest=digest, raw=data)
+        return cls(
+            task=task,
+            kind=kind,
+            classes=classes,
+            preprocess=dict(data["preprocess"]),
+            input=InputSpec(
+                units=units, channels=channels, channel_aliases=dict(aliases), min_fs_hz=min_fs, valid_range=valid
+            ),
+            window=window,
+            side_features=side,
+            rr=rr,
+            template=template,
+            streaming=streaming,
+            split=dict(data["split"]),
+            artifacts=artifacts,
+            digest=digest,
+            raw=data,
+        )
 
 
 def check_manifest(manifest: dict, where: str = "manifest.json") -> Manifest:
@@ -443,6 +493,7 @@ def check_manifest(manifest: dict, where: str = "manifest.json") -> Manifest:
 
 
 # --------------------------------------------------------------------------- loading
+
 
 def read_manifest(folder: str | Path, verify_files: bool = True, trusted_key: str | Path | None = None) -> Manifest:
     """Read, check and (with a trusted key) authenticate ``folder/manifest.json``; verify
@@ -497,12 +548,15 @@ def verify_artifact(folder: Path, art: ArtifactEntry | dict) -> bytes:
         raise ManifestError(f"{path}: cannot be read: {err.strerror or err}") from None
     digest = sha256_bytes(data)
     if digest != art.sha256 or len(data) != art.bytes:
-        raise ManifestError(f"{path}: sha256 {digest[:16]}... does not match manifest.json "
-                            f"({art.sha256[:16]}...): the file was altered; refusing to load it")
+        raise ManifestError(
+            f"{path}: sha256 {digest[:16]}... does not match manifest.json "
+            f"({art.sha256[:16]}...): the file was altered; refusing to load it"
+        )
     return data
 
 
 # --------------------------------------------------------------------------- signatures
+
 
 def _crypto():
     try:
@@ -510,8 +564,7 @@ def _crypto():
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError:
-        raise ManifestError("signatures need the 'cryptography' package: pip install "
-                            "'biosig-edge[sign]'") from None
+        raise ManifestError("signatures need the 'cryptography' package: pip install 'biosig-edge[sign]'") from None
     return serialization, ed25519, InvalidSignature
 
 
@@ -520,8 +573,11 @@ def _read_key(path: str | Path, private: bool):
     path = Path(path)
     try:
         data = path.read_bytes()
-        key = (serialization.load_pem_private_key(data, password=None) if private
-               else serialization.load_pem_public_key(data))
+        key = (
+            serialization.load_pem_private_key(data, password=None)
+            if private
+            else serialization.load_pem_public_key(data)
+        )
     except OSError as err:
         raise ManifestError(f"{path}: cannot read the key: {err.strerror or err}") from None
     except ValueError as err:
@@ -544,10 +600,14 @@ def new_keypair(folder: str | Path, name: str = "biosig-edge") -> tuple[Path, Pa
     key = ed25519.Ed25519PrivateKey.generate()
     fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     return private, public
 
 
@@ -575,17 +635,22 @@ def verify_signature(folder: str | Path, manifest: dict, trusted_key: str | Path
     key = _read_key(trusted_key, private=False)
     sig_path = Path(folder) / SIGNATURE_FILE
     if not sig_path.is_file():
-        raise ManifestError(f"{sig_path}: missing: a trusted key is configured ({trusted_key}), so the "
-                            f"folder must be signed ('biosig-edge sign FOLDER --key KEY')")
+        raise ManifestError(
+            f"{sig_path}: missing: a trusted key is configured ({trusted_key}), so the "
+            f"folder must be signed ('biosig-edge sign FOLDER --key KEY')"
+        )
     try:
         signature = base64.b64decode(sig_path.read_text().strip(), validate=True)
         key.verify(signature, canonical_json(manifest))
     except (invalid, binascii.Error, ValueError):
-        raise ManifestError(f"{sig_path}: not a valid signature of this manifest by {trusted_key}: "
-                            f"the folder was altered or signed by another key; refusing it") from None
+        raise ManifestError(
+            f"{sig_path}: not a valid signature of this manifest by {trusted_key}: "
+            f"the folder was altered or signed by another key; refusing it"
+        ) from None
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def shipping_artifacts(manifest: dict) -> list[str]:
     """The float32 and int8 model of each interpreter (LiteRT, ONNX Runtime) that the

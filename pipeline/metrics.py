@@ -35,16 +35,21 @@ def classification_metrics(cm: np.ndarray, classes: list[str]) -> dict:
         tp, support, predicted = cm[k, k], cm[k].sum(), cm[:, k].sum()
         se, ppv = _ratio(tp, support), _ratio(tp, predicted)
         f1 = _ratio(2 * tp, support + predicted)
-        per_class[name] = {"se": se, "ppv": ppv, "f1": f1, "support": int(support),
-                           "predicted": int(predicted)}
+        per_class[name] = {"se": se, "ppv": ppv, "f1": f1, "support": int(support), "predicted": int(predicted)}
         if support:
             f1s.append(f1 if np.isfinite(f1) else 0.0)
     accuracy = _ratio(np.trace(cm), total)
-    expected = _ratio((cm.sum(0) * cm.sum(1)).sum(), total ** 2)
+    expected = _ratio((cm.sum(0) * cm.sum(1)).sum(), total**2)
     kappa = _ratio(accuracy - expected, 1 - expected)
-    return {"classes": list(classes), "confusion": cm.astype(int).tolist(), "n": int(total),
-            "accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else float("nan"),
-            "kappa": kappa, "per_class": per_class}
+    return {
+        "classes": list(classes),
+        "confusion": cm.astype(int).tolist(),
+        "n": int(total),
+        "accuracy": accuracy,
+        "macro_f1": float(np.mean(f1s)) if f1s else float("nan"),
+        "kappa": kappa,
+        "per_class": per_class,
+    }
 
 
 def ecg_indices(metrics: dict) -> dict:
@@ -66,13 +71,22 @@ def binary_view(cm: np.ndarray, classes: list[str], positive: str) -> dict:
     fn = cm[k].sum() - tp
     fp = cm[:, k].sum() - tp
     tn = cm.sum() - tp - fn - fp
-    return {"positive": positive, "sensitivity": _ratio(tp, tp + fn),
-            "specificity": _ratio(tn, tn + fp), "ppv": _ratio(tp, tp + fp),
-            "accuracy": _ratio(tp + tn, cm.sum()), "tp": int(tp), "fn": int(fn), "fp": int(fp), "tn": int(tn)}
+    return {
+        "positive": positive,
+        "sensitivity": _ratio(tp, tp + fn),
+        "specificity": _ratio(tn, tn + fp),
+        "ppv": _ratio(tp, tp + fp),
+        "accuracy": _ratio(tp + tn, cm.sum()),
+        "tp": int(tp),
+        "fn": int(fn),
+        "fp": int(fp),
+        "tn": int(tn),
+    }
 
 
 # Beat detection against reference annotations (ANSI/AAMI EC57 style): used by validation
 # and, for the quality index, by the device itself.
+
 
 def match_pairs(reference: np.ndarray, detected: np.ndarray, tolerance: int) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one matches of detected beats to reference beats within +-``tolerance``
@@ -112,7 +126,11 @@ def match_beats(reference: np.ndarray, detected: np.ndarray, tolerance: int) -> 
     offsets = detected[det_idx] - reference[ref_idx]
     tp = len(ref_idx)
     fn, fp = len(reference) - tp, len(detected) - tp
-    return {"tp": tp, "fn": fn, "fp": fp,
-            "se": tp / (tp + fn) if tp + fn else float("nan"),
-            "ppv": tp / (tp + fp) if tp + fp else float("nan"),
-            "median_offset": float(np.median(offsets)) if tp else float("nan")}
+    return {
+        "tp": tp,
+        "fn": fn,
+        "fp": fp,
+        "se": tp / (tp + fn) if tp + fn else float("nan"),
+        "ppv": tp / (tp + fp) if tp + fp else float("nan"),
+        "median_offset": float(np.median(offsets)) if tp else float("nan"),
+    }

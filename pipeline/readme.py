@@ -26,16 +26,18 @@ class ReadmeBlockError(BiosigError):
 
 
 def _pattern(name: str) -> re.Pattern:
-    return re.compile(rf"(<!-- BEGIN {re.escape(name)} \(written by: [^\n]*?\) -->\n)(.*?)(<!-- END {re.escape(name)} -->)",
-                      re.S)
+    return re.compile(
+        rf"(<!-- BEGIN {re.escape(name)} \(written by: [^\n]*?\) -->\n)(.*?)(<!-- END {re.escape(name)} -->)", re.S
+    )
 
 
 def read_block(name: str, path: Path = README) -> str:
     """The current text of block ``name`` (without its markers)."""
     match = _pattern(name).search(Path(path).read_text())
     if match is None:
-        raise ReadmeBlockError(f"{path}: no block '{name}' (markers <!-- BEGIN {name} (written by: ...) --> "
-                               f"... <!-- END {name} -->)")
+        raise ReadmeBlockError(
+            f"{path}: no block '{name}' (markers <!-- BEGIN {name} (written by: ...) --> ... <!-- END {name} -->)"
+        )
     return match.group(2)
 
 
@@ -45,8 +47,10 @@ def write_block(name: str, text: str, command: str, path: Path = README) -> None
     source = path.read_text()
     pattern = _pattern(name)
     if len(pattern.findall(source)) != 1:
-        raise ReadmeBlockError(f"{path}: expected exactly one block '{name}' (markers <!-- BEGIN {name} "
-                               f"(written by: ...) --> ... <!-- END {name} -->)")
+        raise ReadmeBlockError(
+            f"{path}: expected exactly one block '{name}' (markers <!-- BEGIN {name} "
+            f"(written by: ...) --> ... <!-- END {name} -->)"
+        )
     body = text if text.endswith("\n") else text + "\n"
     begin = f"<!-- BEGIN {name} (written by: {command}) -->\n"
     path.write_text(pattern.sub(lambda m: begin + body + m.group(3), source, count=1))

@@ -45,9 +45,13 @@ class Split:
         return {"by": self.by, "train": list(self.train), "val": list(self.val), "test": list(self.test)}
 
 
-def mitdb_split(class_counts: dict[str, Counter] | None = None, n_val_records: int = 5,
-                seed: int = 0, min_val_share: float = 0.05,
-                max_val_share: float = 0.4) -> Split:
+def mitdb_split(
+    class_counts: dict[str, Counter] | None = None,
+    n_val_records: int = 5,
+    seed: int = 0,
+    min_val_share: float = 0.05,
+    max_val_share: float = 0.4,
+) -> Split:
     """DS1 (train + validation records) / DS2 (test) of de Chazal et al. (2004).
 
     Validation records are drawn from DS1 by a seeded shuffle; with ``class_counts``
@@ -74,8 +78,9 @@ def mitdb_split(class_counts: dict[str, Counter] | None = None, n_val_records: i
     return Split("record", train, tuple(val), tuple(ds2))
 
 
-def stratified_split(items_by_label: dict[str, list[str]], test_fraction: float,
-                     val_fraction: float, seed: int, by: str = "segment") -> Split:
+def stratified_split(
+    items_by_label: dict[str, list[str]], test_fraction: float, val_fraction: float, seed: int, by: str = "segment"
+) -> Split:
     """Per label, a seeded shuffle cut into test, validation and train parts."""
     rng = np.random.default_rng(seed)
     train, val, test = [], [], []
@@ -85,8 +90,8 @@ def stratified_split(items_by_label: dict[str, list[str]], test_fraction: float,
         n_test = int(round(test_fraction * len(items)))
         n_val = int(round(val_fraction * len(items)))
         test += [items[i] for i in order[:n_test]]
-        val += [items[i] for i in order[n_test:n_test + n_val]]
-        train += [items[i] for i in order[n_test + n_val:]]
+        val += [items[i] for i in order[n_test : n_test + n_val]]
+        train += [items[i] for i in order[n_test + n_val :]]
     return Split(by, tuple(sorted(train)), tuple(sorted(val)), tuple(sorted(test)))
 
 
@@ -96,8 +101,7 @@ def bonn_split(segments_by_set: dict[str, list[str]], seed: int | None = None) -
     ``segments_by_set`` maps set name to segment ids (``"A_Z/Z001"``).
     """
     s = load_card("bonn").splits
-    return stratified_split(segments_by_set, s["test_fraction"], s["val_fraction"],
-                            s["seed"] if seed is None else seed)
+    return stratified_split(segments_by_set, s["test_fraction"], s["val_fraction"], s["seed"] if seed is None else seed)
 
 
 def subject_split(subjects: list[str], n_test: int, n_val: int, seed: int) -> Split:
@@ -105,16 +109,15 @@ def subject_split(subjects: list[str], n_test: int, n_val: int, seed: int) -> Sp
     subjects = sorted(subjects)
     order = np.random.default_rng(seed).permutation(len(subjects))
     test = sorted(subjects[i] for i in order[:n_test])
-    val = sorted(subjects[i] for i in order[n_test:n_test + n_val])
-    train = sorted(subjects[i] for i in order[n_test + n_val:])
+    val = sorted(subjects[i] for i in order[n_test : n_test + n_val])
+    train = sorted(subjects[i] for i in order[n_test + n_val :])
     return Split("subject", tuple(train), tuple(val), tuple(test))
 
 
 def eegmat_split(subjects: list[str], seed: int | None = None) -> Split:
     """EEGMAT: by subject, sizes and seed from the dataset card."""
     s = load_card("eegmat").splits
-    return subject_split(subjects, s["test_subjects"], s["val_subjects"],
-                         s["seed"] if seed is None else seed)
+    return subject_split(subjects, s["test_subjects"], s["val_subjects"], s["seed"] if seed is None else seed)
 
 
 def subject_folds(subjects: list[str], k: int, seed: int) -> list[tuple[list[str], list[str]]]:
@@ -143,12 +146,15 @@ def check_folds(folds: list[tuple[str, ...]], counts: dict[str, Counter], requir
     for i, fold in enumerate(folds):
         missing = [c for c in required if not sum(counts[r][c] for r in fold)]
         if missing:
-            raise SplitError(f"CV fold {i + 1} of {len(folds)} (records {', '.join(fold)}) holds no "
-                             f"{'/'.join(missing)} beats; use fewer folds or other records")
+            raise SplitError(
+                f"CV fold {i + 1} of {len(folds)} (records {', '.join(fold)}) holds no "
+                f"{'/'.join(missing)} beats; use fewer folds or other records"
+            )
 
 
-def record_folds(counts: dict[str, Counter], k: int, required: list[str] = (), seed: int = 0,
-                 attempts: int = 2000) -> list[tuple[str, ...]]:
+def record_folds(
+    counts: dict[str, Counter], k: int, required: list[str] = (), seed: int = 0, attempts: int = 2000
+) -> list[tuple[str, ...]]:
     """k folds of records for cross-validation inside a training split.
 
     ``counts`` maps every record to a Counter of its beat classes. Records are dealt to
@@ -166,8 +172,11 @@ def record_folds(counts: dict[str, Counter], k: int, required: list[str] = (), s
     for attempt in range(attempts):
         order = np.random.default_rng(seed + attempt).permutation(len(records))
         folds = [tuple(sorted(records[i] for i in part)) for part in np.array_split(order, k)]
-        share = min((sum(counts[r][c] for r in fold) / total[c] if total[c] else 0.0)
-                    for fold in folds for c in required) if required else 1.0
+        share = (
+            min((sum(counts[r][c] for r in fold) / total[c] if total[c] else 0.0) for fold in folds for c in required)
+            if required
+            else 1.0
+        )
         if share > best_share:
             best, best_share = folds, share
         if share >= 1 / (2 * k):

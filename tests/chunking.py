@@ -6,6 +6,6 @@ def push_in_chunks(push, x, sizes: list[int]) -> list:
     out, pos, k = [], 0, 0
     while pos < len(x):
         size = sizes[k % len(sizes)]
-        out += push(x[pos:pos + size])
+        out += push(x[pos : pos + size])
         pos, k = pos + size, k + 1
     return out

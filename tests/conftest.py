@@ -62,12 +62,16 @@ def exported(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("export")
     # Three training records: 2-fold record CV (the quick profile's 4 folds need 4 records).
-    cfg = load_config("ecg-mitdb", "quick", overrides={"train": {"epochs": 2, "max_majority_per_epoch": 3000},
-                                                      "data": {"cv_folds": 2}})
+    cfg = load_config(
+        "ecg-mitdb",
+        "quick",
+        overrides={"train": {"epochs": 2, "max_majority_per_epoch": 3000}, "data": {"cv_folds": 2}},
+    )
     split = Split("record", ("208", "223", "119"), ("201",), ("100", "232"))
     run = train_task(cfg, root / "run", log=lambda *_: None, split=split)
-    out = export_run(run, root / "artifacts", eval_limit=300, representative_size=300, stream_eval=40,
-                     log=lambda *_: None)
+    out = export_run(
+        run, root / "artifacts", eval_limit=300, representative_size=300, stream_eval=40, log=lambda *_: None
+    )
     return run, out, json.loads((out / "manifest.json").read_text())
 
 
@@ -84,11 +88,15 @@ def exported_bonn(tmp_path_factory):
     from pipeline.train.fit import train_task
 
     root = tmp_path_factory.mktemp("export_bonn")
-    cfg = load_config("eeg-bonn", "quick", overrides={
-        "train": {"epochs": 2}, "data": {"limit_train": 15, "limit_val": 5, "limit_test": 10}})
+    cfg = load_config(
+        "eeg-bonn",
+        "quick",
+        overrides={"train": {"epochs": 2}, "data": {"limit_train": 15, "limit_val": 5, "limit_test": 10}},
+    )
     run = train_task(cfg, root / "run", log=lambda *_: None)
-    out = export_run(run, root / "artifacts", eval_limit=100, representative_size=100, stream_eval=20,
-                     log=lambda *_: None)
+    out = export_run(
+        run, root / "artifacts", eval_limit=100, representative_size=100, stream_eval=20, log=lambda *_: None
+    )
     return run, out, json.loads((out / "manifest.json").read_text())
 
 
@@ -105,9 +113,13 @@ def exported_eegmat(tmp_path_factory):
     from pipeline.train.fit import train_task
 
     root = tmp_path_factory.mktemp("export_eegmat")
-    cfg = load_config("eeg-eegmat", "quick", overrides={
-        "train": {"epochs": 2}, "data": {"limit_train": 4, "limit_val": 2, "limit_test": 2}})
+    cfg = load_config(
+        "eeg-eegmat",
+        "quick",
+        overrides={"train": {"epochs": 2}, "data": {"limit_train": 4, "limit_val": 2, "limit_test": 2}},
+    )
     run = train_task(cfg, root / "run", log=lambda *_: None)
-    out = export_run(run, root / "artifacts", eval_limit=100, representative_size=100, stream_eval=10,
-                     log=lambda *_: None)
+    out = export_run(
+        run, root / "artifacts", eval_limit=100, representative_size=100, stream_eval=10, log=lambda *_: None
+    )
     return run, out, json.loads((out / "manifest.json").read_text())

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from tools import needs
 
 
@@ -25,9 +24,10 @@ def test_ecg_decisions_on_aarch64_equal_x86(aarch64_root, exported, tmp_path):
     from pipeline.targets.aarch64 import compare, recordings_for
 
     _, artifacts, manifest = exported
-    recs = recordings_for(manifest, "232", 90.0, tmp_path)      # DS2 record 232: many S beats, long pauses
-    rows = compare(artifacts, ["tflite_float32", "tflite_int8", "onnx_float32"], recs, aarch64_root,
-                   log=lambda *_: None)
+    recs = recordings_for(manifest, "232", 90.0, tmp_path)  # DS2 record 232: many S beats, long pauses
+    rows = compare(
+        artifacts, ["tflite_float32", "tflite_int8", "onnx_float32"], recs, aarch64_root, log=lambda *_: None
+    )
     by = {r["artifact"]: r for r in rows}
     for row in rows:
         assert row["paired"] and row["decisions_aarch64"] > 60, row
@@ -45,10 +45,15 @@ def test_eeg_decisions_on_aarch64_equal_x86(aarch64_root, exported_bonn, tmp_pat
     _, artifacts, manifest = exported_bonn
     seizure = next(rid for rid in manifest["split"]["test"] if rid.startswith("E_S"))
     recs = recordings_for(manifest, seizure, None, tmp_path)
-    rows = compare(artifacts, ["stream_tflite_float32", "stream_onnx_float32", "stream_tflite_int8"], recs,
-                   aarch64_root, log=lambda *_: None)
+    rows = compare(
+        artifacts,
+        ["stream_tflite_float32", "stream_onnx_float32", "stream_tflite_int8"],
+        recs,
+        aarch64_root,
+        log=lambda *_: None,
+    )
     for row in rows:
-        assert row["paired"] and row["decisions_aarch64"] == 22, row   # 23.6 s: 22 windows of 2 s every 1 s
+        assert row["paired"] and row["decisions_aarch64"] == 22, row  # 23.6 s: 22 windows of 2 s every 1 s
         assert row["passed"], row
 
 
@@ -70,11 +75,22 @@ def test_c_backend_on_aarch64_gives_the_cortex_m4_bits(aarch64_root, exported, t
     for precision in ("float32", "int8"):
         m4 = build.cortex_m4_check(artifacts / f"bse_{precision}.c", signal, side, len(manifest["classes"]))["m4"]
         out = tmp_path / f"{precision}.npy"
-        subprocess.run([*python_command(aarch64_root), "-m", "pipeline.runtime.c_backend", str(artifacts),
-                        f"c_{precision}", str(tmp_path / "windows.npz"), str(out)], check=True, timeout=600)
+        subprocess.run(
+            [
+                *python_command(aarch64_root),
+                "-m",
+                "pipeline.runtime.c_backend",
+                str(artifacts),
+                f"c_{precision}",
+                str(tmp_path / "windows.npz"),
+                str(out),
+            ],
+            check=True,
+            timeout=600,
+        )
         assert np.array_equal(np.load(out).view(np.uint32), m4["bits"]), precision
     recs = recordings_for(manifest, "232", 90.0, tmp_path)
     rows = compare(artifacts, ["c_float32", "c_int8"], recs, aarch64_root, log=lambda *_: None)
     for row in rows:
         assert row["paired"] and row["decisions_aarch64"] > 60, row
-        assert row["agreement"] == 1.0 and row["max_abs_diff"] == 0.0, row     # bit for bit
+        assert row["agreement"] == 1.0 and row["max_abs_diff"] == 0.0, row  # bit for bit

@@ -10,8 +10,7 @@ import pytest
 import wfdb
 
 from pipeline.cli import main
-from pipeline.errors import (ChecksumError, DataUnavailableError, RecordError,
-                             SamplingRateError, SignalQualityError)
+from pipeline.errors import ChecksumError, DataUnavailableError, RecordError, SamplingRateError, SignalQualityError
 from pipeline.preprocess import Preprocessor, PreprocessSpec
 from pipeline.read.locate import dataset_dir
 from pipeline.read.mitdb import read_wfdb
@@ -55,8 +54,17 @@ def test_header_data_mismatch(mitdb_copy):
 
 
 def _write_record(folder, name, signal_mv, fs_hz=360):
-    wfdb.wrsamp(name, fs=fs_hz, units=["mV"], sig_name=["MLII"], p_signal=signal_mv[:, None],
-                fmt=["16"], adc_gain=[200.0], baseline=[0], write_dir=str(folder))
+    wfdb.wrsamp(
+        name,
+        fs=fs_hz,
+        units=["mV"],
+        sig_name=["MLII"],
+        p_signal=signal_mv[:, None],
+        fmt=["16"],
+        adc_gain=[200.0],
+        baseline=[0],
+        write_dir=str(folder),
+    )
     return folder / name
 
 
@@ -88,7 +96,7 @@ def test_nan_does_not_poison_the_filter_after_the_gap(tmp_path, real_ecg):
 
 def test_flat_line_is_reported(tmp_path, real_ecg):
     x = real_ecg.copy()
-    x[1000:1000 + 720] = x[1000]          # two seconds of lead-off
+    x[1000 : 1000 + 720] = x[1000]  # two seconds of lead-off
     path = _write_record(tmp_path, "flatrec", x)
     with pytest.warns(UserWarning, match=r"flatrec\.hea: flat samples in channel MLII at 2\.778-4\.778 s"):
         record = read_wfdb(path, annotator=None)
@@ -105,7 +113,9 @@ def test_wrong_sampling_rate_is_refused_not_misused(tmp_path, real_ecg):
 
 
 def test_explicit_data_dir_without_the_dataset_names_where_it_looked(tmp_path):
-    with pytest.raises(DataUnavailableError, match=rf"dataset 'mitdb' not found; looked in: {tmp_path}/mitdb \(--data-dir\)"):
+    with pytest.raises(
+        DataUnavailableError, match=rf"dataset 'mitdb' not found; looked in: {tmp_path}/mitdb \(--data-dir\)"
+    ):
         dataset_dir("mitdb", tmp_path)
 
 

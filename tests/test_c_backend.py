@@ -18,14 +18,14 @@ import sys
 
 import numpy as np
 import pytest
+from chunking import push_in_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tools import needs
 
-from chunking import push_in_chunks
 from firmware_export import build
 from pipeline.runtime.c_backend import CBackendError, library_entries, pick_library
 from pipeline.runtime.session import ECGSession, EEGSession, open_model
-from tools import needs
 
 C_ARTIFACTS = ("c_float32", "c_int8")
 
@@ -50,16 +50,16 @@ def test_export_lists_a_library_per_cpu_target_with_its_compiler_and_flags(expor
     for name in C_ARTIFACTS:
         libs = {a["target"]: a for a in library_entries(manifest, name)}
         assert sorted(libs) == sorted(build.CPU_LIBRARIES), name
-        for target, entry in libs.items():
+        for entry in libs.values():
             assert (artifacts / entry["file"]).is_file() and len(entry["sha256"]) == 64
             assert "-ffp-contract=off" in entry["flags"] and not any("fast-math" in f for f in entry["flags"])
             assert ("aarch64" in entry["compiler"]) == (entry["architecture"] == "aarch64")
         picked = pick_library(manifest, name)
         assert picked["architecture"] == platform.machine() and picked["bits_equal_host_build"]
-        assert libs[platform.machine()]["bits_equal_host_build"]            # the baseline, run here too
+        assert libs[platform.machine()]["bits_equal_host_build"]  # the baseline, run here too
     from pipeline.export.report import format_export
 
-    table = format_export(manifest)                     # what 'biosig-edge export' prints
+    table = format_export(manifest)  # what 'biosig-edge export' prints
     assert f"| c_int8.{platform.machine()} |" in table and "= c_int8, bit for bit" in table
 
 
@@ -72,7 +72,7 @@ def test_c_backend_gives_the_cortex_m4_builds_bits_on_held_out_windows(exported,
     assert len(probs) == 48
     assert np.array_equal(probs.view(np.uint32), bits[artifact])
     # one window per call, as the ECG session calls it: the same bits
-    one = np.concatenate([lib.predict({"signal": signal[i:i + 1], "side": side[i:i + 1]}) for i in range(8)])
+    one = np.concatenate([lib.predict({"signal": signal[i : i + 1], "side": side[i : i + 1]}) for i in range(8)])
     assert np.array_equal(one.view(np.uint32), bits[artifact][:8])
 
 
@@ -80,7 +80,7 @@ def test_c_backend_gives_the_cortex_m4_builds_bits_on_held_out_windows(exported,
 def ecg_60s():
     from pipeline.read.mitdb import read_mitdb
 
-    return read_mitdb("213", channels=["MLII", "V1|V2|V4|V5"]).signal[:360 * 60].astype(np.float64)
+    return read_mitdb("213", channels=["MLII", "V1|V2|V4|V5"]).signal[: 360 * 60].astype(np.float64)
 
 
 @settings(max_examples=4, deadline=None)
@@ -119,6 +119,7 @@ def test_eeg_session_with_the_c_backend_streams_windows_like_the_float_model(exp
 
 # ------------------------------------------------------------------ bad input
 
+
 @pytest.fixture
 def folder_copy(exported, tmp_path):
     _, artifacts, _ = exported
@@ -144,9 +145,25 @@ def _edited(manifest, edit):
 
 
 def _stream_cli(folder):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "stream", str(folder), "-", "--fs", "360", "--units", "mV",
-                           "--artifact", "c_float32"],
-                          input="0.1,0.2\n" * 10, capture_output=True, text=True)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "stream",
+            str(folder),
+            "-",
+            "--fs",
+            "360",
+            "--units",
+            "mV",
+            "--artifact",
+            "c_float32",
+        ],
+        input="0.1,0.2\n" * 10,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_an_altered_library_is_refused_naming_it_exit_2(folder_copy):
@@ -164,12 +181,13 @@ def test_a_library_for_another_architecture_is_refused(folder_copy):
     here = platform.machine()
     other = "aarch64" if here == "x86_64" else "x86_64"
 
-    def swap(manifest):                       # this machine's files hold the other's library
+    def swap(manifest):  # this machine's files hold the other's library
         libs = [a for a in manifest["artifacts"] if a.get("source") == "c_float32"]
         theirs = next(a for a in libs if a["architecture"] == other)
         for entry in (a for a in libs if a["architecture"] == here):
             shutil.copyfile(folder_copy / theirs["file"], folder_copy / entry["file"])
             entry["sha256"], entry["bytes"] = theirs["sha256"], theirs["bytes"]
+
     manifest = _rewrite(folder_copy, swap)
     with pytest.raises(CBackendError, match=f"built for {other}, listed for {here}; refusing"):
         open_model(folder_copy, manifest, "c_float32")
@@ -177,10 +195,14 @@ def test_a_library_for_another_architecture_is_refused(folder_copy):
     assert done.returncode == 2 and f"built for {other}" in done.stderr
 
     def drop(manifest):
-        manifest["artifacts"] = [a for a in manifest["artifacts"]
-                                 if not (a.get("source") == "c_float32" and a["architecture"] == here)]
+        manifest["artifacts"] = [
+            a for a in manifest["artifacts"] if not (a.get("source") == "c_float32" and a["architecture"] == here)
+        ]
+
     manifest = _rewrite(folder_copy, drop)
-    with pytest.raises(CBackendError, match=rf"no c_float32 library for this machine \({here}\); the folder has \['{other}'\]"):
+    with pytest.raises(
+        CBackendError, match=rf"no c_float32 library for this machine \({here}\); the folder has \['{other}'\]"
+    ):
         open_model(folder_copy, manifest, "c_float32")
 
 
@@ -191,24 +213,26 @@ def test_a_library_missing_a_symbol_is_refused(folder_copy, tmp_path):
     src = tmp_path / "partial.c"
     src.write_text("int bse_info(int *out, int n) { (void)out; (void)n; return 0; }\n")
     manifest = json.loads((folder_copy / "manifest.json").read_text())
-    lib = folder_copy / pick_library(manifest, "c_float32")["file"]            # the one this machine loads
+    lib = folder_copy / pick_library(manifest, "c_float32")["file"]  # the one this machine loads
     subprocess.run(["gcc", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
 
     def relist(manifest):
         entry = next(a for a in manifest["artifacts"] if a.get("format") == "shared-library" and a["file"] == lib.name)
         entry["sha256"], entry["bytes"] = sha256_bytes(lib.read_bytes()), lib.stat().st_size
+
     manifest = _rewrite(folder_copy, relist)
     with pytest.raises(CBackendError, match=f"{lib.name}: missing symbol bse_check"):
         open_model(folder_copy, manifest, "c_float32")
 
 
 def test_a_manifest_whose_sizes_disagree_with_the_library_is_refused(folder_copy):
-    def drop_side_feature(manifest):                 # a consistent manifest, one feature short
+    def drop_side_feature(manifest):  # a consistent manifest, one feature short
         side = manifest["side_features"]
         n = len(side["names"])
         for key, value in side.items():
             if isinstance(value, list) and len(value) == n:
                 side[key] = value[:-1]
+
     manifest = _rewrite(folder_copy, drop_side_feature)
     n = len(manifest["side_features"]["names"])
     with pytest.raises(CBackendError, match=f"computes with n_side={n + 1}, manifest.json says {n}"):

@@ -21,18 +21,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from tools import needs
 
 from firmware_export import build, c_model
 from firmware_export.int8_model import Int8Model
 from pipeline.runtime.c_backend import CLibrary
 from pipeline.runtime.reference import NumpyLSTM, lstm_sequence
-from tools import needs
 
 pytestmark = pytest.mark.fast
 
 #: (LSTM layers, side features, filter, precision): every combination the generator accepts.
 CASES = list(itertools.product((1, 2, 3, 4), (False, True), (False, True), c_model.PRECISIONS))
-UNITS = (12, 7, 9, 5)              # 4U = 48, 28, 36, 20: whole blocks of 8 outputs and remainders
+UNITS = (12, 7, 9, 5)  # 4U = 48, 28, 36, 20: whole blocks of 8 outputs and remainders
 N_CHANNELS, N_SIDE, N_DENSE, N_STEPS = 3, 4, 10, 30
 CLASSES = list("abcde")
 FS_HZ = 360.0
@@ -47,22 +47,32 @@ def synthetic_spec(layers: int, side: bool, filtered: bool, seed: int = 0) -> c_
     lstm, n_in = [], N_CHANNELS
     for u in UNITS[:layers]:
         bias = rng.normal(0, 0.3, 4 * u)
-        bias[u:2 * u] += 1.0
+        bias[u : 2 * u] += 1.0
         lstm.append((rng.normal(0, 0.6, (n_in, 4 * u)), rng.normal(0, 0.4, (u, 4 * u)), bias))
         n_in = u
     n_side = N_SIDE if side else 0
     dense = (rng.normal(0, 0.5, (n_in + n_side, N_DENSE)), rng.normal(0, 0.1, N_DENSE))
     head = (rng.normal(0, 0.6, (N_DENSE, len(CLASSES))), rng.normal(0, 0.1, len(CLASSES)))
     as32 = [tuple(np.asarray(a, np.float32) for a in layer) for layer in lstm]
-    spec = c_model.CModelSpec(as32, tuple(np.asarray(a, np.float32) for a in dense),
-                              tuple(np.asarray(a, np.float32) for a in head), N_CHANNELS, n_side, CLASSES, N_STEPS)
+    spec = c_model.CModelSpec(
+        as32,
+        tuple(np.asarray(a, np.float32) for a in dense),
+        tuple(np.asarray(a, np.float32) for a in head),
+        N_CHANNELS,
+        n_side,
+        CLASSES,
+        N_STEPS,
+    )
     pre = (PreprocessSpec(FS_HZ, 2, 0.5, 40.0, 60.0) if filtered else PreprocessSpec(FS_HZ, 1, gain=0.5)).to_dict()
     return c_model.with_preprocessing(spec, pre)
 
 
 def reference_weights(spec: c_model.CModelSpec) -> dict:
-    out = {f"lstm_{i}_{name}": a for i, layer in enumerate(spec.lstm)
-           for name, a in zip(("kernel", "recurrent", "bias"), layer)}
+    out = {
+        f"lstm_{i}_{name}": a
+        for i, layer in enumerate(spec.lstm)
+        for name, a in zip(("kernel", "recurrent", "bias"), layer)
+    }
     out.update(dense_kernel=spec.dense[0], dense_bias=spec.dense[1], probs_kernel=spec.head[0], probs_bias=spec.head[1])
     return out
 
@@ -87,14 +97,18 @@ def libraries(tmp_path_factory):
 
 def windows(n: int, seed: int = 1, n_steps: int = N_STEPS) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return rng.normal(0, 1, (n, n_steps, N_CHANNELS)).astype(np.float32), rng.normal(0, 1, (n, N_SIDE)).astype(np.float32)
+    return rng.normal(0, 1, (n, n_steps, N_CHANNELS)).astype(np.float32), rng.normal(0, 1, (n, N_SIDE)).astype(
+        np.float32
+    )
 
 
 def random_state(units, seed: int = 2):
     """A state from the middle of a window: |h| < 1, c of a few units."""
     rng = np.random.default_rng(seed)
-    return ([np.tanh(rng.normal(0, 1, (1, u))).astype(np.float32) for u in units],
-            [rng.normal(0, 1.5, (1, u)).astype(np.float32) for u in units])
+    return (
+        [np.tanh(rng.normal(0, 1, (1, u))).astype(np.float32) for u in units],
+        [rng.normal(0, 1.5, (1, u)).astype(np.float32) for u in units],
+    )
 
 
 def step(lib, chunk, h, c, side=None):
@@ -110,9 +124,15 @@ def step(lib, chunk, h, c, side=None):
 
 # ------------------------------------------------------------------ activations
 
+
 class _Table(ctypes.Structure):
-    _fields_ = [("values", ctypes.POINTER(ctypes.c_float)), ("n", ctypes.c_int32), ("x_min", ctypes.c_float),
-                ("x_max", ctypes.c_float), ("per_unit", ctypes.c_float)]
+    _fields_ = [
+        ("values", ctypes.POINTER(ctypes.c_float)),
+        ("n", ctypes.c_int32),
+        ("x_min", ctypes.c_float),
+        ("x_max", ctypes.c_float),
+        ("per_unit", ctypes.c_float),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +141,7 @@ def activations(libraries):
     lib = libraries[(1, False, False, "float32")][0].lib
     table = c_model.sigmoid_table()
     r = c_model.SIGMOID_TABLE_RANGE
-    t = _Table(table.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), len(table), -r, r,
-               (len(table) - 1) / (2 * r))
+    t = _Table(table.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), len(table), -r, r, (len(table) - 1) / (2 * r))
     fns = {}
     for name in ("expf", "sigmoidf", "tanhf"):
         f = getattr(lib, f"bse_lstm_{name}")
@@ -132,7 +151,7 @@ def activations(libraries):
         f = getattr(lib, f"bse_lstm_{name}")
         f.argtypes, f.restype = [ctypes.POINTER(_Table), ctypes.c_float], ctypes.c_float
         fns[name] = (lambda g: lambda x: g(ctypes.byref(t), x))(f)
-    keep = (table, t)                                               # alive while used
+    keep = (table, t)  # alive while used
     return lambda name, x: np.array([fns[name](float(v)) for v in x], np.float64), keep
 
 
@@ -166,14 +185,15 @@ def test_sigmoid_table_meets_the_error_it_states(activations):
     x64 = x.astype(np.float64)
     inside = np.abs(x64) < r
     err = np.abs(run("sigmoid_table", x) - 1 / (1 + np.exp(-x64)))
-    assert err[inside].max() <= c_model.SIGMOID_TABLE_ERROR       # interpolation: h^2/8 max|sigmoid''|
-    assert err[~inside].max() <= c_model.SIGMOID_CLAMP_ERROR      # the clamp: sigmoid(-8)
-    terr = np.abs(run("tanh_table", x) - np.tanh(x64))             # 2 sigmoid(2x) - 1: twice both
+    assert err[inside].max() <= c_model.SIGMOID_TABLE_ERROR  # interpolation: h^2/8 max|sigmoid''|
+    assert err[~inside].max() <= c_model.SIGMOID_CLAMP_ERROR  # the clamp: sigmoid(-8)
+    terr = np.abs(run("tanh_table", x) - np.tanh(x64))  # 2 sigmoid(2x) - 1: twice both
     assert terr[np.abs(x64) < r / 2].max() <= 2 * c_model.SIGMOID_TABLE_ERROR
     assert terr.max() <= 2 * c_model.SIGMOID_CLAMP_ERROR
 
 
 # ------------------------------------------------------------------ one step, a window, the head
+
 
 @pytest.mark.parametrize("layers", [1, 2])
 def test_one_step_gives_the_float_references_h_and_c(libraries, layers):
@@ -188,7 +208,7 @@ def test_one_step_gives_the_float_references_h_and_c(libraries, layers):
         # activations within 2e-7, from the same state: 1e-6.
         np.testing.assert_allclose(c[k][0], want_c, atol=1e-6, err_msg=f"c of layer {k}")
         np.testing.assert_allclose(h[k][0], want_h, atol=1e-6, err_msg=f"h of layer {k}")
-        v = h[k]                                 # the next layer sees this layer's C output
+        v = h[k]  # the next layer sees this layer's C output
 
 
 @pytest.mark.parametrize("layers", [1, 2])
@@ -217,8 +237,9 @@ def test_a_whole_window_keeps_h_and_c_with_the_float_reference(libraries, layers
         _, h, c = step(lib, x[i], zeros, zeros)
         seq = x[i]
         for k, (kernel, recurrent, bias) in enumerate(spec.lstm):
-            seq, want_h, want_c = lstm_sequence(seq, kernel, recurrent, bias, np.zeros(spec.units[k]),
-                                                np.zeros(spec.units[k]))
+            seq, want_h, want_c = lstm_sequence(
+                seq, kernel, recurrent, bias, np.zeros(spec.units[k]), np.zeros(spec.units[k])
+            )
             # 30 steps of the one-step error (1e-6), carried by a recurrence whose forget
             # gate (< 1) damps it: 1e-5.
             np.testing.assert_allclose(c[k][0], want_c, atol=1e-5, err_msg=f"c of layer {k}, window {i}")
@@ -245,25 +266,31 @@ def test_the_head_alone_gives_the_references_probabilities(libraries, precision)
     for i in range(len(side)):
         h, c = random_state(spec.units, seed=20 + i)
         probs, h_after, _ = step(lib, np.zeros((0, N_CHANNELS), np.float32), h, c, side[i])
-        assert all(np.array_equal(a, b) for a, b in zip(h_after, h))   # no step: the state is unchanged
+        assert all(np.array_equal(a, b) for a, b in zip(h_after, h))  # no step: the state is unchanged
         if precision == "float32":
             want = NumpyLSTM(reference_weights(spec))._head(h[-1][0].astype(np.float64), side[i])
             # Two float32 dense layers of 11 and 10 products and one expf (1 ulp): 1e-6.
             np.testing.assert_allclose(probs, want, atol=1e-6)
         else:
-            want = Int8Model(spec).head(h[-1], side[i:i + 1])[0]
+            want = Int8Model(spec).head(h[-1], side[i : i + 1])[0]
             assert np.array_equal(probs.view(np.uint32), want.view(np.uint32))
 
 
 # ------------------------------------------------------------------ the filter
 
+
 def ecg_like(seconds: float, seed: int = 3) -> np.ndarray:
     """Baseline wander, a 1.2 Hz beat-like pulse train, mains hum and noise, in mV."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * FS_HZ)) / FS_HZ
-    pulses = np.exp(-((t % 0.83) - 0.3) ** 2 / 2e-4)
-    return (0.4 * np.sin(2 * np.pi * 0.2 * t) + pulses + 0.05 * np.sin(2 * np.pi * 60 * t)
-            + 0.02 * rng.normal(size=len(t)) + 1.5).astype(np.float32)
+    pulses = np.exp(-(((t % 0.83) - 0.3) ** 2) / 2e-4)
+    return (
+        0.4 * np.sin(2 * np.pi * 0.2 * t)
+        + pulses
+        + 0.05 * np.sin(2 * np.pi * 60 * t)
+        + 0.02 * rng.normal(size=len(t))
+        + 1.5
+    ).astype(np.float32)
 
 
 @pytest.mark.parametrize("filtered", [True, False])
@@ -284,7 +311,7 @@ def test_the_filter_equals_the_device_preprocessing_chain(libraries, filtered):
         # tests/test_firmware_c.py).
         assert np.abs(got - want).max() <= 1e-3 * np.ptp(want)
     else:
-        assert np.array_equal(got, want)          # only decimation (none here) and the gain
+        assert np.array_equal(got, want)  # only decimation (none here) and the gain
 
 
 @pytest.fixture(scope="module")
@@ -311,8 +338,8 @@ def test_the_running_normalisation_in_c_equals_the_device_chain(normalised):
     # after the first samples (where the normaliser divides the filter's steady-state
     # rounding by its own size) float32 C and float64 numpy agree to the filter's error
     np.testing.assert_allclose(got[50:], want[50:], atol=2e-3 * np.abs(want).max())
-    assert 0.5 < np.sqrt(np.mean(got[len(got) // 2:] ** 2)) < 2.0        # unit RMS, not mV
-    for scale in (0.5, 2.0):                 # the amplifier's scale does not reach the model
+    assert 0.5 < np.sqrt(np.mean(got[len(got) // 2 :] ** 2)) < 2.0  # unit RMS, not mV
+    for scale in (0.5, 2.0):  # the amplifier's scale does not reach the model
         np.testing.assert_allclose(lib.filter(x * np.float32(scale))[50:], got[50:], atol=1e-4)
     rng = np.random.default_rng(5)
     sizes = list(rng.integers(1, 500, 40))
@@ -334,15 +361,17 @@ def test_any_chunking_of_the_filter_gives_the_same_bits(libraries):
 
 # ------------------------------------------------------------------ every accepted shape
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}lstm-{'side' if c[1] else 'noside'}-"
-                                                      f"{'filter' if c[2] else 'nofilter'}-{c[3]}")
+
+@pytest.mark.parametrize(
+    "case", CASES, ids=lambda c: f"{c[0]}lstm-{'side' if c[1] else 'noside'}-{'filter' if c[2] else 'nofilter'}-{c[3]}"
+)
 def test_every_accepted_shape_classifies_windows_like_its_reference(libraries, case):
     layers, side_on, filtered, precision = case
     lib, spec = libraries[case]
     assert lib.units == list(UNITS[:layers]) and lib.n_side == (N_SIDE if side_on else 0)
     assert lib.info["filter_sections"] == len(spec.sos) and (len(spec.sos) > 0) == filtered
     x, side = windows(16, seed=30)
-    inputs = {"signal": x, "side": side[:, :lib.n_side]}
+    inputs = {"signal": x, "side": side[:, : lib.n_side]}
     probs = lib.predict(inputs)
     if precision == "float32":
         # float32 over 30 steps against float64 (see the whole-window test): 1e-5.
@@ -368,7 +397,9 @@ def test_the_scalar_and_the_vector_loops_give_the_same_bits(libraries, tmp_path,
     lib, spec = libraries[(2, True, True, precision)]
     src, _ = c_model.generate(spec, tmp_path, "m", precision)
     (tmp_path / "scalar").mkdir()
-    builds = {"scalar": build.build_shared_library(src, tmp_path / "scalar", extra_flags=("-DBSE_LSTM_VECTOR_LOOPS=0",))}
+    builds = {
+        "scalar": build.build_shared_library(src, tmp_path / "scalar", extra_flags=("-DBSE_LSTM_VECTOR_LOOPS=0",))
+    }
     x86_v3 = build.CPU_LIBRARIES["x86_64-v3"]
     if x86_v3[0] == platform.machine() and set(x86_v3[2]) <= cpu_features():
         builds["8 lanes"] = build.build_shared_library(src, tmp_path, "x86_64-v3")

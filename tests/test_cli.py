@@ -16,7 +16,8 @@ def test_data_summary_json_counts(capsys):
     assert {c: m["train (DS1)"][c] + m["val (DS1)"][c] for c in "NSVF"} == {c: m["DS1"][c] for c in "NSVF"}
     assert out["bonn"]["samples_per_segment"] == {"4097": 500}
     assert {s: v["segments"] for s, v in out["bonn"]["per_set"].items()} == dict.fromkeys(
-        ["A_Z", "B_O", "C_N", "D_F", "E_S"], 100)
+        ["A_Z", "B_O", "C_N", "D_F", "E_S"], 100
+    )
     e = out["eegmat"]
     assert len(e["per_subject"]) == 24
     assert sum(v["subjects"] for v in e["per_split"].values()) == 24
@@ -24,7 +25,8 @@ def test_data_summary_json_counts(capsys):
 
 
 def test_console_script_help_explains_the_commands():
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "data", "--help"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "data", "--help"], capture_output=True, text=True, check=True
+    )
     for word in ("check", "summary", "fetch"):
         assert word in result.stdout

@@ -3,7 +3,6 @@ each held closed by a test named after what must now be true. D1 (one bad sample
 the detector) is in test_quality.py; D2, D6, D10 (pickle) and D12 in test_manifest.py;
 D3 (bad stdin lines) in test_inputs.py."""
 
-import json
 import os
 import shutil
 import signal
@@ -16,7 +15,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import BiosigError
-from pipeline.folders import FolderError, FolderWriter
+from pipeline.folders import FolderWriter
 from pipeline.runtime.session import SessionError, open_session
 
 
@@ -33,14 +32,33 @@ def test_a_denied_read_is_one_line_not_a_traceback(mitdb_copy, tmp_path):
     """D4: PermissionError reached the user as a traceback, exit 1."""
     os.chmod(mitdb_copy / "100.dat", 0)
     try:
-        check = subprocess.run(_no_dac([sys.executable, "-m", "pipeline.cli", "data", "check", "mitdb",
-                                        "--data-dir", str(mitdb_copy.parent)]), capture_output=True, text=True)
-        stream = subprocess.run(_no_dac([sys.executable, "-m", "pipeline.cli", "stream", "/nonexistent",
-                                         str(mitdb_copy / "100")]), capture_output=True, text=True)
-        read = subprocess.run(_no_dac([sys.executable, "-c", (
-            "from pipeline.read.mitdb import read_mitdb\n"
-            "try:\n    read_mitdb('100', %r)\nexcept Exception as e:\n    print(type(e).__name__, e)")
-            % str(mitdb_copy.parent)]), capture_output=True, text=True)
+        check = subprocess.run(
+            _no_dac(
+                [sys.executable, "-m", "pipeline.cli", "data", "check", "mitdb", "--data-dir", str(mitdb_copy.parent)]
+            ),
+            capture_output=True,
+            text=True,
+        )
+        stream = subprocess.run(
+            _no_dac([sys.executable, "-m", "pipeline.cli", "stream", "/nonexistent", str(mitdb_copy / "100")]),
+            capture_output=True,
+            text=True,
+        )
+        read = subprocess.run(
+            _no_dac(
+                [
+                    sys.executable,
+                    "-c",
+                    (
+                        "from pipeline.read.mitdb import read_mitdb\n"
+                        "try:\n    read_mitdb('100', %r)\nexcept Exception as e:\n    print(type(e).__name__, e)"
+                    )
+                    % str(mitdb_copy.parent),
+                ]
+            ),
+            capture_output=True,
+            text=True,
+        )
     finally:
         os.chmod(mitdb_copy / "100.dat", 0o644)
     assert check.returncode == 1 and "100.dat: cannot be read: Permission denied" in check.stdout
@@ -53,14 +71,29 @@ def test_a_killed_validate_leaves_no_orphan_and_the_next_run_cleans_its_litter(e
     temporary data and .partial folders stayed for good."""
     _, out, _ = exported
     env = dict(os.environ, TMPDIR=str(tmp_path))
-    parent = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "validate", str(out), "--out",
-                               str(tmp_path / "report"), "--artifacts", "onnx_float32"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "validate",
+            str(out),
+            "--out",
+            str(tmp_path / "report"),
+            "--artifacts",
+            "onnx_float32",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     child = None
-    for _ in range(600):                                          # up to 60 s for the child to start
+    for _ in range(600):  # up to 60 s for the child to start
         time.sleep(0.1)
-        found = subprocess.run(["pgrep", "-P", str(parent.pid), "-f", "pipeline.runtime.measure"],
-                               capture_output=True, text=True).stdout.split()
+        found = subprocess.run(
+            ["pgrep", "-P", str(parent.pid), "-f", "pipeline.runtime.measure"], capture_output=True, text=True
+        ).stdout.split()
         if found:
             child = int(found[0])
             break
@@ -97,7 +130,7 @@ def test_validate_refuses_an_unwritable_out_and_unknown_budget_artifacts_before_
     budget.write_text('artifacts = ["tflite_int4"]\nmin_agreement_pct = 99.0\n')
     assert main(["validate", str(out), "--budget", str(budget), "--out", str(tmp_path / "r"), "--seconds", "60"]) == 2
     assert "'artifacts' names ['tflite_int4']" in capsys.readouterr().err
-    assert time.perf_counter() - t < 30                         # nothing was streamed
+    assert time.perf_counter() - t < 30  # nothing was streamed
     assert not (tmp_path / "r").exists()
 
 
@@ -120,7 +153,7 @@ def test_an_ecg_folder_streams_its_stream_graphs_too(exported):
 
     _, out, _ = exported
     rec = dataset_record("mitdb:100")
-    x = rec.signal[:360 * 60]
+    x = rec.signal[: 360 * 60]
     whole = [e for e in open_session(out, "tflite_float32", source=rec.spec).push(x) if e["type"] == "beat"]
     chunked = [e for e in open_session(out, "stream_tflite_float32", source=rec.spec).push(x) if e["type"] == "beat"]
     assert [e["sample"] for e in chunked] == [e["sample"] for e in whole]
@@ -154,14 +187,17 @@ def test_empty_and_ragged_pushes_are_handled(exported):
     assert isinstance(SessionError("x"), BiosigError)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("max_size_bytes = -1\n", "'max_size_bytes' = -1 is not a sensible limit"),
-    ("max_p99_latency_ms = nan\n", "'max_p99_latency_ms' = nan is not a sensible limit"),
-    ("min_agreement_pct = 150.0\n", r"'min_agreement_pct' = 150.0 is not a sensible limit"),
-    ("min_agreement_pct = -50.0\n", r"'min_agreement_pct' = -50.0 is not a sensible limit"),
-    ("", "sets no limit"),
-    ("artifacts = []\nmin_agreement_pct = 99.0\n", "'artifacts' is empty"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("max_size_bytes = -1\n", "'max_size_bytes' = -1 is not a sensible limit"),
+        ("max_p99_latency_ms = nan\n", "'max_p99_latency_ms' = nan is not a sensible limit"),
+        ("min_agreement_pct = 150.0\n", r"'min_agreement_pct' = 150.0 is not a sensible limit"),
+        ("min_agreement_pct = -50.0\n", r"'min_agreement_pct' = -50.0 is not a sensible limit"),
+        ("", "sets no limit"),
+        ("artifacts = []\nmin_agreement_pct = 99.0\n", "'artifacts' is empty"),
+    ],
+)
 def test_a_nonsense_budget_is_refused_not_blamed_on_an_artifact(tmp_path, text, message):
     """D13: negative, NaN and >100 % limits were accepted, an empty budget passed everything."""
     import re
@@ -181,21 +217,49 @@ def test_latency_is_also_held_as_a_ratio_and_a_busy_machine_does_not_fail_the_ab
     from pipeline.validate.validate import REFERENCE, recommend
 
     budget = {"max_p99_latency_ms": 2.0, "max_p99_latency_ratio": 1.0, "source": "b.toml"}
-    rows = [{"artifact": REFERENCE, "status": "ok", "p99_latency_ms": 6.0, "p99_latency_ratio": 1.0,
-             "x_real_time": 100.0, "agreement_pct": 100.0, "peak_rss_mb": 40.0, "size_bytes": 1000,
-             "macro_f1_drop_pt": 0.0},
-            {"artifact": "tflite_float32", "status": "ok", "p99_latency_ms": 3.0, "p99_latency_ratio": 0.5,
-             "x_real_time": 300.0, "agreement_pct": 100.0, "peak_rss_mb": 50.0, "size_bytes": 2000,
-             "macro_f1_drop_pt": 0.0},
-            {"artifact": "tflite_int8", "status": "ok", "p99_latency_ms": 9.0, "p99_latency_ratio": 1.5,
-             "x_real_time": 90.0, "agreement_pct": 99.5, "peak_rss_mb": 50.0, "size_bytes": 1500,
-             "macro_f1_drop_pt": 0.1}]
+    rows = [
+        {
+            "artifact": REFERENCE,
+            "status": "ok",
+            "p99_latency_ms": 6.0,
+            "p99_latency_ratio": 1.0,
+            "x_real_time": 100.0,
+            "agreement_pct": 100.0,
+            "peak_rss_mb": 40.0,
+            "size_bytes": 1000,
+            "macro_f1_drop_pt": 0.0,
+        },
+        {
+            "artifact": "tflite_float32",
+            "status": "ok",
+            "p99_latency_ms": 3.0,
+            "p99_latency_ratio": 0.5,
+            "x_real_time": 300.0,
+            "agreement_pct": 100.0,
+            "peak_rss_mb": 50.0,
+            "size_bytes": 2000,
+            "macro_f1_drop_pt": 0.0,
+        },
+        {
+            "artifact": "tflite_int8",
+            "status": "ok",
+            "p99_latency_ms": 9.0,
+            "p99_latency_ratio": 1.5,
+            "x_real_time": 90.0,
+            "agreement_pct": 99.5,
+            "peak_rss_mb": 50.0,
+            "size_bytes": 1500,
+            "macro_f1_drop_pt": 0.1,
+        },
+    ]
     quiet = {(r["artifact"], r["key"]): (r["passed"], r["counted"]) for r in check_budget(budget, rows, REFERENCE)}
-    busy = {(r["artifact"], r["key"]): (r["passed"], r["counted"])
-            for r in check_budget(budget, rows, REFERENCE, loaded=True)}
+    busy = {
+        (r["artifact"], r["key"]): (r["passed"], r["counted"])
+        for r in check_budget(budget, rows, REFERENCE, loaded=True)
+    }
     assert quiet[("tflite_float32", "max_p99_latency_ms")] == (False, True)
-    assert busy[("tflite_float32", "max_p99_latency_ms")] == (False, False)      # reported, not counted
-    assert busy[("tflite_int8", "max_p99_latency_ratio")] == (False, True)       # the ratio still holds
+    assert busy[("tflite_float32", "max_p99_latency_ms")] == (False, False)  # reported, not counted
+    assert busy[("tflite_int8", "max_p99_latency_ratio")] == (False, True)  # the ratio still holds
     results = check_budget(budget, rows, REFERENCE, loaded=True)
     pick = recommend(rows, results, {"firmware": {}}, None)["raspberry_pi_cpu"]["artifact"]
     assert pick == "tflite_float32"

@@ -28,18 +28,32 @@ def device_python():
 
 
 def test_the_device_environment_has_no_training_stack(device_python):
-    code = ("import importlib.util as u; "
-            "print([m for m in ('tensorflow', 'tf_keras', 'wfdb', 'pyedflib', 'onnxruntime') if u.find_spec(m)])")
+    code = (
+        "import importlib.util as u; "
+        "print([m for m in ('tensorflow', 'tf_keras', 'wfdb', 'pyedflib', 'onnxruntime') if u.find_spec(m)])"
+    )
     out = subprocess.run([device_python, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_a_device_only_install_streams_a_record_from_stdin(device_python, exported):
     _, out, _ = exported
-    signal = read_mitdb("213", channels=["MLII", "V1|V2|V4|V5"]).signal[:360 * 60].astype(np.float64)
+    signal = read_mitdb("213", channels=["MLII", "V1|V2|V4|V5"]).signal[: 360 * 60].astype(np.float64)
     text = "\n".join(f"{a:.4f} {b:.4f}" for a, b in signal) + "\n"
-    cli = [device_python, "-m", "pipeline.cli", "stream", str(out), "-", "--fs", "360", "--units", "mV",
-           "--artifact", "tflite_int8"]
+    cli = [
+        device_python,
+        "-m",
+        "pipeline.cli",
+        "stream",
+        str(out),
+        "-",
+        "--fs",
+        "360",
+        "--units",
+        "mV",
+        "--artifact",
+        "tflite_int8",
+    ]
     result = subprocess.run(cli, input=text, capture_output=True, text=True, check=True)
     events = [json.loads(line) for line in result.stdout.splitlines()]
     beats = [e for e in events if e["type"] == "beat"]

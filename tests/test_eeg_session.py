@@ -3,10 +3,10 @@ whole-window float model; any chunking gives the same events."""
 
 import numpy as np
 import pytest
+from chunking import push_in_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chunking import push_in_chunks
 from pipeline.preprocess import PreprocessSpec
 from pipeline.read.bonn import read_bonn
 from pipeline.runtime.reference import NumpyLSTM
@@ -21,8 +21,9 @@ def seizure():
 
 def _offline(manifest, out, record):
     spec = PreprocessSpec.from_dict(manifest["preprocess"])
-    w = fixed_windows(record, spec, manifest["window"]["n_steps"] / spec.fs_out_hz,
-                      manifest["window"]["hop_samples"] / spec.fs_out_hz)
+    w = fixed_windows(
+        record, spec, manifest["window"]["n_steps"] / spec.fs_out_hz, manifest["window"]["hop_samples"] / spec.fs_out_hz
+    )
     return w, NumpyLSTM.from_file(out / "reference_float32.npz").predict({"signal": w.x})
 
 
@@ -31,7 +32,7 @@ def test_streamed_windows_equal_the_whole_window_float_model(exported_bonn, seiz
     _, out, manifest = exported_bonn
     windows, reference = _offline(manifest, out, seizure)
     events = EEGSession(out, artifact).push(seizure.signal)
-    assert len(events) == len(windows) == 22            # 23.6 s, 2 s windows every 1 s
+    assert len(events) == len(windows) == 22  # 23.6 s, 2 s windows every 1 s
     assert [e["start_sample"] for e in events] == (windows.start * 2).tolist()
     np.testing.assert_allclose(np.array([e["probs"] for e in events]), reference, atol=1e-5)
 
@@ -46,10 +47,10 @@ def test_any_chunking_gives_the_same_windows(exported_bonn, seizure, sizes):
 
 def test_the_decision_comes_as_the_window_closes(exported_bonn, seizure):
     _, out, manifest = exported_bonn
-    session = EEGSession(out, "stream_onnx_float32", block_s=0)          # every push processed at once
+    session = EEGSession(out, "stream_onnx_float32", block_s=0)  # every push processed at once
     window_in = int(manifest["window"]["n_steps"] * manifest["preprocess"]["decimate"])
-    assert session.push(seizure.signal[:window_in - 2]) == []
-    (event,) = session.push(seizure.signal[window_in - 2:window_in])
+    assert session.push(seizure.signal[: window_in - 2]) == []
+    (event,) = session.push(seizure.signal[window_in - 2 : window_in])
     assert event["end_sample"] == window_in
 
 

@@ -13,14 +13,14 @@ from pipeline.train.config import load_config
 #: Per format: (max |probability difference| against Keras, minimum decision agreement)
 #: on 300 real test beats, and why.
 TOLERANCE = {
-    "tflite_float32": (1e-5, 1.0),        # same float32 math, different kernels
-    "onnx_float32": (1e-5, 1.0),          # the bar for ONNX float
-    "tflite_float16": (5e-3, 0.99),       # weights rounded to 11-bit mantissas
-    "tflite_dynamic_int8": (0.2, 0.97),   # int8 weights: a beat near a boundary may move
-    "onnx_dynamic_int8": (0.2, 0.97),     # int8 weights, activations quantised per call
-    "tflite_int8": (1.0, 0.90),           # all int8 on a 2-epoch model: a beat near a boundary
-                                          # flips with confident probabilities, so only the
-                                          # agreement bounds it (measured and recorded)
+    "tflite_float32": (1e-5, 1.0),  # same float32 math, different kernels
+    "onnx_float32": (1e-5, 1.0),  # the bar for ONNX float
+    "tflite_float16": (5e-3, 0.99),  # weights rounded to 11-bit mantissas
+    "tflite_dynamic_int8": (0.2, 0.97),  # int8 weights: a beat near a boundary may move
+    "onnx_dynamic_int8": (0.2, 0.97),  # int8 weights, activations quantised per call
+    "tflite_int8": (1.0, 0.90),  # all int8 on a 2-epoch model: a beat near a boundary
+    # flips with confident probabilities, so only the
+    # agreement bounds it (measured and recorded)
 }
 
 
@@ -97,14 +97,15 @@ def test_a_tampered_artifact_is_refused_naming_the_file(exported, tmp_path):
     _, out, _ = exported
     copy = tmp_path / "artifacts"
     shutil.copytree(out, copy)
-    load_manifest(copy)                                      # intact: fine
+    load_manifest(copy)  # intact: fine
     data = bytearray((copy / "tflite_int8.tflite").read_bytes())
     data[len(data) // 2] ^= 0x01
     (copy / "tflite_int8.tflite").write_bytes(bytes(data))
     with pytest.raises(ManifestError, match=r"tflite_int8\.tflite: sha256 .* altered; refusing"):
         load_manifest(copy)
-    (copy / "manifest.json").write_text((copy / "manifest.json").read_text().replace(
-        "biosig-edge-manifest/2", "biosig-edge-manifest/9"))
+    (copy / "manifest.json").write_text(
+        (copy / "manifest.json").read_text().replace("biosig-edge-manifest/2", "biosig-edge-manifest/9")
+    )
     with pytest.raises(ManifestError, match="schema is 'biosig-edge-manifest/9'"):
         load_manifest(copy)
 
@@ -112,20 +113,39 @@ def test_a_tampered_artifact_is_refused_naming_the_file(exported, tmp_path):
 def test_the_c_array_compiles_with_warnings_as_errors(exported, tmp_path):
     _, out, manifest = exported
     main = tmp_path / "main.c"
-    main.write_text('#include "model_int8.h"\n#include <stdio.h>\n'
-                    "int main(void) {\n"
-                    "  if (((unsigned long)model_int8 % 16u) != 0u) return 2;\n"
-                    '  printf("%u %s %d\\n", MODEL_INT8_LEN, model_int8_class_names[0], '
-                    "MODEL_INT8_INPUT_SIGNAL_ZERO_POINT);\n"
-                    "  return 0;\n}\n")
+    main.write_text(
+        '#include "model_int8.h"\n#include <stdio.h>\n'
+        "int main(void) {\n"
+        "  if (((unsigned long)model_int8 % 16u) != 0u) return 2;\n"
+        '  printf("%u %s %d\\n", MODEL_INT8_LEN, model_int8_class_names[0], '
+        "MODEL_INT8_INPUT_SIGNAL_ZERO_POINT);\n"
+        "  return 0;\n}\n"
+    )
     exe = tmp_path / "a.out"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(out), str(main),
-                    str(out / "model_int8.c"), "-o", str(exe)], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            str(out),
+            str(main),
+            str(out / "model_int8.c"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
     printed = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
     tflite = (out / "tflite_int8.tflite").read_bytes()
     assert int(printed[0]) == len(tflite) and printed[1] == "N"
-    signal = next(t for t in next(a for a in manifest["artifacts"] if a["name"] == "tflite_int8")["inputs"]
-                  if t["name"] == "signal")
+    signal = next(
+        t
+        for t in next(a for a in manifest["artifacts"] if a["name"] == "tflite_int8")["inputs"]
+        if t["name"] == "signal"
+    )
     assert int(printed[2]) == signal["zero_point"]
 
 

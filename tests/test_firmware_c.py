@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tools import needs
 
 from firmware_export import build
 from firmware_export.c_model import UnsupportedModelError, spec_from_keras
 from pipeline.runtime.reference import NumpyLSTM
-from tools import needs
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_host_int8_build_follows_float_decisions(exported, real_beats, tmp_path)
     agreement = float((probs.argmax(1) == ref.argmax(1)).mean())
     assert agreement >= 0.995, agreement
     recorded = next(a for a in manifest["artifacts"] if a["name"] == "c_int8")["vs_float"]["agreement"]
-    assert recorded >= 0.98                         # export's own check, on its 300 stratified windows
+    assert recorded >= 0.98  # export's own check, on its 300 stratified windows
 
 
 def test_generated_filter_matches_the_python_chain(exported, tmp_path):
@@ -72,7 +72,7 @@ def test_generated_filter_matches_the_python_chain(exported, tmp_path):
     pre = manifest["preprocess"]
     exe = build.build_host_driver(artifacts / "bse_float32.c", tmp_path)
     for ch in range(rec.signal.shape[1]):
-        x = rec.signal[:360 * 60, ch]
+        x = rec.signal[: 360 * 60, ch]
         want = Preprocessor(PreprocessSpec.from_dict(pre), 1, sos=np.asarray(pre["sos"])).process(x[:, None])[:, 0]
         got = build.host_filter(exe, x)
         assert len(got) == len(want) == len(x) // pre["decimate"]
@@ -113,28 +113,59 @@ def test_generator_refuses_what_it_cannot_express():
     with pytest.raises(UnsupportedModelError, match="'gru_0' \\(GRU\\)"):
         spec_from_keras(model(k.layers.GRU(4, name="gru_0"), k.layers.Dense(3, activation="softmax")), 20, list("abc"))
     with pytest.raises(UnsupportedModelError, match="'lstm_0'.*activation relu"):
-        spec_from_keras(model(k.layers.LSTM(4, activation="relu", name="lstm_0"), k.layers.Dense(8, activation="relu"),
-                              k.layers.Dense(3, activation="softmax")), 20, list("abc"))
+        spec_from_keras(
+            model(
+                k.layers.LSTM(4, activation="relu", name="lstm_0"),
+                k.layers.Dense(8, activation="relu"),
+                k.layers.Dense(3, activation="softmax"),
+            ),
+            20,
+            list("abc"),
+        )
     with pytest.raises(UnsupportedModelError, match="'head'.*activation 'sigmoid'"):
-        spec_from_keras(model(k.layers.LSTM(4), k.layers.Dense(8, activation="relu"),
-                              k.layers.Dense(3, activation="sigmoid", name="head")), 20, list("abc"))
+        spec_from_keras(
+            model(
+                k.layers.LSTM(4),
+                k.layers.Dense(8, activation="relu"),
+                k.layers.Dense(3, activation="sigmoid", name="head"),
+            ),
+            20,
+            list("abc"),
+        )
     with pytest.raises(UnsupportedModelError, match="'back'.*forward direction"):
-        spec_from_keras(model(k.layers.LSTM(4, go_backwards=True, name="back"), k.layers.Dense(8, activation="relu"),
-                              k.layers.Dense(3, activation="softmax")), 20, list("abc"))
-    ok = spec_from_keras(model(k.layers.LSTM(4), k.layers.Dense(8, activation="relu"),
-                               k.layers.Dense(3, activation="softmax")), 20, list("abc"))
+        spec_from_keras(
+            model(
+                k.layers.LSTM(4, go_backwards=True, name="back"),
+                k.layers.Dense(8, activation="relu"),
+                k.layers.Dense(3, activation="softmax"),
+            ),
+            20,
+            list("abc"),
+        )
+    ok = spec_from_keras(
+        model(k.layers.LSTM(4), k.layers.Dense(8, activation="relu"), k.layers.Dense(3, activation="softmax")),
+        20,
+        list("abc"),
+    )
     assert ok.units == [4] and ok.n_side == 0
 
 
 def test_export_lists_the_generated_sources_and_the_runtime(exported):
     _, artifacts, manifest = exported
     by = {a["name"]: a for a in manifest["artifacts"]}
-    for name in ("c_float32", "c_int8", "bse_float32.h", "bse_int8.h", "bse_lstm.c", "bse_lstm.h",
-                 "firmware_check_windows"):
+    for name in (
+        "c_float32",
+        "c_int8",
+        "bse_float32.h",
+        "bse_int8.h",
+        "bse_lstm.c",
+        "bse_lstm.h",
+        "firmware_check_windows",
+    ):
         assert by[name]["status"] == "ok" and (Path(artifacts) / by[name]["file"]).is_file()
     runtime = (artifacts / "bse_lstm.c").read_text()
-    assert runtime == (Path(build.RUNTIME_DIR) / "bse_lstm.c").read_text()      # the runtime as written
-    assert "malloc" not in runtime and "<math.h>" not in runtime                 # no heap, no libm
+    assert runtime == (Path(build.RUNTIME_DIR) / "bse_lstm.c").read_text()  # the runtime as written
+    assert "malloc" not in runtime and "<math.h>" not in runtime  # no heap, no libm
     for name in ("bse_float32.c", "bse_int8.c"):
         # Generated files hold data, sizes and the prefix's one-line calls into the runtime:
         # no loop, no arithmetic of their own.

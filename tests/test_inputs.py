@@ -19,9 +19,9 @@ import pytest
 import wfdb
 
 from pipeline.cli import main
+from pipeline.metrics import match_beats, match_pairs
 from pipeline.read.files import read_recording
 from pipeline.read.mitdb import read_wfdb
-from pipeline.metrics import match_beats, match_pairs
 from pipeline.runtime.session import open_session
 from pipeline.runtime.sources import RecordSource
 
@@ -35,17 +35,24 @@ def holter(data_dir, folder, record_id, fs_hz, seconds=None, names=("ECG1", "ECG
     x = rec.signal.astype(np.float64)
     beats_at, symbols = rec.beats.sample, list(rec.beats.symbol)
     if seconds:
-        x = x[:int(seconds * 360)]
+        x = x[: int(seconds * 360)]
         keep = beats_at < len(x)
         beats_at, symbols = beats_at[keep], [s for s, k in zip(symbols, keep) if k]
     ratio = Fraction(fs_hz).limit_denominator(1000) / 360
     y = resample_poly(x, ratio.numerator, ratio.denominator, axis=0)
     name = f"{record_id}_{int(fs_hz)}"
-    wfdb.wrsamp(name, fs=fs_hz, units=["mV", "mV"], sig_name=list(names),
-                d_signal=np.round(y * gain).astype(np.int64), fmt=["16", "16"], adc_gain=[gain, gain],
-                baseline=[0, 0], write_dir=str(folder))
-    wfdb.wrann(name, "atr", np.round(beats_at * fs_hz / 360).astype(np.int64), symbol=symbols,
-               write_dir=str(folder))
+    wfdb.wrsamp(
+        name,
+        fs=fs_hz,
+        units=["mV", "mV"],
+        sig_name=list(names),
+        d_signal=np.round(y * gain).astype(np.int64),
+        fmt=["16", "16"],
+        adc_gain=[gain, gain],
+        baseline=[0, 0],
+        write_dir=str(folder),
+    )
+    wfdb.wrann(name, "atr", np.round(beats_at * fs_hz / 360).astype(np.int64), symbol=symbols, write_dir=str(folder))
     return folder / name
 
 
@@ -85,8 +92,11 @@ def test_a_holter_record_at_another_rate_keeps_native_detection_and_decisions(ex
     ours = match_beats(truth, np.round(np.array([b["sample"] for b in beats]) * 360 / fs_hz).astype(int), tolerance)
     theirs = match_beats(truth, np.array([b["sample"] for b in native_beats]), tolerance)
     assert abs(ours["se"] - theirs["se"]) <= 0.005 and abs(ours["ppv"] - theirs["ppv"]) <= 0.005, (ours, theirs)
-    a, b = match_pairs(np.array([b["sample"] for b in native_beats]),
-                       np.round(np.array([b["sample"] for b in beats]) * 360 / fs_hz).astype(int), 18)
+    a, b = match_pairs(
+        np.array([b["sample"] for b in native_beats]),
+        np.round(np.array([b["sample"] for b in beats]) * 360 / fs_hz).astype(int),
+        18,
+    )
     agreement = np.mean([native_beats[i]["class"] == beats[j]["class"] for i, j in zip(a, b)])
     assert len(a) >= 0.99 * len(native_beats) and agreement >= 0.97, (len(a), len(native_beats), agreement)
 
@@ -96,41 +106,81 @@ def test_the_same_record_on_stdin_gives_the_same_events_as_its_file(exported, da
     path = holter(data_dir, tmp_path, "100", 128.0, seconds=120)
     rec = read_recording(path, annotator=None)
     text = "\n".join(f"{a:.3f} {b:.3f}" for a, b in rec.signal) + "\n"
-    cli = [sys.executable, "-m", "pipeline.cli", "stream", str(out), "-", "--fs", "128", "--units", "mV",
-           "--channels", "MLII=ECG1,V1=ECG2", "--artifact", "onnx_float32"]
+    cli = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "stream",
+        str(out),
+        "-",
+        "--fs",
+        "128",
+        "--units",
+        "mV",
+        "--channels",
+        "MLII=ECG1,V1=ECG2",
+        "--artifact",
+        "onnx_float32",
+    ]
     done = subprocess.run(cli, input=text, capture_output=True, text=True, check=True)
     from_stdin = _beats(json.loads(line) for line in done.stdout.splitlines())
     _, from_file = _stream_file(out, path, "onnx_float32")
     assert [(b["sample"], b["class"]) for b in from_stdin] == [(b["sample"], b["class"]) for b in _beats(from_file)]
     assert "ECG1->MLII" in done.stderr and "128 Hz resampled to 360 Hz" in done.stderr
     # The same file by path, one command.
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "stream", str(out), str(path),
-                           "--artifact", "onnx_float32"], capture_output=True, text=True, check=True)
-    assert [json.loads(line)["sample"] for line in done.stdout.splitlines()
-            if '"beat"' in line] == [b["sample"] for b in from_stdin]
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "stream", str(out), str(path), "--artifact", "onnx_float32"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [json.loads(line)["sample"] for line in done.stdout.splitlines() if '"beat"' in line] == [
+        b["sample"] for b in from_stdin
+    ]
 
 
 def test_binary_int16_frames_on_stdin_stream_like_text(exported, data_dir, tmp_path):
     _, out, _ = exported
     rec = read_wfdb(data_dir / "mitdb" / "100", annotator=None)
-    counts = np.round(rec.signal[:360 * 60] * 200).astype("<i2")
+    counts = np.round(rec.signal[: 360 * 60] * 200).astype("<i2")
     text = "\n".join(f"{a} {b}" for a, b in counts) + "\n"
-    common = [sys.executable, "-m", "pipeline.cli", "stream", str(out), "-", "--fs", "360", "--units", "mV",
-              "--gain", "200"]
+    common = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "stream",
+        str(out),
+        "-",
+        "--fs",
+        "360",
+        "--units",
+        "mV",
+        "--gain",
+        "200",
+    ]
     a = subprocess.run(common + ["--format", "i16le"], input=counts.tobytes(), capture_output=True, check=True)
     b = subprocess.run(common, input=text.encode(), capture_output=True, check=True)
     assert _untimed(a.stdout) == _untimed(b.stdout) and a.stdout.count(b'"beat"') > 60
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "stdin does not say its sampling rate: give --fs"),
-    (["--fs", "360"], "stdin does not say its units: give --units"),
-    (["--fs", "80", "--units", "mV"], "sampled at 80 Hz; this model's band reaches 40 Hz, which needs at least 100 Hz"),
-    (["--fs", "360", "--units", "furlongs"], "unknown units 'furlongs'"),
-    (["--fs", "360", "--units", "mV", "--channels", "MLII=ECG1,V1=ECG2,V7=ECG3"], r"not channels of the model"),
-    (["--fs", "360", "--units", "mV", "--channels", "A,B"], r"no channel for the model's 'MLII'; the input has \['A', 'B'\]"),
-    (["--fs", "360", "--units", "mV", "--format", "i16le"], "i16le carries converter counts: give --gain"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "stdin does not say its sampling rate: give --fs"),
+        (["--fs", "360"], "stdin does not say its units: give --units"),
+        (
+            ["--fs", "80", "--units", "mV"],
+            "sampled at 80 Hz; this model's band reaches 40 Hz, which needs at least 100 Hz",
+        ),
+        (["--fs", "360", "--units", "furlongs"], "unknown units 'furlongs'"),
+        (["--fs", "360", "--units", "mV", "--channels", "MLII=ECG1,V1=ECG2,V7=ECG3"], r"not channels of the model"),
+        (
+            ["--fs", "360", "--units", "mV", "--channels", "A,B"],
+            r"no channel for the model's 'MLII'; the input has \['A', 'B'\]",
+        ),
+        (["--fs", "360", "--units", "mV", "--format", "i16le"], "i16le carries converter counts: give --gain"),
+    ],
+)
 def test_undeclared_or_impossible_stdin_is_refused_in_one_line(exported, capsys, monkeypatch, args, message):
     import io
 
@@ -149,15 +199,15 @@ def test_a_bad_stdin_line_stops_after_everything_before_it_or_becomes_a_gap(expo
     # the events of everything read with it.
     _, out, _ = exported
     rec = read_wfdb(data_dir / "mitdb" / "100", annotator=None)
-    lines = [f"{a:.3f} {b:.3f}" for a, b in rec.signal[:360 * 60]]
+    lines = [f"{a:.3f} {b:.3f}" for a, b in rec.signal[: 360 * 60]]
     lines[360 * 40] = "hello"
     text = "\n".join(lines) + "\n"
     cli = [sys.executable, "-m", "pipeline.cli", "stream", str(out), "-", "--fs", "360", "--units", "mV"]
-    clean = subprocess.run(cli, input="\n".join(lines[:360 * 40]) + "\n", capture_output=True, text=True)
+    clean = subprocess.run(cli, input="\n".join(lines[: 360 * 40]) + "\n", capture_output=True, text=True)
     stopped = subprocess.run(cli, input=text, capture_output=True, text=True)
     assert stopped.returncode == 2 and f"stdin line {360 * 40 + 1}: not numbers: 'hello'" in stopped.stderr
     assert "Traceback" not in stopped.stderr
-    assert _untimed(stopped.stdout) == _untimed(clean.stdout) and stopped.stdout.count('"beat"') > 40   # none lost
+    assert _untimed(stopped.stdout) == _untimed(clean.stdout) and stopped.stdout.count('"beat"') > 40  # none lost
     gap = subprocess.run(cli + ["--bad-lines", "gap"], input=text, capture_output=True, text=True)
     kinds = [json.loads(line).get("kind") for line in gap.stdout.splitlines()]
     assert gap.returncode == 0 and kinds.count("nonfinite") == 1 and kinds.count("recovered") == 1
@@ -181,13 +231,13 @@ def test_an_eegmat_subject_as_edf_at_256_hz_decides_as_at_500_hz(exported_eegmat
     _, out, manifest = exported_eegmat
     subject = manifest["split"]["test"][0]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")                      # the files' padded ends
+        warnings.simplefilter("ignore")  # the files' padded ends
         native = read_recording(data_dir / "eegmat" / f"{subject}_1.edf")
     y = resample_poly(native.signal.astype(np.float64), 64, 125, axis=0)
     edf = tmp_path / "subject_256.edf"
     headers = pyedflib.highlevel.make_signal_headers(
-        list(native.channel_names), dimension="uV", sample_frequency=256,
-        physical_min=-3000, physical_max=3000)
+        list(native.channel_names), dimension="uV", sample_frequency=256, physical_min=-3000, physical_max=3000
+    )
     pyedflib.highlevel.write_edf(str(edf), y.T, headers)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -204,23 +254,34 @@ def test_a_bonn_segment_as_mat_and_csv_decides_as_the_dataset_file(exported_bonn
     from scipy.io import savemat
 
     _, out, _ = exported_bonn
-    _, reference = _stream_file(out, data_dir / "bonn" / "E_S" / "S001.txt", "stream_onnx_float32",
-                                fs_hz=173.61, units="uV", channels=["EEG"])
+    _, reference = _stream_file(
+        out, data_dir / "bonn" / "E_S" / "S001.txt", "stream_onnx_float32", fs_hz=173.61, units="uV", channels=["EEG"]
+    )
     x = np.loadtxt(data_dir / "bonn" / "E_S" / "S001.txt")
     savemat(tmp_path / "seg.mat", {"eeg": x[:, None], "note": np.array(["x"])})
     (tmp_path / "seg.csv").write_text("Fz\n" + "\n".join(f"{v:g}" for v in x) + "\n")
     # The model's one channel is called EEG: a file's column is mapped to it by name.
     for name in ("seg.mat", "seg.csv"):
-        _, events = _stream_file(out, tmp_path / name, "stream_onnx_float32", fs_hz=173.61, units="uV",
-                                 channel_map={"EEG": "ch1" if name.endswith(".mat") else "Fz"})
+        _, events = _stream_file(
+            out,
+            tmp_path / name,
+            "stream_onnx_float32",
+            fs_hz=173.61,
+            units="uV",
+            channel_map={"EEG": "ch1" if name.endswith(".mat") else "Fz"},
+        )
         assert [e["class"] for e in events] == [e["class"] for e in reference] and len(events) == 22
     # A .mat with two candidate arrays needs --mat-var; one with none is refused.
     savemat(tmp_path / "two.mat", {"a": x, "b": x})
     savemat(tmp_path / "none.mat", {"name": "x"})
-    for name, message in (("two.mat", r"several numeric arrays \['a', 'b'\]: name the signal with --mat-var"),
-                          ("none.mat", "no numeric array in the file")):
-        assert main(["stream", str(out), str(tmp_path / name), "--fs", "173.61", "--units", "uV",
-                     "--channels", "EEG=ch1"]) == 2
+    for name, message in (
+        ("two.mat", r"several numeric arrays \['a', 'b'\]: name the signal with --mat-var"),
+        ("none.mat", "no numeric array in the file"),
+    ):
+        assert (
+            main(["stream", str(out), str(tmp_path / name), "--fs", "173.61", "--units", "uV", "--channels", "EEG=ch1"])
+            == 2
+        )
         assert message.replace("\\", "") in capsys.readouterr().err.replace("\\", "")
     # A file path is never taken for a Bonn id, and a Bonn id is not taken for a file.
     assert main(["stream", str(out), "bonn:E_S/S001", "--chunk-s", "5"]) == 0
@@ -234,8 +295,9 @@ def test_an_edf_whose_chosen_channels_run_at_two_rates_is_refused(exported_eegma
 
     _, out, manifest = exported_eegmat
     channels = manifest["input"]["channels"]
-    headers = pyedflib.highlevel.make_signal_headers([f"EEG {c}" for c in channels], dimension="uV",
-                                                     sample_frequency=256, physical_min=-500, physical_max=500)
+    headers = pyedflib.highlevel.make_signal_headers(
+        [f"EEG {c}" for c in channels], dimension="uV", sample_frequency=256, physical_min=-500, physical_max=500
+    )
     headers[3]["sample_frequency"] = 128
     signals = [np.zeros(256 * 10) if h["sample_frequency"] == 256 else np.zeros(128 * 10) for h in headers]
     pyedflib.highlevel.write_edf(str(tmp_path / "mixed.edf"), signals, headers)
@@ -254,7 +316,7 @@ def test_validate_on_a_folder_of_own_records_equals_the_built_in_split(exported,
     native, at250 = tmp_path / "native", tmp_path / "at250"
     native.mkdir()
     at250.mkdir()
-    for rid in manifest["split"]["test"]:                    # 100 and 232
+    for rid in manifest["split"]["test"]:  # 100 and 232
         holter(data_dir, native, rid, 360.0, seconds=300, names=("MLII", "V1"))
     for rid in (*manifest["split"]["test"], "213"):
         holter(data_dir, at250, rid, 250.0, seconds=300)

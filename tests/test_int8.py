@@ -22,7 +22,7 @@ def _float_steps(ref: NumpyLSTM, window, side):
     states = [np.zeros((1, ref.units[0]), np.float32)] * 2
     hs, cs = [], []
     for t in range(len(window)):
-        feed = {"chunk": window[None, t:t + 1], "h_0": states[0], "c_0": states[1]}
+        feed = {"chunk": window[None, t : t + 1], "h_0": states[0], "c_0": states[1]}
         if side is not None:
             feed["side"] = side[None]
         _, states = ref.step(feed)
@@ -54,9 +54,10 @@ def test_the_16bit_chunk_graph_keeps_the_state_near_float_at_every_step_of_a_win
     blob = (out / "stream_tflite_int16x8.tflite").read_bytes()
     signal, side = _held_out(out)
     err_h, err_c = [], []
-    for i in range(0, len(signal), 4):                       # 12 windows: every step read back
-        h, c = st.per_step_states(blob, signal[i], stream["state_sizes"], stream["chunk_len"],
-                                  None if side is None else side[i])
+    for i in range(0, len(signal), 4):  # 12 windows: every step read back
+        h, c = st.per_step_states(
+            blob, signal[i], stream["state_sizes"], stream["chunk_len"], None if side is None else side[i]
+        )
         fh, fc = _float_steps(ref, signal[i], None if side is None else side[i])
         err_h.append(np.abs(h - fh).max(axis=1))
         err_c.append(np.abs(c - fc).max(axis=1))
@@ -83,9 +84,13 @@ def test_the_8bit_chunk_graph_cannot_carry_the_cell_state(exported):
     worst = {}
     for name in ("stream_tflite_int8", "stream_tflite_int16x8"):
         blob = (out / f"{name}.tflite").read_bytes()
-        worst[name] = max(np.abs(st.per_step_states(blob, signal[i], stream["state_sizes"], stream["chunk_len"],
-                                                    side[i])[1] - _float_steps(ref, signal[i], side[i])[1]).max()
-                          for i in range(0, len(signal), 8))
+        worst[name] = max(
+            np.abs(
+                st.per_step_states(blob, signal[i], stream["state_sizes"], stream["chunk_len"], side[i])[1]
+                - _float_steps(ref, signal[i], side[i])[1]
+            ).max()
+            for i in range(0, len(signal), 8)
+        )
     assert worst["stream_tflite_int8"] > 5 * worst["stream_tflite_int16x8"], worst
 
 
@@ -107,8 +112,14 @@ def test_streamed_integer_decisions_equal_whole_window_int8_within_the_stated_ag
     inputs = {"signal": signal, **({"side": side} if side is not None else {})}
     p_whole = whole.predict(inputs)
     runner = LiteRTStream((out / "stream_tflite_int16x8.tflite").read_bytes())
-    p_stream = np.stack([run_chunks(runner.step, signal[i], stream["state_sizes"], stream["chunk_len"],
-                                    None if side is None else side[i]) for i in range(len(signal))])
+    p_stream = np.stack(
+        [
+            run_chunks(
+                runner.step, signal[i], stream["state_sizes"], stream["chunk_len"], None if side is None else side[i]
+            )
+            for i in range(len(signal))
+        ]
+    )
     agreement = float((p_whole.argmax(1) == p_stream.argmax(1)).mean())
     assert agreement >= STREAM_VS_WHOLE[manifest["task"]], agreement
 
@@ -125,13 +136,18 @@ def test_a_representative_set_short_of_the_state_range_is_warned_with_the_ranges
     # they cover the range by construction.
     extreme = st.state_ranges(weights, signal[training["extreme_windows"]])
     assert extreme["layers"][0]["c"] == pytest.approx(training["layers"][0]["c"])
-    quiet = np.argsort([np.abs(st.state_ranges(weights, signal[i:i + 1])["layers"][0]["c"]).max()
-                        for i in range(len(signal))])[:2]
-    with pytest.warns(st.StateRangeWarning, match=r"c_0 seen in \[-?\d+\.\d\d, -?\d+\.\d\d\], training split "
-                                                  rf"\[{c_lo:.2f}, {c_hi:.2f}\]"):
+    quiet = np.argsort(
+        [np.abs(st.state_ranges(weights, signal[i : i + 1])["layers"][0]["c"]).max() for i in range(len(signal))]
+    )[:2]
+    with pytest.warns(
+        st.StateRangeWarning,
+        match=r"c_0 seen in \[-?\d+\.\d\d, -?\d+\.\d\d\], training split "
+        rf"\[{c_lo:.2f}, {c_hi:.2f}\]",
+    ):
         cover = st.state_coverage(st.state_ranges(weights, signal[quiet]), training)
     assert not cover["covered"] and cover["c_0"]["coverage"] < st.MIN_STATE_COVERAGE
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert st.state_coverage(extreme, training)["covered"]
@@ -144,7 +160,9 @@ def test_export_marks_each_quantised_artifact_against_the_agreement_target(expor
     marked = [a for a in manifest["artifacts"] if "meets_agreement_target" in a]
     assert {"tflite_int8", "stream_tflite_int8", "stream_tflite_int16x8", "c_int8"} <= {a["name"] for a in marked}
     for a in marked:
-        assert a["meets_agreement_target"] == (a["vs_float"]["agreement"] >= MIN_AGREEMENT) and a["precision"] != "float32"
+        assert (
+            a["meets_agreement_target"] == (a["vs_float"]["agreement"] >= MIN_AGREEMENT) and a["precision"] != "float32"
+        )
     assert "meets_agreement_target" not in next(a for a in manifest["artifacts"] if a["name"] == "tflite_float32")
     cal = manifest["streaming"]["calibration"]
     assert cal["state_coverage"]["covered"] and cal["state_extreme_windows"] >= 2
@@ -154,26 +172,38 @@ def test_validate_never_recommends_an_artifact_that_missed_the_agreement_target(
     from pipeline.validate.validate import recommend
 
     def row(name, x_real_time, agreement_pct, meets):
-        return {"artifact": name, "status": "ok", "x_real_time": x_real_time, "agreement_pct": agreement_pct,
-                "peak_rss_mb": 50.0, "size_bytes": 50_000, "p99_latency_ms": 0.3, "macro_f1_drop_pt": 0.1,
-                "meets_agreement_target": meets}
+        return {
+            "artifact": name,
+            "status": "ok",
+            "x_real_time": x_real_time,
+            "agreement_pct": agreement_pct,
+            "peak_rss_mb": 50.0,
+            "size_bytes": 50_000,
+            "p99_latency_ms": 0.3,
+            "macro_f1_drop_pt": 0.1,
+            "meets_agreement_target": meets,
+        }
 
-    rows = [row("reference_float32", 200.0, 100.0, None), row("stream_tflite_int8", 900.0, 99.6, False),
-            row("stream_tflite_int16x8", 850.0, 99.7, True)]
+    rows = [
+        row("reference_float32", 200.0, 100.0, None),
+        row("stream_tflite_int8", 900.0, 99.6, False),
+        row("stream_tflite_int16x8", 850.0, 99.7, True),
+    ]
     pick = recommend(rows, [], {"firmware": {}})
     assert pick["raspberry_pi_cpu"]["artifact"] == "stream_tflite_int16x8"
     assert pick["microcontroller"]["artifact"] == "stream_tflite_int16x8"
     rows[2]["meets_agreement_target"] = False
     pick = recommend(rows, [], {"firmware": {}})
-    assert pick["raspberry_pi_cpu"]["artifact"] is None          # nor is the numpy reference a pick
+    assert pick["raspberry_pi_cpu"]["artifact"] is None  # nor is the numpy reference a pick
     assert pick["microcontroller"]["artifact"] is None and "agreement target" in pick["microcontroller"]["reason"]
 
 
 def test_slim_flatbuffers_compute_bit_identical_outputs_in_fewer_bytes(exported):
+    from tensorflow.lite.python.util import _convert_model_from_bytearray_to_object
+
     from pipeline.export.graph import rebuild_fixed_batch
     from pipeline.export.tflite import convert, slim
     from pipeline.train.model import load_model
-    from tensorflow.lite.python.util import _convert_model_from_bytearray_to_object
 
     run, out, manifest = exported
     signal, side = _held_out(out)
@@ -189,8 +219,10 @@ def test_slim_flatbuffers_compute_bit_identical_outputs_in_fewer_bytes(exported)
     io = set(graph.inputs.tolist()) | set(graph.outputs.tolist())
     assert all(t.name is None for i, t in enumerate(graph.tensors) if i not in io)
     assert all(t.quantization is None or t.quantization.min is None for t in graph.tensors)
-    assert {t["name"] for t in next(a for a in manifest["artifacts"] if a["name"] == "tflite_int8")["inputs"]} \
-        == {"signal", "side"}
+    assert {t["name"] for t in next(a for a in manifest["artifacts"] if a["name"] == "tflite_int8")["inputs"]} == {
+        "signal",
+        "side",
+    }
 
 
 def test_export_records_which_tflite_artifacts_tflite_runtime_2_14_runs(exported):
@@ -199,7 +231,13 @@ def test_export_records_which_tflite_artifacts_tflite_runtime_2_14_runs(exported
     for a in tflite:
         assert a["stored_as"] == "flatbuffer" and a["tflite_runtime"]["runtime"] == "tflite-runtime 2.14.0"
     by = {a["name"]: a["tflite_runtime"] for a in tflite}
-    for name in ("tflite_float32", "tflite_int8", "stream_tflite_float32", "stream_tflite_int8", "stream_tflite_int16x8"):
+    for name in (
+        "tflite_float32",
+        "tflite_int8",
+        "stream_tflite_float32",
+        "stream_tflite_int8",
+        "stream_tflite_int16x8",
+    ):
         assert by[name]["supported"], (name, by[name])
     # The dynamic-range chunk graph uses FULLY_CONNECTED v12 (per-channel hybrid), newer than 2.14.
     assert not by["stream_tflite_dynamic_int8"]["supported"]

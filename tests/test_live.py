@@ -19,17 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tools import needs_module
 
 # Before liblsl reads its configuration (at its first use in this process, and in every
 # subprocess): discovery and data on 127.0.0.1 only.
 os.environ["LSLAPICFG"] = str(Path(__file__).with_name("lsl_loopback.cfg"))
 
-from pipeline.cli import main                                   # noqa: E402
-from pipeline.read.mitdb import read_mitdb                      # noqa: E402
-from pipeline.runtime.live import TIME_FIELDS, SampleClock, run_stream   # noqa: E402
-from pipeline.runtime.session import open_session               # noqa: E402
+from pipeline.cli import main  # noqa: E402
+from pipeline.read.mitdb import read_mitdb  # noqa: E402
+from pipeline.runtime.live import TIME_FIELDS, SampleClock, run_stream  # noqa: E402
+from pipeline.runtime.session import open_session  # noqa: E402
 
 CLI = [sys.executable, "-m", "pipeline.cli"]
 
@@ -65,11 +64,14 @@ class Proc:
     """A CLI subprocess whose stdout and stderr lines are collected as they come."""
 
     def __init__(self, args, stdin=None):
-        self.p = subprocess.Popen(CLI + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  stdin=stdin, text=True)
+        self.p = subprocess.Popen(
+            CLI + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin, text=True
+        )
         self.out, self.err = [], []
-        self.threads = [threading.Thread(target=self._drain, args=(s, into), daemon=True)
-                        for s, into in ((self.p.stdout, self.out), (self.p.stderr, self.err))]
+        self.threads = [
+            threading.Thread(target=self._drain, args=(s, into), daemon=True)
+            for s, into in ((self.p.stdout, self.out), (self.p.stderr, self.err))
+        ]
         for t in self.threads:
             t.start()
 
@@ -147,12 +149,12 @@ def test_sample_clock_maps_every_recent_sample_to_its_timestamp_whatever_the_chu
     clock = SampleClock(1000)
     i = 0
     for size in rng.integers(1, 1500, 40):
-        clock.add(stamps[i:i + size])
+        clock.add(stamps[i : i + size])
         i += size
         if i >= len(stamps):
             break
     n = min(i, len(stamps))
-    assert [clock.at(k) for k in range(n - 1000, n)] == list(stamps[n - 1000:n])
+    assert [clock.at(k) for k in range(n - 1000, n)] == list(stamps[n - 1000 : n])
     assert clock.at(n - 1001) is None and clock.at(n) is None and clock.at(-1) is None
 
 
@@ -174,7 +176,7 @@ def test_rotating_jsonl_keeps_the_newest_events_in_order_across_files(tmp_path):
 def test_crc8_is_crc8_smbus_and_a_frame_is_sync_sequence_sample_crc():
     from pipeline.runtime.sources.serial import crc8, encode_frame
 
-    assert crc8(b"123456789") == 0xF4                # the published check value of CRC-8/SMBUS
+    assert crc8(b"123456789") == 0xF4  # the published check value of CRC-8/SMBUS
     frame = encode_frame(257, [-2, 300])
     assert frame[:2] == b"\xa5\x01" and frame[2:6] == np.array([-2, 300], "<i2").tobytes()
     assert frame[6] == crc8(frame[1:6]) and len(frame) == 7
@@ -188,19 +190,19 @@ def test_frame_decoder_gives_the_same_rows_and_events_for_any_split_of_the_bytes
     stream = bytearray()
     for k in range(400):
         if k in (50, 51, 52):
-            continue                                  # dropped
+            continue  # dropped
         frame = bytearray(encode_frame(k, x[k]))
         if k == 100:
-            frame[4] ^= 0x10                          # one bit flipped: bad CRC, frame lost
+            frame[4] ^= 0x10  # one bit flipped: bad CRC, frame lost
         if k == 200:
-            stream += b"\xa5\xa5noise\x00\xa5"         # garbage between frames, nothing lost
+            stream += b"\xa5\xa5noise\x00\xa5"  # garbage between frames, nothing lost
         stream += frame
 
     def decode(sizes):
         d, rows, events = FrameDecoder(3, "i16le"), [], []
         i = 0
         for size in sizes:
-            got, evs = d.feed(bytes(stream[i:i + size]))
+            got, evs = d.feed(bytes(stream[i : i + size]))
             events += [(sum(len(r) for r in rows) + r, e) for r, e in evs]
             rows.append(got)
             i += size
@@ -216,16 +218,21 @@ def test_frame_decoder_gives_the_same_rows_and_events_for_any_split_of_the_bytes
     assert whole.shape == (400, 3) and np.flatnonzero(lost).tolist() == [50, 51, 52, 100]
     np.testing.assert_array_equal(whole[~lost], x[~lost])
     assert [(r, e["kind"], e["lost_frames"], e.get("skipped_bytes")) for r, e in events] == [
-        (50, "dropped_frames", 3, None), (100, "garbled", 1, 9), (200, "garbled", 0, 9)]   # a 9-byte frame skipped whole
+        (50, "dropped_frames", 3, None),
+        (100, "garbled", 1, 9),
+        (200, "garbled", 0, 9),
+    ]  # a 9-byte frame skipped whole
 
 
 def test_live_modules_keep_to_the_device_side():
-    code = ("import sys; import pipeline.runtime.live, pipeline.runtime.sinks, pipeline.runtime.sources.lsl, "
-            "pipeline.runtime.sources.brainflow, pipeline.runtime.sources.serial, pipeline.runtime.sources.live; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras', 'wfdb', "
-            "'pyedflib', 'pylsl', 'brainflow', 'serial') or m == 'scipy.signal'))")
+    code = (
+        "import sys; import pipeline.runtime.live, pipeline.runtime.sinks, pipeline.runtime.sources.lsl, "
+        "pipeline.runtime.sources.brainflow, pipeline.runtime.sources.serial, pipeline.runtime.sources.live; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras', 'wfdb', "
+        "'pyedflib', 'pylsl', 'brainflow', 'serial') or m == 'scipy.signal'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"                 # libraries load only when a source is opened
+    assert out.stdout.strip() == "[]"  # libraries load only when a source is opened
 
 
 # ---------------------------------------------------------------------- serial
@@ -254,12 +261,13 @@ def _serial_stream(master: int, counts: np.ndarray, drop=(), corrupt=(), noise=(
             out += NOISE
         out += frame
     view = memoryview(bytes(out))
-    while len(view):                      # a full pty queue takes part of a write
-        view = view[os.write(master, view[:4096]):]
+    while len(view):  # a full pty queue takes part of a write
+        view = view[os.write(master, view[:4096]) :]
 
 
 def test_serial_frames_through_a_pty_with_garbage_and_lost_frames_decide_as_the_same_samples_offline(
-        exported, ecg_100, capsys, monkeypatch):
+    exported, ecg_100, capsys, monkeypatch
+):
     needs_module("serial", "device-serial")
     import serial
 
@@ -275,22 +283,48 @@ def test_serial_frames_through_a_pty_with_garbage_and_lost_frames_decide_as_the_
 
     monkeypatch.setattr(serial, "serial_for_url", serial_for_url)
     fs = 360
-    counts = np.round(ecg_100[:60 * fs] * 200).astype(np.int16)
-    lost = {30 * fs, 30 * fs + 1, 45 * fs}            # two dropped at 30 s, one corrupted at 45 s
+    counts = np.round(ecg_100[: 60 * fs] * 200).astype(np.int16)
+    lost = {30 * fs, 30 * fs + 1, 45 * fs}  # two dropped at 30 s, one corrupted at 45 s
     master, slave = os.openpty()
-    tty.setraw(slave)                 # before the first byte: no echo, no line editing
+    tty.setraw(slave)  # before the first byte: no echo, no line editing
     try:
-        writer = threading.Thread(target=_serial_stream, args=(master, counts),
-                                  kwargs={"drop": {30 * fs, 30 * fs + 1}, "corrupt": {45 * fs},
-                                          "noise": {10 * fs, 20 * fs + 7}, "start": opened}, daemon=True)
+        writer = threading.Thread(
+            target=_serial_stream,
+            args=(master, counts),
+            kwargs={
+                "drop": {30 * fs, 30 * fs + 1},
+                "corrupt": {45 * fs},
+                "noise": {10 * fs, 20 * fs + 7},
+                "start": opened,
+            },
+            daemon=True,
+        )
         writer.start()
         # If bytes went missing the stream would wait for them: SIGTERM ends it (and the test).
         watchdog = threading.Timer(120, os.kill, (os.getpid(), signal.SIGTERM))
         watchdog.start()
         try:
-            rc = main(["stream", str(out), f"serial:{os.ttyname(slave)}", "--fs", "360", "--units", "mV",
-                       "--channels", "MLII,V5", "--format", "i16le", "--gain", "200", "--duration-s", "60",
-                       "--artifact", "reference_float32"])
+            rc = main(
+                [
+                    "stream",
+                    str(out),
+                    f"serial:{os.ttyname(slave)}",
+                    "--fs",
+                    "360",
+                    "--units",
+                    "mV",
+                    "--channels",
+                    "MLII,V5",
+                    "--format",
+                    "i16le",
+                    "--gain",
+                    "200",
+                    "--duration-s",
+                    "60",
+                    "--artifact",
+                    "reference_float32",
+                ]
+            )
         finally:
             watchdog.cancel()
         writer.join(10)
@@ -300,10 +334,17 @@ def test_serial_frames_through_a_pty_with_garbage_and_lost_frames_decide_as_the_
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     events = _lines(captured.out)
-    source_events = [(e["kind"], e["sample"], e["lost_frames"], e.get("skipped_bytes"))
-                     for e in events if e.get("kind") in ("garbled", "dropped_frames")]
-    assert source_events == [("garbled", 10 * fs, 0, len(NOISE)), ("garbled", 20 * fs + 7, 0, len(NOISE)),
-                             ("dropped_frames", 30 * fs, 2, None), ("garbled", 45 * fs, 1, 7)]
+    source_events = [
+        (e["kind"], e["sample"], e["lost_frames"], e.get("skipped_bytes"))
+        for e in events
+        if e.get("kind") in ("garbled", "dropped_frames")
+    ]
+    assert source_events == [
+        ("garbled", 10 * fs, 0, len(NOISE)),
+        ("garbled", 20 * fs + 7, 0, len(NOISE)),
+        ("dropped_frames", 30 * fs, 2, None),
+        ("garbled", 45 * fs, 1, 7),
+    ]
     # Offline: the same counts, NaN where frames were lost, one push.
     expected = counts / 200.0
     expected[sorted(lost)] = np.nan
@@ -312,7 +353,11 @@ def test_serial_frames_through_a_pty_with_garbage_and_lost_frames_decide_as_the_
     live = [_strip(e) for e in events if e.get("kind") not in ("garbled", "dropped_frames")]
     assert live == offline
     assert [e["kind"] for e in offline if e["type"] == "signal_quality"][:4] == [
-        "nonfinite", "recovered", "nonfinite", "recovered"]
+        "nonfinite",
+        "recovered",
+        "nonfinite",
+        "recovered",
+    ]
     assert sum(e["type"] == "beat" for e in events) > 40
     assert "Traceback" not in captured.err and "latency" in captured.err
 
@@ -323,21 +368,29 @@ def _spec(labels, units, fs_hz):
     return SignalSpec(fs_hz, tuple(labels), (units,) * len(labels))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["serial:/dev/biosig-no-such-port", "--fs", "360", "--units", "mV", "--channels", "MLII,V5"],
-     "serial:/dev/biosig-no-such-port: cannot open the port"),
-    (["serial:/dev/null", "--units", "mV", "--channels", "MLII,V5"], "does not say its sampling rate: give --fs"),
-    (["serial:/dev/null", "--fs", "360", "--units", "mV", "--channels", "MLII,V5", "--format", "i16le"],
-     "give --gain"),
-    (["brainflow:no_such_board"], "brainflow:no_such_board: no such BrainFlow board"),
-    (["brainflow:9999"], "BrainFlow 5.23.0 has no board with id 9999"),
-    (["brainflow:synthetic,serial_prot=/dev/x"], "unknown option 'serial_prot'"),
-    (["lsl:biosig-test-nobody-publishes-this", "--wait-s", "0.5"], "no LSL stream has that name after 0.5 s"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["serial:/dev/biosig-no-such-port", "--fs", "360", "--units", "mV", "--channels", "MLII,V5"],
+            "serial:/dev/biosig-no-such-port: cannot open the port",
+        ),
+        (["serial:/dev/null", "--units", "mV", "--channels", "MLII,V5"], "does not say its sampling rate: give --fs"),
+        (
+            ["serial:/dev/null", "--fs", "360", "--units", "mV", "--channels", "MLII,V5", "--format", "i16le"],
+            "give --gain",
+        ),
+        (["brainflow:no_such_board"], "brainflow:no_such_board: no such BrainFlow board"),
+        (["brainflow:9999"], "BrainFlow 5.23.0 has no board with id 9999"),
+        (["brainflow:synthetic,serial_prot=/dev/x"], "unknown option 'serial_prot'"),
+        (["lsl:biosig-test-nobody-publishes-this", "--wait-s", "0.5"], "no LSL stream has that name after 0.5 s"),
+    ],
+)
 def test_a_live_source_that_cannot_be_opened_is_refused_in_one_line(exported, capsys, args, message):
-    needs_module({"serial": "serial", "brainflow": "brainflow", "lsl": "pylsl"}[args[0].split(":")[0]],
-                 {"serial": "device-serial", "brainflow": "device-brainflow", "lsl": "device-lsl"}[
-                     args[0].split(":")[0]])
+    needs_module(
+        {"serial": "serial", "brainflow": "brainflow", "lsl": "pylsl"}[args[0].split(":")[0]],
+        {"serial": "device-serial", "brainflow": "device-brainflow", "lsl": "device-lsl"}[args[0].split(":")[0]],
+    )
     _, out, _ = exported
     assert main(["stream", str(out), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -358,14 +411,30 @@ def lsl_run(exported, tmp_path_factory):
 
     _, out, _ = exported
     name, decisions = _name("ecg"), _name("decisions")
-    stream = Proc(["stream", out, f"lsl:{name}", "--wait-s", "30", "--lsl-outlet", decisions,
-                   "--artifact", "reference_float32"])
+    stream = Proc(
+        ["stream", out, f"lsl:{name}", "--wait-s", "30", "--lsl-outlet", decisions, "--artifact", "reference_float32"]
+    )
     found = pylsl.resolve_byprop("name", decisions, 1, 30)
     assert found, stream.stderr
     inlet = pylsl.StreamInlet(found[0], recover=False)
     inlet.open_stream(10)
-    replay = Proc(["replay", out, "mitdb:100", "--name", name, "--speed", "20", "--seconds", "120",
-                   "--wait-s", "30", "--linger-s", "2"])
+    replay = Proc(
+        [
+            "replay",
+            out,
+            "mitdb:100",
+            "--name",
+            name,
+            "--speed",
+            "20",
+            "--seconds",
+            "120",
+            "--wait-s",
+            "30",
+            "--linger-s",
+            "2",
+        ]
+    )
     markers = []
     while True:
         try:
@@ -388,13 +457,13 @@ def test_lsl_stream_of_record_100_at_20x_gives_the_beats_of_the_file_replay(lsl_
     assert [_strip(e) for e in events] == [_strip(e) for e in from_file]
     assert sum(e["type"] == "beat" for e in events) > 130
     assert "MLII->MLII, V5->V1|V2|V4|V5; mV -> mV; 360 Hz" in err
-    assert "the stream was lost" in err and "ending" in err          # the replay ended: a clean end
+    assert "the stream was lost" in err and "ending" in err  # the replay ended: a clean end
 
 
 def test_every_lsl_decision_carries_the_lsl_time_of_its_last_input_sample(lsl_run):
     events, err, _ = lsl_run
     beats = [e for e in events if e["type"] == "beat"]
-    last = np.array([b["inputs_ready_at_sample"] - 2 for b in beats])    # 360 Hz decimated by 2
+    last = np.array([b["inputs_ready_at_sample"] - 2 for b in beats])  # 360 Hz decimated by 2
     ts = np.array([b["source_ts"] for b in beats])
     # The replay stamps sample j at t0 + j / (360 * 20): the map from sample to time is exact
     # (up to liblsl's clock-offset estimate, microseconds on one machine; a sample is 139 us).
@@ -412,12 +481,15 @@ def test_the_decisions_outlet_read_back_by_an_inlet_has_the_events_at_their_sour
     assert {"class", "probs", "quality"} <= set(markers[0][0])
 
 
-@pytest.mark.parametrize("case, message", [
-    ("irregular", "irregular rate (nominal_srate 0)"),
-    ("markers", "a string (marker) stream"),
-    ("no units", "names no units; give --units"),
-    ("other labels", "no channel for the model's 'MLII'"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("irregular", "irregular rate (nominal_srate 0)"),
+        ("markers", "a string (marker) stream"),
+        ("no units", "names no units; give --units"),
+        ("other labels", "no channel for the model's 'MLII'"),
+    ],
+)
 def test_an_lsl_stream_that_does_not_fit_the_model_is_refused_in_one_line(exported, capsys, case, message):
     needs_module("pylsl", "device-lsl")
     import pylsl
@@ -437,19 +509,33 @@ def test_an_lsl_stream_that_does_not_fit_the_model_is_refused_in_one_line(export
 
 
 def test_a_stalled_lsl_source_gives_a_gap_the_state_restarts_and_sigterm_flushes_and_exits_0(
-        exported, ecg_100, tmp_path):
+    exported, ecg_100, tmp_path
+):
     needs_module("pylsl", "device-lsl")
     _, out, _ = exported
     name = _name("stall")
     fs = 360
-    a, b = ecg_100[:30 * fs], ecg_100[30 * fs:60 * fs]
+    a, b = ecg_100[: 30 * fs], ecg_100[30 * fs : 60 * fs]
     jsonl = tmp_path / "events.jsonl"
-    stream = Proc(["stream", out, f"lsl:{name}", "--wait-s", "30", "--stall-s", "2", "--jsonl", jsonl,
-                   "--artifact", "reference_float32"])
+    stream = Proc(
+        [
+            "stream",
+            out,
+            f"lsl:{name}",
+            "--wait-s",
+            "30",
+            "--stall-s",
+            "2",
+            "--jsonl",
+            jsonl,
+            "--artifact",
+            "reference_float32",
+        ]
+    )
     outlet = _outlet(name, 2, fs)
     assert outlet.wait_for_consumers(30), stream.stderr
     _publish(outlet, a, fs, 20)
-    gaps = lambda p: sum(e.get("kind") == "gap" for e in p.events())      # noqa: E731
+    gaps = lambda p: sum(e.get("kind") == "gap" for e in p.events())  # noqa: E731
     assert stream.wait_for(lambda p: gaps(p) == 1, 20), stream.stderr
     _publish(outlet, b, fs, 20)
     assert stream.wait_for(lambda p: gaps(p) == 2, 20), stream.stderr
@@ -460,17 +546,18 @@ def test_a_stalled_lsl_source_gives_a_gap_the_state_restarts_and_sigterm_flushes
     quality = [(e["kind"], e["sample"]) for e in events if e["type"] == "signal_quality"]
     assert quality == [("gap", len(a)), ("recovered", len(a) + 1), ("gap", len(a) + 1 + len(b))]
     recovered = next(e for e in events if e.get("kind") == "recovered")
-    assert 2.0 <= recovered["stalled_s"] < 30                    # the pause, on the source's clock
+    assert 2.0 <= recovered["stalled_s"] < 30  # the pause, on the source's clock
     assert "stopped by SIGTERM: events flushed" in stream.stderr
-    assert _lines(jsonl.read_text()) == events                   # the file sink has every event too
+    assert _lines(jsonl.read_text()) == events  # the file sink has every event too
     # The same samples offline, one NaN row per stall: the same decisions.
     x = np.concatenate([a, np.full((1, 2), np.nan), b, np.full((1, 2), np.nan)])
     session = open_session(out, "reference_float32", source=_spec(("MLII", "V5"), "mV", 360.0))
     offline = session.push(x) + session.flush()
-    assert [_strip(e, ("stalled_s",)) for e in events if e.get("kind") != "gap"] == \
-        [e for e in offline if e.get("kind") != "nonfinite"]
+    assert [_strip(e, ("stalled_s",)) for e in events if e.get("kind") != "gap"] == [
+        e for e in offline if e.get("kind") != "nonfinite"
+    ]
     after = [e for e in events if e["type"] == "beat" and e["sample"] > len(a)]
-    assert len(after) > 20                                       # decisions resumed after the gap
+    assert len(after) > 20  # decisions resumed after the gap
 
 
 def test_a_lost_lsl_source_is_reopened_with_reconnect_after_a_gap(exported, ecg_100):
@@ -478,19 +565,32 @@ def test_a_lost_lsl_source_is_reopened_with_reconnect_after_a_gap(exported, ecg_
     _, out, _ = exported
     name = _name("lost")
     fs = 360
-    stream = Proc(["stream", out, f"lsl:{name}", "--wait-s", "30", "--reconnect", "--stall-s", "30",
-                   "--artifact", "reference_float32"])
+    stream = Proc(
+        [
+            "stream",
+            out,
+            f"lsl:{name}",
+            "--wait-s",
+            "30",
+            "--reconnect",
+            "--stall-s",
+            "30",
+            "--artifact",
+            "reference_float32",
+        ]
+    )
     outlet = _outlet(name, 2, fs)
     assert outlet.wait_for_consumers(30), stream.stderr
-    _publish(outlet, ecg_100[:20 * fs], fs, 20)
+    _publish(outlet, ecg_100[: 20 * fs], fs, 20)
     time.sleep(0.5)
-    del outlet                                                   # the amplifier goes away
+    del outlet  # the amplifier goes away
     assert stream.wait_for(lambda p: "reconnecting" in p.stderr, 20), stream.stderr
-    outlet = _outlet(name, 2, fs)                                # and comes back
+    outlet = _outlet(name, 2, fs)  # and comes back
     assert outlet.wait_for_consumers(30), stream.stderr
-    _publish(outlet, ecg_100[20 * fs:40 * fs], fs, 20)
-    assert stream.wait_for(lambda p: sum(e["type"] == "beat" and e["sample"] > 20 * fs for e in p.events()) > 5,
-                           20), stream.stderr
+    _publish(outlet, ecg_100[20 * fs : 40 * fs], fs, 20)
+    assert stream.wait_for(lambda p: sum(e["type"] == "beat" and e["sample"] > 20 * fs for e in p.events()) > 5, 20), (
+        stream.stderr
+    )
     stream.p.send_signal(signal.SIGTERM)
     assert stream.finish() == 0, stream.stderr
     del outlet
@@ -504,12 +604,14 @@ def test_a_lost_lsl_source_is_reopened_with_reconnect_after_a_gap(exported, ecg_
 def test_sigterm_while_stdin_blocks_flushes_every_decision_and_exits_0(exported, ecg_100, tmp_path):
     _, out, _ = exported
     jsonl = tmp_path / "events.jsonl"
-    stream = Proc(["stream", out, "-", "--fs", "360", "--units", "mV", "--jsonl", jsonl, "--chunk-s", "0.5"],
-                  stdin=subprocess.PIPE)
-    text = "\n".join(f"{p:.4f} {q:.4f}" for p, q in ecg_100[:360 * 40]) + "\n"
+    stream = Proc(
+        ["stream", out, "-", "--fs", "360", "--units", "mV", "--jsonl", jsonl, "--chunk-s", "0.5"],
+        stdin=subprocess.PIPE,
+    )
+    text = "\n".join(f"{p:.4f} {q:.4f}" for p, q in ecg_100[: 360 * 40]) + "\n"
     stream.p.stdin.write(text)
-    stream.p.stdin.flush()                                       # and keep stdin open: the read blocks
-    beats_in_file = lambda: jsonl.exists() and jsonl.read_text().count('"beat"')    # noqa: E731
+    stream.p.stdin.flush()  # and keep stdin open: the read blocks
+    beats_in_file = lambda: jsonl.exists() and jsonl.read_text().count('"beat"')  # noqa: E731
     assert stream.wait_for(lambda p: (beats_in_file() or 0) >= 40, 30), stream.stderr
     time.sleep(0.5)
     stream.p.send_signal(signal.SIGTERM)

@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.manifest import (SCHEMA_PATH, Manifest, ManifestError, load_manifest, new_keypair, seal,
-                               sign_folder, verify_artifact)
+from pipeline.manifest import (
+    SCHEMA_PATH,
+    Manifest,
+    ManifestError,
+    load_manifest,
+    new_keypair,
+    seal,
+    sign_folder,
+    verify_artifact,
+)
 
 
 @pytest.fixture
@@ -32,9 +40,11 @@ def _edit(folder, change, reseal=False):
 def test_one_changed_filter_coefficient_in_the_manifest_is_refused(folder):
     # Reliability probe D2: a one-byte edit of the SOS, the side-feature mean or a class
     # name used to load silently and change (or silence) every decision.
-    for change in (lambda m: m["preprocess"]["sos"][1].__setitem__(5, 1.9877417210094565),
-                   lambda m: m["side_features"]["mean"].__setitem__(0, 0.1995),
-                   lambda m: m["classes"].__setitem__(1, "V")):
+    for change in (
+        lambda m: m["preprocess"]["sos"][1].__setitem__(5, 1.9877417210094565),
+        lambda m: m["side_features"]["mean"].__setitem__(0, 0.1995),
+        lambda m: m["classes"].__setitem__(1, "V"),
+    ):
         copy = folder.parent / f"c{id(change)}"
         shutil.copytree(folder, copy)
         _edit(copy, change)
@@ -48,17 +58,20 @@ def test_an_unstable_filter_is_refused_even_with_a_matching_digest(folder):
         load_manifest(folder)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda m: m["artifacts"].__setitem__(0, "tflite_float32"), r"'artifacts\[0\]' must be an object"),
-    (lambda m: m.__setitem__("classes", []), r"'classes' must hold at least 2"),
-    (lambda m: m["preprocess"].pop("sos"), r"'preprocess.sos' is missing"),
-    (lambda m: m["window"].pop("n_before_samples"), r"'window.n_before_samples' is missing"),
-    (lambda m: m["window"].__setitem__("n_after_samples", 80), r"'window.n_steps' must equal"),
-    (lambda m: m["input"].__setitem__("channels", []), r"'input.channels' must hold at least 1"),
-    (lambda m: m["input"].__setitem__("units", "furlongs"), r"'input.units' is not a voltage unit"),
-    (lambda m: m["side_features"]["std"].__setitem__(0, 0.0), r"'side_features.std' must be positive"),
-    (lambda m: m.__setitem__("kind", "ecg-beatz"), r"'kind' must be one of"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m["artifacts"].__setitem__(0, "tflite_float32"), r"'artifacts\[0\]' must be an object"),
+        (lambda m: m.__setitem__("classes", []), r"'classes' must hold at least 2"),
+        (lambda m: m["preprocess"].pop("sos"), r"'preprocess.sos' is missing"),
+        (lambda m: m["window"].pop("n_before_samples"), r"'window.n_before_samples' is missing"),
+        (lambda m: m["window"].__setitem__("n_after_samples", 80), r"'window.n_steps' must equal"),
+        (lambda m: m["input"].__setitem__("channels", []), r"'input.channels' must hold at least 1"),
+        (lambda m: m["input"].__setitem__("units", "furlongs"), r"'input.units' is not a voltage unit"),
+        (lambda m: m["side_features"]["std"].__setitem__(0, 0.0), r"'side_features.std' must be positive"),
+        (lambda m: m.__setitem__("kind", "ecg-beatz"), r"'kind' must be one of"),
+    ],
+)
 def test_nested_keys_and_entry_types_are_checked_naming_the_key(folder, change, message, capsys):
     # Reliability probe D6: each of these used to end in a traceback (exit 1), some only
     # after streaming had begun.
@@ -82,15 +95,16 @@ def test_an_artifact_is_size_checked_before_it_is_read(folder, monkeypatch):
     path = folder / "tflite_int8.tflite"
     path.unlink()
     with open(path, "wb") as f:
-        f.truncate(3 << 30)                                   # sparse: no disk used
+        f.truncate(3 << 30)  # sparse: no disk used
     import pathlib
 
     def no_read(self):
         raise AssertionError(f"{self} was read")
 
     monkeypatch.setattr(pathlib.Path, "read_bytes", no_read)
-    entry = next(a for a in json.loads((folder / "manifest.json").read_text())["artifacts"]
-                 if a["name"] == "tflite_int8")
+    entry = next(
+        a for a in json.loads((folder / "manifest.json").read_text())["artifacts"] if a["name"] == "tflite_int8"
+    )
     with pytest.raises(ManifestError, match=r"tflite_int8\.tflite: 3221225472 bytes, manifest.json says"):
         verify_artifact(folder, entry)
 
@@ -102,7 +116,7 @@ def test_a_signed_folder_is_trusted_and_an_unsigned_or_foreign_one_refused(folde
     with pytest.raises(ManifestError, match=r"manifest.sig: missing: a trusted key is configured"):
         load_manifest(folder, trusted_key=public)
     sign_folder(folder, private)
-    load_manifest(folder, trusted_key=public)                 # signed by the trusted key: loads
+    load_manifest(folder, trusted_key=public)  # signed by the trusted key: loads
     with pytest.raises(ManifestError, match="not a valid signature of this manifest"):
         load_manifest(folder, trusted_key=other_public)
     # The signature covers the manifest, whose digest covers every file: a re-sealed
@@ -112,7 +126,7 @@ def test_a_signed_folder_is_trusted_and_an_unsigned_or_foreign_one_refused(folde
         load_manifest(folder, trusted_key=public)
     assert main(["stream", str(folder), "mitdb:100", "--trusted-key", str(public)]) == 2
     assert "not a valid signature" in capsys.readouterr().err
-    load_manifest(folder)                                     # no key configured: digest and hashes only
+    load_manifest(folder)  # no key configured: digest and hashes only
 
 
 def test_a_pickled_reference_is_refused_in_one_line(folder, capsys):
@@ -145,8 +159,11 @@ def test_the_json_schema_and_the_checker_agree(exported):
     assert (m.window.n_before_samples, m.window.n_after_samples, m.window.n_steps) == (45, 81, 126)
     assert set(schema["required"]) == {k for k in manifest if k in schema["properties"] and k in schema["required"]}
     # What the schema can say, it says too: each of these breaks both.
-    for change in (lambda d: d.pop("digest"), lambda d: d["window"].__setitem__("normalise", "zcore"),
-                   lambda d: d["input"].__setitem__("min_fs_hz", -1)):
+    for change in (
+        lambda d: d.pop("digest"),
+        lambda d: d["window"].__setitem__("normalise", "zcore"),
+        lambda d: d["input"].__setitem__("min_fs_hz", -1),
+    ):
         broken = json.loads(json.dumps(manifest))
         change(broken)
         with pytest.raises(jsonschema.ValidationError):

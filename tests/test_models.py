@@ -13,21 +13,24 @@ from pipeline.read.cards import load_card
 from pipeline.splits import Split, SplitError, check_folds, record_folds
 from pipeline.train.config import load_config
 
-
 # --- configs checked at load ----------------------------------------------------------
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"kind": "ecg-beat"}, r"kind: must be one of \('ecg-beats', 'eeg-windows'\), not 'ecg-beat'"),
-    ({"window": {"normalise": "zcore"}}, r"window.normalise: must be one of .*not 'zcore'"),
-    ({"window": {"rr_features": ["pre_rr_typo"]}}, r"window.rr_features: unknown \['pre_rr_typo'\]"),
-    ({"classes": []}, "classes: must name at least one class"),
-    ({"classes": ["N", "S", "V", "S"]}, r"classes: \['S'\] named more than once"),
-    ({"train": {"class_weight_scale": [1.0, 0.3]}}, r"train.class_weight_scale: 2 values for 4 classes"),
-    ({"preprocess": {"lowpass_hz": None}}, r"preprocess: decimating 360.0 Hz by 2 needs a low-pass below 90.0 Hz"),
-    ({"preprocess": {"running_norm_s": -1.0}}, r"preprocess: running_norm_s must be > 0"),
-    ({"data": {"cv_folds": 1}}, r"data.cv_folds: 0 \(no CV\) or at least 2"),
-    ({"data": {"cv_fold_classes": ["X"]}}, r"data.cv_fold_classes: \['X'\] not in classes"),
-])
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"kind": "ecg-beat"}, r"kind: must be one of \('ecg-beats', 'eeg-windows'\), not 'ecg-beat'"),
+        ({"window": {"normalise": "zcore"}}, r"window.normalise: must be one of .*not 'zcore'"),
+        ({"window": {"rr_features": ["pre_rr_typo"]}}, r"window.rr_features: unknown \['pre_rr_typo'\]"),
+        ({"classes": []}, "classes: must name at least one class"),
+        ({"classes": ["N", "S", "V", "S"]}, r"classes: \['S'\] named more than once"),
+        ({"train": {"class_weight_scale": [1.0, 0.3]}}, r"train.class_weight_scale: 2 values for 4 classes"),
+        ({"preprocess": {"lowpass_hz": None}}, r"preprocess: decimating 360.0 Hz by 2 needs a low-pass below 90.0 Hz"),
+        ({"preprocess": {"running_norm_s": -1.0}}, r"preprocess: running_norm_s must be > 0"),
+        ({"data": {"cv_folds": 1}}, r"data.cv_folds: 0 \(no CV\) or at least 2"),
+        ({"data": {"cv_fold_classes": ["X"]}}, r"data.cv_fold_classes: \['X'\] not in classes"),
+    ],
+)
 def test_a_bad_value_is_refused_at_load_naming_its_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config("ecg-mitdb", overrides=overrides)
@@ -60,6 +63,7 @@ def test_every_shipped_config_loads_in_both_profiles():
 
 # --- record-level folds ------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def ds1_counts():
     from pipeline.read.mitdb import read_mitdb_beats
@@ -72,12 +76,12 @@ def test_cv_folds_cover_ds1_never_share_a_record_and_never_touch_ds2(ds1_counts,
     card = load_card("mitdb")
     folds = record_folds(ds1_counts, k, ["S", "V"], seed=0)
     ids = [r for fold in folds for r in fold]
-    assert len(folds) == k and sorted(ids) == sorted(card.splits["DS1"])     # each DS1 record once
+    assert len(folds) == k and sorted(ids) == sorted(card.splits["DS1"])  # each DS1 record once
     assert not set(ids) & set(card.splits["DS2"])
     for fold in folds:
         for c in "SV":
             assert sum(ds1_counts[r][c] for r in fold) > 0
-    assert record_folds(ds1_counts, k, ["S", "V"], seed=0) == folds         # a pure function
+    assert record_folds(ds1_counts, k, ["S", "V"], seed=0) == folds  # a pure function
 
 
 def test_a_fold_without_s_beats_is_refused_naming_its_records(ds1_counts):
@@ -101,9 +105,20 @@ TINY_RECORDS = ("208", "209", "223", "201", "119", "118")
 def tiny():
     from pipeline.train.data import load_windows
 
-    cfg = load_config("ecg-mitdb", "quick", overrides={
-        "data": {"cv_folds": 2}, "train": {"epochs": 2, "patience": 2, "max_majority_per_epoch": 1500,
-                                           "tune_offsets": True, "monitor": "kappa"}})
+    cfg = load_config(
+        "ecg-mitdb",
+        "quick",
+        overrides={
+            "data": {"cv_folds": 2},
+            "train": {
+                "epochs": 2,
+                "patience": 2,
+                "max_majority_per_epoch": 1500,
+                "tune_offsets": True,
+                "monitor": "kappa",
+            },
+        },
+    )
     table = load_windows(cfg, [*TINY_RECORDS, "100"])
     return cfg, table, Split("record", TINY_RECORDS, (), ("100",))
 
@@ -129,7 +144,7 @@ def test_two_runs_of_a_tiny_config_give_identical_weights_and_never_read_ds2(tin
     assert json.dumps(cv1, sort_keys=True) == json.dumps(cv2, sort_keys=True)
     assert [r["loss"] for r in h1] == [r["loss"] for r in h2]
     ds2 = set(load_card("mitdb").splits["DS2"])
-    assert read and all(not (g & ds2) for g in read)          # CV and the final fit read DS1 only
+    assert read and all(not (g & ds2) for g in read)  # CV and the final fit read DS1 only
     assert sorted(r for f in cv1["folds"] for r in f) == sorted(TINY_RECORDS)
 
 
@@ -141,11 +156,14 @@ def test_the_cv_offsets_are_carried_by_the_output_bias(tiny):
     x, s, _ = table.take(["100"], cfg.classes)
     inputs = [x[:400], std(s[:400])]
     with_offsets = model.predict(inputs, verbose=0)
-    fit.fold_offsets_into_bias(model, -np.asarray(cv["offsets"]))        # take them out again
+    fit.fold_offsets_into_bias(model, -np.asarray(cv["offsets"]))  # take them out again
     plain = model.predict(inputs, verbose=0)
     shifted = np.log(plain) + np.asarray(cv["offsets"])
-    np.testing.assert_allclose(np.log(with_offsets) - np.log(with_offsets).max(1, keepdims=True),
-                               shifted - shifted.max(1, keepdims=True), atol=1e-4)
+    np.testing.assert_allclose(
+        np.log(with_offsets) - np.log(with_offsets).max(1, keepdims=True),
+        shifted - shifted.max(1, keepdims=True),
+        atol=1e-4,
+    )
 
 
 def test_choose_offsets_corrects_a_prior_it_can_see():
@@ -165,23 +183,33 @@ def test_choose_offsets_corrects_a_prior_it_can_see():
 
 # --- the benchmark writes the README's result tables ------------------------------------
 
+
 def test_the_readme_has_the_block_every_benchmark_task_writes():
     from pipeline.readme import read_block
     from pipeline.train.benchmark import TARGETS
 
     for task in TARGETS:
-        read_block(f"results-{task}")            # --write would fail after hours of training otherwise
+        read_block(f"results-{task}")  # --write would fail after hours of training otherwise
 
 
 def test_the_benchmark_table_gives_mean_and_spread_over_seeds():
     from pipeline.train.benchmark import summarise
 
     def run(kappa, s_se):
-        return {"test": {"kappa": kappa, "per_class": {"S": {"se": s_se, "ppv": 0.4}, "V": {"se": 0.9, "ppv": 0.7},
-                                                       "F": {"se": 0.1, "ppv": 0.1}},
-                         "accuracy": 0.9, "macro_f1": 0.6},
-                "cv": {"out_of_fold": {"kappa": 0.6}, "epochs": 9, "offsets": [0.0, 1.0, 0.5, -2.0]},
-                "train_seconds": 600}
+        return {
+            "test": {
+                "kappa": kappa,
+                "per_class": {
+                    "S": {"se": s_se, "ppv": 0.4},
+                    "V": {"se": 0.9, "ppv": 0.7},
+                    "F": {"se": 0.1, "ppv": 0.1},
+                },
+                "accuracy": 0.9,
+                "macro_f1": 0.6,
+            },
+            "cv": {"out_of_fold": {"kappa": 0.6}, "epochs": 9, "offsets": [0.0, 1.0, 0.5, -2.0]},
+            "train_seconds": 600,
+        }
 
     table = summarise("ecg-mitdb", [run(0.70, 0.80), run(0.72, 0.84), run(0.74, 0.82)], [7, 8, 9])
     assert "| kappa | 0.720 | 0.020 | 0.020 | 0.700 / 0.720 / 0.740 | >= 0.7 | met" in table

@@ -26,9 +26,10 @@ def test_notebook_runs_top_to_bottom(monkeypatch, tmp_path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     monkeypatch.setenv("BIOSIG_EDGE_SMALL", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK.parent)}})
-    client.execute()                                 # raises CellExecutionError on any failing cell
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    )
+    client.execute()  # raises CellExecutionError on any failing cell
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     text = "".join(o.get("text", "") for o in outputs)
     assert "beats in the first minute" in text

@@ -62,15 +62,18 @@ def _gain_at(spec: PreprocessSpec, f_hz: float) -> float:
     t = np.arange(int(30 * spec.fs_in_hz)) / spec.fs_in_hz
     x = np.sin(2 * np.pi * f_hz * t)[:, None]
     y = Preprocessor(spec, 1).run(x, spec.fs_in_hz)[:, 0]
-    return float(np.sqrt(2) * np.std(y[len(y) // 2:]))   # skip the start-up
+    return float(np.sqrt(2) * np.std(y[len(y) // 2 :]))  # skip the start-up
 
 
-@pytest.mark.parametrize("f_hz, low, high", [
-    (0.05, 0.0, 0.05),     # baseline wander: removed
-    (10.0, 0.95, 1.01),    # QRS band: passed
-    (60.0, 0.0, 0.02),     # mains: notched
-    (150.0, 0.0, 0.02),    # above the low-pass
-])
+@pytest.mark.parametrize(
+    "f_hz, low, high",
+    [
+        (0.05, 0.0, 0.05),  # baseline wander: removed
+        (10.0, 0.95, 1.01),  # QRS band: passed
+        (60.0, 0.0, 0.02),  # mains: notched
+        (150.0, 0.0, 0.02),  # above the low-pass
+    ],
+)
 def test_ecg_chain_frequency_response(f_hz, low, high):
     spec = PreprocessSpec(360.0, highpass_hz=0.5, lowpass_hz=40.0, notch_hz=60.0)
     assert low <= _gain_at(spec, f_hz) <= high

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from chunking import push_in_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chunking import push_in_chunks
-from pipeline.read.mitdb import read_mitdb
 from pipeline.metrics import match_beats
+from pipeline.read.mitdb import read_mitdb
 from pipeline.runtime.qrs import PanTompkins
 
 
@@ -24,7 +24,7 @@ def _detect(x: np.ndarray, sizes: list[int]) -> list[int]:
 @settings(max_examples=12, deadline=None)
 @given(sizes=st.lists(st.one_of(st.just(1), st.integers(1, 40), st.integers(41, 5000)), min_size=1, max_size=20))
 def test_any_chunking_finds_the_same_beats(record_208, sizes):
-    x = record_208.signal[:360 * 40, 0]          # 40 s
+    x = record_208.signal[: 360 * 40, 0]  # 40 s
     whole = _detect(x, [len(x)])
     assert len(whole) > 40
     assert _detect(x, sizes) == whole
@@ -37,7 +37,7 @@ def test_detection_quality_with_the_standard_150_ms_window(record):
     m = match_beats(rec.beats.sample, np.array(beats), tolerance=int(0.150 * 360))
     # Pan & Tompkins (1985) report Se 99.3 %, +P 99.5 % over the whole database.
     assert m["se"] >= 0.99 and m["ppv"] >= 0.99, m
-    assert abs(m["median_offset"]) <= 2          # R located within 2 samples (5.6 ms)
+    assert abs(m["median_offset"]) <= 2  # R located within 2 samples (5.6 ms)
 
 
 def test_match_beats_by_hand():

@@ -6,8 +6,8 @@ float32, a DC step, 10 s at int16 full scale) and the noise stress test's.
 
 import numpy as np
 import pytest
-
 from chunking import push_in_chunks
+
 from pipeline.read.bonn import read_bonn
 from pipeline.read.datasets import dataset_record
 from pipeline.runtime.qrs import PanTompkins
@@ -31,13 +31,15 @@ def _beats_after(events, t_s):
     return [(e["sample"], e["class"]) for e in events if e["type"] == "beat" and e["sample"] >= t_s * FS]
 
 
-@pytest.mark.parametrize("case", ["spike_100mV", "spike_1e308", "spike_1e39", "spike_9mV_in_range",
-                                  "int16_full_scale_10s", "step_3mV_in_range"])
+@pytest.mark.parametrize(
+    "case",
+    ["spike_100mV", "spike_1e308", "spike_1e39", "spike_9mV_in_range", "int16_full_scale_10s", "step_3mV_in_range"],
+)
 def test_the_detector_and_filters_recover_within_2_s_of_a_bad_stretch(exported, rec100, case):
     """Reliability probe D1: a single 100 mV sample (or 1e308, or 10 s at int16 full
     scale) used to silence beat detection for the rest of the record, with no event."""
     _, out, _ = exported
-    x = rec100.signal[:FS * 120].astype(np.float64)
+    x = rec100.signal[: FS * 120].astype(np.float64)
     clean = _stream(out, rec100, x)
     bad = x.copy()
     at = FS * 40
@@ -45,17 +47,17 @@ def test_the_detector_and_filters_recover_within_2_s_of_a_bad_stretch(exported, 
         bad[at] = {"spike_100mV": 100.0, "spike_1e308": 1e308, "spike_1e39": 1e39, "spike_9mV_in_range": 9.0}[case]
         end = at + 1
     elif case == "int16_full_scale_10s":
-        bad[at:at + 10 * FS] = np.where(np.arange(10 * FS)[:, None] % 2, 32767.0, -32768.0)
+        bad[at : at + 10 * FS] = np.where(np.arange(10 * FS)[:, None] % 2, 32767.0, -32768.0)
         end = at + 10 * FS
     else:
-        bad[at:] += 3.0                                       # a 3 mV electrode step, for good
+        bad[at:] += 3.0  # a 3 mV electrode step, for good
         end = at + 1
     events = _stream(out, rec100, bad)
     after = end / FS + 2.0
     assert _beats_after(events, after) == _beats_after(clean, after)
     kinds = [e["kind"] for e in events if e["type"] == "signal_quality"]
     if case in ("spike_100mV", "spike_1e308", "spike_1e39"):
-        assert kinds[0] == "spike"                          # held, said, flagged
+        assert kinds[0] == "spike"  # held, said, flagged
         flagged = [e for e in events if e["type"] == "beat" and "spike" in e["quality_flags"]]
         assert flagged and all(e["quality"] != "good" for e in flagged)
     if case == "int16_full_scale_10s":
@@ -65,11 +67,11 @@ def test_the_detector_and_filters_recover_within_2_s_of_a_bad_stretch(exported, 
 
 def test_a_dc_step_out_of_range_is_a_gap_not_a_silent_stop(exported, rec100):
     _, out, _ = exported
-    x = rec100.signal[:FS * 60].astype(np.float64)
-    x[FS * 30:] += 1e6
+    x = rec100.signal[: FS * 60].astype(np.float64)
+    x[FS * 30 :] += 1e6
     events = _stream(out, rec100, x)
     quality = [e for e in events if e["type"] == "signal_quality"]
-    assert [q["kind"] for q in quality] == ["spike", "out_of_range"]   # held 50 ms, then refused
+    assert [q["kind"] for q in quality] == ["spike", "out_of_range"]  # held 50 ms, then refused
     assert quality[1]["channels"] == ["MLII", "V1|V2|V4|V5"]
     assert not _beats_after(events, 30.0)
 
@@ -89,15 +91,16 @@ def test_one_eeg_sample_beyond_float32_does_not_change_later_windows(exported_bo
     assert len(windows) == len(reference)
     touched = [w["start_sample"] <= 2000 < w["end_sample"] for w in windows]
     assert all(w["quality"] != "good" for w, t in zip(windows, touched) if t)
-    assert [w["class"] for w, t in zip(windows, touched) if not t] == \
-        [r["class"] for r, t in zip(reference, touched) if not t]
+    assert [w["class"] for w, t in zip(windows, touched) if not t] == [
+        r["class"] for r, t in zip(reference, touched) if not t
+    ]
 
 
 def test_every_decision_carries_its_quality_and_unusable_ones_can_be_withheld(exported, rec100):
     _, out, _ = exported
-    x = rec100.signal[:FS * 60].astype(np.float64)
+    x = rec100.signal[: FS * 60].astype(np.float64)
     rng = np.random.default_rng(0)
-    x[FS * 20:FS * 40] += rng.normal(0, 1.0, (FS * 20, 2))        # 20 s of heavy noise
+    x[FS * 20 : FS * 40] += rng.normal(0, 1.0, (FS * 20, 2))  # 20 s of heavy noise
     flagged = _stream(out, rec100, x)
     withheld = _stream(out, rec100, x, withhold_unusable=True)
     beats = [e for e in flagged if e["type"] == "beat"]
@@ -107,7 +110,7 @@ def test_every_decision_carries_its_quality_and_unusable_ones_can_be_withheld(ex
     assert all(e["quality"] == "good" for e in beats if e["sample"] < 15 * FS)
     kinds = [e["kind"] for e in flagged if e["type"] == "signal_quality"]
     assert "unusable" in kinds or "noisy" in kinds
-    assert kinds[-1] == "clean"                                    # and it said when it ended
+    assert kinds[-1] == "clean"  # and it said when it ended
     # Withholding changes nothing but the unusable decisions' class and probabilities
     # (and what the stretch's event says is done with them).
     assert len(flagged) == len(withheld)
@@ -122,8 +125,8 @@ def test_every_decision_carries_its_quality_and_unusable_ones_can_be_withheld(ex
 
 def test_quality_is_chunk_invariant_on_noisy_signal(exported, rec100):
     _, out, _ = exported
-    x = rec100.signal[:FS * 60].astype(np.float64)
-    x[FS * 20:FS * 30] += np.random.default_rng(1).normal(0, 0.5, (FS * 10, 2))
+    x = rec100.signal[: FS * 60].astype(np.float64)
+    x[FS * 20 : FS * 30] += np.random.default_rng(1).normal(0, 0.5, (FS * 10, 2))
     x[FS * 45] = 50.0
     whole = open_session(out, "reference_float32", source=rec100.spec).push(x)
     for sizes in ([1, 7, 360], [5000], [17, 1]):
@@ -137,14 +140,14 @@ def test_the_second_detector_finds_the_beats(rec100):
 
     m = match_beats(rec100.beats.sample, np.array(beats), 54)
     assert m["se"] > 0.99 and m["ppv"] > 0.99, m
-    minute = x[:360 * 60]
+    minute = x[: 360 * 60]
     whole = push_in_chunks(LengthTransformQRS(360.0).push, minute, [len(minute)])
     assert push_in_chunks(LengthTransformQRS(360.0).push, minute, [1, 33, 700]) == whole
 
 
 def test_pan_tompkins_learns_again_after_an_artefact_far_above_every_qrs(rec100):
-    x = rec100.signal[:FS * 60, 0].astype(np.float64)
-    x[FS * 10:FS * 10 + 20] += 400.0                              # in range for the detector alone
+    x = rec100.signal[: FS * 60, 0].astype(np.float64)
+    x[FS * 10 : FS * 10 + 20] += 400.0  # in range for the detector alone
     beats = np.array(push_in_chunks(PanTompkins(360.0).push, x, [360]))
     truth = rec100.beats.sample[(rec100.beats.sample > FS * 13) & (rec100.beats.sample < FS * 59)]
     from pipeline.metrics import match_beats
@@ -168,5 +171,5 @@ def test_the_noise_stress_test_flags_noise_and_keeps_qrs_precision(exported):
     assert kept6["tp"] / (kept6["tp"] + kept6["fp"]) >= 0.95, kept6
     assert totals[0]["noisy_segments"]["mostly_flagged"] == totals[0]["noisy_segments"]["n"] == 6
     clean = totals[12]["clean"]["all"]
-    assert clean["flagged"] <= 0.05 * clean["decisions"], clean       # clean signal is not cried wolf on
+    assert clean["flagged"] <= 0.05 * clean["decisions"], clean  # clean signal is not cried wolf on
     assert "| +6 |" in table(totals, records, 15.0, "reference_float32")

@@ -79,4 +79,4 @@ def test_eegmat_padded_tail_is_found_and_reported():
     assert issue.kind == "flat"
     assert 60.0 <= issue.start / record.fs_hz < 60.1
     assert 0.9 < (issue.stop - issue.start) / record.fs_hz < 1.1
-    assert np.ptp(record.signal[issue.start:issue.stop, 1]) == 0
+    assert np.ptp(record.signal[issue.start : issue.stop, 1]) == 0

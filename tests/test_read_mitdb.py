@@ -55,8 +55,7 @@ def test_not_a_record():
 
 
 def test_non_beats_are_dropped_and_unknown_symbols_reported():
-    beats = map_beats(np.array([10, 20, 30, 40, 50]), ["N", "+", "V", "?", "~"],
-                      {"N": "N", "V": "V"})
+    beats = map_beats(np.array([10, 20, 30, 40, 50]), ["N", "+", "V", "?", "~"], {"N": "N", "V": "V"})
     assert beats.sample.tolist() == [10, 30]
     assert beats.aami.tolist() == ["N", "V"]
     assert beats.unknown_symbols == {"?": 1}

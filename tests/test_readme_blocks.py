@@ -9,8 +9,9 @@ def test_a_block_is_replaced_and_everything_else_is_kept(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- BEGIN t (written by: old) -->\nold table\n<!-- END t -->\noutro\n")
     write_block("t", "| a |\n|---|\n| 1 |", "python -m x --write", readme)
-    assert readme.read_text() == ("intro\n<!-- BEGIN t (written by: python -m x --write) -->\n"
-                                  "| a |\n|---|\n| 1 |\n<!-- END t -->\noutro\n")
+    assert readme.read_text() == (
+        "intro\n<!-- BEGIN t (written by: python -m x --write) -->\n| a |\n|---|\n| 1 |\n<!-- END t -->\noutro\n"
+    )
     assert read_block("t", readme) == "| a |\n|---|\n| 1 |\n"
 
 

@@ -45,10 +45,23 @@ def test_streaming_backends_equal_the_reference_chunk_by_chunk(exported, real_in
     stream = manifest["streaming"]
     reference = NumpyLSTM.from_file(out / "reference_float32.npz")
     whole = reference.predict(real_inputs)
-    for stepper in (reference, LiteRTStream((out / "stream_tflite_float32.tflite").read_bytes()),
-                    OnnxStream((out / "stream_onnx_float32.onnx").read_bytes())):
-        got = np.stack([run_chunks(stepper.step, real_inputs["signal"][i], stream["state_sizes"],
-                                   stream["chunk_len"], real_inputs["side"][i]) for i in range(50)])
+    for stepper in (
+        reference,
+        LiteRTStream((out / "stream_tflite_float32.tflite").read_bytes()),
+        OnnxStream((out / "stream_onnx_float32.onnx").read_bytes()),
+    ):
+        got = np.stack(
+            [
+                run_chunks(
+                    stepper.step,
+                    real_inputs["signal"][i],
+                    stream["state_sizes"],
+                    stream["chunk_len"],
+                    real_inputs["side"][i],
+                )
+                for i in range(50)
+            ]
+        )
         np.testing.assert_allclose(got, whole[:50], atol=1e-5)
 
 
@@ -86,4 +99,4 @@ def test_manifest_lists_the_reference_weights(exported):
     _, out, manifest = exported
     ref = next(a for a in manifest["artifacts"] if a["name"] == "reference_float32")
     assert ref["status"] == "ok" and ref["vs_float"]["max_abs_diff"] < 1e-5
-    load_manifest(out)          # its sha256 is checked like every other file
+    load_manifest(out)  # its sha256 is checked like every other file

@@ -27,7 +27,7 @@ def test_mitdb_split_is_inter_patient(mitdb_counts):
     total = sum(mitdb_counts.values(), Counter())
     for c in "NSVF":
         assert 0.05 * total[c] <= held[c] <= 0.4 * total[c]
-    assert split == mitdb_split(class_counts=mitdb_counts)     # seeded: the same every time
+    assert split == mitdb_split(class_counts=mitdb_counts)  # seeded: the same every time
 
 
 def test_bonn_split_is_stratified_by_set():

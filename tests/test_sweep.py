@@ -19,22 +19,26 @@ def test_a_two_trial_sweep_on_local_ray_writes_a_config_train_takes(tmp_path):
     pytest.importorskip("ray")
     space = {"train.learning_rate": {"loguniform": [5e-4, 5e-3]}, "model.lstm_units": {"choice": [[8], [12]]}}
     out = tmp_path / "best.toml"
-    result = sweep("ecg-mitdb", 2, space=space, out=out, groups=RECORDS, overrides=SHORT,
-                   log=lambda *_: None, verbose=0)
+    result = sweep(
+        "ecg-mitdb", 2, space=space, out=out, groups=RECORDS, overrides=SHORT, log=lambda *_: None, verbose=0
+    )
     assert result["trials"] == 2 and result["failed"] == 0 and len(result["scores"]) == 2
     assert result["best_score"] == max(result["scores"])
-    cfg = load_config(out)                                   # the file `train --config` reads
+    cfg = load_config(out)  # the file `train --config` reads
     assert cfg.model.lstm_units == result["params"]["model.lstm_units"]
     assert cfg.train.learning_rate == pytest.approx(result["params"]["train.learning_rate"])
     assert cfg.data.cv_folds == 2 and cfg.channels == load_config("ecg-mitdb").channels
     assert "held-out split never read" in out.read_text()
 
 
-@pytest.mark.parametrize("space, message", [
-    ({"train.learning_rat": {"uniform": [0.001, 0.002]}}, "unknown key 'train.learning_rat'"),
-    ({"window.before_s": {"uniform": [0.2, 0.3]}}, "unknown key 'window.before_s'"),
-    ({"model.dropout": {"gaussian": [0.2, 0.1]}}, "'model.dropout' must be one table entry"),
-])
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"train.learning_rat": {"uniform": [0.001, 0.002]}}, "unknown key 'train.learning_rat'"),
+        ({"window.before_s": {"uniform": [0.2, 0.3]}}, "unknown key 'window.before_s'"),
+        ({"model.dropout": {"gaussian": [0.2, 0.1]}}, "'model.dropout' must be one table entry"),
+    ],
+)
 def test_a_bad_search_space_is_refused_naming_the_key(space, message):
     with pytest.raises(ConfigError, match=message):
         check_space(space)

@@ -11,8 +11,8 @@ from pipeline.read.cards import load_card
 from pipeline.splits import Split
 from pipeline.train.config import load_config
 
-
 # --- metrics on hand-made confusion matrices ---------------------------------------
+
 
 def test_binary_metrics_by_hand():
     # 50 negatives all right; of 50 positives 40 found. po = 0.9, pe = (50*60 + 50*40) / 100^2 = 0.5.
@@ -26,10 +26,10 @@ def test_binary_metrics_by_hand():
 
 
 def test_multiclass_metrics_with_an_absent_class():
-    cm = np.array([[8, 2, 0], [1, 4, 0], [0, 0, 0]])   # class C never occurs nor is predicted
+    cm = np.array([[8, 2, 0], [1, 4, 0], [0, 0, 0]])  # class C never occurs nor is predicted
     m = classification_metrics(cm, ["A", "B", "C"])
     assert np.isnan(m["per_class"]["C"]["se"])
-    assert m["macro_f1"] == pytest.approx(np.mean([16 / 19, 8 / 11]))   # over A and B only
+    assert m["macro_f1"] == pytest.approx(np.mean([16 / 19, 8 / 11]))  # over A and B only
     assert m["n"] == 15
 
 
@@ -44,6 +44,7 @@ def test_confusion_matrix_and_views():
 
 
 # --- configs -----------------------------------------------------------------------
+
 
 def test_every_task_config_loads_in_both_profiles():
     for task in ("ecg-mitdb", "eeg-bonn", "eeg-eegmat"):
@@ -69,13 +70,15 @@ def test_config_errors_name_the_key(tmp_path):
 
 # --- a short fit on real beats -----------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def small_ecg():
     """Beats of four DS1 records (all four classes) and one DS2 record."""
     from pipeline.train.data import load_windows
 
-    cfg = load_config("ecg-mitdb", "quick", overrides={"train": {"epochs": 2, "patience": 5,
-                                                                  "max_majority_per_epoch": 3000}})
+    cfg = load_config(
+        "ecg-mitdb", "quick", overrides={"train": {"epochs": 2, "patience": 5, "max_majority_per_epoch": 3000}}
+    )
     table = load_windows(cfg, ["208", "223", "201", "119", "100"])
     split = Split("record", ("208", "223", "119"), ("201",), ("100",))
     return cfg, table, split
@@ -97,7 +100,7 @@ def test_loss_falls_and_no_ds2_record_reaches_training(small_ecg, monkeypatch):
     model, std, history = fit.fit_one(cfg, table, split, log=lambda *_: None)
     assert history[1]["loss"] < history[0]["loss"]
     ds2 = set(load_card("mitdb").splits["DS2"])
-    assert seen[:2] == [split.train, split.val]        # the only data fit_one reads
+    assert seen[:2] == [split.train, split.val]  # the only data fit_one reads
     assert not ds2 & (set(seen[0]) | set(seen[1]))
     n_params = model.count_params()
     assert n_params < 50_000
@@ -116,7 +119,12 @@ def test_saved_model_reloads_with_the_same_outputs(small_ecg, tmp_path):
     b = again.predict([x[:300], std(s[:300])], verbose=0)
     np.testing.assert_array_equal(a, b)
     assert {layer.__class__.__name__ for layer in again.layers} <= {
-        "InputLayer", "LSTM", "Concatenate", "Dense", "Dropout"}     # no Lambda layers
+        "InputLayer",
+        "LSTM",
+        "Concatenate",
+        "Dense",
+        "Dropout",
+    }  # no Lambda layers
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_weights(small_ecg, monkeypatch):
@@ -133,7 +141,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_weights(small_ecg, monkeypatch):
         return w if len(calls) == 1 else np.full_like(w, np.nan)
 
     monkeypatch.setattr(fit, "class_weights", poisoned)
-    with pytest.raises(fit.TrainingError, match=r"loss became nan at epoch 2; stopped, keeping the weights of epoch 1") as info:
+    with pytest.raises(
+        fit.TrainingError, match=r"loss became nan at epoch 2; stopped, keeping the weights of epoch 1"
+    ) as info:
         fit.fit_one(cfg, table, split, log=lambda *_: None)
     kept = info.value.model
     assert kept is not None and all(np.isfinite(w).all() for w in kept.get_weights())
@@ -156,14 +166,26 @@ def test_train_command_writes_a_complete_run_folder(tmp_path, capsys):
 
     config = tmp_path / "tiny-bonn.toml"
     text = (load_config.__globals__["CONFIG_DIR"] / "eeg-bonn.toml").read_text()
-    config.write_text(text.replace("[profiles.quick.train]\nepochs = 3",
-                                   "[profiles.quick.train]\nepochs = 2\n\n[profiles.quick.data]\n"
-                                   "limit_train = 15\nlimit_val = 5\nlimit_test = 10"))
-    assert main(["train", "eeg-bonn", "--config", str(config), "--profile", "quick",
-                 "--out", str(tmp_path / "run")]) == 0
+    config.write_text(
+        text.replace(
+            "[profiles.quick.train]\nepochs = 3",
+            "[profiles.quick.train]\nepochs = 2\n\n[profiles.quick.data]\n"
+            "limit_train = 15\nlimit_val = 5\nlimit_test = 10",
+        )
+    )
+    assert (
+        main(["train", "eeg-bonn", "--config", str(config), "--profile", "quick", "--out", str(tmp_path / "run")]) == 0
+    )
     run = tmp_path / "run"
-    for name in ("model.keras", "run.json", "metrics.json", "metrics.md", "history.json",
-                 "curves.png", "confusion.png"):
+    for name in (
+        "model.keras",
+        "run.json",
+        "metrics.json",
+        "metrics.md",
+        "history.json",
+        "curves.png",
+        "confusion.png",
+    ):
         assert (run / name).is_file(), name
     info = json.loads((run / "run.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())

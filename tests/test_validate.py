@@ -9,11 +9,11 @@ import shutil
 
 import numpy as np
 import pytest
+from tools import needs
 
 from pipeline.cli import main
 from pipeline.metrics import classification_metrics
 from pipeline.validate.budgets import BudgetError, load_budget
-from tools import needs
 
 ECG_ARTIFACTS = ["tflite_float32", "tflite_int8", "onnx_float32", "c_float32", "c_int8"]
 
@@ -46,7 +46,7 @@ def test_report_forms_agree_with_each_other(ecg_report):
     table = {row[0]: row for row in _md_table(md, "Every artifact, streamed")}
     for row in on_disk["rows"]:
         cells = table[row["artifact"]]
-        assert cells[1] == f"{row['size_bytes']:,} {row['stored_as']}"     # what a device stores
+        assert cells[1] == f"{row['size_bytes']:,} {row['stored_as']}"  # what a device stores
         assert float(cells[2]) == pytest.approx(row["agreement_pct"], abs=0.005)
         assert float(cells[4]) == pytest.approx(100 * row["macro_f1"], abs=0.005)
         assert float(cells[6]) == pytest.approx(row["kappa"], abs=0.0005)
@@ -111,8 +111,9 @@ def test_report_carries_the_cortex_m4_build(ecg_report):
     for name in ("c_float32", "c_int8"):
         assert fc[name]["decisions_equal_host"] and fc[name]["flash_bytes"] > 1000
     md = (folder / "report.md").read_text()
-    row = next(r for r in _md_table(md, f"Microcontroller: generated C on a Cortex-M4 ({fc['board']})")
-               if r[0] == "c_int8")
+    row = next(
+        r for r in _md_table(md, f"Microcontroller: generated C on a Cortex-M4 ({fc['board']})") if r[0] == "c_int8"
+    )
     assert row[1] == f"{fc['c_int8']['flash_bytes']:,}" and row[4] == f"{fc['c_int8']['instructions_mean']:,.0f}"
 
 
@@ -120,16 +121,32 @@ def test_a_budget_that_must_fail_exits_1_naming_it(exported, tmp_path, capsys):
     _, artifacts, _ = exported
     budget = tmp_path / "tight.toml"
     budget.write_text("max_size_bytes = 100\nmin_agreement_pct = 50.0\n")
-    code = main(["validate", str(artifacts), "--budget", str(budget), "--out", str(tmp_path / "r"),
-                 "--seconds", "40", "--subset", "1", "--artifacts", "tflite_int8"])
+    code = main(
+        [
+            "validate",
+            str(artifacts),
+            "--budget",
+            str(budget),
+            "--out",
+            str(tmp_path / "r"),
+            "--seconds",
+            "40",
+            "--subset",
+            "1",
+            "--artifacts",
+            "tflite_int8",
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "BUDGET FAILED: tflite_int8: model size" in err
-    assert "agreement" not in err                      # the limit it meets is not named
+    assert "agreement" not in err  # the limit it meets is not named
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert not report["budget_passed"]
-    assert {b["key"]: b["passed"] for b in report["budget_results"]} == \
-        {"max_size_bytes": False, "min_agreement_pct": True}
+    assert {b["key"]: b["passed"] for b in report["budget_results"]} == {
+        "max_size_bytes": False,
+        "min_agreement_pct": True,
+    }
 
 
 def test_budget_with_unknown_key_is_refused(tmp_path):
@@ -144,8 +161,9 @@ def test_budget_with_unknown_key_is_refused(tmp_path):
         assert "min_agreement_pct" in load_budget(None, task)
 
 
-@pytest.mark.parametrize("damage", ["tampered artifact", "missing artifact", "unknown budget key",
-                                    "data without the test split"])
+@pytest.mark.parametrize(
+    "damage", ["tampered artifact", "missing artifact", "unknown budget key", "data without the test split"]
+)
 def test_bad_input_exits_2_and_writes_nothing(exported, tmp_path, mitdb_copy, capsys, damage):
     _, artifacts, _ = exported
     folder = tmp_path / "artifacts"
@@ -161,11 +179,15 @@ def test_bad_input_exits_2_and_writes_nothing(exported, tmp_path, mitdb_copy, ca
         (tmp_path / "b.toml").write_text("max_p99_ms = 3\n")
         args += ["--budget", str(tmp_path / "b.toml")]
     else:
-        args += ["--data-dir", str(mitdb_copy.parent)]     # holds records 100 and 114; DS2's 232 is missing
+        args += ["--data-dir", str(mitdb_copy.parent)]  # holds records 100 and 114; DS2's 232 is missing
     assert main(args) == 2
     err = capsys.readouterr().err
-    expected = {"tampered artifact": "tflite_int8.tflite", "missing artifact": "onnx_float32.onnx",
-                "unknown budget key": "max_p99_ms", "data without the test split": "232"}[damage]
+    expected = {
+        "tampered artifact": "tflite_int8.tflite",
+        "missing artifact": "onnx_float32.onnx",
+        "unknown budget key": "max_p99_ms",
+        "data without the test split": "232",
+    }[damage]
     assert expected in err
     assert not (tmp_path / "report").exists()
     assert not any(p.name.startswith(".report") for p in tmp_path.iterdir())
@@ -175,8 +197,13 @@ def test_eeg_report_on_bonn_segments(exported_bonn, tmp_path):
     from pipeline.validate.validate import validate
 
     _, artifacts, manifest = exported_bonn
-    folder, report = validate(artifacts, out=tmp_path / "r", subset=5,
-                              artifacts=["stream_tflite_float32", "stream_tflite_int8"], log=lambda *_: None)
+    folder, report = validate(
+        artifacts,
+        out=tmp_path / "r",
+        subset=5,
+        artifacts=["stream_tflite_float32", "stream_tflite_int8"],
+        log=lambda *_: None,
+    )
     ref = report["rows"][0]
     # 5 segments of 23.6 s, 2 s windows every 1 s: 22 windows each.
     assert ref["decisions"] == 5 * 22
@@ -192,10 +219,23 @@ def test_eeg_report_on_bonn_segments(exported_bonn, tmp_path):
 def test_microcontroller_pick_falls_back_to_float_c_when_int8_loses_decisions():
     from pipeline.validate.validate import recommend
 
-    row = {"artifact": "stream_tflite_int8", "status": "ok", "x_real_time": 900.0, "agreement_pct": 86.1,
-           "peak_rss_mb": 50.0, "size_bytes": 100_000, "p99_latency_ms": 0.3, "macro_f1_drop_pt": 5.7}
-    c = {"decisions_equal_host": True, "flash_bytes": 20_000, "ram_with_stack_bytes": 1_100,
-         "instructions_mean": 6e6, "ms_at_clock": 94.0}
+    row = {
+        "artifact": "stream_tflite_int8",
+        "status": "ok",
+        "x_real_time": 900.0,
+        "agreement_pct": 86.1,
+        "peak_rss_mb": 50.0,
+        "size_bytes": 100_000,
+        "p99_latency_ms": 0.3,
+        "macro_f1_drop_pt": 5.7,
+    }
+    c = {
+        "decisions_equal_host": True,
+        "flash_bytes": 20_000,
+        "ram_with_stack_bytes": 1_100,
+        "instructions_mean": 6e6,
+        "ms_at_clock": 94.0,
+    }
     firmware_c = {"c_int8": {**c, "export_agreement": 0.971}, "c_float32": {**c, "export_agreement": 1.0}}
     manifest = {"firmware": {"arena_bytes": 9_392}}
     pick = recommend([row], [], manifest, firmware_c, min_agreement_pct=99.0)["microcontroller"]
@@ -210,9 +250,11 @@ def test_the_float_reference_is_never_the_cpu_pick_even_when_every_other_artifac
     from pipeline.validate.validate import REFERENCE, recommend
 
     base = {"status": "ok", "agreement_pct": 100.0, "peak_rss_mb": 40.0, "size_bytes": 10_000, "p99_latency_ms": 16.0}
-    rows = [{**base, "artifact": REFERENCE, "x_real_time": 60.0},            # exempt from budgets
-            {**base, "artifact": "c_float32", "x_real_time": 100.0},
-            {**base, "artifact": "onnx_float32", "x_real_time": 105.0, "peak_rss_mb": 70.0}]
+    rows = [
+        {**base, "artifact": REFERENCE, "x_real_time": 60.0},  # exempt from budgets
+        {**base, "artifact": "c_float32", "x_real_time": 100.0},
+        {**base, "artifact": "onnx_float32", "x_real_time": 105.0, "peak_rss_mb": 70.0},
+    ]
     missed = [{"artifact": a, "key": "max_p99_latency_ms", "passed": False} for a in ("c_float32", "onnx_float32")]
     pick = recommend(rows, missed, {"firmware": {}})["raspberry_pi_cpu"]
     assert pick["artifact"] != REFERENCE and "misses fewest" in pick["reason"]

@@ -17,7 +17,7 @@ def test_rr_features_on_hand_made_beat_times():
     t = np.array([0.0, 1.0, 2.0, 2.5, 4.0, 5.0])
     f = rr_features(t, local_beats=2, average_s=10.0)
     assert np.isnan(f[0]).all() and np.isnan(f[-1]).all()
-    names = dict(zip(RR_FEATURE_NAMES, f[3]))          # the premature beat at 2.5 s
+    names = dict(zip(RR_FEATURE_NAMES, f[3]))  # the premature beat at 2.5 s
     assert names["pre_rr_s"] == 0.5 and names["post_rr_s"] == 1.5
     assert names["local_rr_s"] == pytest.approx((1.0 + 0.5) / 2)
     assert names["avg_rr_s"] == pytest.approx((1.0 + 1.0 + 0.5) / 3)
@@ -35,7 +35,7 @@ def test_rr_features_use_no_future_beat_but_the_next():
     full = rr_features(t)
     for i in (5, 50, 150):
         # Features of beat i computed from beats 0..i+1 only equal those from all beats.
-        np.testing.assert_array_equal(rr_features(t[:i + 2])[i], full[i])
+        np.testing.assert_array_equal(rr_features(t[: i + 2])[i], full[i])
 
 
 def test_beat_windows_on_record_208():
@@ -54,7 +54,7 @@ def test_beat_windows_on_record_208():
     y = Preprocessor(ECG_SPEC, 2).run(record.signal, 360.0)
     k = 100
     r_out = (w.r_sample[k] + 1) // 2
-    np.testing.assert_array_equal(w.x[k], y[r_out - 45:r_out + 81])
+    np.testing.assert_array_equal(w.x[k], y[r_out - 45 : r_out + 81])
     assert np.isfinite(w.x).all() and np.isfinite(w.rr).all()
 
 
@@ -79,11 +79,11 @@ def test_eegmat_windows_drop_the_flat_tail_and_keep_their_origin():
 def test_beat_template_is_causal_and_relative_to_the_patient():
     from pipeline.window.template import BeatTemplate, template_inputs
 
-    record = read_mitdb("119")            # bigeminy: 444 V beats among 1543 N
+    record = read_mitdb("119")  # bigeminy: 444 V beats among 1543 N
     w = beat_windows(record, ECG_SPEC)
     inputs = template_inputs(w.x[:300])
     assert inputs.shape == (300, 126, 4)
-    np.testing.assert_array_equal(inputs[0][:, 2:], 0)          # the first beat is its own template
+    np.testing.assert_array_equal(inputs[0][:, 2:], 0)  # the first beat is its own template
     # Beat i's input depends on beats 0..i only.
     np.testing.assert_array_equal(template_inputs(w.x[:101])[100], inputs[100])
     # The difference from the patient's template is larger for V beats than for N beats.

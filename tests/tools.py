@@ -11,8 +11,12 @@ import pytest
 from firmware_export.build import PACKAGES as FIRMWARE_PACKAGES
 
 #: tool -> the Debian package(s) that bring it (.ci/run installs them)
-PACKAGES = {**FIRMWARE_PACKAGES, "qemu-aarch64": "qemu-user (bookworm-backports: QEMU 10)",
-            "apt-get": "apt", "dpkg": "dpkg"}
+PACKAGES = {
+    **FIRMWARE_PACKAGES,
+    "qemu-aarch64": "qemu-user (bookworm-backports: QEMU 10)",
+    "apt-get": "apt",
+    "dpkg": "dpkg",
+}
 
 
 def needs(*tools: str) -> None:
@@ -32,7 +36,7 @@ def needs_module(module: str, extra: str) -> None:
 
     try:
         importlib.import_module(module)
-    except Exception as err:      # ImportError, or OSError/RuntimeError from a native library
+    except Exception as err:  # ImportError, or OSError/RuntimeError from a native library
         message = f"{module} cannot be loaded ({type(err).__name__}: {err}); pip install 'biosig-edge[{extra}]'"
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true, and {message}")

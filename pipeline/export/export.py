@@ -27,8 +27,18 @@ class ExportError(BiosigError):
 
 def _tools() -> dict:
     out = {}
-    for dist in ("biosig-edge", "tensorflow", "tf-keras", "tf2onnx", "onnx", "onnxruntime",
-                 "ai-edge-litert", "tflite-micro", "numpy", "scipy"):
+    for dist in (
+        "biosig-edge",
+        "tensorflow",
+        "tf-keras",
+        "tf2onnx",
+        "onnx",
+        "onnxruntime",
+        "ai-edge-litert",
+        "tflite-micro",
+        "numpy",
+        "scipy",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -54,14 +64,27 @@ def compare(probs: np.ndarray, ref: np.ndarray, y: np.ndarray, classes: list[str
     """Agreement of an artifact's decisions with the float reference, and its own metrics."""
     m = classification_metrics(confusion_matrix(y, probs.argmax(1), len(classes)), classes)
     diff = np.abs(probs - ref)
-    return {"n": int(len(y)), "agreement": float((probs.argmax(1) == ref.argmax(1)).mean()),
-            "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
-            "macro_f1": m["macro_f1"], "accuracy": m["accuracy"], "kappa": m["kappa"]}
+    return {
+        "n": int(len(y)),
+        "agreement": float((probs.argmax(1) == ref.argmax(1)).mean()),
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "macro_f1": m["macro_f1"],
+        "accuracy": m["accuracy"],
+        "kappa": m["kappa"],
+    }
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=None,
-               eval_limit: int = 0, representative_size: int = 500, force: bool = False,
-               stream_eval: int = 500, log=print) -> Path:
+def export_run(
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    data_dir=None,
+    eval_limit: int = 0,
+    representative_size: int = 500,
+    force: bool = False,
+    stream_eval: int = 500,
+    log=print,
+) -> Path:
     """Export a run folder; return the artifact folder.
 
     The folder is written under a temporary name and renamed at the end, so a failure
@@ -75,8 +98,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
     from pipeline.runtime.backends import LiteRTModel, OnnxModel
     from pipeline.train.config import config_from_dict
     from pipeline.train.data import load_windows
-    from pipeline.window.side import Standardiser
     from pipeline.train.model import load_model
+    from pipeline.window.side import Standardiser
 
     run_dir = Path(run_dir)
     for name in ("model.keras", "run.json"):
@@ -99,8 +122,10 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
     table = load_windows(cfg, sorted(split["train"]) + sorted(split["test"]), data_dir)
     x_tr, s_tr, y_tr = table.take(split["train"], classes)
     if len(y_tr) < 100:
-        raise ExportError(f"{run_dir}: representative set too small: {len(y_tr)} training windows "
-                          f"(need at least 100 to calibrate int8)")
+        raise ExportError(
+            f"{run_dir}: representative set too small: {len(y_tr)} training windows "
+            f"(need at least 100 to calibrate int8)"
+        )
     rep_idx = _stratified(y_tr, representative_size, cfg.seed)
     x_te, s_te, y_te = table.take(split["test"], classes)
     if eval_limit:
@@ -114,21 +139,27 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
 
     def representative():
         for i in range(len(rep_idx)):
-            yield {k: v[i:i + 1] for k, v in rep_inputs.items()}
+            yield {k: v[i : i + 1] for k, v in rep_inputs.items()}
 
     test_inputs = feed(x_te, s_te)
     ref = model.predict([test_inputs[n] for n in names], batch_size=1024, verbose=0)
     ref_metrics = compare(ref, ref, y_te, classes)
     log(f"float reference (Keras) on {len(y_te)} test windows: macro-F1 {ref_metrics['macro_f1']:.4f}")
 
-    writer = FolderWriter(out_dir, force, "artifact folder")   # one writer at a time; a temporary name
+    writer = FolderWriter(out_dir, force, "artifact folder")  # one writer at a time; a temporary name
     tmp = writer.tmp
     artifacts = []
     blobs = {}
     try:
         for variant, (precision, description) in VARIANTS.items():
-            entry = {"name": variant, "file": f"{variant}.tflite", "format": "tflite",
-                     "precision": precision, "description": description, "graph": "whole-window"}
+            entry = {
+                "name": variant,
+                "file": f"{variant}.tflite",
+                "format": "tflite",
+                "precision": precision,
+                "description": description,
+                "graph": "whole-window",
+            }
             t0 = time.perf_counter()
             try:
                 blob = convert(fixed, variant, representative)
@@ -143,8 +174,14 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
                 artifacts.append(entry)
                 continue
             inputs, outputs = runner.tensor_details()
-            entry.update(status="ok", ops=runner.ops, inputs=inputs, outputs=outputs,
-                         vs_float=compare(probs, ref, y_te, classes), seconds=time.perf_counter() - t0)
+            entry.update(
+                status="ok",
+                ops=runner.ops,
+                inputs=inputs,
+                outputs=outputs,
+                vs_float=compare(probs, ref, y_te, classes),
+                seconds=time.perf_counter() - t0,
+            )
             blobs[variant] = blob
             artifacts.append(entry)
             log(f"  {variant}: {len(blob)} bytes, agreement {entry['vs_float']['agreement']:.4f}")
@@ -154,9 +191,17 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
             blob = to_onnx(fixed, {n: (1, *shapes[n]) for n in names})
             ops = check(blob)
             probs = OnnxModel(blob).predict(test_inputs)
-            entry = {"name": "onnx_float32", "file": "onnx_float32.onnx", "format": "onnx", "precision": "float32",
-                     "opset": OPSET, "status": "ok", "ops": ops, "graph": "whole-window",
-                     "vs_float": compare(probs, ref, y_te, classes)}
+            entry = {
+                "name": "onnx_float32",
+                "file": "onnx_float32.onnx",
+                "format": "onnx",
+                "precision": "float32",
+                "opset": OPSET,
+                "status": "ok",
+                "ops": ops,
+                "graph": "whole-window",
+                "vs_float": compare(probs, ref, y_te, classes),
+            }
             entry["inputs"], entry["outputs"] = OnnxModel(blob).tensor_details()
             blobs["onnx_float32"] = blob
             artifacts.append(entry)
@@ -164,22 +209,49 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
             qblob = quantise_dynamic(blob)
             qops = check(qblob)
             qprobs = OnnxModel(qblob).predict(test_inputs)
-            qentry = {"name": "onnx_dynamic_int8", "file": "onnx_dynamic_int8.onnx", "format": "onnx",
-                      "precision": "dynamic-int8", "opset": OPSET, "status": "ok", "ops": qops,
-                      "graph": "whole-window", "vs_float": compare(qprobs, ref, y_te, classes)}
+            qentry = {
+                "name": "onnx_dynamic_int8",
+                "file": "onnx_dynamic_int8.onnx",
+                "format": "onnx",
+                "precision": "dynamic-int8",
+                "opset": OPSET,
+                "status": "ok",
+                "ops": qops,
+                "graph": "whole-window",
+                "vs_float": compare(qprobs, ref, y_te, classes),
+            }
             qentry["inputs"], qentry["outputs"] = OnnxModel(qblob).tensor_details()
             blobs["onnx_dynamic_int8"] = qblob
             artifacts.append(qentry)
             log(f"  onnx_dynamic_int8: {len(qblob)} bytes, agreement {qentry['vs_float']['agreement']:.4f}")
         except Exception as err:
-            artifacts.append({"name": "onnx_float32", "file": "onnx_float32.onnx", "format": "onnx",
-                              "precision": "float32", "status": "failed",
-                              "reason": f"{type(err).__name__}: {str(err)[:300]}"})
+            artifacts.append(
+                {
+                    "name": "onnx_float32",
+                    "file": "onnx_float32.onnx",
+                    "format": "onnx",
+                    "precision": "float32",
+                    "status": "failed",
+                    "reason": f"{type(err).__name__}: {str(err)[:300]}",
+                }
+            )
             log(f"  onnx: FAILED: {err}")
 
         _export_reference(model, test_inputs, ref, y_te, classes, artifacts, blobs, cfg.seed, log)
-        streaming = _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes,
-                                      artifacts, blobs, stream_eval, log, train_inputs=feed(x_tr, s_tr))
+        streaming = _export_streaming(
+            model,
+            cfg,
+            rep_inputs,
+            test_inputs,
+            ref,
+            y_te,
+            classes,
+            artifacts,
+            blobs,
+            stream_eval,
+            log,
+            train_inputs=feed(x_tr, s_tr),
+        )
 
         firmware = {}
         if "tflite_int8" in blobs:
@@ -190,23 +262,40 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
             sub = _stratified(y_te, n_check, cfg.seed)
             tflm_probs = tflm.predict({k: v[sub] for k, v in test_inputs.items()})
             litert_probs = LiteRTModel(blobs["tflite_int8"]).predict({k: v[sub] for k, v in test_inputs.items()})
-            firmware = {"arena_bytes": tflm.arena_bytes(), "checked_windows": int(len(sub)),
-                        "tflm_vs_litert_int8_agreement": float((tflm_probs.argmax(1) == litert_probs.argmax(1)).mean()),
-                        "tflm_vs_litert_int8_max_abs_diff": float(np.abs(tflm_probs - litert_probs).max()),
-                        "tflm_vs_float": compare(tflm_probs, ref[sub], y_te[sub], classes)}
+            firmware = {
+                "arena_bytes": tflm.arena_bytes(),
+                "checked_windows": int(len(sub)),
+                "tflm_vs_litert_int8_agreement": float((tflm_probs.argmax(1) == litert_probs.argmax(1)).mean()),
+                "tflm_vs_litert_int8_max_abs_diff": float(np.abs(tflm_probs - litert_probs).max()),
+                "tflm_vs_float": compare(tflm_probs, ref[sub], y_te[sub], classes),
+            }
             sha = sha256_bytes(blobs["tflite_int8"])
-            src, hdr = write_c_array(blobs["tflite_int8"], tmp, "model_int8", int8_entry["inputs"],
-                                     int8_entry["outputs"], classes, sha)
+            src, hdr = write_c_array(
+                blobs["tflite_int8"], tmp, "model_int8", int8_entry["inputs"], int8_entry["outputs"], classes, sha
+            )
             for path in (src, hdr):
                 data = path.read_bytes()
-                artifacts.append({"name": path.name, "file": path.name, "format": "c", "precision": "int8",
-                                  "status": "ok", "sha256": sha256_bytes(data), "bytes": len(data),
-                                  "inputs": int8_entry["inputs"], "outputs": int8_entry["outputs"]})
-            log(f"  TFLM: arena {firmware['arena_bytes']} bytes; decisions equal LiteRT int8 on "
-                f"{100 * firmware['tflm_vs_litert_int8_agreement']:.1f} % of {len(sub)} windows")
+                artifacts.append(
+                    {
+                        "name": path.name,
+                        "file": path.name,
+                        "format": "c",
+                        "precision": "int8",
+                        "status": "ok",
+                        "sha256": sha256_bytes(data),
+                        "bytes": len(data),
+                        "inputs": int8_entry["inputs"],
+                        "outputs": int8_entry["outputs"],
+                    }
+                )
+            log(
+                f"  TFLM: arena {firmware['arena_bytes']} bytes; decisions equal LiteRT int8 on "
+                f"{100 * firmware['tflm_vs_litert_int8_agreement']:.1f} % of {len(sub)} windows"
+            )
 
-        firmware["generated_c"] = _export_generated_c(model, run, classes, test_inputs, ref, y_te, tmp,
-                                                      artifacts, cfg.seed, log)
+        firmware["generated_c"] = _export_generated_c(
+            model, run, classes, test_inputs, ref, y_te, tmp, artifacts, cfg.seed, log
+        )
 
         for name, blob in blobs.items():
             entry = next(a for a in artifacts if a["name"] == name)
@@ -216,28 +305,46 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=
                 entry["stored_as"] = "flatbuffer"
                 entry["tflite_runtime"] = tflite_runtime_support(blob)
                 if not entry["tflite_runtime"]["supported"]:
-                    log(f"  {name}: tflite-runtime 2.14 cannot run it: needs {', '.join(entry['tflite_runtime']['needs'])}")
+                    log(
+                        f"  {name}: tflite-runtime 2.14 cannot run it: needs {', '.join(entry['tflite_runtime']['needs'])}"
+                    )
 
         _mark_agreement(artifacts, log)
         targets = _targets(artifacts, ref_metrics)
         manifest = {
-            "schema": SCHEMA, "task": cfg.task, "dataset": cfg.dataset, "kind": cfg.kind, "classes": classes,
+            "schema": SCHEMA,
+            "task": cfg.task,
+            "dataset": cfg.dataset,
+            "kind": cfg.kind,
+            "classes": classes,
             "positive_class": cfg.positive_class or None,
             "input": input_contract(cfg, run["preprocess"]),
             "preprocess": {k: v for k, v in run["preprocess"].items() if k != "fs_out_hz"},
             "window": window_contract(cfg, run),
-            "side_features": {"names": run["side_features"], "mean": run["side_mean"], "std": run["side_std"],
-                              "clip": run.get("side_clip"), "formula": "clip((x - mean) / std, -clip, clip)"},
+            "side_features": {
+                "names": run["side_features"],
+                "mean": run["side_mean"],
+                "std": run["side_std"],
+                "clip": run.get("side_clip"),
+                "formula": "clip((x - mean) / std, -clip, clip)",
+            },
             **beat_contract(cfg),
-            "split": split, "evaluation": {"split": "test", "windows": int(len(y_te)), "float_reference": ref_metrics},
+            "split": split,
+            "evaluation": {"split": "test", "windows": int(len(y_te)), "float_reference": ref_metrics},
             # What training windows looked like, for the device's amplitude check (a window
             # far beyond it is not what the model learnt from).
             "quality": {"amplitude_p999": float(np.percentile(np.abs(x_tr), 99.9))},
             "representative": {"split": "train", "windows": int(len(rep_idx))},
             "streaming": streaming,
-            "artifacts": artifacts, "firmware": firmware, "targets": targets,
-            "source_run": {"folder": str(run_dir), "model_sha256": sha256_bytes((run_dir / "model.keras").read_bytes())},
-            "tools": _tools(), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "artifacts": artifacts,
+            "firmware": firmware,
+            "targets": targets,
+            "source_run": {
+                "folder": str(run_dir),
+                "model_sha256": sha256_bytes((run_dir / "model.keras").read_bytes()),
+            },
+            "tools": _tools(),
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         manifest = seal(manifest)
         check_manifest(manifest)
@@ -259,11 +366,17 @@ def input_contract(cfg, preprocess: dict) -> dict:
     card = load_card(cfg.dataset)
     aliases = card.raw.get("channel_aliases", {})
     band_hz = preprocess.get("lowpass_hz") or preprocess["fs_in_hz"] / preprocess["decimate"] / 2
-    return {"units": card.raw["units"], "channels": list(cfg.channels),
-            "channel_aliases": {c: list(aliases.get(c, [])) for c in
-                                dict.fromkeys(a for ch in cfg.channels for a in ch.split("|")) if aliases.get(c)},
-            "min_fs_hz": 2.5 * band_hz,
-            "valid_range": list(card.raw.get("valid_range", [-1e9, 1e9]))}
+    return {
+        "units": card.raw["units"],
+        "channels": list(cfg.channels),
+        "channel_aliases": {
+            c: list(aliases.get(c, []))
+            for c in dict.fromkeys(a for ch in cfg.channels for a in ch.split("|"))
+            if aliases.get(c)
+        },
+        "min_fs_hz": 2.5 * band_hz,
+        "valid_range": list(card.raw.get("valid_range", [-1e9, 1e9])),
+    }
 
 
 def window_contract(cfg, run: dict) -> dict:
@@ -287,8 +400,10 @@ def beat_contract(cfg) -> dict:
     from pipeline.window.template import BeatTemplate
 
     rr, template = RRFeatures(), BeatTemplate()
-    return {"rr": {"local_beats": rr.local_beats, "average_s": rr.average_s},
-            "template": {"alpha": template.alpha, "min_scale": template.min_scale}}
+    return {
+        "rr": {"local_beats": rr.local_beats, "average_s": rr.average_s},
+        "template": {"alpha": template.alpha, "min_scale": template.min_scale},
+    }
 
 
 def _export_reference(model, test_inputs, ref, y_te, classes, artifacts, blobs, seed, log) -> None:
@@ -303,18 +418,37 @@ def _export_reference(model, test_inputs, ref, y_te, classes, artifacts, blobs, 
     blob = buf.getvalue()
     sub = _stratified(y_te, min(300, len(y_te)), seed)
     probs = NumpyLSTM(weights).predict({k: v[sub] for k, v in test_inputs.items()})
-    entry = {"name": "reference_float32", "file": "reference_float32.npz", "format": "npz",
-             "precision": "float32", "graph": "weights", "status": "ok",
-             "arrays": {k: list(v.shape) for k, v in weights.items()},
-             "inputs": [{"name": n} for n in test_inputs], "outputs": [{"name": "probs"}],
-             "vs_float": compare(probs, ref[sub], y_te[sub], classes)}
+    entry = {
+        "name": "reference_float32",
+        "file": "reference_float32.npz",
+        "format": "npz",
+        "precision": "float32",
+        "graph": "weights",
+        "status": "ok",
+        "arrays": {k: list(v.shape) for k, v in weights.items()},
+        "inputs": [{"name": n} for n in test_inputs],
+        "outputs": [{"name": "probs"}],
+        "vs_float": compare(probs, ref[sub], y_te[sub], classes),
+    }
     blobs["reference_float32"] = blob
     artifacts.append(entry)
     log(f"  reference_float32 (numpy LSTM): max |diff| vs Keras {entry['vs_float']['max_abs_diff']:.2e}")
 
 
-def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, artifacts, blobs,
-                      stream_eval: int, log, train_inputs: dict | None = None) -> dict:
+def _export_streaming(
+    model,
+    cfg,
+    rep_inputs,
+    test_inputs,
+    ref,
+    y_te,
+    classes,
+    artifacts,
+    blobs,
+    stream_eval: int,
+    log,
+    train_inputs: dict | None = None,
+) -> dict:
     """Chunk-plus-state variants, each run chunk by chunk over test windows and compared
     with the whole-window float model (``stream_eval`` windows: every chunk is one invoke).
 
@@ -344,58 +478,98 @@ def _export_streaming(model, cfg, rep_inputs, test_inputs, ref, y_te, classes, a
     feeds_full = feeds + st.representative_feeds(unrolled, train_inputs["signal"][extreme], ext_sides, chunk_len)
     cal_windows = np.concatenate([rep_inputs["signal"][:n_rep], train_inputs["signal"][extreme]])
     calibration = {
-        "typical_windows": n_rep, "state_extreme_windows": len(extreme),
+        "typical_windows": n_rep,
+        "state_extreme_windows": len(extreme),
         "training_windows": int(len(train_inputs["signal"])),
-        "state_coverage_typical": st.state_coverage(st.state_ranges(weights, rep_inputs["signal"][:n_rep]),
-                                                    train_ranges, warn=False),
+        "state_coverage_typical": st.state_coverage(
+            st.state_ranges(weights, rep_inputs["signal"][:n_rep]), train_ranges, warn=False
+        ),
         "state_coverage": st.state_coverage(st.state_ranges(weights, cal_windows), train_ranges, log=log),
-        "int8": "typical windows", "int16x8": "typical and state-extreme windows"}
+        "int8": "typical windows",
+        "int16x8": "typical and state-extreme windows",
+    }
     feeds_for = {"int8": feeds, "int16x8": feeds_full}
     sub = _stratified(y_te, min(stream_eval, len(y_te)), cfg.seed)
     sides = test_inputs.get("side")
 
     def evaluate(stepper) -> dict:
-        probs = np.stack([run_chunks(stepper.step, test_inputs["signal"][i], units, chunk_len,
-                                        None if sides is None else sides[i]) for i in sub])
+        probs = np.stack(
+            [
+                run_chunks(
+                    stepper.step, test_inputs["signal"][i], units, chunk_len, None if sides is None else sides[i]
+                )
+                for i in sub
+            ]
+        )
         return compare(probs, ref[sub], y_te[sub], classes)
 
-    variants = [(f"stream_tflite_{v}", "tflite", v.replace("_", "-")) for v in ("float32", "dynamic_int8", "int8", "int16x8")]
+    variants = [
+        (f"stream_tflite_{v}", "tflite", v.replace("_", "-")) for v in ("float32", "dynamic_int8", "int8", "int16x8")
+    ]
     for name, fmt, precision in variants:
         entry = {"name": name, "file": f"{name}.tflite", "format": fmt, "precision": precision, "graph": "stream"}
         try:
-            blob = st.to_tflite(unrolled, name.removeprefix("stream_tflite_"),
-                                feeds_for.get(name.removeprefix("stream_tflite_")))
+            blob = st.to_tflite(
+                unrolled, name.removeprefix("stream_tflite_"), feeds_for.get(name.removeprefix("stream_tflite_"))
+            )
             runner = LiteRTStream(blob)
             entry.update(status="ok", ops=runner.ops, vs_float=evaluate(runner))
             entry["inputs"], entry["outputs"] = runner.tensor_details()
             blobs[name] = blob
-            log(f"  {name}: {len(blob)} bytes, max |diff| vs whole-window float {entry['vs_float']['max_abs_diff']:.2e}")
+            log(
+                f"  {name}: {len(blob)} bytes, max |diff| vs whole-window float {entry['vs_float']['max_abs_diff']:.2e}"
+            )
         except Exception as err:
             entry.update(status="failed", reason=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
             log(f"  {name}: FAILED: {entry['reason']}")
         artifacts.append(entry)
     try:
         blob = st.to_onnx(st.build_streaming(model, chunk_len, unroll=False))
-        for name, b, precision in (("stream_onnx_float32", blob, "float32"),
-                                   ("stream_onnx_dynamic_int8", quantise_dynamic(blob), "dynamic-int8")):
+        for name, b, precision in (
+            ("stream_onnx_float32", blob, "float32"),
+            ("stream_onnx_dynamic_int8", quantise_dynamic(blob), "dynamic-int8"),
+        ):
             runner = OnnxStream(b)
-            entry = {"name": name, "file": f"{name}.onnx", "format": "onnx", "precision": precision,
-                     "graph": "stream", "opset": OPSET, "status": "ok", "ops": check(b), "vs_float": evaluate(runner)}
+            entry = {
+                "name": name,
+                "file": f"{name}.onnx",
+                "format": "onnx",
+                "precision": precision,
+                "graph": "stream",
+                "opset": OPSET,
+                "status": "ok",
+                "ops": check(b),
+                "vs_float": evaluate(runner),
+            }
             entry["inputs"], entry["outputs"] = runner.tensor_details()
             blobs[name] = b
             artifacts.append(entry)
             log(f"  {name}: {len(b)} bytes, max |diff| vs whole-window float {entry['vs_float']['max_abs_diff']:.2e}")
     except Exception as err:
-        artifacts.append({"name": "stream_onnx_float32", "file": "stream_onnx_float32.onnx", "format": "onnx",
-                          "precision": "float32", "graph": "stream", "status": "failed",
-                          "reason": f"{type(err).__name__}: {str(err)[:300]}"})
-    return {"chunk_len": chunk_len, "chunks_per_window": n_steps // chunk_len, "state_sizes": units,
-            "inputs": ["chunk"] + [f"{k}_{i}" for i in range(len(units)) for k in ("h", "c")]
-            + (["side"] if sides is not None else []),
-            "outputs": ["probs"] + [f"{k}_{i}_out" for i in range(len(units)) for k in ("h", "c")],
-            "state_init": "zeros at the start of every window",
-            "side_input": "the window's side features at its last chunk, zeros before",
-            "evaluated_windows": int(len(sub)), "calibration": calibration}
+        artifacts.append(
+            {
+                "name": "stream_onnx_float32",
+                "file": "stream_onnx_float32.onnx",
+                "format": "onnx",
+                "precision": "float32",
+                "graph": "stream",
+                "status": "failed",
+                "reason": f"{type(err).__name__}: {str(err)[:300]}",
+            }
+        )
+    return {
+        "chunk_len": chunk_len,
+        "chunks_per_window": n_steps // chunk_len,
+        "state_sizes": units,
+        "inputs": ["chunk"]
+        + [f"{k}_{i}" for i in range(len(units)) for k in ("h", "c")]
+        + (["side"] if sides is not None else []),
+        "outputs": ["probs"] + [f"{k}_{i}_out" for i in range(len(units)) for k in ("h", "c")],
+        "state_init": "zeros at the start of every window",
+        "side_input": "the window's side features at its last chunk, zeros before",
+        "evaluated_windows": int(len(sub)),
+        "calibration": calibration,
+    }
 
 
 #: Real held-out windows embedded in the Cortex-M4 test firmware (flash: 2 KB per ECG beat).
@@ -404,13 +578,19 @@ FIRMWARE_CHECK_WINDOWS = 48
 C_PREFIX = "bse"
 
 
-def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: Path, artifacts: list,
-                        seed: int, log) -> dict:
+def _export_generated_c(
+    model, run: dict, classes, test_inputs, ref, y_te, tmp: Path, artifacts: list, seed: int, log
+) -> dict:
     """Generate the C99 model (float32 and int8) and check each, compiled on the host, on
     the test windows against Keras; keep a few windows for the firmware check."""
     from firmware_export import build
-    from firmware_export.c_model import (UnsupportedModelError, copy_runtime, generate, spec_from_keras,
-                                         with_preprocessing)
+    from firmware_export.c_model import (
+        UnsupportedModelError,
+        copy_runtime,
+        generate,
+        spec_from_keras,
+        with_preprocessing,
+    )
 
     check_windows = _write_check_windows(test_inputs, ref, y_te, tmp, artifacts, seed)
     try:
@@ -419,29 +599,56 @@ def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: 
         log(f"  generated C: refused: {err}")
         return {"status": "refused", "reason": str(err), "check_windows": check_windows}
     p = C_PREFIX
-    out = {"prefix": p, "runtime": "bse_lstm.c, bse_lstm.h (compile with the model file)",
-           "api": f"{p}_check, {p}_init, {p}_push, {p}_decision; {p}_filter_init, {p}_filter_push"}
+    out = {
+        "prefix": p,
+        "runtime": "bse_lstm.c, bse_lstm.h (compile with the model file)",
+        "api": f"{p}_check, {p}_init, {p}_push, {p}_decision; {p}_filter_init, {p}_filter_push",
+    }
     for path in copy_runtime(tmp):
         data = path.read_bytes()
-        artifacts.append({"name": path.name, "file": path.name, "format": "c", "precision": "any",
-                          "graph": "generated-c", "status": "ok", "sha256": sha256_bytes(data), "bytes": len(data),
-                          "inputs": [], "outputs": [], "description": "the runtime every generated model compiles with"})
+        artifacts.append(
+            {
+                "name": path.name,
+                "file": path.name,
+                "format": "c",
+                "precision": "any",
+                "graph": "generated-c",
+                "status": "ok",
+                "sha256": sha256_bytes(data),
+                "bytes": len(data),
+                "inputs": [],
+                "outputs": [],
+                "description": "the runtime every generated model compiles with",
+            }
+        )
     side = test_inputs.get("side")
     n_side = 0 if side is None else side.shape[1]
-    tensors = {"inputs": [{"name": "signal", "dtype": "float32", "shape": [1, *test_inputs["signal"].shape[1:]]}]
-               + ([{"name": "side", "dtype": "float32", "shape": [1, n_side]}] if n_side else []),
-               "outputs": [{"name": "probs", "dtype": "float32", "shape": [1, len(classes)]}]}
+    tensors = {
+        "inputs": [{"name": "signal", "dtype": "float32", "shape": [1, *test_inputs["signal"].shape[1:]]}]
+        + ([{"name": "side", "dtype": "float32", "shape": [1, n_side]}] if n_side else []),
+        "outputs": [{"name": "probs", "dtype": "float32", "shape": [1, len(classes)]}],
+    }
     for precision in ("float32", "int8"):
         src, hdr = generate(spec, tmp, p, precision, source=f"run {run.get('config', {}).get('task', '')}")
-        entry = {"name": f"c_{precision}", "file": src.name, "format": "c", "precision": precision,
-                 "graph": "generated-c", "status": "ok", "header": hdr.name, **tensors}
+        entry = {
+            "name": f"c_{precision}",
+            "file": src.name,
+            "format": "c",
+            "precision": precision,
+            "graph": "generated-c",
+            "status": "ok",
+            "header": hdr.name,
+            **tensors,
+        }
         try:
             with tempfile.TemporaryDirectory(prefix="biosig-c-") as work:
                 exe = build.build_host_driver(src, Path(work))
                 probs = build.host_classify(exe, test_inputs["signal"], side, len(classes))
             entry["vs_float"] = compare(probs, ref, y_te, classes)
-            log(f"  c_{precision} (host gcc): agreement {entry['vs_float']['agreement']:.4f}, "
-                f"max |diff| {entry['vs_float']['max_abs_diff']:.1e}")
+            log(
+                f"  c_{precision} (host gcc): agreement {entry['vs_float']['agreement']:.4f}, "
+                f"max |diff| {entry['vs_float']['max_abs_diff']:.1e}"
+            )
         except build.ToolMissing as err:
             entry["unchecked"] = str(err)
             log(f"  c_{precision}: not checked: {err}")
@@ -449,31 +656,57 @@ def _export_generated_c(model, run: dict, classes, test_inputs, ref, y_te, tmp: 
             entry.update(status="failed", reason=str(err)[:300])
             log(f"  c_{precision}: FAILED: {entry['reason']}")
         artifacts.append({**entry, "sha256": sha256_bytes(src.read_bytes()), "bytes": src.stat().st_size})
-        artifacts.append({"name": hdr.name, "file": hdr.name, "format": "c", "precision": precision,
-                          "graph": "generated-c", "status": "ok", **tensors,
-                          "sha256": sha256_bytes(hdr.read_bytes()), "bytes": hdr.stat().st_size})
+        artifacts.append(
+            {
+                "name": hdr.name,
+                "file": hdr.name,
+                "format": "c",
+                "precision": precision,
+                "graph": "generated-c",
+                "status": "ok",
+                **tensors,
+                "sha256": sha256_bytes(hdr.read_bytes()),
+                "bytes": hdr.stat().st_size,
+            }
+        )
         if entry["status"] == "ok" and "vs_float" in entry:
             _export_c_libraries(src, precision, probs, test_inputs, tensors, artifacts, log)
     out["check_windows"] = check_windows
     return out
 
 
-def _write_check_windows(test_inputs: dict, ref: np.ndarray, y_te: np.ndarray, tmp: Path, artifacts: list,
-                         seed: int) -> int:
+def _write_check_windows(
+    test_inputs: dict, ref: np.ndarray, y_te: np.ndarray, tmp: Path, artifacts: list, seed: int
+) -> int:
     """A few stratified held-out windows with the float reference's probabilities, for
     the firmware and per-step checks (written whether or not C could be generated)."""
     side = test_inputs.get("side")
     keep = _stratified(y_te, min(FIRMWARE_CHECK_WINDOWS, len(y_te)), seed)
-    arrays = {"signal": test_inputs["signal"][keep].astype(np.float32), "y": y_te[keep].astype(np.int64),
-              "reference_probs": ref[keep].astype(np.float32)}
+    arrays = {
+        "signal": test_inputs["signal"][keep].astype(np.float32),
+        "y": y_te[keep].astype(np.int64),
+        "reference_probs": ref[keep].astype(np.float32),
+    }
     if side is not None and side.shape[1]:
         arrays["side"] = side[keep].astype(np.float32)
     path = tmp / "firmware_check_windows.npz"
     np.savez(path, **arrays)
     data = path.read_bytes()
-    artifacts.append({"name": "firmware_check_windows", "file": path.name, "format": "npz", "precision": "float32",
-                      "graph": "data", "status": "ok", "sha256": sha256_bytes(data), "bytes": len(data),
-                      "inputs": [], "outputs": [], "description": "held-out test windows for the firmware check"})
+    artifacts.append(
+        {
+            "name": "firmware_check_windows",
+            "file": path.name,
+            "format": "npz",
+            "precision": "float32",
+            "graph": "data",
+            "status": "ok",
+            "sha256": sha256_bytes(data),
+            "bytes": len(data),
+            "inputs": [],
+            "outputs": [],
+            "description": "held-out test windows for the firmware check",
+        }
+    )
     return int(len(keep))
 
 
@@ -490,12 +723,15 @@ def _mark_agreement(artifacts: list[dict], log) -> None:
         if not a["meets_agreement_target"]:
             missed.append(f"{a['name']} {100 * a['vs_float']['agreement']:.2f} %")
     if missed:
-        log(f"  !! MISSES THE AGREEMENT TARGET (decisions equal float >= {100 * MIN_AGREEMENT:g} %): "
-            f"{', '.join(missed)}; marked meets_agreement_target=false, validate will not recommend them")
+        log(
+            f"  !! MISSES THE AGREEMENT TARGET (decisions equal float >= {100 * MIN_AGREEMENT:g} %): "
+            f"{', '.join(missed)}; marked meets_agreement_target=false, validate will not recommend them"
+        )
 
 
-def _export_c_libraries(src: Path, precision: str, host_probs: np.ndarray, test_inputs: dict, tensors: dict,
-                        artifacts: list, log) -> None:
+def _export_c_libraries(
+    src: Path, precision: str, host_probs: np.ndarray, test_inputs: dict, tensors: dict, artifacts: list, log
+) -> None:
     """The generated model as a shared library per CPU target (the device's ``c_float32`` /
     ``c_int8`` backends), each listed with its compiler, flags and the CPU features it
     needs; those this machine can run are loaded and must give the host build's
@@ -507,9 +743,19 @@ def _export_c_libraries(src: Path, precision: str, host_probs: np.ndarray, test_
 
     for target, (arch, _, features) in build.CPU_LIBRARIES.items():
         name = f"c_{precision}.{target}"
-        entry = {"name": name, "file": f"{src.stem}.{target}.so", "format": LIBRARY_FORMAT, "precision": precision,
-                 "graph": LIBRARY_FORMAT, "source": f"c_{precision}", "architecture": arch, "target": target,
-                 "cpu_features": list(features), "prefix": C_PREFIX, **tensors}
+        entry = {
+            "name": name,
+            "file": f"{src.stem}.{target}.so",
+            "format": LIBRARY_FORMAT,
+            "precision": precision,
+            "graph": LIBRARY_FORMAT,
+            "source": f"c_{precision}",
+            "architecture": arch,
+            "target": target,
+            "cpu_features": list(features),
+            "prefix": C_PREFIX,
+            **tensors,
+        }
         try:
             lib = build.build_shared_library(src, src.parent, target)
         except (build.ToolMissing, build.BuildError) as err:
@@ -517,17 +763,23 @@ def _export_c_libraries(src: Path, precision: str, host_probs: np.ndarray, test_
             log(f"  {name}: FAILED: {str(err)[:300]}")
             continue
         data = lib["path"].read_bytes()
-        entry.update(status="ok", compiler=lib["compiler"], flags=lib["flags"], sha256=sha256_bytes(data),
-                     bytes=len(data))
+        entry.update(
+            status="ok", compiler=lib["compiler"], flags=lib["flags"], sha256=sha256_bytes(data), bytes=len(data)
+        )
         if arch == platform.machine() and set(features) <= cpu_features():
             probs = CLibrary(lib["path"], C_PREFIX).predict(test_inputs)
             entry["bits_equal_host_build"] = bool(np.array_equal(probs.view(np.uint32), host_probs.view(np.uint32)))
             if not entry["bits_equal_host_build"]:
                 entry.update(status="failed", reason="its probabilities differ from the host build's")
         artifacts.append(entry)
-        log(f"  {name}: {len(data)} bytes ({lib['compiler']})"
-            + (f", bits equal the host build's on {len(host_probs)} windows: {entry['bits_equal_host_build']}"
-               if "bits_equal_host_build" in entry else ""))
+        log(
+            f"  {name}: {len(data)} bytes ({lib['compiler']})"
+            + (
+                f", bits equal the host build's on {len(host_probs)} windows: {entry['bits_equal_host_build']}"
+                if "bits_equal_host_build" in entry
+                else ""
+            )
+        )
 
 
 def _targets(artifacts: list[dict], ref_metrics: dict) -> dict:
@@ -537,13 +789,22 @@ def _targets(artifacts: list[dict], ref_metrics: dict) -> dict:
     if "tflite_int8" in by and "tflite_float32" in by:
         i8, f32 = by["tflite_int8"], by["tflite_float32"]
         ratio = i8["bytes"] / f32["bytes"]
-        out["int8_size_ratio"] = {"value": ratio, "target": f"<= {INT8_MAX_SIZE_RATIO}",
-                                  "met": ratio <= INT8_MAX_SIZE_RATIO}
-        out["int8_agreement"] = {"value": i8["vs_float"]["agreement"], "target": f">= {MIN_AGREEMENT}",
-                                 "met": i8["vs_float"]["agreement"] >= MIN_AGREEMENT}
+        out["int8_size_ratio"] = {
+            "value": ratio,
+            "target": f"<= {INT8_MAX_SIZE_RATIO}",
+            "met": ratio <= INT8_MAX_SIZE_RATIO,
+        }
+        out["int8_agreement"] = {
+            "value": i8["vs_float"]["agreement"],
+            "target": f">= {MIN_AGREEMENT}",
+            "met": i8["vs_float"]["agreement"] >= MIN_AGREEMENT,
+        }
         drop = ref_metrics["macro_f1"] - i8["vs_float"]["macro_f1"]
-        out["int8_macro_f1_drop"] = {"value": drop, "target": f"<= {MAX_MACRO_F1_DROP}",
-                                     "met": drop <= MAX_MACRO_F1_DROP}
+        out["int8_macro_f1_drop"] = {
+            "value": drop,
+            "target": f"<= {MAX_MACRO_F1_DROP}",
+            "met": drop <= MAX_MACRO_F1_DROP,
+        }
     for name in ("onnx_float32", "stream_tflite_float32", "stream_onnx_float32"):
         if name in by:
             d = by[name]["vs_float"]["max_abs_diff"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 OPSET = 17
 
 
@@ -37,5 +36,3 @@ def quantise_dynamic(model_bytes: bytes) -> bytes:
         src.write_bytes(model_bytes)
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
         return dst.read_bytes()
-
-

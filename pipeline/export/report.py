@@ -6,32 +6,43 @@ from __future__ import annotations
 def format_export(manifest: dict) -> str:
     ev = manifest["evaluation"]
     ref = ev["float_reference"]
-    lines = [f"{manifest['task']}: {ev['windows']} held-out windows ({manifest['split']['by']}s "
-             f"{', '.join(manifest['split']['test'][:6])}{', ...' if len(manifest['split']['test']) > 6 else ''}); "
-             f"float Keras macro-F1 {100 * ref['macro_f1']:.2f} %", "",
-             "| artifact | bytes | agreement with float % | macro-F1 % | max abs diff | status |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"{manifest['task']}: {ev['windows']} held-out windows ({manifest['split']['by']}s "
+        f"{', '.join(manifest['split']['test'][:6])}{', ...' if len(manifest['split']['test']) > 6 else ''}); "
+        f"float Keras macro-F1 {100 * ref['macro_f1']:.2f} %",
+        "",
+        "| artifact | bytes | agreement with float % | macro-F1 % | max abs diff | status |",
+        "|---|---|---|---|---|---|",
+    ]
     for a in manifest["artifacts"]:
         if a.get("graph") == "data" or (a["format"] == "c" and "vs_float" not in a and "unchecked" not in a):
-            continue                                  # headers, TFLM arrays, check windows
+            continue  # headers, TFLM arrays, check windows
         if a["status"] != "ok":
             lines.append(f"| {a['name']} | - | - | - | - | FAILED: {a['reason'][:90]} |")
             continue
-        if a["format"] == "shared-library":           # the generated C for a CPU: run here or not
-            checked = (f"= {a['source']}, bit for bit" if a.get("bits_equal_host_build")
-                       else f"built for {a['architecture']}, not run here")
+        if a["format"] == "shared-library":  # the generated C for a CPU: run here or not
+            checked = (
+                f"= {a['source']}, bit for bit"
+                if a.get("bits_equal_host_build")
+                else f"built for {a['architecture']}, not run here"
+            )
             lines.append(f"| {a['name']} | {a['bytes']} | {checked} | | | ok |")
             continue
         if "unchecked" in a:
             lines.append(f"| {a['name']} | {a['bytes']} | - | - | - | not checked: {a['unchecked'][:80]} |")
             continue
         v = a["vs_float"]
-        lines.append(f"| {a['name']} | {a['bytes']} | {100 * v['agreement']:.2f} | {100 * v['macro_f1']:.2f} | "
-                     f"{v['max_abs_diff']:.2e} | ok |")
+        lines.append(
+            f"| {a['name']} | {a['bytes']} | {100 * v['agreement']:.2f} | {100 * v['macro_f1']:.2f} | "
+            f"{v['max_abs_diff']:.2e} | ok |"
+        )
     fw = manifest.get("firmware") or {}
     if fw.get("arena_bytes"):
-        lines += ["", f"TFLM (tflite-micro) runs the int8 model: arena {fw['arena_bytes']} bytes; decisions equal "
-                      f"LiteRT int8 on {100 * fw['tflm_vs_litert_int8_agreement']:.1f} % of {fw['checked_windows']} windows."]
+        lines += [
+            "",
+            f"TFLM (tflite-micro) runs the int8 model: arena {fw['arena_bytes']} bytes; decisions equal "
+            f"LiteRT int8 on {100 * fw['tflm_vs_litert_int8_agreement']:.1f} % of {fw['checked_windows']} windows.",
+        ]
     lines += ["", "| target | value | required | |", "|---|---|---|---|"]
     for name, t in manifest["targets"].items():
         value = f"{t['value']:.4g}"

@@ -48,18 +48,24 @@ def build_streaming(model, chunk_len: int, unroll: bool):
         c0 = k.Input((units,), batch_size=1, name=f"c_{i}")
         inputs += [h0, c0]
         last = i == len(lstm_layers) - 1
-        twin = k.layers.LSTM(units, return_sequences=not last, return_state=True, unroll=unroll,
-                             name=f"lstm_{i}")
+        twin = k.layers.LSTM(units, return_sequences=not last, return_state=True, unroll=unroll, name=f"lstm_{i}")
         out = twin(h, initial_state=[h0, c0])
         h, h_new, c_new = out
         twin.set_weights(layer.get_weights())
-        states_out += [k.layers.Activation("linear", name=f"h_{i}_out")(h_new),
-                       k.layers.Activation("linear", name=f"c_{i}_out")(c_new)]
+        states_out += [
+            k.layers.Activation("linear", name=f"h_{i}_out")(h_new),
+            k.layers.Activation("linear", name=f"c_{i}_out")(c_new),
+        ]
     feats = h
     names = [layer.name for layer in model.layers]
     if "side" in names:
-        side = k.Input(model.get_layer("side").output_shape[0][1:] if isinstance(model.get_layer("side").output_shape, list)
-                       else model.get_layer("side").output_shape[1:], batch_size=1, name="side")
+        side = k.Input(
+            model.get_layer("side").output_shape[0][1:]
+            if isinstance(model.get_layer("side").output_shape, list)
+            else model.get_layer("side").output_shape[1:],
+            batch_size=1,
+            name="side",
+        )
         inputs.append(side)
         feats = k.layers.Concatenate(name="join")([feats, side])
     dense = model.get_layer("dense")
@@ -75,7 +81,6 @@ def build_streaming(model, chunk_len: int, unroll: bool):
 
 def state_sizes(stream_model) -> list[int]:
     return [int(t.shape[-1]) for t in stream_model.inputs if t.name.startswith("h_")]
-
 
 
 #: Calibration must see at least this fraction of the range the float state takes over
@@ -105,29 +110,33 @@ def state_ranges(weights: dict, windows: np.ndarray, batch: int = 1024) -> dict:
     # per layer, state, unit: (best value, window index) for the lowest and highest
     best = {}
     for start in range(0, len(windows), batch):
-        seq = np.asarray(windows[start:start + batch], np.float64)
+        seq = np.asarray(windows[start : start + batch], np.float64)
         for i in range(n_layers):
-            kernel, recurrent, bias = (np.asarray(weights[f"lstm_{i}_{k}"], np.float64)
-                                       for k in ("kernel", "recurrent", "bias"))
+            kernel, recurrent, bias = (
+                np.asarray(weights[f"lstm_{i}_{k}"], np.float64) for k in ("kernel", "recurrent", "bias")
+            )
             zero = np.zeros((len(seq), recurrent.shape[0]))
             seq, _, _, cells = lstm_sequence(seq, kernel, recurrent, bias, zero, zero, return_cells=True)
             for name, values in (("h", seq), ("c", cells)):
-                per_window_lo, per_window_hi = values.min(axis=1), values.max(axis=1)   # (b, units)
+                per_window_lo, per_window_hi = values.min(axis=1), values.max(axis=1)  # (b, units)
                 lo[i][name] = min(lo[i][name], float(per_window_lo.min()))
                 hi[i][name] = max(hi[i][name], float(per_window_hi.max()))
                 for sign, v in ((-1, per_window_lo), (1, per_window_hi)):
-                    arg = (sign * v).argmax(axis=0)                                   # per unit
+                    arg = (sign * v).argmax(axis=0)  # per unit
                     for unit, w in enumerate(arg):
                         key = (i, name, sign, unit)
                         value = sign * v[w, unit]
                         if key not in best or value > best[key][0]:
                             best[key] = (value, start + int(w))
-    return {"layers": [{name: [lo[i][name], hi[i][name]] for name in ("h", "c")} for i in range(n_layers)],
-            "extreme_windows": sorted({w for _, w in best.values()})}
+    return {
+        "layers": [{name: [lo[i][name], hi[i][name]] for name in ("h", "c")} for i in range(n_layers)],
+        "extreme_windows": sorted({w for _, w in best.values()}),
+    }
 
 
-def state_coverage(representative: dict, training: dict, min_coverage: float = MIN_STATE_COVERAGE,
-                   log=None, warn: bool = True) -> dict:
+def state_coverage(
+    representative: dict, training: dict, min_coverage: float = MIN_STATE_COVERAGE, log=None, warn: bool = True
+) -> dict:
     """How much of the training split's state range (:func:`state_ranges`) the
     representative windows reach, per layer and state; warns (:class:`StateRangeWarning`,
     and ``log``) naming the ranges when some state is below ``min_coverage`` (unless
@@ -144,12 +153,17 @@ def state_coverage(representative: dict, training: dict, min_coverage: float = M
             coverage = float(seen / width) if width > 0 else 1.0
             out[f"{name}_{i}"] = {"representative": rep[name], "training": train[name], "coverage": coverage}
             if coverage < min_coverage:
-                short.append(f"{name}_{i} seen in [{rep[name][0]:.2f}, {rep[name][1]:.2f}], training split "
-                             f"[{train[name][0]:.2f}, {train[name][1]:.2f}] ({100 * coverage:.0f} %)")
+                short.append(
+                    f"{name}_{i} seen in [{rep[name][0]:.2f}, {rep[name][1]:.2f}], training split "
+                    f"[{train[name][0]:.2f}, {train[name][1]:.2f}] ({100 * coverage:.0f} %)"
+                )
     out["covered"] = not short
     if short and warn:
-        message = ("representative set does not cover the LSTM state's range: " + "; ".join(short)
-                   + ": state tensors calibrated on it saturate on windows that reach further")
+        message = (
+            "representative set does not cover the LSTM state's range: "
+            + "; ".join(short)
+            + ": state tensors calibrated on it saturate on windows that reach further"
+        )
         warnings.warn(message, StateRangeWarning, stacklevel=2)
         if log:
             log(f"  WARNING: {message}")
@@ -185,7 +199,6 @@ def to_tflite(stream_model, variant: str, feeds: list[dict] | None) -> bytes:
     return convert(stream_model, variant, representative)
 
 
-
 def to_onnx(stream_model) -> bytes:
     """The non-unrolled chunk model as ONNX: a native LSTM with initial_h and initial_c."""
     import tensorflow as tf
@@ -198,10 +211,9 @@ def to_onnx(stream_model) -> bytes:
     return proto.SerializeToString()
 
 
-
-
-def per_step_states(model_bytes: bytes, window: np.ndarray, units: list[int], chunk_len: int,
-                    side: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def per_step_states(
+    model_bytes: bytes, window: np.ndarray, units: list[int], chunk_len: int, side: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The state (h, c) after every step of one window inside an unrolled chunk graph,
     read from the interpreter's own tensors (one LSTM layer), carried chunk to chunk as a
     device does.
@@ -219,8 +231,9 @@ def per_step_states(model_bytes: bytes, window: np.ndarray, units: list[int], ch
     ops = interp._get_ops_details()
     producer = {t: op for op in ops for t in op["outputs"]}
     kind = {t: op["op_name"] for t, op in producer.items()}
-    c_tensors = [op["outputs"][0] for op in ops if op["op_name"] == "ADD"
-                 and all(kind.get(t) == "MUL" for t in op["inputs"])]
+    c_tensors = [
+        op["outputs"][0] for op in ops if op["op_name"] == "ADD" and all(kind.get(t) == "MUL" for t in op["inputs"])
+    ]
     h_tensors = []
     for c in c_tensors:
         tanh = next(op["outputs"][0] for op in ops if op["op_name"] == "TANH" and op["inputs"][0] == c)
@@ -238,8 +251,11 @@ def per_step_states(model_bytes: bytes, window: np.ndarray, units: list[int], ch
     states = [np.zeros((1, units[0]), np.float32), np.zeros((1, units[0]), np.float32)]
     n_chunks = len(window) // chunk_len
     for j in range(n_chunks):
-        feed = {"chunk": window[None, j * chunk_len:(j + 1) * chunk_len].astype(np.float32),
-                "h_0": states[0], "c_0": states[1]}
+        feed = {
+            "chunk": window[None, j * chunk_len : (j + 1) * chunk_len].astype(np.float32),
+            "h_0": states[0],
+            "c_0": states[1],
+        }
         if side is not None:
             feed["side"] = (side if j == n_chunks - 1 else np.zeros_like(side))[None].astype(np.float32)
         _, states = runner.step(feed)

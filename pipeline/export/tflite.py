@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 
-
 #: Variants in the order they are made: name -> (precision label, description).
 VARIANTS = {
     "tflite_float32": ("float32", "float32 weights and activations"),
@@ -24,8 +23,19 @@ FORBIDDEN_OPS = ("WHILE", "FLEX", "CUSTOM")
 #: "Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'" (the dynamic-range
 #: chunk graph's per-channel hybrid FULLY_CONNECTED).
 TFLITE_RUNTIME_2_14_OPS = {
-    "ADD": 2, "CONCATENATION": 2, "DEQUANTIZE": 3, "FULLY_CONNECTED": 4, "LOGISTIC": 2, "MUL": 2,
-    "QUANTIZE": 2, "RESHAPE": 1, "SOFTMAX": 2, "SPLIT": 2, "STRIDED_SLICE": 2, "TANH": 2, "UNPACK": 1,
+    "ADD": 2,
+    "CONCATENATION": 2,
+    "DEQUANTIZE": 3,
+    "FULLY_CONNECTED": 4,
+    "LOGISTIC": 2,
+    "MUL": 2,
+    "QUANTIZE": 2,
+    "RESHAPE": 1,
+    "SOFTMAX": 2,
+    "SPLIT": 2,
+    "STRIDED_SLICE": 2,
+    "TANH": 2,
+    "UNPACK": 1,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": 2,
 }
 
@@ -47,8 +57,11 @@ def tflite_runtime_support(model_bytes: bytes) -> dict:
     """Whether tflite-runtime 2.14 runs the model: every (op, version) within
     :data:`TFLITE_RUNTIME_2_14_OPS`. Returns {"runtime", "supported", "needs"} where
     ``needs`` lists the ops beyond it ("FULLY_CONNECTED v12 (2.14 runs <= v4 here)")."""
-    needs = [f"{op} v{v} ({'not seen in 2.14' if op not in TFLITE_RUNTIME_2_14_OPS else f'2.14 checked up to v{TFLITE_RUNTIME_2_14_OPS[op]}'})"
-             for op, v in sorted(op_versions(model_bytes).items()) if v > TFLITE_RUNTIME_2_14_OPS.get(op, 0)]
+    needs = [
+        f"{op} v{v} ({'not seen in 2.14' if op not in TFLITE_RUNTIME_2_14_OPS else f'2.14 checked up to v{TFLITE_RUNTIME_2_14_OPS[op]}'})"
+        for op, v in sorted(op_versions(model_bytes).items())
+        if v > TFLITE_RUNTIME_2_14_OPS.get(op, 0)
+    ]
     return {"runtime": "tflite-runtime 2.14.0", "supported": not needs, "needs": needs}
 
 
@@ -61,8 +74,10 @@ def slim(model_bytes: bytes) -> bytes:
     (~5 KB) were a third of the int8 file. Kernels use scale and zero point only, so the
     outputs are bit-identical (tests/test_int8.py checks it in LiteRT and TFLM).
     """
-    from tensorflow.lite.python.util import (_convert_model_from_bytearray_to_object,
-                                             _convert_model_from_object_to_bytearray)
+    from tensorflow.lite.python.util import (
+        _convert_model_from_bytearray_to_object,
+        _convert_model_from_object_to_bytearray,
+    )
 
     model = _convert_model_from_bytearray_to_object(bytearray(model_bytes))
     for graph in model.subgraphs:
@@ -76,8 +91,9 @@ def slim(model_bytes: bytes) -> bytes:
     return bytes(_convert_model_from_object_to_bytearray(model))
 
 
-def convert(model, variant: str, representative: Callable[[], Iterator[dict]] | None,
-            slim_output: bool = True) -> bytes:
+def convert(
+    model, variant: str, representative: Callable[[], Iterator[dict]] | None, slim_output: bool = True
+) -> bytes:
     """Convert a fixed-batch Keras model to one TFLite variant (builtin ops only).
 
     ``variant`` is a key of ``VARIANTS`` (``tflite_int8``) or the bare precision (``int8``);
@@ -120,6 +136,3 @@ def convert(model, variant: str, representative: Callable[[], Iterator[dict]] | 
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         blob = conv.convert()
     return slim(blob) if slim_output else blob
-
-
-

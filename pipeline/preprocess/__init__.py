@@ -9,4 +9,12 @@ numpy and scipy's compiled SOS kernel only (see ``iir``; no TensorFlow, not even
 from pipeline.preprocess.chain import Preprocessor, PreprocessSpec
 from pipeline.preprocess.filters import BandPower, CausalFilter, Decimator, RunningNormaliser, design_sos
 
-__all__ = ["BandPower", "CausalFilter", "Decimator", "PreprocessSpec", "Preprocessor", "RunningNormaliser", "design_sos"]
+__all__ = [
+    "BandPower",
+    "CausalFilter",
+    "Decimator",
+    "PreprocessSpec",
+    "Preprocessor",
+    "RunningNormaliser",
+    "design_sos",
+]

@@ -53,8 +53,9 @@ class PreprocessSpec:
     def __post_init__(self):
         if self.bands_hz is not None:
             if not self.bands_hz or not self.band_power_s > 0:
-                raise ValueError(f"bands_hz needs at least one band and band_power_s > 0 "
-                                 f"(got {self.bands_hz}, {self.band_power_s})")
+                raise ValueError(
+                    f"bands_hz needs at least one band and band_power_s > 0 (got {self.bands_hz}, {self.band_power_s})"
+                )
             for band in self.bands_hz:
                 if len(band) != 2:
                     raise ValueError(f"bands_hz: each band is [low_hz, high_hz], not {band}")
@@ -66,7 +67,8 @@ class PreprocessSpec:
             if self.lowpass_hz is None or self.lowpass_hz >= nyquist_out:
                 raise ValueError(
                     f"decimating {self.fs_in_hz} Hz by {self.decimate} needs a low-pass below "
-                    f"{nyquist_out} Hz (got {self.lowpass_hz}) or it aliases")
+                    f"{nyquist_out} Hz (got {self.lowpass_hz}) or it aliases"
+                )
 
     @property
     def fs_out_hz(self) -> float:
@@ -85,13 +87,23 @@ class PreprocessSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "PreprocessSpec":
         """From :meth:`to_dict` output (a manifest's ``preprocess``); extra keys ignored."""
-        return cls(d["fs_in_hz"], d["decimate"], d["highpass_hz"], d["lowpass_hz"], d["notch_hz"],
-                   d["order"], d["gain"], d.get("running_norm_s"), d.get("bands_hz"), d.get("band_power_s", 0.5))
+        return cls(
+            d["fs_in_hz"],
+            d["decimate"],
+            d["highpass_hz"],
+            d["lowpass_hz"],
+            d["notch_hz"],
+            d["order"],
+            d["gain"],
+            d.get("running_norm_s"),
+            d.get("bands_hz"),
+            d.get("band_power_s", 0.5),
+        )
 
     def to_dict(self) -> dict:
         """JSON-ready description, with the SOS coefficients a device needs."""
         d = {**asdict(self), "fs_out_hz": self.fs_out_hz, "sos": self.sos().tolist()}
-        if self.bands_hz is not None:       # designed in numpy: the device computes the same
+        if self.bands_hz is not None:  # designed in numpy: the device computes the same
             d["band_sos"] = [band_sos(self.fs_out_hz, *b).tolist() for b in self.bands_hz]
         return d
 
@@ -113,10 +125,12 @@ class Preprocessor:
         self.n_channels = n_channels
         self.filter = CausalFilter(spec.sos() if sos is None else sos, n_channels)
         self.decimator = Decimator(spec.decimate)
-        self.normaliser = None if spec.running_norm_s is None else \
-            RunningNormaliser(spec.running_norm_s, spec.fs_out_hz, n_channels)
-        self.bands = None if spec.bands_hz is None else \
-            BandPower(spec.bands_hz, spec.band_power_s, spec.fs_out_hz, n_channels)
+        self.normaliser = (
+            None if spec.running_norm_s is None else RunningNormaliser(spec.running_norm_s, spec.fs_out_hz, n_channels)
+        )
+        self.bands = (
+            None if spec.bands_hz is None else BandPower(spec.bands_hz, spec.band_power_s, spec.fs_out_hz, n_channels)
+        )
         self.n_out_channels = spec.n_out_channels(n_channels)
 
     def reset(self) -> None:
@@ -145,7 +159,8 @@ class Preprocessor:
             raise SamplingRateError(
                 f"{source}: sampled at {fs_hz:g} Hz, but this processing chain was made for "
                 f"{self.spec.fs_in_hz:g} Hz; resample the recording to {self.spec.fs_in_hz:g} Hz "
-                f"first (filter coefficients and window lengths depend on the rate)")
+                f"first (filter coefficients and window lengths depend on the rate)"
+            )
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """(n_samples, n_channels) at fs_in_hz -> (n_out, n_channels) float32 at fs_out_hz."""
@@ -171,9 +186,9 @@ class Preprocessor:
         out = np.full((-(-len(signal) // f), self.n_out_channels), np.nan, dtype=np.float32)
         edges = np.flatnonzero(np.diff(np.concatenate([[0], finite.astype(np.int8), [0]])))
         for a, b in zip(edges[::2], edges[1::2]):
-            self.reset()                                # as the device restarts after a gap
+            self.reset()  # as the device restarts after a gap
             y = self.filter.process(signal[a:b])
-            first = -(-a // f) * f                      # first kept input index >= a
-            kept = y[first - a::f]
-            out[first // f:first // f + len(kept)] = self._scale(kept)
+            first = -(-a // f) * f  # first kept input index >= a
+            kept = y[first - a :: f]
+            out[first // f : first // f + len(kept)] = self._scale(kept)
         return out

@@ -7,8 +7,14 @@ import numpy as np
 from pipeline.preprocess.iir import butter_bandpass_order1, sosfilt, sosfilt_zi
 
 
-def design_sos(fs_hz: float, highpass_hz: float | None = None, lowpass_hz: float | None = None,
-               notch_hz: float | None = None, order: int = 2, notch_q: float = 30.0) -> np.ndarray:
+def design_sos(
+    fs_hz: float,
+    highpass_hz: float | None = None,
+    lowpass_hz: float | None = None,
+    notch_hz: float | None = None,
+    order: int = 2,
+    notch_q: float = 30.0,
+) -> np.ndarray:
     """Design a Butterworth band-pass (or high/low-pass) plus an optional notch.
 
     Parameters
@@ -28,7 +34,7 @@ def design_sos(fs_hz: float, highpass_hz: float | None = None, lowpass_hz: float
         Second-order sections in scipy's layout ``[b0, b1, b2, a0, a1, a2]``; an empty
         (0, 6) array means "no filtering".
     """
-    from scipy import signal as sps   # design only (training/export): the device gets SOS
+    from scipy import signal as sps  # design only (training/export): the device gets SOS
 
     nyquist = fs_hz / 2
     sections = []
@@ -112,7 +118,7 @@ class Decimator:
         """(n_samples, ...) -> (n_kept, ...)."""
         if self.factor == 1:
             return chunk
-        kept = chunk[self.offset_::self.factor]
+        kept = chunk[self.offset_ :: self.factor]
         self.offset_ = (self.offset_ - len(chunk)) % self.factor
         return kept
 
@@ -152,7 +158,7 @@ class RunningNormaliser:
 
     def reset(self) -> None:
         self.zi_ = np.zeros((1, 2, self.n_channels))
-        self.n_seen_ = 0                 # samples since the start (for the bias correction)
+        self.n_seen_ = 0  # samples since the start (for the bias correction)
 
     def mean_square(self, chunk: np.ndarray) -> np.ndarray:
         """(n_samples, n_channels) -> the bias-corrected running mean of its squares, float64."""
@@ -235,7 +241,7 @@ class MovingSum:
         self.reset()
 
     def reset(self) -> None:
-        self.tail_ = np.zeros(self.window)        # the last `window` samples
+        self.tail_ = np.zeros(self.window)  # the last `window` samples
         self.total_ = 0.0
 
     def process(self, x: np.ndarray) -> np.ndarray:
@@ -247,8 +253,8 @@ class MovingSum:
         ext = np.concatenate([self.tail_, x])
         steps = np.empty(n + 1)
         steps[0] = self.total_
-        np.subtract(ext[self.window:], ext[:n], out=steps[1:])
+        np.subtract(ext[self.window :], ext[:n], out=steps[1:])
         out = np.cumsum(steps)[1:]
         self.total_ = float(out[-1])
-        self.tail_ = ext[-self.window:]
+        self.tail_ = ext[-self.window :]
         return out

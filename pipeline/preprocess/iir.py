@@ -48,7 +48,7 @@ def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray,
     -------
     y : (n_samples, n_channels) float64, and the final state zf like zi
     """
-    work = np.array(x.T, dtype=np.float64, order="C")                   # (channels, samples), in place
+    work = np.array(x.T, dtype=np.float64, order="C")  # (channels, samples), in place
     state = np.ascontiguousarray(np.transpose(zi, (2, 0, 1)), dtype=np.float64)
     _SOSFILT(np.ascontiguousarray(sos, dtype=np.float64), work, state)
     return work.T, np.transpose(state, (1, 2, 0))

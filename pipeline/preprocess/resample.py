@@ -69,7 +69,7 @@ class Resampler:
         # Cut-off in cycles per input sample.
         self.cutoff = ROLLOFF * 0.5 * min(1.0, self.up / self.down)
         self.half_width = int(np.ceil(ZERO_CROSSINGS / (2 * self.cutoff)))
-        self.offsets = np.arange(-self.half_width + 1, self.half_width + 1)     # taps, in input samples
+        self.offsets = np.arange(-self.half_width + 1, self.half_width + 1)  # taps, in input samples
         self.latency_s = self.half_width / self.fs_in_hz
         self.table = self._taps(np.arange(self.up)) if self.up <= MAX_TABLE_PHASES else None
         self.reset()
@@ -78,17 +78,17 @@ class Resampler:
         """(n, 2 * half_width) taps for outputs at phases ``phases`` (in 1/up of an input
         sample past the tap at offset 0), each phase scaled to a DC gain of exactly 1."""
         frac = np.asarray(phases, dtype=np.float64)[:, None] / self.up
-        u = frac - self.offsets[None, :]                       # distance of each tap, input samples
+        u = frac - self.offsets[None, :]  # distance of each tap, input samples
         window = np.i0(KAISER_BETA * np.sqrt(np.clip(1.0 - (u / self.half_width) ** 2, 0.0, None)))
         taps = 2 * self.cutoff * np.sinc(2 * self.cutoff * u) * window
         return taps / taps.sum(axis=1, keepdims=True)
 
     def reset(self) -> None:
         """Forget the stream: the next sample starts it afresh."""
-        self.buffer_: np.ndarray | None = None   # input samples from index buffer_start_ on
+        self.buffer_: np.ndarray | None = None  # input samples from index buffer_start_ on
         self.buffer_start_ = 0
-        self.n_in_ = 0                           # input samples received since the reset
-        self.m_next_ = 0                         # index of the next output sample
+        self.n_in_ = 0  # input samples received since the reset
+        self.m_next_ = 0  # index of the next output sample
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """(n_samples, n_channels) at fs_in -> (n_out, n_channels) float64 at fs_out."""
@@ -113,11 +113,11 @@ class Resampler:
             base, phase = np.divmod(m * self.down, self.up)
             taps = self.table[phase] if self.table is not None else self._taps(phase)
             rows = (base - self.buffer_start_)[:, None] + self.offsets[None, :]
-            for a in range(0, len(m), 2048):                    # bounded memory for long pushes
-                window = self.buffer_[rows[a:a + 2048]]         # (n, taps, channels)
+            for a in range(0, len(m), 2048):  # bounded memory for long pushes
+                window = self.buffer_[rows[a : a + 2048]]  # (n, taps, channels)
                 # A running sum over the taps (cumsum is a sequential scan, never pairwise):
                 # each output is the same sequence of additions whatever the chunking.
-                out[a:a + 2048] = np.cumsum(taps[a:a + 2048, :, None] * window, axis=1)[:, -1]
+                out[a : a + 2048] = np.cumsum(taps[a : a + 2048, :, None] * window, axis=1)[:, -1]
             self.m_next_ = int(m[-1]) + 1
         # Keep what the next outputs can still reach.
         next_base = (self.m_next_ * self.down) // self.up

@@ -17,9 +17,14 @@ from pipeline.read.locate import dataset_dir
 from pipeline.read.record import Record, checked
 
 
-def read_bonn_segment(path: str | Path, fs_hz: float | None = None,
-                      n_samples: int | None = None, checksum_root: Path | None = None,
-                      checksum_list: Path | None = None, strict: bool = False) -> Record:
+def read_bonn_segment(
+    path: str | Path,
+    fs_hz: float | None = None,
+    n_samples: int | None = None,
+    checksum_root: Path | None = None,
+    checksum_list: Path | None = None,
+    strict: bool = False,
+) -> Record:
     """Read one Bonn segment file.
 
     Returns
@@ -52,9 +57,16 @@ def read_bonn_segment(path: str | Path, fs_hz: float | None = None,
     if len(values) != n_samples:
         raise RecordError(f"{path}: {len(values)} samples, expected {n_samples}")
     record = Record(
-        record_id=path.stem, subject_id=path.stem, signal=values.astype(np.float32)[:, None],
-        fs_hz=fs_hz, channel_names=("EEG",), units=(card.raw["units"],), source=path,
-        label=path.parent.name, full_scale=((-2048.0, 2047.0),))   # the 12-bit converter
+        record_id=path.stem,
+        subject_id=path.stem,
+        signal=values.astype(np.float32)[:, None],
+        fs_hz=fs_hz,
+        channel_names=("EEG",),
+        units=(card.raw["units"],),
+        source=path,
+        label=path.parent.name,
+        full_scale=((-2048.0, 2047.0),),
+    )  # the 12-bit converter
     return checked(record, strict=strict)
 
 
@@ -82,8 +94,9 @@ def bonn_segment_paths(data_dir: str | Path | None = None) -> dict[str, list[Pat
     return out
 
 
-def read_bonn(set_name: str, segment: str, data_dir: str | Path | None = None,
-              verify: bool = True, strict: bool = False) -> Record:
+def read_bonn(
+    set_name: str, segment: str, data_dir: str | Path | None = None, verify: bool = True, strict: bool = False
+) -> Record:
     """Read segment ``segment`` (e.g. ``"Z001"``) of set ``set_name`` (e.g. ``"A_Z"``)."""
     card = load_card("bonn")
     folder = dataset_dir("bonn", data_dir)
@@ -91,5 +104,6 @@ def read_bonn(set_name: str, segment: str, data_dir: str | Path | None = None,
         raise RecordError(f"'{set_name}' is not a Bonn set (sets: {list(card.labels)})")
     candidates = [folder / set_name / f"{segment}{ext}" for ext in (".txt", ".TXT")]
     path = next((p for p in candidates if p.is_file()), candidates[0])
-    return read_bonn_segment(path, checksum_root=folder,
-                             checksum_list=card.checksums_path if verify else None, strict=strict)
+    return read_bonn_segment(
+        path, checksum_root=folder, checksum_list=card.checksums_path if verify else None, strict=strict
+    )

@@ -19,13 +19,29 @@ from pipeline.errors import ConfigError
 CARDS_DIR = Path(__file__).resolve().parents[2] / "datasets"
 
 _REQUIRED = {
-    "name": str, "title": str, "version": str, "publisher_url": str, "licence": str,
-    "citation": list, "format": str, "fs_hz": float, "channels": list, "units": str, "checksums": str,
-    "download": dict, "labels": dict, "splits": dict,
+    "name": str,
+    "title": str,
+    "version": str,
+    "publisher_url": str,
+    "licence": str,
+    "citation": list,
+    "format": str,
+    "fs_hz": float,
+    "channels": list,
+    "units": str,
+    "checksums": str,
+    "download": dict,
+    "labels": dict,
+    "splits": dict,
 }
 _OPTIONAL = {
-    "records": list, "subjects": list, "expected_counts": dict,
-    "samples_per_segment": int, "segments_per_set": int, "valid_range": list, "channel_aliases": dict,
+    "records": list,
+    "subjects": list,
+    "expected_counts": dict,
+    "samples_per_segment": int,
+    "segments_per_set": int,
+    "valid_range": list,
+    "channel_aliases": dict,
 }
 
 
@@ -49,7 +65,7 @@ def parse_card(data: dict[str, Any], source: Path) -> DatasetCard:
     unknown = set(data) - set(_REQUIRED) - set(_OPTIONAL)
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}")
-    for key, typ in _REQUIRED.items():
+    for key in _REQUIRED:
         if key not in data:
             raise ConfigError(f"{source}: missing key '{key}'")
     for key, typ in {**_REQUIRED, **_OPTIONAL}.items():
@@ -57,13 +73,17 @@ def parse_card(data: dict[str, Any], source: Path) -> DatasetCard:
             value = data[key]
             ok = isinstance(value, (int, float)) if typ is float else isinstance(value, typ)
             if not ok or (typ is int and isinstance(value, bool)):
-                raise ConfigError(
-                    f"{source}: key '{key}' should be {typ.__name__}, got {type(value).__name__}")
+                raise ConfigError(f"{source}: key '{key}' should be {typ.__name__}, got {type(value).__name__}")
     return DatasetCard(
-        name=data["name"], title=data["title"], fs_hz=float(data["fs_hz"]),
+        name=data["name"],
+        title=data["title"],
+        fs_hz=float(data["fs_hz"]),
         channels=tuple(data["channels"]),
         checksums_path=source.parent / data["checksums"],
-        labels=data["labels"], splits=data["splits"], download=data["download"], raw=data,
+        labels=data["labels"],
+        splits=data["splits"],
+        download=data["download"],
+        raw=data,
     )
 
 

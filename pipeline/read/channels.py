@@ -56,9 +56,13 @@ def accepted_names(model_channel: str, aliases: dict[str, list[str]] | None = No
     return list(dict.fromkeys(names))
 
 
-def resolve_channels(model_channels: list[str], input_channels: list[str],
-                     aliases: dict[str, list[str]] | None = None,
-                     mapping: dict[str, str] | None = None, where: str = "input") -> list[int]:
+def resolve_channels(
+    model_channels: list[str],
+    input_channels: list[str],
+    aliases: dict[str, list[str]] | None = None,
+    mapping: dict[str, str] | None = None,
+    where: str = "input",
+) -> list[int]:
     """Index into ``input_channels`` of each model channel, in the model's order.
 
     Parameters
@@ -82,8 +86,10 @@ def resolve_channels(model_channels: list[str], input_channels: list[str],
             used_keys.add(keys[0])
             wanted = normalise_label(mapping[keys[0]])
             if wanted not in have:
-                raise ChannelError(f"{where}: --channels maps the model's '{channel}' to '{mapping[keys[0]]}', "
-                                   f"which {where} does not have (channels: {list(input_channels)})")
+                raise ChannelError(
+                    f"{where}: --channels maps the model's '{channel}' to '{mapping[keys[0]]}', "
+                    f"which {where} does not have (channels: {list(input_channels)})"
+                )
             out.append(have.index(wanted))
             continue
         found = next((have.index(normalise_label(n)) for n in names if normalise_label(n) in have), None)
@@ -92,14 +98,17 @@ def resolve_channels(model_channels: list[str], input_channels: list[str],
             raise ChannelError(
                 f"{where}: no channel for the model's '{channel}'; {where} has {list(input_channels)}, "
                 f"the model needs {needed}; map them with --channels "
-                + ",".join(f"{c.split('|')[0]}=NAME" for c in model_channels))
+                + ",".join(f"{c.split('|')[0]}=NAME" for c in model_channels)
+            )
         out.append(found)
     unused = sorted(set(mapping) - used_keys)
     if unused:
-        raise ChannelError(f"--channels names {unused}, which are not channels of the model "
-                           f"({', '.join(model_channels)})")
+        raise ChannelError(
+            f"--channels names {unused}, which are not channels of the model ({', '.join(model_channels)})"
+        )
     if len(set(out)) != len(out):
         taken = [input_channels[i] for i in out]
-        raise ChannelError(f"{where}: one input channel would feed two model channels ({taken}); "
-                           f"map them with --channels")
+        raise ChannelError(
+            f"{where}: one input channel would feed two model channels ({taken}); map them with --channels"
+        )
     return out

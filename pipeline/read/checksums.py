@@ -61,7 +61,8 @@ def verify_file(path: Path, root: Path, list_path: Path) -> None:
     if actual != sums[rel]:
         raise ChecksumError(
             f"{path}: sha256 {actual[:16]}... does not match {sums[rel][:16]}... in "
-            f"{list_path}: the file was altered or damaged")
+            f"{list_path}: the file was altered or damaged"
+        )
     _verified.add(key)
 
 
@@ -69,7 +70,7 @@ def verify_tree(root: Path, list_path: Path, progress=None) -> list[str]:
     """Verify every file of a checksum list; return one problem string per bad file."""
     problems = []
     items = sorted(read_checksum_list(Path(list_path)))
-    for rel in (progress(items) if progress else items):
+    for rel in progress(items) if progress else items:
         try:
             verify_file(Path(root) / rel, Path(root), list_path)
         except ChecksumError as err:

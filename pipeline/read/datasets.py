@@ -71,8 +71,7 @@ class _Eegmat(DatasetAdapter):
         if label:
             return read_eegmat(subject, label, data_dir)
         parts = [read_eegmat(subject, lbl, data_dir) for lbl in ("rest", "task")]
-        return replace(parts[0], record_id=subject, label=None,
-                       signal=np.concatenate([p.signal for p in parts]))
+        return replace(parts[0], record_id=subject, label=None, signal=np.concatenate([p.signal for p in parts]))
 
     def heldout_ids(self, split_test: list[str]) -> list[str]:
         return [f"{subject}/{label}" for subject in split_test for label in ("rest", "task")]

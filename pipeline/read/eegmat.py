@@ -32,8 +32,14 @@ def _short_name(label: str) -> str:
     return rest if kind in ("EEG", "ECG") and rest else label.strip()
 
 
-def read_edf(path: str | Path, channels: list[str] | None = None, strict: bool = False,
-             label: str | None = None, subject_id: str | None = None, full_labels: bool = False) -> Record:
+def read_edf(
+    path: str | Path,
+    channels: list[str] | None = None,
+    strict: bool = False,
+    label: str | None = None,
+    subject_id: str | None = None,
+    full_labels: bool = False,
+) -> Record:
     """Read channels of an EDF/BDF file by name.
 
     ``full_labels``: name channels as the file labels them (``'EEG Fp1'``); by default
@@ -76,9 +82,16 @@ def read_edf(path: str | Path, channels: list[str] | None = None, strict: bool =
     finally:
         reader.close()
     record = Record(
-        record_id=path.stem, subject_id=subject_id or path.stem, signal=signal,
-        fs_hz=rates.pop(), channel_names=tuple(wanted), units=units, source=path, label=label,
-        full_scale=full_scale)
+        record_id=path.stem,
+        subject_id=subject_id or path.stem,
+        signal=signal,
+        fs_hz=rates.pop(),
+        channel_names=tuple(wanted),
+        units=units,
+        source=path,
+        label=label,
+        full_scale=full_scale,
+    )
     return checked(record, strict=strict)
 
 
@@ -92,9 +105,14 @@ def eegmat_label(stem: str) -> tuple[str, str]:
     return match.group(1), labels[suffix]
 
 
-def read_eegmat(subject: str, label: str, data_dir: str | Path | None = None,
-                channels: list[str] | None = None, verify: bool = True,
-                strict: bool = False) -> Record:
+def read_eegmat(
+    subject: str,
+    label: str,
+    data_dir: str | Path | None = None,
+    channels: list[str] | None = None,
+    verify: bool = True,
+    strict: bool = False,
+) -> Record:
     """Read ``subject`` (``"Subject00"``) at ``label`` (``"rest"`` or ``"task"``)."""
     card = load_card("eegmat")
     if label not in card.labels:
@@ -110,5 +128,6 @@ def eegmat_subjects(data_dir: str | Path | None = None) -> list[str]:
     """Subjects with both files present, sorted."""
     folder = dataset_dir("eegmat", data_dir)
     stems = {p.stem for p in folder.glob("Subject*_*.edf")}
-    return sorted({s.split("_")[0] for s in stems
-                   if f"{s.split('_')[0]}_1" in stems and f"{s.split('_')[0]}_2" in stems})
+    return sorted(
+        {s.split("_")[0] for s in stems if f"{s.split('_')[0]}_1" in stems and f"{s.split('_')[0]}_2" in stems}
+    )

@@ -48,9 +48,16 @@ def is_recording_path(arg: str) -> Path | None:
     return None
 
 
-def read_recording(path: str | Path, *, fs_hz: float | None = None, units: str | None = None,
-                   channels: list[str] | None = None, gain: float | None = None,
-                   mat_var: str | None = None, annotator: str | None = "auto") -> Record:
+def read_recording(
+    path: str | Path,
+    *,
+    fs_hz: float | None = None,
+    units: str | None = None,
+    channels: list[str] | None = None,
+    gain: float | None = None,
+    mat_var: str | None = None,
+    annotator: str | None = "auto",
+) -> Record:
     """Read one recording of any supported format.
 
     Parameters
@@ -93,8 +100,10 @@ def read_recording(path: str | Path, *, fs_hz: float | None = None, units: str |
 def _no_options(path: Path, source: str, **options) -> None:
     given = [k for k, v in options.items() if v is not None]
     if given:
-        raise RecordError(f"{path}: {', '.join('--' + k.replace('_hz', '') for k in given)} given, but "
-                          f"{source} states them; leave them out")
+        raise RecordError(
+            f"{path}: {', '.join('--' + k.replace('_hz', '') for k in given)} given, but "
+            f"{source} states them; leave them out"
+        )
 
 
 def _bare(path: Path, signal: np.ndarray, names, fs_hz, units, channels, gain) -> Record:
@@ -102,8 +111,10 @@ def _bare(path: Path, signal: np.ndarray, names, fs_hz, units, channels, gain) -
     if fs_hz is None:
         raise SamplingRateError(f"{path}: a {path.suffix} file does not say its sampling rate: give --fs HZ")
     if units is None:
-        raise UnitError(f"{path}: a {path.suffix} file does not say its units: give --units (mV, uV, ...; "
-                        f"with --gain for converter counts)")
+        raise UnitError(
+            f"{path}: a {path.suffix} file does not say its units: give --units (mV, uV, ...; "
+            f"with --gain for converter counts)"
+        )
     n_channels = signal.shape[1]
     if channels is not None:
         if len(channels) != n_channels:
@@ -115,8 +126,15 @@ def _bare(path: Path, signal: np.ndarray, names, fs_hz, units, channels, gain) -
         if not gain or not np.isfinite(gain):
             raise RecordError(f"{path}: --gain must be a finite, non-zero number of counts per {units}")
         signal = signal / gain
-    record = Record(record_id=path.stem, subject_id=path.stem, signal=np.ascontiguousarray(signal, np.float32),
-                    fs_hz=float(fs_hz), channel_names=tuple(names), units=(units,) * n_channels, source=path)
+    record = Record(
+        record_id=path.stem,
+        subject_id=path.stem,
+        signal=np.ascontiguousarray(signal, np.float32),
+        fs_hz=float(fs_hz),
+        channel_names=tuple(names),
+        units=(units,) * n_channels,
+        source=path,
+    )
     return checked(record)
 
 
@@ -133,7 +151,7 @@ def _read_text(path: Path) -> tuple[np.ndarray, list[str] | None]:
             values = [float(t) for t in tokens]
         except ValueError:
             if not rows and names is None:
-                names = tokens                          # a header row
+                names = tokens  # a header row
                 continue
             raise RecordError(f"{path}: line {number} is not numbers: {line[:60]!r}") from None
         if width is None:
@@ -158,8 +176,9 @@ def _as_samples(path: Path, array, what: str) -> np.ndarray:
     if a.ndim != 2:
         raise RecordError(f"{path}: {what} has shape {np.shape(array)}; expected (n_samples, n_channels)")
     if a.shape[0] < a.shape[1]:
-        raise RecordError(f"{path}: {what} has shape {a.shape}: more channels than samples; store it as "
-                          f"(n_samples, n_channels)")
+        raise RecordError(
+            f"{path}: {what} has shape {a.shape}: more channels than samples; store it as (n_samples, n_channels)"
+        )
     return a.astype(np.float64)
 
 
@@ -175,23 +194,31 @@ def _read_mat(path: Path, mat_var: str | None) -> np.ndarray:
     with open(path, "rb") as f:
         head = f.read(128)
     if b"MATLAB 7.3" in head or head.startswith(b"\x89HDF"):
-        raise RecordError(f"{path}: a MATLAB v7.3 (HDF5) file, which scipy.io cannot read: save it with "
-                          f"save(..., '-v7') or export the signal as .npy or CSV")
+        raise RecordError(
+            f"{path}: a MATLAB v7.3 (HDF5) file, which scipy.io cannot read: save it with "
+            f"save(..., '-v7') or export the signal as .npy or CSV"
+        )
     from scipy.io import loadmat
 
     try:
         data = loadmat(path)
     except Exception as err:  # scipy raises several types for damaged files
         raise RecordError(f"{path}: not a readable MATLAB file: {err}") from None
-    arrays = {k: v for k, v in data.items() if not k.startswith("__") and isinstance(v, np.ndarray)
-              and v.dtype.kind in "fiu" and v.size > 1}
+    arrays = {
+        k: v
+        for k, v in data.items()
+        if not k.startswith("__") and isinstance(v, np.ndarray) and v.dtype.kind in "fiu" and v.size > 1
+    }
     if mat_var is not None:
         if mat_var not in data:
-            raise RecordError(f"{path}: no variable '{mat_var}' (variables: {sorted(k for k in data if not k.startswith('__'))})")
+            raise RecordError(
+                f"{path}: no variable '{mat_var}' (variables: {sorted(k for k in data if not k.startswith('__'))})"
+            )
         return _as_samples(path, data[mat_var], f"variable '{mat_var}'")
     if not arrays:
-        raise RecordError(f"{path}: no numeric array in the file (variables: "
-                          f"{sorted(k for k in data if not k.startswith('__'))})")
+        raise RecordError(
+            f"{path}: no numeric array in the file (variables: {sorted(k for k in data if not k.startswith('__'))})"
+        )
     if len(arrays) > 1:
         raise RecordError(f"{path}: several numeric arrays {sorted(arrays)}: name the signal with --mat-var")
     name, array = next(iter(arrays.items()))
@@ -199,6 +226,7 @@ def _read_mat(path: Path, mat_var: str | None) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- WFDB, EDF
+
 
 def _uncalibrated(hea: Path) -> list[int]:
     """Indices of signals whose header gain is 0 or missing (the WFDB "uncalibrated")."""
@@ -239,17 +267,22 @@ def read_wfdb_any(record_path: Path, channels: list[str] | None = None, annotato
         full_scale.append(((lo - base) / gain, (hi - base) / gain))
     units = list(record.units)
     for k in _uncalibrated(hea):
-        warnings.warn(f"{hea}: signal {record.channel_names[k]} has gain 0 (uncalibrated); "
-                      f"assumed {WFDB_DEFAULT_GAIN:g} ADC units per {units[k] or 'mV'}, as the WFDB spec says",
-                      stacklevel=2)
+        warnings.warn(
+            f"{hea}: signal {record.channel_names[k]} has gain 0 (uncalibrated); "
+            f"assumed {WFDB_DEFAULT_GAIN:g} ADC units per {units[k] or 'mV'}, as the WFDB spec says",
+            stacklevel=2,
+        )
         units[k] = units[k] or "mV"
     record = replace(record, units=tuple(u or "mV" for u in units), full_scale=tuple(full_scale))
     if channels is not None:
         idx = [record.channel_index(c) for c in channels]
-        record = replace(record, signal=np.ascontiguousarray(record.signal[:, idx]),
-                         channel_names=tuple(record.channel_names[i] for i in idx),
-                         units=tuple(record.units[i] for i in idx),
-                         full_scale=tuple(record.full_scale[i] for i in idx))
+        record = replace(
+            record,
+            signal=np.ascontiguousarray(record.signal[:, idx]),
+            channel_names=tuple(record.channel_names[i] for i in idx),
+            units=tuple(record.units[i] for i in idx),
+            full_scale=tuple(record.full_scale[i] for i in idx),
+        )
     return record
 
 

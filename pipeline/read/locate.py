@@ -53,7 +53,7 @@ def dataset_dir(name: str, data_dir: str | Path | None = None, download: bool = 
     roots = candidate_roots(data_dir)
     if data_dir is not None:
         roots = roots[:1]
-    for origin, root in roots:
+    for _origin, root in roots:
         folder = root / name
         if folder.is_dir() and any(folder.iterdir()):
             return folder
@@ -63,7 +63,8 @@ def dataset_dir(name: str, data_dir: str | Path | None = None, download: bool = 
     raise DataUnavailableError(
         f"dataset '{name}' not found; looked in: {looked}. Point --data-dir or "
         f"{ENV_DATA} at a folder holding '{name}/', or run "
-        f"'biosig-edge data fetch {name}' on a machine with internet access.")
+        f"'biosig-edge data fetch {name}' on a machine with internet access."
+    )
 
 
 def fetch(card: DatasetCard, target: Path) -> Path:
@@ -91,7 +92,8 @@ def fetch(card: DatasetCard, target: Path) -> Path:
         raise DataUnavailableError(
             f"could not download '{card.name}' from {card.raw['publisher_url']}: "
             f"{type(err).__name__}: {err}. This machine may be offline; download the files "
-            f"elsewhere and point --data-dir or {ENV_DATA} at them.") from None
+            f"elsewhere and point --data-dir or {ENV_DATA} at them."
+        ) from None
     partial.rename(target)
     return target
 
@@ -109,7 +111,8 @@ def _unpack_zips(card: DatasetCard, search_dir: Path, dest: Path) -> None:
         raise DataUnavailableError(
             f"the '{card.name}' archives {missing} are not in {search_dir}. The publisher "
             f"serves them from {card.raw['publisher_url']}; download them there by hand, "
-            f"put them in {search_dir} and run the command again.")
+            f"put them in {search_dir} and run the command again."
+        )
     for set_name, archive in archives.items():
         with zipfile.ZipFile(search_dir / archive) as zf:
             for member in zf.namelist():

@@ -24,8 +24,18 @@ from pipeline.read.record import BeatAnnotations, Record, checked
 NON_BEAT_SYMBOLS = frozenset("[ ! ] x ( ) p t u ` ' ^ | ~ + s T * D = \" @".split())
 
 #: Bytes per sample of the WFDB storage formats, to tell a truncated .dat before wfdb does.
-_BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2,
-                     "212": 1.5, "310": 4 / 3, "311": 4 / 3}
+_BYTES_PER_SAMPLE = {
+    "8": 1,
+    "16": 2,
+    "24": 3,
+    "32": 4,
+    "61": 2,
+    "80": 1,
+    "160": 2,
+    "212": 1.5,
+    "310": 4 / 3,
+    "311": 4 / 3,
+}
 
 
 def aami_map(card_name: str = "mitdb") -> dict[str, str]:
@@ -68,16 +78,22 @@ def _check_dat_size(header, record_path: Path) -> None:
         if actual < expected:
             raise RecordError(
                 f"{dat}: truncated: {actual} bytes, but {record_path}.hea promises "
-                f"{header.sig_len} samples x {len(fmts)} signals = {expected} bytes")
+                f"{header.sig_len} samples x {len(fmts)} signals = {expected} bytes"
+            )
         if actual > expected + 4:  # format 212/310 may pad the last frame
             raise RecordError(
                 f"{dat}: header/data mismatch: {actual} bytes, but {record_path}.hea "
-                f"describes {expected} bytes ({header.sig_len} samples x {len(fmts)} signals)")
+                f"describes {expected} bytes ({header.sig_len} samples x {len(fmts)} signals)"
+            )
 
 
-def read_wfdb(record_path: str | Path, channels: list[str] | None = None,
-              annotator: str | None = "atr", checksum_list: Path | None = None,
-              strict: bool = False) -> Record:
+def read_wfdb(
+    record_path: str | Path,
+    channels: list[str] | None = None,
+    annotator: str | None = "atr",
+    checksum_list: Path | None = None,
+    strict: bool = False,
+) -> Record:
     """Read a WFDB record (``.hea`` + ``.dat`` [+ annotations]).
 
     Parameters
@@ -120,16 +136,25 @@ def read_wfdb(record_path: str | Path, channels: list[str] | None = None,
     except Exception as err:
         raise RecordError(f"{record_path}.dat: cannot be read with {hea.name}: {err}") from None
     draft = Record(
-        record_id=record_path.name, subject_id=record_path.name,
-        signal=rec.p_signal.astype(np.float32), fs_hz=float(rec.fs),
-        channel_names=tuple(rec.sig_name), units=tuple(rec.units), source=hea)
+        record_id=record_path.name,
+        subject_id=record_path.name,
+        signal=rec.p_signal.astype(np.float32),
+        fs_hz=float(rec.fs),
+        channel_names=tuple(rec.sig_name),
+        units=tuple(rec.units),
+        source=hea,
+    )
     if channels is not None:
         idx = [draft.channel_index(c) for c in channels]
         draft = Record(
-            record_id=draft.record_id, subject_id=draft.subject_id,
-            signal=np.ascontiguousarray(draft.signal[:, idx]), fs_hz=draft.fs_hz,
+            record_id=draft.record_id,
+            subject_id=draft.subject_id,
+            signal=np.ascontiguousarray(draft.signal[:, idx]),
+            fs_hz=draft.fs_hz,
             channel_names=tuple(draft.channel_names[i] for i in idx),
-            units=tuple(draft.units[i] for i in idx), source=hea)
+            units=tuple(draft.units[i] for i in idx),
+            source=hea,
+        )
     beats = None
     if annotator:
         ann_path = record_path.with_suffix("." + annotator)
@@ -141,26 +166,31 @@ def read_wfdb(record_path: str | Path, channels: list[str] | None = None,
         if len(beats.sample) and (beats.sample.max() >= draft.n_samples or beats.sample.min() < 0):
             raise RecordError(
                 f"{ann_path}: header/data mismatch: a beat at sample {beats.sample.max()} "
-                f"lies outside the {draft.n_samples} samples of the record")
+                f"lies outside the {draft.n_samples} samples of the record"
+            )
     from dataclasses import replace
 
     return checked(replace(draft, beats=beats), strict=strict)
 
 
-def read_mitdb(record_id: str, data_dir: str | Path | None = None,
-               channels: list[str] | None = None, verify: bool = True,
-               strict: bool = False) -> Record:
+def read_mitdb(
+    record_id: str,
+    data_dir: str | Path | None = None,
+    channels: list[str] | None = None,
+    verify: bool = True,
+    strict: bool = False,
+) -> Record:
     """Read MIT-BIH record ``record_id`` (e.g. ``"100"``) from the dataset folder."""
     card = load_card("mitdb")
     if str(record_id) not in card.raw["records"]:
         raise RecordError(f"'{record_id}' is not an MIT-BIH record (see datasets/mitdb.toml)")
     folder = dataset_dir("mitdb", data_dir)
-    return read_wfdb(folder / str(record_id), channels=channels,
-                     checksum_list=card.checksums_path if verify else None, strict=strict)
+    return read_wfdb(
+        folder / str(record_id), channels=channels, checksum_list=card.checksums_path if verify else None, strict=strict
+    )
 
 
-def read_mitdb_beats(record_id: str, data_dir: str | Path | None = None,
-                     verify: bool = True) -> BeatAnnotations:
+def read_mitdb_beats(record_id: str, data_dir: str | Path | None = None, verify: bool = True) -> BeatAnnotations:
     """Only the beat annotations of an MIT-BIH record (fast: no signal is read)."""
     import wfdb
 

@@ -60,9 +60,11 @@ class QualityIssue:
     stop: int
 
     def describe(self, fs_hz: float) -> str:
-        return (f"{self.kind} samples in channel {self.channel} at "
-                f"{self.start / fs_hz:.3f}-{self.stop / fs_hz:.3f} s "
-                f"({self.stop - self.start} samples)")
+        return (
+            f"{self.kind} samples in channel {self.channel} at "
+            f"{self.start / fs_hz:.3f}-{self.stop / fs_hz:.3f} s "
+            f"({self.stop - self.start} samples)"
+        )
 
 
 @dataclass(frozen=True)
@@ -146,14 +148,13 @@ class Record:
         for alternative in name.split("|"):
             if alternative in self.channel_names:
                 return self.channel_names.index(alternative)
-        raise ChannelError(
-            f"{self.source}: no channel '{name}' (channels: {list(self.channel_names)})")
+        raise ChannelError(f"{self.source}: no channel '{name}' (channels: {list(self.channel_names)})")
 
     def bad_mask(self) -> np.ndarray:
         """Boolean mask of shape (n_samples,): True where any channel has an issue."""
         mask = np.zeros(self.n_samples, dtype=bool)
         for issue in self.issues:
-            mask[issue.start:issue.stop] = True
+            mask[issue.start : issue.stop] = True
         return mask
 
 
@@ -205,9 +206,11 @@ def checked(record: Record, strict: bool = False, flat_min_s: float = 1.0) -> Re
         spans: dict[tuple[str, int, int], list[str]] = {}
         for i in issues:
             spans.setdefault((i.kind, i.start, i.stop), []).append(i.channel)
-        parts = [f"{kind} samples in channel{'s' if len(chs) > 1 else ''} {', '.join(chs)} at "
-                 f"{a / record.fs_hz:.3f}-{b / record.fs_hz:.3f} s ({b - a} samples)"
-                 for (kind, a, b), chs in list(spans.items())[:3]]
+        parts = [
+            f"{kind} samples in channel{'s' if len(chs) > 1 else ''} {', '.join(chs)} at "
+            f"{a / record.fs_hz:.3f}-{b / record.fs_hz:.3f} s ({b - a} samples)"
+            for (kind, a, b), chs in list(spans.items())[:3]
+        ]
         more = f" and {len(spans) - 3} more" if len(spans) > 3 else ""
         message = f"{record.source}: {'; '.join(parts)}{more}"
         if strict:

@@ -18,10 +18,21 @@ _VOLTS = {"V": 1.0, "mV": 1e-3, "uV": 1e-6, "nV": 1e-9}
 
 #: Spellings met in WFDB headers, EDF headers and users' options -> canonical name.
 _ALIASES = {
-    "v": "V", "volt": "V", "volts": "V",
-    "mv": "mV", "millivolt": "mV", "millivolts": "mV",
-    "uv": "uV", "µv": "uV", "μv": "uV", "microvolt": "uV", "microvolts": "uV", "mcv": "uV",
-    "nv": "nV", "nanovolt": "nV", "nanovolts": "nV",
+    "v": "V",
+    "volt": "V",
+    "volts": "V",
+    "mv": "mV",
+    "millivolt": "mV",
+    "millivolts": "mV",
+    "uv": "uV",
+    "µv": "uV",
+    "μv": "uV",
+    "microvolt": "uV",
+    "microvolts": "uV",
+    "mcv": "uV",
+    "nv": "nV",
+    "nanovolt": "nV",
+    "nanovolts": "nV",
 }
 
 #: Names that say a signal is in raw converter counts: meaningless without a gain.
@@ -32,8 +43,10 @@ def canonical_unit(unit: str, where: str = "input") -> str:
     """``'µV'``, ``'uv'``, ``'microvolts'`` -> ``'uV'``; refuse anything that is not a voltage."""
     key = str(unit).strip().lower()
     if key in UNCALIBRATED:
-        raise UnitError(f"{where}: units {unit!r} are uncalibrated converter counts; give the gain "
-                        f"(--gain, counts per unit) and the units (--units mV or uV)")
+        raise UnitError(
+            f"{where}: units {unit!r} are uncalibrated converter counts; give the gain "
+            f"(--gain, counts per unit) and the units (--units mV or uV)"
+        )
     if key not in _ALIASES:
         raise UnitError(f"{where}: unknown units {unit!r} (known: V, mV, uV, nV)")
     return _ALIASES[key]

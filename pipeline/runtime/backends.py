@@ -21,20 +21,24 @@ def litert_interpreter_class():
     """
     try:
         from ai_edge_litert.interpreter import Interpreter
+
         return Interpreter, "ai_edge_litert"
     except ImportError:
         pass
     try:
         from tflite_runtime.interpreter import Interpreter
+
         return Interpreter, "tflite_runtime"
     except ImportError:
         pass
     try:
         from tensorflow.lite import Interpreter
+
         return Interpreter, "tensorflow.lite"
     except ImportError:
-        raise ImportError("no TFLite interpreter: pip install ai-edge-litert "
-                          "(or tflite-runtime, or tensorflow)") from None
+        raise ImportError(
+            "no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime, or tensorflow)"
+        ) from None
 
 
 def quantise(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -72,10 +76,19 @@ class LiteRTModel:
     def tensor_details(self) -> tuple[list[dict], list[dict]]:
         def describe(d, role):
             scale, zero = d["quantization"]
-            return {"name": role, "tensor": d["name"], "dtype": np.dtype(d["dtype"]).name,
-                    "shape": d["shape"].tolist(), "scale": float(scale), "zero_point": int(zero)}
-        return ([describe(d, n.split("serving_default_")[-1].split(":")[0]) for n, d in self.inputs.items()],
-                [describe(self.output, "probs")])
+            return {
+                "name": role,
+                "tensor": d["name"],
+                "dtype": np.dtype(d["dtype"]).name,
+                "shape": d["shape"].tolist(),
+                "scale": float(scale),
+                "zero_point": int(zero),
+            }
+
+        return (
+            [describe(d, n.split("serving_default_")[-1].split(":")[0]) for n, d in self.inputs.items()],
+            [describe(self.output, "probs")],
+        )
 
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         n = len(next(iter(inputs.values())))
@@ -87,7 +100,7 @@ class LiteRTModel:
             # independent windows must start from zero state.
             self.interpreter.reset_all_variables()
             for name, d in targets.items():
-                self.interpreter.set_tensor(d["index"], quantise(inputs[name][i:i + 1], d))
+                self.interpreter.set_tensor(d["index"], quantise(inputs[name][i : i + 1], d))
             self.interpreter.invoke()
             y = self.interpreter.get_tensor(self.output["index"])[0]
             out[i] = (y.astype(np.float32) - o_zero) * o_scale if o_scale else y
@@ -112,10 +125,19 @@ class LiteRTStream:
     def tensor_details(self) -> tuple[list[dict], list[dict]]:
         def describe(name, d):
             scale, zero = d["quantization"]
-            return {"name": name, "tensor": name, "dtype": np.dtype(d["dtype"]).name,
-                    "shape": d["shape"].tolist(), "scale": float(scale), "zero_point": int(zero)}
-        return ([describe(n, d) for n, d in self.in_details.items()],
-                [describe(n, d) for n, d in self.out_details.items()])
+            return {
+                "name": name,
+                "tensor": name,
+                "dtype": np.dtype(d["dtype"]).name,
+                "shape": d["shape"].tolist(),
+                "scale": float(scale),
+                "zero_point": int(zero),
+            }
+
+        return (
+            [describe(n, d) for n, d in self.in_details.items()],
+            [describe(n, d) for n, d in self.out_details.items()],
+        )
 
     def step(self, feed: dict) -> tuple[np.ndarray, list[np.ndarray]]:
         args = {n: quantise(feed[n], d) for n, d in self.in_details.items()}
@@ -143,15 +165,22 @@ class OnnxModel:
 
     def tensor_details(self) -> tuple[list[dict], list[dict]]:
         def describe(t):
-            return {"name": t.name, "tensor": t.name, "dtype": "float32", "shape": list(t.shape),
-                    "scale": 0.0, "zero_point": 0}
+            return {
+                "name": t.name,
+                "tensor": t.name,
+                "dtype": "float32",
+                "shape": list(t.shape),
+                "scale": 0.0,
+                "zero_point": 0,
+            }
+
         return [describe(t) for t in self.session.get_inputs()], [describe(t) for t in self.session.get_outputs()]
 
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         n = len(next(iter(inputs.values())))
         out = []
         for i in range(n):
-            feed = {name: inputs[name][i:i + 1].astype(np.float32) for name in self.input_names}
+            feed = {name: inputs[name][i : i + 1].astype(np.float32) for name in self.input_names}
             out.append(self.session.run(None, feed)[0][0])
         return np.asarray(out, dtype=np.float32)
 
@@ -181,7 +210,7 @@ def run_chunks(step, window: np.ndarray, units: list[int], chunk_len: int, side:
     zeros_side = None if side is None else np.zeros((1, len(side)), np.float32)
     n_chunks = len(window) // chunk_len
     for j in range(n_chunks):
-        feed = {"chunk": window[None, j * chunk_len:(j + 1) * chunk_len].astype(np.float32)}
+        feed = {"chunk": window[None, j * chunk_len : (j + 1) * chunk_len].astype(np.float32)}
         for i in range(len(units)):
             feed[f"h_{i}"], feed[f"c_{i}"] = states[2 * i], states[2 * i + 1]
         if side is not None:

@@ -35,10 +35,16 @@ DECISION_REPEATS = 20
 KERAS_CALLS = 24
 
 
-def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_dir=None,
-        throughput_chunk_s: float = 1.0, core: int | None = None) -> list[dict]:
+def run(
+    folder: Path,
+    artifacts: list[str],
+    record: str,
+    chunk_s: float,
+    data_dir=None,
+    throughput_chunk_s: float = 1.0,
+    core: int | None = None,
+) -> list[dict]:
     from pipeline.manifest import load_manifest
-
     from pipeline.read.datasets import dataset_record
     from pipeline.validate.heldout import Heldout
 
@@ -49,25 +55,48 @@ def run(folder: Path, artifacts: list[str], record: str, chunk_s: float, data_di
         rec.signal.astype(np.float32).tofile(raw.name)
         recordings = [Heldout(record, rec.signal, rec.spec).measure_entry(raw.name)]
         for artifact in artifacts:
-            try:                                      # per decision, throughput pass, then latency pass
-                decisions = measure_in_child({"mode": "decisions", "folder": str(folder), "artifact": artifact,
-                                              "core": core, "repeats": DECISION_REPEATS})
-                big, r = (measure_in_child({"folder": str(folder), "artifact": artifact, "chunk_s": size,
-                                            "core": core, "recordings": recordings})
-                          for size in (throughput_chunk_s, chunk_s))
+            try:  # per decision, throughput pass, then latency pass
+                decisions = measure_in_child(
+                    {
+                        "mode": "decisions",
+                        "folder": str(folder),
+                        "artifact": artifact,
+                        "core": core,
+                        "repeats": DECISION_REPEATS,
+                    }
+                )
+                big, r = (
+                    measure_in_child(
+                        {
+                            "folder": str(folder),
+                            "artifact": artifact,
+                            "chunk_s": size,
+                            "core": core,
+                            "recordings": recordings,
+                        }
+                    )
+                    for size in (throughput_chunk_s, chunk_s)
+                )
             except RuntimeError as e:
                 rows.append({"artifact": artifact, "error": str(e)})
                 continue
-            rows.append({"artifact": artifact, "record": record, "duration_s": rec.duration_s,
-                         "beats": big["recordings"][0]["decisions"],
-                         "seconds": big["push_seconds"],
-                         "x_real_time": rec.duration_s / big["push_seconds"],
-                         "x_real_time_small": rec.duration_s / r["push_seconds"],
-                         "decision_us": float(np.median(decisions["decision_s"])) * 1e6,
-                         "latency_ms": latency_summary(r["latency_s"]),
-                         "peak_rss_mb": max(big["peak_rss_mb"], r["peak_rss_mb"]),
-                         "tensorflow_imported": bool(big["heavy_modules"] or r["heavy_modules"]
-                                                     or decisions["heavy_modules"])})
+            rows.append(
+                {
+                    "artifact": artifact,
+                    "record": record,
+                    "duration_s": rec.duration_s,
+                    "beats": big["recordings"][0]["decisions"],
+                    "seconds": big["push_seconds"],
+                    "x_real_time": rec.duration_s / big["push_seconds"],
+                    "x_real_time_small": rec.duration_s / r["push_seconds"],
+                    "decision_us": float(np.median(decisions["decision_s"])) * 1e6,
+                    "latency_ms": latency_summary(r["latency_s"]),
+                    "peak_rss_mb": max(big["peak_rss_mb"], r["peak_rss_mb"]),
+                    "tensorflow_imported": bool(
+                        big["heavy_modules"] or r["heavy_modules"] or decisions["heavy_modules"]
+                    ),
+                }
+            )
     return rows
 
 
@@ -77,10 +106,19 @@ def keras_decision_us(folder: Path, core: int | None = None, calls: int = KERAS_
     with tempfile.TemporaryDirectory(prefix="biosig-keras-") as tmp:
         out = Path(tmp) / "out.json"
         job = {"folder": str(folder), "core": core, "calls": calls}
-        env = dict(os.environ, OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
-                   TF_CPP_MIN_LOG_LEVEL="3")
-        done = subprocess.run([sys.executable, "-m", "pipeline.runtime.benchmark", "--keras-child", json.dumps(job),
-                               str(out)], capture_output=True, text=True, env=env)
+        env = dict(
+            os.environ,
+            OMP_NUM_THREADS="1",
+            TF_NUM_INTRAOP_THREADS="1",
+            TF_NUM_INTEROP_THREADS="1",
+            TF_CPP_MIN_LOG_LEVEL="3",
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline.runtime.benchmark", "--keras-child", json.dumps(job), str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if done.returncode != 0 or not out.is_file():
             return None
         seconds = json.loads(out.read_text())["decision_s"]
@@ -99,8 +137,10 @@ def _keras_child(job: dict, out: str) -> int:
     pin_to_core(job.get("core"))
     manifest = load_manifest(job["folder"])
     model_path = Path(manifest.get("source_run", {}).get("folder", "")) / "model.keras"
-    if not model_path.is_file() or \
-            hashlib.sha256(model_path.read_bytes()).hexdigest() != manifest["source_run"]["model_sha256"]:
+    if (
+        not model_path.is_file()
+        or hashlib.sha256(model_path.read_bytes()).hexdigest() != manifest["source_run"]["model_sha256"]
+    ):
         Path(out).write_text(json.dumps({"decision_s": []}))
         return 0
     import tensorflow as tf
@@ -117,10 +157,10 @@ def _keras_child(job: dict, out: str) -> int:
     n = len(inputs["signal"])
     seconds = []
     for i in range(job["calls"] + 2):
-        x = [inputs[name][i % n:i % n + 1] for name in names]
+        x = [inputs[name][i % n : i % n + 1] for name in names]
         t = time.perf_counter()
         model.predict(x, verbose=0)
-        if i >= 2:                                         # two warm-up calls (graph tracing)
+        if i >= 2:  # two warm-up calls (graph tracing)
             seconds.append(time.perf_counter() - t)
     Path(out).write_text(json.dumps({"decision_s": seconds}))
     return 0
@@ -148,7 +188,7 @@ def compute_bound(folder: Path, core: int | None = None, reps: int = 300) -> dic
             library = pick_library(manifest, name)
             if name not in entries or library is None:
                 continue
-            target = library.get("target", library["architecture"])   # the build the session loads
+            target = library.get("target", library["architecture"])  # the build the session loads
             exe = build.build_benchmark(Path(folder) / entries[name]["file"], Path(tmp), target)
             out[name] = {**build.run_benchmark(exe, signal, side, reps), "target": target}
     return out
@@ -160,16 +200,25 @@ def main(argv=None) -> int:
         return _keras_child(json.loads(argv[1]), argv[2])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="artifact folder from 'biosig-edge export'")
-    parser.add_argument("--record", default=None,
-                        help="a record of the model's dataset (default mitdb:100, 30 min; bonn:E_S/S001; "
-                             "eegmat:Subject00, rest then task)")
-    parser.add_argument("--artifacts", nargs="+", default=None,
-                        help="default: every float and int8 TFLite/ONNX model the session can run, the "
-                             "generated C (c_float32, c_int8) and the numpy reference")
-    parser.add_argument("--chunk-s", type=float, default=0.05,
-                        help="seconds of signal per push (default 0.05: latency is per push)")
-    parser.add_argument("--throughput-chunk-s", type=float, default=1.0,
-                        help="seconds per push in the throughput pass (default 1.0)")
+    parser.add_argument(
+        "--record",
+        default=None,
+        help="a record of the model's dataset (default mitdb:100, 30 min; bonn:E_S/S001; "
+        "eegmat:Subject00, rest then task)",
+    )
+    parser.add_argument(
+        "--artifacts",
+        nargs="+",
+        default=None,
+        help="default: every float and int8 TFLite/ONNX model the session can run, the "
+        "generated C (c_float32, c_int8) and the numpy reference",
+    )
+    parser.add_argument(
+        "--chunk-s", type=float, default=0.05, help="seconds of signal per push (default 0.05: latency is per push)"
+    )
+    parser.add_argument(
+        "--throughput-chunk-s", type=float, default=1.0, help="seconds per push in the throughput pass (default 1.0)"
+    )
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras predict column (needs TensorFlow)")
     parser.add_argument("--write", action="store_true", help="write the tables into the README's benchmark block")
     parser.add_argument("--data-dir")
@@ -178,10 +227,12 @@ def main(argv=None) -> int:
     from pipeline.runtime.c_backend import C_ARTIFACTS, has_library
 
     manifest = load_manifest(args.folder)
-    args.record = args.record or {"mitdb": "mitdb:100", "bonn": "bonn:E_S/S001"}.get(manifest["dataset"],
-                                                                                       "eegmat:Subject00")
-    args.artifacts = args.artifacts or (shipping_artifacts(manifest)
-                                        + [a for a in C_ARTIFACTS if has_library(manifest, a)] + ["reference_float32"])
+    args.record = args.record or {"mitdb": "mitdb:100", "bonn": "bonn:E_S/S001"}.get(
+        manifest["dataset"], "eegmat:Subject00"
+    )
+    args.artifacts = args.artifacts or (
+        shipping_artifacts(manifest) + [a for a in C_ARTIFACTS if has_library(manifest, a)] + ["reference_float32"]
+    )
     bound = compute_bound(args.folder)
     keras_us = None if args.no_keras else keras_decision_us(args.folder)
     rows = run(args.folder, args.artifacts, args.record, args.chunk_s, args.data_dir, args.throughput_chunk_s)
@@ -193,44 +244,65 @@ def main(argv=None) -> int:
     def vs_keras(us: float) -> str:
         return f"{keras_us / us:,.0f}x" if keras_us else "n/a"
 
-    lines = [f"per decision: the backend alone, one call per decision as the session makes it (median over "
-             f"{DECISION_REPEATS} passes of the {manifest['task']} model's 48 kept held-out windows); compute bound = "
-             f"the generated C's microbenchmark, fastest build (one whole window, no Python); one thread, one run",
-             "", "| backend | us per decision | x compute bound | faster than Keras predict |", "|---|---|---|---|"]
+    lines = [
+        f"per decision: the backend alone, one call per decision as the session makes it (median over "
+        f"{DECISION_REPEATS} passes of the {manifest['task']} model's 48 kept held-out windows); compute bound = "
+        f"the generated C's microbenchmark, fastest build (one whole window, no Python); one thread, one run",
+        "",
+        "| backend | us per decision | x compute bound | faster than Keras predict |",
+        "|---|---|---|---|",
+    ]
     if keras_us:
         lines.append(f"| Keras predict (tf-keras, float32) | {keras_us:,.0f} | {ratio(keras_us)} | 1x |")
     for r in rows:
         if "error" not in r:
-            lines.append(f"| {r['artifact']} | {r['decision_us']:.1f} | {ratio(r['decision_us'])} | "
-                         f"{vs_keras(r['decision_us'])} |")
+            lines.append(
+                f"| {r['artifact']} | {r['decision_us']:.1f} | {ratio(r['decision_us'])} | "
+                f"{vs_keras(r['decision_us'])} |"
+            )
     for name, b in bound.items():
-        lines.append(f"| compute bound: {name} microbenchmark, {b['target']} build ({b['step_ns']:.0f} ns per step) | "
-                     f"{b['window_ns'] / 1000:.1f} | {ratio(b['window_ns'] / 1000)} | {vs_keras(b['window_ns'] / 1000)} |")
+        lines.append(
+            f"| compute bound: {name} microbenchmark, {b['target']} build ({b['step_ns']:.0f} ns per step) | "
+            f"{b['window_ns'] / 1000:.1f} | {ratio(b['window_ns'] / 1000)} | {vs_keras(b['window_ns'] / 1000)} |"
+        )
     small_ms = 1000 * args.chunk_s
-    lines += ["", f"Streaming {args.record} through the whole session (filter, detection, quality, model): throughput "
-                  f"with {args.throughput_chunk_s:g} s and {small_ms:.0f} ms pushes; latency = wall time of a "
-                  f"{small_ms:.0f} ms push that emitted decisions, per decision; one thread, one run",
-              "", f"| artifact | x real time, {args.throughput_chunk_s:g} s pushes | x real time, {small_ms:.0f} ms pushes | "
-                  f"{small_ms:.0f} ms / {args.throughput_chunk_s:g} s | latency p50 / p95 / p99 / max ms | peak RSS MB | "
-                  "TF imported |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Streaming {args.record} through the whole session (filter, detection, quality, model): throughput "
+        f"with {args.throughput_chunk_s:g} s and {small_ms:.0f} ms pushes; latency = wall time of a "
+        f"{small_ms:.0f} ms push that emitted decisions, per decision; one thread, one run",
+        "",
+        f"| artifact | x real time, {args.throughput_chunk_s:g} s pushes | x real time, {small_ms:.0f} ms pushes | "
+        f"{small_ms:.0f} ms / {args.throughput_chunk_s:g} s | latency p50 / p95 / p99 / max ms | peak RSS MB | "
+        "TF imported |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['artifact']} | error: {r['error']} ||||||")
             continue
         lat = r["latency_ms"]
-        lines.append(f"| {r['artifact']} | {r['x_real_time']:.0f} | {r['x_real_time_small']:.0f} | "
-                     f"{r['x_real_time_small'] / r['x_real_time']:.2f} | "
-                     f"{lat['p50']:.2f} / {lat['p95']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} | "
-                     f"{r['peak_rss_mb']:.0f} | {'yes' if r['tensorflow_imported'] else 'no'} |")
+        lines.append(
+            f"| {r['artifact']} | {r['x_real_time']:.0f} | {r['x_real_time_small']:.0f} | "
+            f"{r['x_real_time_small'] / r['x_real_time']:.2f} | "
+            f"{lat['p50']:.2f} / {lat['p95']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} | "
+            f"{r['peak_rss_mb']:.0f} | {'yes' if r['tensorflow_imported'] else 'no'} |"
+        )
     print("\n".join(lines))
     if args.write:
         from pipeline.readme import write_block
 
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        lines += ["", f"Measured on {platform.processor() or platform.machine()}, 1-minute load average {load:.1f} "
-                      f"on {os.cpu_count()} CPUs at the end of the run."]
-        write_block(f"benchmark-{manifest['dataset']}", "\n".join(lines),
-                    f"taskset -c 0 python -m pipeline.runtime.benchmark ARTIFACTS --write")
+        lines += [
+            "",
+            f"Measured on {platform.processor() or platform.machine()}, 1-minute load average {load:.1f} "
+            f"on {os.cpu_count()} CPUs at the end of the run.",
+        ]
+        write_block(
+            f"benchmark-{manifest['dataset']}",
+            "\n".join(lines),
+            "taskset -c 0 python -m pipeline.runtime.benchmark ARTIFACTS --write",
+        )
     return 0
 
 

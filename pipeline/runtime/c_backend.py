@@ -37,8 +37,21 @@ class CBackendError(BiosigError):
 
 
 #: What ``<prefix>_info`` writes, in order (``runtime/bse_shared.c``), then one value per layer.
-INFO_FIELDS = ("version", "dtype", "n_channels", "n_steps", "n_side", "n_classes", "n_layers", "n_dense",
-               "n_state", "filter_sections", "decimate", "state_bytes", "filter_bytes")
+INFO_FIELDS = (
+    "version",
+    "dtype",
+    "n_channels",
+    "n_steps",
+    "n_side",
+    "n_classes",
+    "n_layers",
+    "n_dense",
+    "n_state",
+    "filter_sections",
+    "decimate",
+    "state_bytes",
+    "filter_bytes",
+)
 INFO_VERSION = 1
 DTYPES = {0: "float32", 1: "int8"}
 #: ELF e_machine values -> platform.machine() names.
@@ -87,8 +100,10 @@ class CLibrary:
             try:
                 fns[sym] = getattr(self.lib, f"{prefix}_{sym}")
             except AttributeError:
-                raise CBackendError(f"{self.name}: missing symbol {prefix}_{sym} (not a biosig-edge model "
-                                    f"library, or built without bse_shared.c)") from None
+                raise CBackendError(
+                    f"{self.name}: missing symbol {prefix}_{sym} (not a biosig-edge model "
+                    f"library, or built without bse_shared.c)"
+                ) from None
         i32, vp, f32 = ctypes.c_int32, ctypes.c_void_p, ctypes.c_float
         fns["info"].argtypes, fns["info"].restype = [ctypes.POINTER(i32), i32], i32
         fns["check"].argtypes, fns["check"].restype = [], ctypes.c_int
@@ -104,13 +119,18 @@ class CLibrary:
         n = fns["info"](buf, 64)
         values = list(buf[:n])
         if n < len(INFO_FIELDS) or values[0] != INFO_VERSION:
-            raise CBackendError(f"{self.name}: info layout version {values[0] if values else None}, "
-                                f"this loader reads {INFO_VERSION}")
+            raise CBackendError(
+                f"{self.name}: info layout version {values[0] if values else None}, this loader reads {INFO_VERSION}"
+            )
         self.info = dict(zip(INFO_FIELDS, values))
         self.info["dtype"] = DTYPES.get(self.info["dtype"], str(self.info["dtype"]))
-        self.info["units"] = values[len(INFO_FIELDS):len(INFO_FIELDS) + self.info["n_layers"]]
+        self.info["units"] = values[len(INFO_FIELDS) : len(INFO_FIELDS) + self.info["n_layers"]]
         self.units = self.info["units"]
-        self.n_channels, self.n_side, self.n_classes = self.info["n_channels"], self.info["n_side"], self.info["n_classes"]
+        self.n_channels, self.n_side, self.n_classes = (
+            self.info["n_channels"],
+            self.info["n_side"],
+            self.info["n_classes"],
+        )
         self._offsets = np.cumsum([0, *self.units])
 
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -125,8 +145,7 @@ class CLibrary:
             if side.shape != (n, self.n_side):
                 raise CBackendError(f"{self.name}: side must have shape ({n}, {self.n_side}), got {side.shape}")
         out = np.empty((n, self.n_classes), np.float32)
-        self._fns["predict"](x.ctypes.data, None if side is None else side.ctypes.data, n, x.shape[1],
-                             out.ctypes.data)
+        self._fns["predict"](x.ctypes.data, None if side is None else side.ctypes.data, n, x.shape[1], out.ctypes.data)
         return out
 
     def step(self, feed: dict) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -139,10 +158,16 @@ class CLibrary:
         side = feed.get("side") if self.n_side else None
         side = None if side is None else np.ascontiguousarray(side, np.float32)
         probs = np.empty((1, self.n_classes), np.float32)
-        self._fns["step"](h.ctypes.data, c.ctypes.data, chunk.ctypes.data, chunk.shape[1],
-                          None if side is None else side.ctypes.data, probs.ctypes.data)
+        self._fns["step"](
+            h.ctypes.data,
+            c.ctypes.data,
+            chunk.ctypes.data,
+            chunk.shape[1],
+            None if side is None else side.ctypes.data,
+            probs.ctypes.data,
+        )
         o = self._offsets
-        states = [s[None, o[i]:o[i + 1]] for i in range(k) for s in (h, c)]
+        states = [s[None, o[i] : o[i + 1]] for i in range(k) for s in (h, c)]
         return probs, states
 
     def filter(self, x: np.ndarray, chunks: list[int] | None = None) -> np.ndarray:
@@ -153,10 +178,11 @@ class CLibrary:
         self._fns["filter_init"](ctypes.addressof(state), ctypes.c_float(float(x[0])))
         out = np.empty(len(x), np.float32)
         n_out, start = 0, 0
-        for size in (chunks or [len(x)]):
-            piece = x[start:start + size]
-            n_out += self._fns["filter_push"](ctypes.addressof(state), piece.ctypes.data, len(piece),
-                                              out[n_out:].ctypes.data)
+        for size in chunks or [len(x)]:
+            piece = x[start : start + size]
+            n_out += self._fns["filter_push"](
+                ctypes.addressof(state), piece.ctypes.data, len(piece), out[n_out:].ctypes.data
+            )
             start += size
         return out[:n_out]
 
@@ -182,18 +208,25 @@ def cpu_features() -> set[str]:
 
 def library_entries(manifest: dict, artifact: str) -> list[dict]:
     """The shared libraries built from ``artifact``, every CPU target."""
-    return [a for a in manifest["artifacts"]
-            if a.get("format") == LIBRARY_FORMAT and a.get("source") == artifact and a["status"] == "ok"]
+    return [
+        a
+        for a in manifest["artifacts"]
+        if a.get("format") == LIBRARY_FORMAT and a.get("source") == artifact and a["status"] == "ok"
+    ]
 
 
-def pick_library(manifest: dict, artifact: str, machine: str | None = None,
-                 features: set[str] | None = None) -> dict | None:
+def pick_library(
+    manifest: dict, artifact: str, machine: str | None = None, features: set[str] | None = None
+) -> dict | None:
     """The library this machine runs: built for its architecture, needing no CPU feature
     it lacks, and of those the one that uses most (x86-64-v3 before the baseline)."""
     machine = machine or platform.machine()
     features = cpu_features() if features is None else features
-    fits = [a for a in library_entries(manifest, artifact)
-            if a["architecture"] == machine and set(a.get("cpu_features", [])) <= features]
+    fits = [
+        a
+        for a in library_entries(manifest, artifact)
+        if a["architecture"] == machine and set(a.get("cpu_features", [])) <= features
+    ]
     return max(fits, key=lambda a: len(a.get("cpu_features", [])), default=None)
 
 
@@ -204,10 +237,15 @@ def has_library(manifest: dict, artifact: str, machine: str | None = None) -> bo
 
 def expected_sizes(manifest: dict, entry: dict) -> dict:
     """What the manifest says the library of ``entry`` must compute with."""
-    out = {"dtype": entry["precision"], "n_channels": manifest["window"]["n_channels"],
-           "n_steps": manifest["window"]["n_steps"], "n_side": len(manifest["side_features"]["names"]),
-           "n_classes": len(manifest["classes"]), "filter_sections": len(manifest["preprocess"]["sos"]),
-           "decimate": manifest["preprocess"]["decimate"]}
+    out = {
+        "dtype": entry["precision"],
+        "n_channels": manifest["window"]["n_channels"],
+        "n_steps": manifest["window"]["n_steps"],
+        "n_side": len(manifest["side_features"]["names"]),
+        "n_classes": len(manifest["classes"]),
+        "filter_sections": len(manifest["preprocess"]["sos"]),
+        "decimate": manifest["preprocess"]["decimate"],
+    }
     if manifest.get("streaming", {}).get("state_sizes"):
         out["units"] = list(manifest["streaming"]["state_sizes"])
     return out
@@ -227,15 +265,19 @@ def open_library(folder: str | Path, manifest: dict, artifact: str) -> CLibrary:
     entry = pick_library(manifest, artifact, machine)
     if entry is None:
         have = sorted({a.get("target", a["architecture"]) for a in library_entries(manifest, artifact)})
-        raise CBackendError(f"{folder}: no {artifact} library for this machine ({machine}); the folder has "
-                            f"{have or 'none'} (re-export with the cross compiler installed)")
+        raise CBackendError(
+            f"{folder}: no {artifact} library for this machine ({machine}); the folder has "
+            f"{have or 'none'} (re-export with the cross compiler installed)"
+        )
     try:
         data = verify_artifact(folder, entry)
     except ManifestError as err:
         raise CBackendError(str(err)) from None
     built_for = elf_machine(data[:64])
     if built_for != machine:
-        raise CBackendError(f"{folder / entry['file']}: built for {built_for}, listed for {machine}; refusing to load it")
+        raise CBackendError(
+            f"{folder / entry['file']}: built for {built_for}, listed for {machine}; refusing to load it"
+        )
     with tempfile.TemporaryDirectory(prefix="biosig-c-") as tmp:
         private = Path(tmp) / entry["file"]
         private.write_bytes(data)
@@ -245,8 +287,10 @@ def open_library(folder: str | Path, manifest: dict, artifact: str) -> CLibrary:
     for key, want in expected_sizes(manifest, entry).items():
         got = lib.info["units"] if key == "units" else lib.info[key]
         if got != want:
-            raise CBackendError(f"{folder / entry['file']}: the library computes with {key}={got}, manifest.json "
-                                f"says {want}; refusing to run a model that disagrees with its manifest")
+            raise CBackendError(
+                f"{folder / entry['file']}: the library computes with {key}={got}, manifest.json "
+                f"says {want}; refusing to run a model that disagrees with its manifest"
+            )
     return lib
 
 

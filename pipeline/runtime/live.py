@@ -69,7 +69,7 @@ class SampleClock:
     def __init__(self, keep_samples: int):
         self.keep = max(1, int(keep_samples))
         self.stamps = np.full(self.keep, np.nan)
-        self.n = 0                                     # samples added so far
+        self.n = 0  # samples added so far
 
     def add(self, stamps: np.ndarray) -> None:
         """Timestamps of the next ``len(stamps)`` samples, shape (k,), seconds (of a long
@@ -124,10 +124,22 @@ class _Stop(Exception):
 class StreamRunner:
     """Push a source's samples through a session into sinks; see :func:`run_stream`."""
 
-    def __init__(self, source: Source, session, sinks, *, chunk_s: float = 1.0, realtime: bool = False,
-                 stall_s: float = 5.0, reconnect: bool = False, duration_s: float | None = None,
-                 log=None, flush_each_push: bool | None = None, backoff_max_s: float = 30.0,
-                 on_push=None):
+    def __init__(
+        self,
+        source: Source,
+        session,
+        sinks,
+        *,
+        chunk_s: float = 1.0,
+        realtime: bool = False,
+        stall_s: float = 5.0,
+        reconnect: bool = False,
+        duration_s: float | None = None,
+        log=None,
+        flush_each_push: bool | None = None,
+        backoff_max_s: float = 30.0,
+        on_push=None,
+    ):
         self.source, self.session, self.sinks = source, session, list(sinks)
         self.fs_hz = float(source.spec.fs_hz)
         self.chunk = max(1, int(round(chunk_s * self.fs_hz)))
@@ -137,19 +149,19 @@ class StreamRunner:
         self.live = isinstance(source, LiveSource)
         self.flush_each_push = (self.live or realtime) if flush_each_push is None else flush_each_push
         self.backoff_max_s = backoff_max_s
-        self.on_push = on_push                 # called with (seconds of signal pushed, counts)
+        self.on_push = on_push  # called with (seconds of signal pushed, counts)
         self.elapsed_s = 0.0
         self.clock = SampleClock(int(60 * self.fs_hz))
         self.step = input_step(session)
         self.now = source.now if self.live else time.time
         self.counts: Counter = Counter()
         self.latencies: list[float] = []
-        self.n = 0                    # rows pushed into the session (signal and stall markers)
-        self.n_signal = 0             # signal rows pushed (NaN rows the source sent included)
+        self.n = 0  # rows pushed into the session (signal and stall markers)
+        self.n_signal = 0  # signal rows pushed (NaN rows the source sent included)
         self.stop_reason: str | None = None
         self.ended: str | None = None
         self._blocking = False
-        self._marker: int | None = None          # sample index of the last stall marker row
+        self._marker: int | None = None  # sample index of the last stall marker row
         self._stalled_since_ts: float | None = None
         self._last_ts: float | None = None
 
@@ -171,7 +183,7 @@ class StreamRunner:
         t_source, t_unix = self.now(), time.time()
         for event in events:
             if event.get("kind") == "nonfinite" and event.get("sample") == self._marker:
-                continue                             # our own stall marker: the gap event said it
+                continue  # our own stall marker: the gap event said it
             if "source_ts" not in event:
                 event["source_ts"] = self.clock.at(min(last_input_sample(event, self.step), self.n - 1))
             ts = event["source_ts"]
@@ -224,9 +236,20 @@ class StreamRunner:
         if self.n == 0 or self._marker == self.n - 1:
             return
         self._stalled_since_ts = self._last_ts
-        self._emit([{"type": "signal_quality", "kind": "gap", "sample": self.n, "time_s": self.n / self.fs_hz,
-                     "reason": reason, "after_s": self.stall_s, "action": "state reset",
-                     "source_ts": self._last_ts}])
+        self._emit(
+            [
+                {
+                    "type": "signal_quality",
+                    "kind": "gap",
+                    "sample": self.n,
+                    "time_s": self.n / self.fs_hz,
+                    "reason": reason,
+                    "after_s": self.stall_s,
+                    "action": "state reset",
+                    "source_ts": self._last_ts,
+                }
+            ]
+        )
         self._marker = self.n
         self._push_rows(np.full((1, len(self.source.spec.channels)), np.nan), np.array([self.now()]))
         for sink in self.sinks:
@@ -338,9 +361,16 @@ class StreamRunner:
 
     def summary(self) -> dict:
         undecided = len(getattr(self.session, "pending_", None) or getattr(self.session, "windows_", None) or [])
-        return {"signal_s": self.n_signal / self.fs_hz, "elapsed_s": self.elapsed_s, "counts": dict(self.counts),
-                "latency_s": latency_summary(self.latencies), "clock": self.source.clock if self.live else
-                "arrival", "stopped_by": self.stop_reason, "ended": self.ended, "undecided": undecided}
+        return {
+            "signal_s": self.n_signal / self.fs_hz,
+            "elapsed_s": self.elapsed_s,
+            "counts": dict(self.counts),
+            "latency_s": latency_summary(self.latencies),
+            "clock": self.source.clock if self.live else "arrival",
+            "stopped_by": self.stop_reason,
+            "ended": self.ended,
+            "undecided": undecided,
+        }
 
 
 def run_stream(source: Source, session, sinks, **options) -> dict:
@@ -358,25 +388,40 @@ def run_stream(source: Source, session, sinks, **options) -> dict:
 def format_summary(summary: dict, artifact: str) -> list[str]:
     """The lines ``stream`` prints on stderr at the end."""
     s = summary
-    lines = [f"streamed {s['signal_s']:.0f} s of signal in {s['elapsed_s']:.2f} s "
-             f"({s['signal_s'] / max(s['elapsed_s'], 1e-9):.0f}x real time) with {artifact}: {s['counts']}"]
+    lines = [
+        f"streamed {s['signal_s']:.0f} s of signal in {s['elapsed_s']:.2f} s "
+        f"({s['signal_s'] / max(s['elapsed_s'], 1e-9):.0f}x real time) with {artifact}: {s['counts']}"
+    ]
     lat = s["latency_s"]
     if lat["n"]:
-        lines.append(f"latency, last input sample -> decision ({s['clock']} clock, {lat['n']} decisions): "
-                     f"p50 {lat['p50'] * 1e3:.1f} ms, p90 {lat['p90'] * 1e3:.1f} ms, "
-                     f"p99 {lat['p99'] * 1e3:.1f} ms, max {lat['max'] * 1e3:.1f} ms")
+        lines.append(
+            f"latency, last input sample -> decision ({s['clock']} clock, {lat['n']} decisions): "
+            f"p50 {lat['p50'] * 1e3:.1f} ms, p90 {lat['p90'] * 1e3:.1f} ms, "
+            f"p99 {lat['p99'] * 1e3:.1f} ms, max {lat['max'] * 1e3:.1f} ms"
+        )
     if s["stopped_by"]:
-        lines.append(f"stopped by {s['stopped_by']}: events flushed"
-                     + (f"; {s['undecided']} beat(s)/window(s) under way were not decided" if s["undecided"] else ""))
+        lines.append(
+            f"stopped by {s['stopped_by']}: events flushed"
+            + (f"; {s['undecided']} beat(s)/window(s) under way were not decided" if s["undecided"] else "")
+        )
     return lines
 
 
 # ---------------------------------------------------------------------- replay
 
 
-def replay_to_lsl(record, name: str, stream_type: str, speed: float = 1.0, chunk_s: float = 0.02,
-                  wait_s: float = 0.0, seconds: float | None = None, linger_s: float = 2.0,
-                  log=None, stop=None) -> dict:
+def replay_to_lsl(
+    record,
+    name: str,
+    stream_type: str,
+    speed: float = 1.0,
+    chunk_s: float = 0.02,
+    wait_s: float = 0.0,
+    seconds: float | None = None,
+    linger_s: float = 2.0,
+    log=None,
+    stop=None,
+) -> dict:
     """Publish a recording as an LSL outlet at its own pace (or ``speed`` times it).
 
     Parameters
@@ -403,7 +448,7 @@ def replay_to_lsl(record, name: str, stream_type: str, speed: float = 1.0, chunk
     x = np.asarray(record.signal, dtype=np.float32)
     fs = float(record.fs_hz)
     if seconds is not None:
-        x = x[:int(round(seconds * fs))]
+        x = x[: int(round(seconds * fs))]
     info = pylsl.StreamInfo(name, stream_type, x.shape[1], fs, pylsl.cf_float32, f"biosig-edge-replay:{name}")
     info.set_channel_labels([str(c) for c in record.channel_names])
     info.set_channel_units([str(u) for u in record.units])
@@ -411,8 +456,10 @@ def replay_to_lsl(record, name: str, stream_type: str, speed: float = 1.0, chunk
     info.desc().append_child_value("manufacturer", "biosig-edge replay")
     info.desc().append_child_value("record", str(record.record_id))
     outlet = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=360)
-    log(f"LSL outlet '{name}' ({stream_type}, {x.shape[1]} channel(s) {list(record.channel_names)}, "
-        f"{fs:g} Hz, {list(record.units)}): {len(x) / fs:.0f} s of {record.record_id} at {speed:g}x")
+    log(
+        f"LSL outlet '{name}' ({stream_type}, {x.shape[1]} channel(s) {list(record.channel_names)}, "
+        f"{fs:g} Hz, {list(record.units)}): {len(x) / fs:.0f} s of {record.record_id} at {speed:g}x"
+    )
     if wait_s > 0 and not outlet.wait_for_consumers(wait_s):
         log(f"no consumer after {wait_s:g} s; publishing anyway")
     step = max(1, int(round(chunk_s * fs)))

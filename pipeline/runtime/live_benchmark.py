@@ -61,11 +61,31 @@ def main(argv=None) -> int:
         os.environ["LSLAPICFG"] = str(cfg)
     name = f"biosig-latency-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     cli = [sys.executable, "-m", "pipeline.cli"]
-    stream_cmd = _pinned(args.core) + cli + ["stream", args.artifact_dir, f"lsl:{name}", "--wait-s", "60"] \
+    stream_cmd = (
+        _pinned(args.core)
+        + cli
+        + ["stream", args.artifact_dir, f"lsl:{name}", "--wait-s", "60"]
         + (["--artifact", args.artifact] if args.artifact else [])
-    replay_cmd = _pinned(args.publisher_core) + cli + [
-        "replay", args.artifact_dir, args.record, "--name", name, "--speed", str(args.speed),
-        "--seconds", str(args.seconds), "--wait-s", "60", "--chunk-s", str(args.block_s)]
+    )
+    replay_cmd = (
+        _pinned(args.publisher_core)
+        + cli
+        + [
+            "replay",
+            args.artifact_dir,
+            args.record,
+            "--name",
+            name,
+            "--speed",
+            str(args.speed),
+            "--seconds",
+            str(args.seconds),
+            "--wait-s",
+            "60",
+            "--chunk-s",
+            str(args.block_s),
+        ]
+    )
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     stream = subprocess.Popen(stream_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -84,32 +104,53 @@ def main(argv=None) -> int:
     p50, p90, p99 = np.percentile(lat, [50, 90, 99]) * 1e3
     result = {
         "command": " ".join(["python -m pipeline.runtime.live_benchmark", *(argv or sys.argv[1:])]),
-        "record": args.record, "seconds": args.seconds, "speed": args.speed, "consumer_core": args.core,
-        "publisher_core": args.publisher_core, "block_s": args.block_s, "decisions": int(len(lat)),
-        "latency_ms": {"p50": round(p50, 2), "p90": round(p90, 2), "p99": round(p99, 2),
-                       "max": round(float(lat.max()) * 1e3, 2)},
-        "load_1min": [round(load_before, 1), round(load_after, 1)], "cpus": os.cpu_count(),
+        "record": args.record,
+        "seconds": args.seconds,
+        "speed": args.speed,
+        "consumer_core": args.core,
+        "publisher_core": args.publisher_core,
+        "block_s": args.block_s,
+        "decisions": int(len(lat)),
+        "latency_ms": {
+            "p50": round(p50, 2),
+            "p90": round(p90, 2),
+            "p99": round(p99, 2),
+            "max": round(float(lat.max()) * 1e3, 2),
+        },
+        "load_1min": [round(load_before, 1), round(load_after, 1)],
+        "cpus": os.cpu_count(),
         "wall_s": round(time.perf_counter() - t0, 1),
         "stream_summary": [line for line in err.splitlines() if line.startswith(("streamed", "latency"))],
         "replay_summary": [line for line in replay_err.splitlines() if line.startswith("published")],
     }
     print(json.dumps(result, indent=1))
-    print(f"\nLSL sample -> decision over {result['decisions']} decisions ({args.record}, {args.seconds:g} s at "
-          f"{args.speed:g}x, {args.block_s * 1e3:g} ms blocks, consumer on core {args.core}, publisher on core "
-          f"{args.publisher_core}): "
-          f"p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, max {lat.max() * 1e3:.1f} ms; "
-          f"1-min load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"\nLSL sample -> decision over {result['decisions']} decisions ({args.record}, {args.seconds:g} s at "
+        f"{args.speed:g}x, {args.block_s * 1e3:g} ms blocks, consumer on core {args.core}, publisher on core "
+        f"{args.publisher_core}): "
+        f"p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, max {lat.max() * 1e3:.1f} ms; "
+        f"1-min load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} CPUs"
+    )
     if args.write:
         from pipeline.readme import write_block
 
-        write_block("live-latency", "\n".join([
-            f"LSL, sample to decision: {args.record} replayed for {args.seconds:g} s at {args.speed:g}x in "
-            f"{args.block_s * 1e3:g} ms blocks (publisher on core {args.publisher_core}), streamed by `biosig-edge "
-            f"stream` on core {args.core}; latency from the LSL time of a decision's last input sample to its "
-            f"emission, {result['decisions']} decisions:", "",
-            "| p50 ms | p90 ms | p99 ms | max ms | 1-min load average |", "|---|---|---|---|---|",
-            f"| {p50:.1f} | {p90:.1f} | {p99:.1f} | {lat.max() * 1e3:.1f} | {load_before:.1f} -> {load_after:.1f} on "
-            f"{os.cpu_count()} CPUs |"]), "python -m pipeline.runtime.live_benchmark ARTIFACTS --write")
+        write_block(
+            "live-latency",
+            "\n".join(
+                [
+                    f"LSL, sample to decision: {args.record} replayed for {args.seconds:g} s at {args.speed:g}x in "
+                    f"{args.block_s * 1e3:g} ms blocks (publisher on core {args.publisher_core}), streamed by `biosig-edge "
+                    f"stream` on core {args.core}; latency from the LSL time of a decision's last input sample to its "
+                    f"emission, {result['decisions']} decisions:",
+                    "",
+                    "| p50 ms | p90 ms | p99 ms | max ms | 1-min load average |",
+                    "|---|---|---|---|---|",
+                    f"| {p50:.1f} | {p90:.1f} | {p99:.1f} | {lat.max() * 1e3:.1f} | {load_before:.1f} -> {load_after:.1f} on "
+                    f"{os.cpu_count()} CPUs |",
+                ]
+            ),
+            "python -m pipeline.runtime.live_benchmark ARTIFACTS --write",
+        )
     return 0
 
 

@@ -37,8 +37,12 @@ from importlib import metadata
 import numpy as np
 
 #: Distributions whose versions describe a device process, if it loaded them.
-_DISTRIBUTIONS = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
-                  "onnxruntime": "onnxruntime", "tensorflow": "tensorflow"}
+_DISTRIBUTIONS = {
+    "ai_edge_litert": "ai-edge-litert",
+    "tflite_runtime": "tflite-runtime",
+    "onnxruntime": "onnxruntime",
+    "tensorflow": "tensorflow",
+}
 
 
 def pin_to_core(core: int | None) -> int | None:
@@ -90,7 +94,7 @@ def measure(job: dict) -> dict:
     from pipeline.runtime.session import open_session
 
     core = pin_to_core(job.get("core"))
-    manifest = read_manifest(job["folder"])                 # read and hashed once
+    manifest = read_manifest(job["folder"])  # read and hashed once
     sessions = {}
     recordings, latency_s = [], []
     push_seconds = signal_seconds = 0.0
@@ -101,19 +105,29 @@ def measure(job: dict) -> dict:
         # one session per distinct input, reset for each recording.
         spec = None
         if rec.get("fs_hz") is not None:
-            spec = SignalSpec(float(rec["fs_hz"]), tuple(rec["channels"]), tuple(rec["units"]),
-                              tuple(map(tuple, rec["full_scale"])) if rec.get("full_scale") else None)
+            spec = SignalSpec(
+                float(rec["fs_hz"]),
+                tuple(rec["channels"]),
+                tuple(rec["units"]),
+                tuple(map(tuple, rec["full_scale"])) if rec.get("full_scale") else None,
+            )
         key = repr(spec)
         if key not in sessions:
-            sessions[key] = open_session(job["folder"], job["artifact"], num_threads=1, source=spec,
-                                         manifest=manifest, withhold_unusable=bool(job.get("withhold")))
+            sessions[key] = open_session(
+                job["folder"],
+                job["artifact"],
+                num_threads=1,
+                source=spec,
+                manifest=manifest,
+                withhold_unusable=bool(job.get("withhold")),
+            )
         session = sessions[key]
         fs_hz = session.fs_src
         chunk = max(1, int(round(job["chunk_s"] * fs_hz)))
         session.reset()
         decisions = 0
         for i in range(0, len(x), chunk):
-            piece = np.asarray(x[i:i + chunk])
+            piece = np.asarray(x[i : i + chunk])
             t = time.perf_counter()
             new = session.push(piece)
             dt = time.perf_counter() - t
@@ -136,10 +150,19 @@ def measure(job: dict) -> dict:
     if sink is not None:
         sink.close()
     heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras"))
-    return {"artifact": job["artifact"], "recordings": recordings, "push_seconds": push_seconds,
-            "signal_seconds": signal_seconds, "latency_s": latency_s, "chunk_s": job["chunk_s"],
-            "peak_rss_mb": peak_rss_mb(), "heavy_modules": heavy, "core": core,
-            "threads": 1, "versions": versions()}
+    return {
+        "artifact": job["artifact"],
+        "recordings": recordings,
+        "push_seconds": push_seconds,
+        "signal_seconds": signal_seconds,
+        "latency_s": latency_s,
+        "chunk_s": job["chunk_s"],
+        "peak_rss_mb": peak_rss_mb(),
+        "heavy_modules": heavy,
+        "core": core,
+        "threads": 1,
+        "versions": versions(),
+    }
 
 
 def measure_decisions(job: dict) -> dict:
@@ -160,8 +183,10 @@ def measure_decisions(job: dict) -> dict:
         signal = data["signal"].astype(np.float32)
         side = data["side"].astype(np.float32) if "side" in data.files else None
     if manifest["kind"] == "ecg-beats":
-        feeds = [{"signal": signal[i:i + 1], "side": side[i:i + 1] if side is not None else None}
-                 for i in range(len(signal))]
+        feeds = [
+            {"signal": signal[i : i + 1], "side": side[i : i + 1] if side is not None else None}
+            for i in range(len(signal))
+        ]
 
         def decide(feed):
             return model.predict(feed if feed["side"] is not None else {"signal": feed["signal"]})
@@ -171,7 +196,8 @@ def measure_decisions(job: dict) -> dict:
 
         def decide(feed):
             return run_chunks(model.step, feed[0], stream["state_sizes"], stream["chunk_len"], feed[1])
-    for feed in feeds:                                   # warm-up: caches, lazy initialisation
+
+    for feed in feeds:  # warm-up: caches, lazy initialisation
         decide(feed)
     seconds = []
     for _ in range(int(job.get("repeats", 20))):
@@ -180,8 +206,14 @@ def measure_decisions(job: dict) -> dict:
             decide(feed)
             seconds.append(time.perf_counter() - t)
     heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras"))
-    return {"artifact": job["artifact"], "decision_s": seconds, "windows": len(feeds), "core": core,
-            "heavy_modules": heavy, "versions": versions()}
+    return {
+        "artifact": job["artifact"],
+        "decision_s": seconds,
+        "windows": len(feeds),
+        "core": core,
+        "heavy_modules": heavy,
+        "versions": versions(),
+    }
 
 
 def measure_in_child(job: dict, python: str | None = None) -> dict:
@@ -198,8 +230,12 @@ def measure_in_child(job: dict, python: str | None = None) -> dict:
         with open(job_path, "w") as f:
             json.dump(job, f)
         env = dict(os.environ, OMP_NUM_THREADS="1", BIOSIG_EDGE_PARENT_PID=str(os.getpid()))
-        done = subprocess.run([python or sys.executable, "-m", "pipeline.runtime.measure", job_path, out_path],
-                              capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [python or sys.executable, "-m", "pipeline.runtime.measure", job_path, out_path],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
             raise RuntimeError(f"{job['artifact']}: {lines[-1]}")
@@ -216,17 +252,17 @@ def die_with_parent() -> None:
     import signal
 
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))   # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
     parent = os.environ.get("BIOSIG_EDGE_PARENT_PID")
-    if parent and os.getppid() != int(parent):       # the parent died before prctl took hold
+    if parent and os.getppid() != int(parent):  # the parent died before prctl took hold
         os._exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:
     die_with_parent()
-    job_path, out_path = (argv if argv is not None else sys.argv[1:])
+    job_path, out_path = argv if argv is not None else sys.argv[1:]
     with open(job_path) as f:
         job = json.load(f)
     result = measure_decisions(job) if job.get("mode") == "decisions" else measure(job)

@@ -28,14 +28,19 @@ MODELS = ("tflite_float32", "tflite_int8")
 def _interpreter(path: Path, resolver_name: str):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    it = Interpreter(model_path=str(path), num_threads=1,
-                     experimental_op_resolver_type=getattr(OpResolverType, resolver_name))
+    it = Interpreter(
+        model_path=str(path), num_threads=1, experimental_op_resolver_type=getattr(OpResolverType, resolver_name)
+    )
     it.allocate_tensors()
     rng = np.random.default_rng(0)
     for d in it.get_input_details():
         info = np.iinfo(d["dtype"]) if np.issubdtype(d["dtype"], np.integer) else None
-        it.set_tensor(d["index"], rng.integers(info.min // 4, info.max // 4, d["shape"]).astype(d["dtype"])
-                      if info else rng.normal(size=d["shape"]).astype(d["dtype"]))
+        it.set_tensor(
+            d["index"],
+            rng.integers(info.min // 4, info.max // 4, d["shape"]).astype(d["dtype"])
+            if info
+            else rng.normal(size=d["shape"]).astype(d["dtype"]),
+        )
     return it
 
 
@@ -49,8 +54,11 @@ def time_invoke(path: Path, resolver_name: str, invokes: int) -> dict:
         t0 = time.perf_counter()
         it.invoke()
         t[i] = time.perf_counter() - t0
-    return {"p50_us": float(np.median(t) * 1e6), "p10_us": float(np.percentile(t, 10) * 1e6),
-            "ops": [o["op_name"] for o in it._get_ops_details()]}
+    return {
+        "p50_us": float(np.median(t) * 1e6),
+        "p10_us": float(np.percentile(t, 10) * 1e6),
+        "ops": [o["op_name"] for o in it._get_ops_details()],
+    }
 
 
 def perf_profile(path: Path, invokes: int, top: int = 8) -> list[tuple[float, str]]:
@@ -62,13 +70,22 @@ def perf_profile(path: Path, invokes: int, top: int = 8) -> list[tuple[float, st
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "perf.data"
-        loop = (f"import sys; sys.argv = ['', {str(path)!r}]; from pipeline.runtime.profile_litert import _interpreter; "
-                f"it = _interpreter(__import__('pathlib').Path({str(path)!r}), 'BUILTIN')\n"
-                f"for _ in range({invokes}): it.invoke()")
-        subprocess.run([with_perf, "record", "-q", "-F", "2000", "-o", str(data), "--", sys.executable, "-c", loop],
-                       check=True, capture_output=True)
-        out = subprocess.run([with_perf, "report", "-i", str(data), "--no-children", "--sort", "symbol", "--stdio"],
-                             check=True, capture_output=True, text=True).stdout
+        loop = (
+            f"import sys; sys.argv = ['', {str(path)!r}]; from pipeline.runtime.profile_litert import _interpreter; "
+            f"it = _interpreter(__import__('pathlib').Path({str(path)!r}), 'BUILTIN')\n"
+            f"for _ in range({invokes}): it.invoke()"
+        )
+        subprocess.run(
+            [with_perf, "record", "-q", "-F", "2000", "-o", str(data), "--", sys.executable, "-c", loop],
+            check=True,
+            capture_output=True,
+        )
+        out = subprocess.run(
+            [with_perf, "report", "-i", str(data), "--no-children", "--sort", "symbol", "--stdio"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     rows = []
     for line in out.splitlines():
         parts = line.split(None, 2)

@@ -51,9 +51,16 @@ class PanTompkins:
     #: A peak moves the signal/noise levels by at most this many times the signal level.
     CAP = 4.0
 
-    def __init__(self, fs_hz: float, learn_s: float = 2.0, lookahead_s: float = 0.1,
-                 refractory_s: float = 0.2, t_wave_s: float = 0.36, search_r_s: float = 0.25,
-                 relearn_s: float = 2.5):
+    def __init__(
+        self,
+        fs_hz: float,
+        learn_s: float = 2.0,
+        lookahead_s: float = 0.1,
+        refractory_s: float = 0.2,
+        t_wave_s: float = 0.36,
+        search_r_s: float = 0.25,
+        relearn_s: float = 2.5,
+    ):
         self.fs_hz = float(fs_hz)
         self.sos = butter_bandpass_order1(fs_hz, 5.0, 15.0)
         self.window = max(1, int(round(0.150 * fs_hz)))
@@ -70,21 +77,21 @@ class PanTompkins:
     def reset(self) -> None:
         self.filter = CausalFilter(self.sos, 1)
         self.n_seen_ = 0
-        self.deriv_tail_ = np.zeros(4)                 # last band-passed samples (derivative)
-        self.integrator = MovingSum(self.window)        # moving-window integration
-        self.mwi_tail_ = np.zeros(0)                    # integrated samples not yet judged
-        self.mwi_tail_start_ = 0                        # sample index of mwi_tail_[0]
-        self.sig_tail_ = np.zeros(0)                    # recent input samples (R search)
-        self.slope_tail_ = np.zeros(0)                  # recent |derivative| (T-wave test)
-        self.mwi_hist_ = np.zeros(0)                    # recent integrated signal (relearning)
-        self.learnt_at_ = None                          # index where the levels were last learnt
+        self.deriv_tail_ = np.zeros(4)  # last band-passed samples (derivative)
+        self.integrator = MovingSum(self.window)  # moving-window integration
+        self.mwi_tail_ = np.zeros(0)  # integrated samples not yet judged
+        self.mwi_tail_start_ = 0  # sample index of mwi_tail_[0]
+        self.sig_tail_ = np.zeros(0)  # recent input samples (R search)
+        self.slope_tail_ = np.zeros(0)  # recent |derivative| (T-wave test)
+        self.mwi_hist_ = np.zeros(0)  # recent integrated signal (relearning)
+        self.learnt_at_ = None  # index where the levels were last learnt
         self.tail_start_ = 0
         self.spki_ = self.npki_ = None
-        self.last_qrs_ = None                           # sample index of the last QRS (MWI peak)
-        self.last_r_ = None                             # sample index of the last R peak reported
+        self.last_qrs_ = None  # sample index of the last QRS (MWI peak)
+        self.last_r_ = None  # sample index of the last R peak reported
         self.last_slope_ = 0.0
         self.rr_ = deque(maxlen=8)
-        self.noise_since_qrs_ = []                      # (index, value, slope) for search-back
+        self.noise_since_qrs_ = []  # (index, value, slope) for search-back
 
     def _threshold(self) -> float:
         return self.npki_ + 0.25 * (self.spki_ - self.npki_)
@@ -114,7 +121,7 @@ class PanTompkins:
             # (mwi_tail_ still starts at sample 0 until the first scan).
             if self.n_seen_ < self.learn:
                 return []
-            first = self.mwi_tail_[:self.learn]
+            first = self.mwi_tail_[: self.learn]
             self.spki_ = float(first.max()) / 3
             self.npki_ = float(first.mean()) / 2
             self.learnt_at_ = self.learn
@@ -134,16 +141,16 @@ class PanTompkins:
         m = self.mwi_tail_
         base = self.mwi_tail_start_
         beats: list[int] = []
-        judged_upto = len(m) - self.lookahead            # peaks before this index can be judged
+        judged_upto = len(m) - self.lookahead  # peaks before this index can be judged
         if judged_upto < 2:
             return beats
         k = np.arange(1, judged_upto)
         is_peak = (m[k] >= m[k - 1]) & (m[k] > m[k + 1])
         for i in k[is_peak]:
             # A peak must be the maximum of its lookahead span (ripples are not peaks).
-            if m[i] >= m[i + 1:i + 1 + self.lookahead].max():
+            if m[i] >= m[i + 1 : i + 1 + self.lookahead].max():
                 beats += self._judge(base + int(i), float(m[i]))
-        keep_from = judged_upto - 1                     # one sample of context for the next scan
+        keep_from = judged_upto - 1  # one sample of context for the next scan
         self.mwi_tail_ = m[keep_from:]
         self.mwi_tail_start_ = base + keep_from
         return beats
@@ -185,7 +192,7 @@ class PanTompkins:
         if index - since <= self.relearn:
             return
         lo = max(index - self.learn - self.tail_start_, 0)
-        recent = self.mwi_hist_[lo:index - self.tail_start_ + 1]
+        recent = self.mwi_hist_[lo : index - self.tail_start_ + 1]
         self.learnt_at_ = index
         if not len(recent):
             return
@@ -197,7 +204,7 @@ class PanTompkins:
             self.spki_ = peak / 3
             self.npki_ = float(recent.mean()) / 2
             self.noise_since_qrs_ = []
-            self.rr_.clear()                                # the old rhythm says nothing now
+            self.rr_.clear()  # the old rhythm says nothing now
 
     def _judge(self, index: int, value: float) -> list[int]:
         """Classify one integrated-signal peak as QRS or noise; return R peaks found."""
@@ -214,8 +221,9 @@ class PanTompkins:
             return beats
         slope = self._slope(index)
         if value > self._threshold():
-            t_wave = (self.last_qrs_ is not None and index - self.last_qrs_ < self.t_wave
-                      and slope < 0.5 * self.last_slope_)
+            t_wave = (
+                self.last_qrs_ is not None and index - self.last_qrs_ < self.t_wave and slope < 0.5 * self.last_slope_
+            )
             if not t_wave:
                 beats += self._accept(index, value, slope, 0.125)
                 return beats

@@ -77,29 +77,29 @@ class LengthTransformQRS:
         self.eye = max(2, int(round(0.25 * fs_hz)))
         self.learn = int(round(learn_s * fs_hz))
         self.expect = int(round(2.5 * fs_hz))
-        self.t_wave = int(round(0.45 * fs_hz))     # from the crossing, ~0.1 s before the R
-        self.decay_per_sample = 0.5 ** (1.0 / fs_hz)       # Ta halves per second once overdue
+        self.t_wave = int(round(0.45 * fs_hz))  # from the crossing, ~0.1 s before the R
+        self.decay_per_sample = 0.5 ** (1.0 / fs_hz)  # Ta halves per second once overdue
         self.reset()
 
     def reset(self) -> None:
         self.filter = CausalFilter(self.sos, 1)
         self.n_seen_ = 0
-        self.prev_ = None                 # last low-passed sample (for the first difference)
-        self.length = MovingSum(self.window)   # curve length over the window
-        self.lt_ = np.zeros(0)            # curve lengths from index lt_start_ on
-        self.sig_ = np.zeros(0)           # low-passed signal, same indices
+        self.prev_ = None  # last low-passed sample (for the first difference)
+        self.length = MovingSum(self.window)  # curve length over the window
+        self.lt_ = np.zeros(0)  # curve lengths from index lt_start_ on
+        self.sig_ = np.zeros(0)  # low-passed signal, same indices
         self.lt_start_ = 0
-        self.next_ = 0                    # first index that may start a beat
+        self.next_ = 0  # first index that may start a beat
         self.ta_ = None
         self.last_beat_ = None
         self.last_slope_ = 0.0
-        self.ta_at_ = 0                   # index where ta_ was last set
+        self.ta_at_ = 0  # index where ta_ was last set
 
     def _threshold(self, idx: np.ndarray) -> np.ndarray:
         """T1 = Ta / 3 at each index, Ta decaying once no beat was seen for 2.5 s."""
         since = idx - (self.last_beat_ if self.last_beat_ is not None else self.ta_at_)
         overdue = np.maximum(since - self.expect, 0)
-        return self.ta_ * self.decay_per_sample ** overdue / 3.0
+        return self.ta_ * self.decay_per_sample**overdue / 3.0
 
     def push(self, chunk: np.ndarray) -> list[int]:
         """Push samples of shape (n,); return the sample indices of the beats found."""
@@ -111,7 +111,7 @@ class LengthTransformQRS:
         self.prev_ = x[-1]
         # Excess curve length per sample (dy in signal units; a 5 uV step per sample costs
         # almost nothing, a QRS slope its full height).
-        seg = np.sqrt(0.005 ** 2 + dy ** 2) - 0.005
+        seg = np.sqrt(0.005**2 + dy**2) - 0.005
         lt = self.length.process(seg)
         self.lt_ = np.concatenate([self.lt_, lt])
         self.sig_ = np.concatenate([self.sig_, x])
@@ -119,7 +119,7 @@ class LengthTransformQRS:
         if self.ta_ is None:
             if self.n_seen_ < self.learn:
                 return []
-            first = self.lt_[:self.learn]
+            first = self.lt_[: self.learn]
             self.ta_ = 3.0 * float(first.mean()) + 1e-9
             self.ta_at_ = self.learn
         beats = self._scan()
@@ -135,7 +135,7 @@ class LengthTransformQRS:
         half = self.eye // 2
         while True:
             lo = self.next_ - self.lt_start_
-            hi = len(self.lt_) - half                       # a crossing needs half an eye after it
+            hi = len(self.lt_) - half  # a crossing needs half an eye after it
             if hi <= lo:
                 return beats
             idx = np.arange(lo, hi)
@@ -144,14 +144,17 @@ class LengthTransformQRS:
                 self.next_ = hi + self.lt_start_
                 return beats
             t = lo + int(above[0])
-            maxd = float(self.lt_[t:t + half + 1].max())
-            mind = float(self.lt_[max(t - half, 0):t + 1].min())
+            maxd = float(self.lt_[t : t + half + 1].max())
+            mind = float(self.lt_[max(t - half, 0) : t + 1].min())
             # A T wave: soon after a beat and much less steep than it was (as Pan-Tompkins
             # tells them apart).
             a, b = max(t - half, 1), min(t + half, len(self.sig_))
-            slope = float(np.abs(np.diff(self.sig_[a - 1:b])).max()) if b > a else 0.0
-            t_wave = (self.last_beat_ is not None and t + self.lt_start_ - self.last_beat_ < self.t_wave
-                      and slope < 0.5 * self.last_slope_)
+            slope = float(np.abs(np.diff(self.sig_[a - 1 : b])).max()) if b > a else 0.0
+            t_wave = (
+                self.last_beat_ is not None
+                and t + self.lt_start_ - self.last_beat_ < self.t_wave
+                and slope < 0.5 * self.last_slope_
+            )
             if maxd > 1.5 * mind and not t_wave:
                 seg = self.sig_[a:b]
                 beat = self.lt_start_ + a + int(np.argmax(np.abs(seg - np.median(seg))))
@@ -162,7 +165,7 @@ class LengthTransformQRS:
                 self.last_slope_ = slope
                 self.next_ = t + self.lt_start_ + self.eye
             elif t_wave:
-                self.next_ = t + self.lt_start_ + self.eye   # past the whole T wave
+                self.next_ = t + self.lt_start_ + self.eye  # past the whole T wave
             else:
                 self.next_ = t + self.lt_start_ + 1
 
@@ -172,7 +175,7 @@ def kurtosis(x: np.ndarray) -> float:
     d = x - x.mean()
     d2 = d * d
     var = float(d2.mean())
-    return float(np.dot(d2, d2) / len(d2) / var ** 2) if var > 0 else 0.0
+    return float(np.dot(d2, d2) / len(d2) / var**2) if var > 0 else 0.0
 
 
 def power_ratio(x: np.ndarray, fs_hz: float, band=(5.0, 15.0), total=(5.0, 40.0)) -> float:
@@ -220,8 +223,9 @@ def ecg_level(b: float, k: float, p: float) -> tuple[str, list[str]]:
     return level, reasons
 
 
-def eeg_window_quality(raw: np.ndarray, fs_hz: float, mains_hz: tuple[float, ...], model_input: np.ndarray,
-                       amplitude_limit: float | None) -> list[str]:
+def eeg_window_quality(
+    raw: np.ndarray, fs_hz: float, mains_hz: tuple[float, ...], model_input: np.ndarray, amplitude_limit: float | None
+) -> list[str]:
     """Flags of an EEG window.
 
     raw : (n, channels) the window's input at the model's input rate, before filtering

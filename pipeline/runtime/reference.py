@@ -17,8 +17,15 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def lstm_sequence(x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray,
-                  h: np.ndarray, c: np.ndarray, return_cells: bool = False):
+def lstm_sequence(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    recurrent: np.ndarray,
+    bias: np.ndarray,
+    h: np.ndarray,
+    c: np.ndarray,
+    return_cells: bool = False,
+):
     """Run one LSTM layer over x of shape (..., n_steps, n_in) from state h, c of shape (..., units).
 
     Leading dimensions are windows run side by side (export's state-range study runs
@@ -27,12 +34,12 @@ def lstm_sequence(x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias
     also the cell state after every step, (..., n_steps, units).
     """
     units = recurrent.shape[0]
-    xw = x.astype(np.float64) @ kernel + bias          # the input projection, all steps at once
+    xw = x.astype(np.float64) @ kernel + bias  # the input projection, all steps at once
     out = np.empty(x.shape[:-1] + (units,))
     cells = np.empty_like(out) if return_cells else None
     for t in range(x.shape[-2]):
         z = xw[..., t, :] + h @ recurrent
-        i, f, g, o = z[..., :units], z[..., units:2 * units], z[..., 2 * units:3 * units], z[..., 3 * units:]
+        i, f, g, o = z[..., :units], z[..., units : 2 * units], z[..., 2 * units : 3 * units], z[..., 3 * units :]
         c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
         h = _sigmoid(o) * np.tanh(c)
         out[..., t, :] = h
@@ -48,8 +55,9 @@ class NumpyLSTM:
         self.layers = []
         i = 0
         while f"lstm_{i}_kernel" in weights:
-            self.layers.append(tuple(np.asarray(weights[f"lstm_{i}_{k}"], np.float64)
-                                     for k in ("kernel", "recurrent", "bias")))
+            self.layers.append(
+                tuple(np.asarray(weights[f"lstm_{i}_{k}"], np.float64) for k in ("kernel", "recurrent", "bias"))
+            )
             i += 1
         self.dense = (weights["dense_kernel"].astype(np.float64), weights["dense_bias"].astype(np.float64))
         self.head = (weights["probs_kernel"].astype(np.float64), weights["probs_bias"].astype(np.float64))

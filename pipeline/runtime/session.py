@@ -73,8 +73,18 @@ class ChunkedWindows:
         from pipeline.runtime.backends import run_chunks
 
         side = inputs.get("side")
-        return np.stack([run_chunks(self.stepper.step, inputs["signal"][i], self.units, self.chunk_len,
-                                    None if side is None else side[i]) for i in range(len(inputs["signal"]))])
+        return np.stack(
+            [
+                run_chunks(
+                    self.stepper.step,
+                    inputs["signal"][i],
+                    self.units,
+                    self.chunk_len,
+                    None if side is None else side[i],
+                )
+                for i in range(len(inputs["signal"]))
+            ]
+        )
 
 
 def open_model(folder: str | Path, manifest: Manifest | dict, artifact: str, num_threads: int = 1):
@@ -88,12 +98,18 @@ def open_model(folder: str | Path, manifest: Manifest | dict, artifact: str, num
     if isinstance(manifest, dict):
         manifest = Manifest.from_dict(manifest)
     entry = manifest.artifact(artifact)
-    runnable = [a.name for a in manifest.artifacts if a.ok and (
-        (a.format in ("tflite", "onnx", "npz") and a.graph in ("whole-window", "stream", "weights"))
-        or (a.format == "c" and a.name in C_ARTIFACTS))]
+    runnable = [
+        a.name
+        for a in manifest.artifacts
+        if a.ok
+        and (
+            (a.format in ("tflite", "onnx", "npz") and a.graph in ("whole-window", "stream", "weights"))
+            or (a.format == "c" and a.name in C_ARTIFACTS)
+        )
+    ]
     if entry is None or entry.name not in runnable:
         raise SessionError(f"{folder}: no usable artifact '{artifact}' (choose from {runnable})")
-    if entry.format == "c":                                  # the generated C, as a shared library
+    if entry.format == "c":  # the generated C, as a shared library
         return open_library(folder, manifest.raw, artifact)
     try:
         data = verify_artifact(Path(folder), entry)
@@ -109,8 +125,9 @@ def open_model(folder: str | Path, manifest: Manifest | dict, artifact: str, num
     except ImportError as err:
         raise SessionError(f"{folder}: '{artifact}' needs an interpreter that is not installed: {err}") from None
     except ValueError as err:  # numpy refusing an object array (a pickle), an interpreter refusing bytes
-        raise SessionError(f"{folder}/{entry.file}: cannot be loaded as a {entry.format} model: "
-                           f"{str(err).splitlines()[0][:200]}") from None
+        raise SessionError(
+            f"{folder}/{entry.file}: cannot be loaded as a {entry.format} model: {str(err).splitlines()[0][:200]}"
+        ) from None
 
 
 @dataclass
@@ -120,7 +137,7 @@ class _Stretch:
     kind: str
     active: bool = False
     last_sample: int = -1
-    spans: list = field(default_factory=list)      # [start, stop) input samples, recent ones
+    spans: list = field(default_factory=list)  # [start, stop) input samples, recent ones
 
 
 class StreamSession:
@@ -146,10 +163,20 @@ class StreamSession:
     KIND = ""
     KIND_TEXT = ""
 
-    def __init__(self, folder: str | Path, artifact: str, num_threads: int = 1, flat_s: float = 1.0,
-                 source: SignalSpec | None = None, channel_map: dict[str, str] | None = None,
-                 spike_s: float = 0.05, withhold_unusable: bool = False, manifest: Manifest | None = None,
-                 trusted_key: str | Path | None = None, block_s: float = 0.5):
+    def __init__(
+        self,
+        folder: str | Path,
+        artifact: str,
+        num_threads: int = 1,
+        flat_s: float = 1.0,
+        source: SignalSpec | None = None,
+        channel_map: dict[str, str] | None = None,
+        spike_s: float = 0.05,
+        withhold_unusable: bool = False,
+        manifest: Manifest | None = None,
+        trusted_key: str | Path | None = None,
+        block_s: float = 0.5,
+    ):
         self.folder = Path(folder)
         self.manifest = manifest or read_manifest(self.folder, trusted_key=trusted_key)
         m = self.manifest
@@ -175,10 +202,12 @@ class StreamSession:
         m, src = self.manifest, self.source
         where = "the input"
         try:
-            self.columns = resolve_channels(list(m.channels), list(src.channels), m.input.channel_aliases,
-                                            channel_map, where)
-            self.scale = np.array([unit_scale(src.units[c], m.input.units, f"input channel '{src.channels[c]}'")
-                                   for c in self.columns])
+            self.columns = resolve_channels(
+                list(m.channels), list(src.channels), m.input.channel_aliases, channel_map, where
+            )
+            self.scale = np.array(
+                [unit_scale(src.units[c], m.input.units, f"input channel '{src.channels[c]}'") for c in self.columns]
+            )
         except BiosigError as err:
             raise SessionError(str(err)) from None
         self.fs_src = float(src.fs_hz)
@@ -187,7 +216,8 @@ class StreamSession:
                 f"the input is sampled at {self.fs_src:g} Hz; this model's band reaches "
                 f"{m.preprocess.get('lowpass_hz') or self.spec.fs_out_hz / 2:g} Hz, which needs at least "
                 f"{m.input.min_fs_hz:g} Hz (a {self.fs_src:g} Hz recording holds nothing above "
-                f"{self.fs_src / 2:g} Hz)")
+                f"{self.fs_src / 2:g} Hz)"
+            )
         self.resample = abs(self.fs_src - self.spec.fs_in_hz) > 1e-9 * self.spec.fs_in_hz
         #: input samples per model-input sample
         self.src_per_in = self.fs_src / self.spec.fs_in_hz
@@ -204,28 +234,27 @@ class StreamSession:
         src, m = self.source, self.manifest
         pairs = ", ".join(f"{src.channels[c]}->{name}" for c, name in zip(self.columns, m.channels))
         units = sorted({src.units[c] for c in self.columns})
-        rate = (f"{self.fs_src:g} Hz resampled to {self.spec.fs_in_hz:g} Hz"
-                if self.resample else f"{self.fs_src:g} Hz")
+        rate = f"{self.fs_src:g} Hz resampled to {self.spec.fs_in_hz:g} Hz" if self.resample else f"{self.fs_src:g} Hz"
         return f"input: {pairs}; {'/'.join(units)} -> {m.input.units}; {rate}"
 
     # ----------------------------------------------------------------- streaming
 
     def reset(self) -> None:
         """Forget the recording: every filter, detector, tracker and buffer."""
-        self.n_in_ = 0                     # input samples pushed since the session began
-        self.gap_start_ = None             # input sample where a bad stretch began
-        self.run_ = np.zeros(self.n_channels, dtype=np.int64)   # equal-sample pairs so far, per channel
+        self.n_in_ = 0  # input samples pushed since the session began
+        self.gap_start_ = None  # input sample where a bad stretch began
+        self.run_ = np.zeros(self.n_channels, dtype=np.int64)  # equal-sample pairs so far, per channel
         self.last_sample_ = None
-        self.oor_run_ = 0                  # out-of-range samples in a row so far
-        self.last_good_ = None             # the last in-range sample (held over spikes)
+        self.oor_run_ = 0  # out-of-range samples in a row so far
+        self.last_good_ = None  # the last in-range sample (held over spikes)
         self.flags_ = {k: _Stretch(k) for k in ("spike", "saturated")}
-        self.pending_in_: list[np.ndarray] = []   # pushes gathered until block_s has arrived
+        self.pending_in_: list[np.ndarray] = []  # pushes gathered until block_s has arrived
         self.n_pending_ = 0
         self._restart_all(0)
 
     def _restart_all(self, at_sample: int) -> None:
-        self.segment_start_ = at_sample    # input sample of model-input sample 0
-        self.n_model_in_ = 0               # model-input-rate samples since the restart
+        self.segment_start_ = at_sample  # input sample of model-input sample 0
+        self.n_model_in_ = 0  # model-input-rate samples since the restart
         self.resampler = Resampler(self.fs_src, self.spec.fs_in_hz, self.n_channels) if self.resample else None
         self._restart()
 
@@ -258,7 +287,7 @@ class StreamSession:
             return []
         x = self.pending_in_[0] if len(self.pending_in_) == 1 else np.concatenate(self.pending_in_)
         self.pending_in_, self.n_pending_ = [], 0
-        x = x[:, self.columns] * self.scale                  # model channels, model units
+        x = x[:, self.columns] * self.scale  # model channels, model units
         events: list[dict] = []
         finite = np.isfinite(x).all(axis=1)
         flat, flat_channels = self._flat_mask(x)
@@ -272,8 +301,15 @@ class StreamSession:
             at = self.n_in_ + int(a)
             if good[a]:
                 if self.gap_start_ is not None:
-                    events.append({"type": "signal_quality", "kind": "recovered", "sample": at,
-                                   "time_s": at / self.fs_src, "gap_samples": at - self.gap_start_})
+                    events.append(
+                        {
+                            "type": "signal_quality",
+                            "kind": "recovered",
+                            "sample": at,
+                            "time_s": at / self.fs_src,
+                            "gap_samples": at - self.gap_start_,
+                        }
+                    )
                     self._restart_all(at)
                     self.gap_start_ = None
                 # Feed the run piece by piece between its marks, so that every event comes
@@ -293,8 +329,16 @@ class StreamSession:
                 else:
                     kind = "out_of_range"
                     chans = np.flatnonzero((x[a] < self.valid_low) | (x[a] > self.valid_high))
-                events.append({"type": "signal_quality", "kind": kind, "sample": at, "time_s": at / self.fs_src,
-                               "channels": [self.manifest.channels[i] for i in chans], "action": "state reset"})
+                events.append(
+                    {
+                        "type": "signal_quality",
+                        "kind": kind,
+                        "sample": at,
+                        "time_s": at / self.fs_src,
+                        "channels": [self.manifest.channels[i] for i in chans],
+                        "action": "state reset",
+                    }
+                )
         self.n_in_ += len(x)
         return events
 
@@ -315,16 +359,19 @@ class StreamSession:
         try:
             x = np.asarray(samples)
         except ValueError:
-            raise SessionError(f"samples must be a rectangular array of numbers (n, {len(self.source.channels)}); "
-                               f"got rows of different lengths") from None
+            raise SessionError(
+                f"samples must be a rectangular array of numbers (n, {len(self.source.channels)}); "
+                f"got rows of different lengths"
+            ) from None
         if x.dtype.kind not in "fiu":
             raise SessionError(f"samples must be numbers, got dtype {x.dtype}")
         n_src = len(self.source.channels)
         if x.ndim == 1 and n_src == 1:
             x = x[:, None]
         if x.ndim != 2 or x.shape[1] != n_src:
-            raise SessionError(f"samples must have shape (n, {n_src}) for channels "
-                               f"{list(self.source.channels)}, got {x.shape}")
+            raise SessionError(
+                f"samples must have shape (n, {n_src}) for channels {list(self.source.channels)}, got {x.shape}"
+            )
         return x.astype(np.float64)
 
     def _feed(self, x: np.ndarray) -> list[dict]:
@@ -347,7 +394,7 @@ class StreamSession:
         n = len(x)
         first = self.last_sample_[None] if self.last_sample_ is not None else np.full((1, x.shape[1]), np.nan)
         prev = np.concatenate([first, x[:-1]])
-        same = x == prev                                   # (n, channels); NaN never equal
+        same = x == prev  # (n, channels); NaN never equal
         idx = np.arange(n)[:, None]
         breaks = np.where(~same, idx, -1)
         last_break = np.maximum.accumulate(breaks, axis=0)
@@ -363,7 +410,7 @@ class StreamSession:
         with np.errstate(invalid="ignore"):
             oor = finite & ((x < self.valid_low) | (x > self.valid_high)).any(axis=1)
         n = len(x)
-        if not oor.any():                                # the usual case: nothing to hold
+        if not oor.any():  # the usual case: nothing to hold
             self.oor_run_ = 0
             if finite[-1]:
                 self.last_good_ = x[-1].copy()
@@ -373,7 +420,7 @@ class StreamSession:
         idx = np.arange(n)
         breaks = np.where(~oor, idx, -1)
         last_break = np.maximum.accumulate(breaks)
-        run = np.where(last_break >= 0, idx - last_break, self.oor_run_ + idx + 1)   # 0 where in range
+        run = np.where(last_break >= 0, idx - last_break, self.oor_run_ + idx + 1)  # 0 where in range
         self.oor_run_ = int(run[-1])
         gap = oor & (run > self.spike_len)
         held = oor & ~gap
@@ -401,13 +448,22 @@ class StreamSession:
         flag = self.flags_["spike"]
         for s, e in zip(*self._runs(held)):
             at, stop = self.n_in_ + int(s), self.n_in_ + int(e)
-            if flag.spans and flag.spans[-1][1] == at:       # the spike goes on from the last push
+            if flag.spans and flag.spans[-1][1] == at:  # the spike goes on from the last push
                 flag.spans[-1][1] = stop
                 continue
             flag.spans.append([at, stop])
-            marks.append((int(s), {"type": "signal_quality", "kind": "spike", "sample": at,
-                                   "time_s": at / self.fs_src,
-                                   "action": "held last good value; decisions over it flagged"}))
+            marks.append(
+                (
+                    int(s),
+                    {
+                        "type": "signal_quality",
+                        "kind": "spike",
+                        "sample": at,
+                        "time_s": at / self.fs_src,
+                        "action": "held last good value; decisions over it flagged",
+                    },
+                )
+            )
         return marks
 
     def _saturation_marks(self, x: np.ndarray, finite: np.ndarray) -> list[tuple[int, dict]]:
@@ -425,9 +481,18 @@ class StreamSession:
         for s, e in zip(*self._runs(clipped)):
             at, stop = self.n_in_ + int(s), self.n_in_ + int(e)
             if not flag.spans or at - flag.spans[-1][1] > quiet:
-                marks.append((int(s), {"type": "signal_quality", "kind": "saturated", "sample": at,
-                                       "time_s": at / self.fs_src,
-                                       "action": "decisions over clipped samples flagged"}))
+                marks.append(
+                    (
+                        int(s),
+                        {
+                            "type": "signal_quality",
+                            "kind": "saturated",
+                            "sample": at,
+                            "time_s": at / self.fs_src,
+                            "action": "decisions over clipped samples flagged",
+                        },
+                    )
+                )
             if flag.spans and at <= flag.spans[-1][1]:
                 flag.spans[-1][1] = stop
             else:
@@ -438,7 +503,7 @@ class StreamSession:
         """Input-quality flags ("spike", "saturated") touching input samples [start, stop)."""
         out = []
         for kind, flag in self.flags_.items():
-            flag.spans = [s for s in flag.spans if s[1] > start - int(30 * self.fs_src)]   # keep 30 s
+            flag.spans = [s for s in flag.spans if s[1] > start - int(30 * self.fs_src)]  # keep 30 s
             if any(s[0] < stop and s[1] > start for s in flag.spans):
                 out.append(kind)
         return out
@@ -460,10 +525,10 @@ class _PendingBeat:
     """A detected beat on its way to a decision (model-rate indices since the restart)."""
 
     r: int
-    features: np.ndarray | None = None     # RR features, once the next beat gave its post-RR
+    features: np.ndarray | None = None  # RR features, once the next beat gave its post-RR
     r_next: int | None = None
     window: np.ndarray | bool | None = None  # the closed window; False: off the segment
-    sqi: dict | None = None                 # the quality indices, taken at r + sqi_lag
+    sqi: dict | None = None  # the quality indices, taken at r + sqi_lag
     flags: list = field(default_factory=list)
 
 
@@ -486,8 +551,9 @@ class ECGSession(StreamSession):
 
     KIND, KIND_TEXT = "ecg-beats", "an ECG beat classifier"
 
-    def __init__(self, folder: str | Path, artifact: str = "tflite_float32", num_threads: int = 1,
-                 flat_s: float = 1.0, **kw):
+    def __init__(
+        self, folder: str | Path, artifact: str = "tflite_float32", num_threads: int = 1, flat_s: float = 1.0, **kw
+    ):
         super().__init__(folder, artifact, num_threads, flat_s, **kw)
         m = self.manifest
         if not hasattr(self.model, "predict"):
@@ -496,7 +562,8 @@ class ECGSession(StreamSession):
         self.n_after = m.window.n_after_samples
         self.side_cols = [RR_FEATURE_NAMES.index(n) for n in m.side_features.names]
         self.standardise = Standardiser.from_manifest(
-            {"mean": m.side_features.mean, "std": m.side_features.std, "clip": m.side_features.clip})
+            {"mean": m.side_features.mean, "std": m.side_features.std, "clip": m.side_features.clip}
+        )
         self.normalise = m.window.normalise
         fs = self.spec.fs_out_hz
         # 12 s of model-rate samples: windows, search-back and the quality window.
@@ -517,14 +584,14 @@ class ECGSession(StreamSession):
         self.rr = RRFeatures(m.rr.local_beats, m.rr.average_s)
         self.template = BeatTemplate(m.template.alpha, m.template.min_scale)
         self.ring = np.zeros((self.buffer_len, self.n_channels), np.float32)
-        self.n_out_ = 0                    # model-rate samples since the restart
+        self.n_out_ = 0  # model-rate samples since the restart
         self.pending_: list[_PendingBeat] = []
-        self.beats_a_: list[int] = []      # Pan-Tompkins beats (recent), model rate
-        self.beats_b_: list[int] = []      # curve-length beats (recent)
-        self.level_ = "good"               # the last decision's quality level
+        self.beats_a_: list[int] = []  # Pan-Tompkins beats (recent), model rate
+        self.beats_b_: list[int] = []  # curve-length beats (recent)
+        self.level_ = "good"  # the last decision's quality level
 
     def _process(self, x: np.ndarray) -> list[dict]:
-        y = self.pre.process(x)                          # model-rate samples
+        y = self.pre.process(x)  # model-rate samples
         events = []
         # In pieces of at most one second (a window is copied out of the ring before new
         # samples overwrite it, however large the push), cut wherever a pending beat's
@@ -555,7 +622,7 @@ class ECGSession(StreamSession):
     def _flush(self) -> list[dict]:
         for beat in self.pending_:
             if beat.sqi is None:
-                beat.sqi = self._sqi(beat.r)             # over the signal there is
+                beat.sqi = self._sqi(beat.r)  # over the signal there is
         return self._decide_ready()
 
     def _sqi(self, r: int) -> dict:
@@ -567,14 +634,17 @@ class ECGSession(StreamSession):
         self.beats_a_ = [b for b in self.beats_a_ if b >= keep_from]
         self.beats_b_ = [b for b in self.beats_b_ if b >= keep_from]
         if hi - lo < 3 * self.spec.fs_out_hz:
-            return {}                                    # too little signal since the restart
+            return {}  # too little signal since the restart
         a = np.array([b for b in self.beats_a_ if lo <= b < hi], dtype=np.int64)
         b = np.array([c for c in self.beats_b_ if lo <= c < hi], dtype=np.int64)
         seg = self.ring[np.arange(lo, hi) % self.buffer_len, 0].astype(np.float64)
-        return {"bsqi": round(sqi.bsqi(a, b, self.match_tolerance), 3), "ksqi": round(sqi.kurtosis(seg), 2),
-                "psqi": round(sqi.power_ratio(seg, self.spec.fs_out_hz), 3),
-                # This beat found by the second detector too.
-                "confirmed": bool(len(b) and np.min(np.abs(b - r)) <= self.match_tolerance)}
+        return {
+            "bsqi": round(sqi.bsqi(a, b, self.match_tolerance), 3),
+            "ksqi": round(sqi.kurtosis(seg), 2),
+            "psqi": round(sqi.power_ratio(seg, self.spec.fs_out_hz), 3),
+            # This beat found by the second detector too.
+            "confirmed": bool(len(b) and np.min(np.abs(b - r)) <= self.match_tolerance),
+        }
 
     def _decide_ready(self) -> list[dict]:
         """Copy out windows that have closed; classify beats whose RR features and quality
@@ -583,22 +653,22 @@ class ECGSession(StreamSession):
             r = beat.r
             if beat.window is None and r + self.n_after <= self.n_out_:
                 if r - self.n_before < 0 or self.n_out_ - (r - self.n_before) > self.buffer_len:
-                    beat.window = False                  # off the segment's start / overwritten
+                    beat.window = False  # off the segment's start / overwritten
                 else:
                     beat.window = self.ring[np.arange(r - self.n_before, r + self.n_after) % self.buffer_len]
         events = []
         while self.pending_:
             beat = self.pending_[0]
             if beat.window is None or (beat.features is None and len(self.pending_) == 1) or beat.sqi is None:
-                break                                    # window open, next beat or quality not yet known
+                break  # window open, next beat or quality not yet known
             self.pending_.pop(0)
             if beat.window is False:
                 continue
             window = beat.window
             if self.normalise == "template":
-                window = self.template.push(window)     # every clean beat feeds the template
+                window = self.template.push(window)  # every clean beat feeds the template
             if beat.features is None:
-                continue                                 # the first beat: no pre-RR
+                continue  # the first beat: no pre-RR
             events += self._classify(beat, window)
         return events
 
@@ -617,28 +687,43 @@ class ECGSession(StreamSession):
         first = int(self.to_input_sample((r - self.n_before) * d))
         last = int(self.to_input_sample((r + self.n_after) * d))
         flags = self._flags_over(first, last)
-        level, reasons = sqi.ecg_level(beat.sqi["bsqi"], beat.sqi["ksqi"], beat.sqi["psqi"]) if beat.sqi \
-            else ("good", [])
+        level, reasons = (
+            sqi.ecg_level(beat.sqi["bsqi"], beat.sqi["ksqi"], beat.sqi["psqi"]) if beat.sqi else ("good", [])
+        )
         events = []
-        if level != self.level_:                         # a noisy stretch begins, worsens or ends
-            event = {"type": "signal_quality", "kind": level if level != "good" else "clean", "sample": sample,
-                     "time_s": sample / self.fs_src, "sqi": beat.sqi}
+        if level != self.level_:  # a noisy stretch begins, worsens or ends
+            event = {
+                "type": "signal_quality",
+                "kind": level if level != "good" else "clean",
+                "sample": sample,
+                "time_s": sample / self.fs_src,
+                "sqi": beat.sqi,
+            }
             if level != "good":
                 event["reasons"] = reasons
-                event["action"] = ("decisions withheld" if level == "unusable" and self.withhold_unusable
-                                   else "decisions flagged")
+                event["action"] = (
+                    "decisions withheld" if level == "unusable" and self.withhold_unusable else "decisions flagged"
+                )
             events.append(event)
             self.level_ = level
         if level != "good":
             flags = [*flags, "noisy", *(["unusable"] if level == "unusable" else [])]
         if beat.sqi and not beat.sqi["confirmed"]:
-            flags = [*flags, "unconfirmed", "unusable"]       # the second detector saw no beat here
-        elif level != "good" and sqi.out_of_rhythm(beat.features[0], beat.features[1], beat.features[2]) \
-                and beat.sqi["bsqi"] < sqi.BSQI_NOISY:
+            flags = [*flags, "unconfirmed", "unusable"]  # the second detector saw no beat here
+        elif (
+            level != "good"
+            and sqi.out_of_rhythm(beat.features[0], beat.features[1], beat.features[2])
+            and beat.sqi["bsqi"] < sqi.BSQI_NOISY
+        ):
             # In noise, a "beat" far off the local rhythm is more likely noise than a beat.
             flags = [*flags, "out_of_rhythm", "unusable"]
-        event = {"type": "beat", "sample": sample, "time_s": sample / self.fs_src, "inputs_ready_at_sample": ready,
-                 "sqi": beat.sqi}
+        event = {
+            "type": "beat",
+            "sample": sample,
+            "time_s": sample / self.fs_src,
+            "inputs_ready_at_sample": ready,
+            "sqi": beat.sqi,
+        }
         events.append(self._decision(event, probs, flags))
         return events
 
@@ -668,8 +753,14 @@ class EEGSession(StreamSession):
 
     KIND, KIND_TEXT = "eeg-windows", "an EEG window classifier"
 
-    def __init__(self, folder: str | Path, artifact: str = "stream_tflite_float32", num_threads: int = 1,
-                 flat_s: float = 1.0, **kw):
+    def __init__(
+        self,
+        folder: str | Path,
+        artifact: str = "stream_tflite_float32",
+        num_threads: int = 1,
+        flat_s: float = 1.0,
+        **kw,
+    ):
         super().__init__(folder, artifact, num_threads, flat_s, **kw)
         if not hasattr(self.model, "step"):
             raise SessionError(f"{folder}: '{artifact}' is a whole-window graph; choose a stream_* artifact")
@@ -685,7 +776,7 @@ class EEGSession(StreamSession):
 
     def _restart(self) -> None:
         self.pre = Preprocessor(self.spec, self.n_channels, sos=self.sos)
-        self.n_chunks_ = 0                                  # chunks completed since the restart
+        self.n_chunks_ = 0  # chunks completed since the restart
         # Model-rate samples in the model's channels (a band-power front end makes more
         # channels than the input has).
         n_model = self.pre.n_out_channels
@@ -703,15 +794,15 @@ class EEGSession(StreamSession):
         self.n_raw_ += len(x)
         y = np.concatenate([self.partial_, self.pre.process(x)])
         n_full = len(y) // self.chunk_len
-        self.partial_ = y[n_full * self.chunk_len:]
+        self.partial_ = y[n_full * self.chunk_len :]
         events = []
         per_window = self.n_steps // self.chunk_len
         hop_chunks = self.hop_len // self.chunk_len
         for j in range(n_full):
-            k = self.n_chunks_                              # index of this chunk
+            k = self.n_chunks_  # index of this chunk
             if k % hop_chunks == 0:
                 self.windows_.append(_OpenWindow(k, [np.zeros((1, u), np.float32) for u in self.units for _ in (0, 1)]))
-            chunk = y[j * self.chunk_len:(j + 1) * self.chunk_len][None].astype(np.float32)
+            chunk = y[j * self.chunk_len : (j + 1) * self.chunk_len][None].astype(np.float32)
             ring = len(self.pre_ring_)
             self.pre_ring_[(k * self.chunk_len + np.arange(self.chunk_len)) % ring] = chunk[0]
             for window in self.windows_:
@@ -727,7 +818,7 @@ class EEGSession(StreamSession):
 
     def _event(self, start_chunk: int, probs: np.ndarray) -> dict:
         d = self.spec.decimate
-        first = start_chunk * self.chunk_len                # model-rate index since the restart
+        first = start_chunk * self.chunk_len  # model-rate index since the restart
         start = int(self.to_input_sample(first * d))
         end = int(self.to_input_sample((first + self.n_steps) * d))
         model_input = self.pre_ring_[(first + np.arange(self.n_steps)) % len(self.pre_ring_)]

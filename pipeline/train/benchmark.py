@@ -44,9 +44,19 @@ TARGETS = {
         ("5-class macro-F1", ("test", "macro_f1"), None, ""),
     ],
     "eeg-eegmat": [
-        ("k-fold accuracy (windows)", ("subject_kfold", "pooled", "accuracy"), 0.80, "shallow CNN (arXiv 2209.11767): 90.7"),
+        (
+            "k-fold accuracy (windows)",
+            ("subject_kfold", "pooled", "accuracy"),
+            0.80,
+            "shallow CNN (arXiv 2209.11767): 90.7",
+        ),
         ("k-fold macro-F1", ("subject_kfold", "pooled", "macro_f1"), None, ""),
-        ("k-fold accuracy (recordings: mean of windows)", ("subject_kfold", "pooled_per_recording", "accuracy"), None, ""),
+        (
+            "k-fold accuracy (recordings: mean of windows)",
+            ("subject_kfold", "pooled_per_recording", "accuracy"),
+            None,
+            "",
+        ),
         ("held-out accuracy (windows)", ("test", "accuracy"), None, ""),
         ("held-out accuracy (recordings)", ("test", "per_recording", "accuracy"), None, ""),
     ],
@@ -54,9 +64,9 @@ TARGETS = {
 
 DESCRIPTION = {
     "ecg-mitdb": "ECG, MIT-BIH inter-patient, two leads (MLII + precordial): trained on DS1 (22 records), "
-                 "epoch count and per-class offsets chosen by record-level CV inside DS1, tested on all 22 DS2 records",
+    "epoch count and per-class offsets chosen by record-level CV inside DS1, tested on all 22 DS2 records",
     "ecg-mitdb-1lead": "ECG, MIT-BIH inter-patient, MLII only: trained on DS1 (22 records), epoch count and "
-                       "per-class offsets chosen by record-level CV inside DS1, tested on all 22 DS2 records",
+    "per-class offsets chosen by record-level CV inside DS1, tested on all 22 DS2 records",
     "eeg-bonn": "EEG, Bonn: seizure (E) vs rest and five sets, split by segment (350 train, 50 validation, 100 test)",
     "eeg-eegmat": "EEG, mental arithmetic, rest vs task, subject-independent (4-fold by subject; and a held-out split)",
 }
@@ -75,27 +85,39 @@ def _fmt(label: str, v: float) -> str:
 def summarise(task: str, runs: list[dict], seeds: list[int]) -> str:
     """A Markdown table: per metric the mean, spread (sample std and max |seed - mean|),
     each seed's value, the target and whether the mean meets it."""
-    lines = [f"| metric | mean | std | max abs dev from mean | per seed ({', '.join(map(str, seeds))}) | target | |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| metric | mean | std | max abs dev from mean | per seed ({', '.join(map(str, seeds))}) | target | |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for label, path, target, anchor in TARGETS[task]:
         try:
             values = np.array([_get(m, path) for m in runs], dtype=float)
         except KeyError:
             continue
-        mean, std, dev = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0, np.abs(values - values.mean()).max()
+        mean, std, dev = (
+            values.mean(),
+            values.std(ddof=1) if len(values) > 1 else 0.0,
+            np.abs(values - values.mean()).max(),
+        )
         verdict = "" if target is None else ("met" if mean >= target else "**missed**")
         tgt = "" if target is None else (f">= {target}" if "kappa" in label else f">= {100 * target:.0f}")
-        spread = (f"{_fmt(label, std)} | {_fmt(label, dev)}" if len(values) > 1 else "- | -")
-        lines.append(f"| {label} | {_fmt(label, mean)} | {spread} | "
-                     f"{' / '.join(_fmt(label, v) for v in values)} | {tgt} | {verdict}"
-                     f"{' (' + anchor + ')' if anchor else ''} |")
+        spread = f"{_fmt(label, std)} | {_fmt(label, dev)}" if len(values) > 1 else "- | -"
+        lines.append(
+            f"| {label} | {_fmt(label, mean)} | {spread} | "
+            f"{' / '.join(_fmt(label, v) for v in values)} | {tgt} | {verdict}"
+            f"{' (' + anchor + ')' if anchor else ''} |"
+        )
     minutes = [m["train_seconds"] / 60 for m in runs]
-    lines.append(f"| train wall time per seed (min) | {np.mean(minutes):.1f} | | | "
-                 f"{' / '.join(f'{v:.1f}' for v in minutes)} | | |")
+    lines.append(
+        f"| train wall time per seed (min) | {np.mean(minutes):.1f} | | | "
+        f"{' / '.join(f'{v:.1f}' for v in minutes)} | | |"
+    )
     if "cv" in runs[0]:
         lines.append(f"| CV-chosen epochs | | | | {' / '.join(str(m['cv']['epochs']) for m in runs)} | | |")
-        lines.append(f"| CV-chosen offsets (folded into the output bias) | | | | "
-                     f"{' / '.join('[' + ', '.join(f'{o:+.2f}' for o in m['cv']['offsets']) + ']' for m in runs)} | | |")
+        lines.append(
+            f"| CV-chosen offsets (folded into the output bias) | | | | "
+            f"{' / '.join('[' + ', '.join(f'{o:+.2f}' for o in m['cv']['offsets']) + ']' for m in runs)} | | |"
+        )
     return "\n".join(lines)
 
 
@@ -126,8 +148,10 @@ def determinism_cost(pairs: int = 3) -> str:
             out = subprocess.run([sys.executable, "-c", _COST_CHILD, flag], capture_output=True, text=True, check=True)
             times[flag] += json.loads(out.stdout.strip().splitlines()[-1])
     on, off = np.median(times["1"]), np.median(times["0"])
-    return (f"deterministic ops: median {on:.2f} s per epoch, without: {off:.2f} s "
-            f"(x{on / off:.2f}; {len(times['1'])} epochs each, {pairs} alternating process pairs)")
+    return (
+        f"deterministic ops: median {on:.2f} s per epoch, without: {off:.2f} s "
+        f"(x{on / off:.2f}; {len(times['1'])} epochs each, {pairs} alternating process pairs)"
+    )
 
 
 def main(argv=None) -> int:
@@ -141,11 +165,17 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/bench")
     parser.add_argument("--data-dir")
     parser.add_argument("--reuse", action="store_true", help="summarise run folders already in --out")
-    parser.add_argument("--summarise-only", action="store_true",
-                        help="with --reuse: train nothing, summarise the seeds that have finished")
+    parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="with --reuse: train nothing, summarise the seeds that have finished",
+    )
     parser.add_argument("--write", action="store_true", help="replace the README block results-<task>")
-    parser.add_argument("--determinism-cost", action="store_true",
-                        help="only measure the time cost of deterministic training, and print it")
+    parser.add_argument(
+        "--determinism-cost",
+        action="store_true",
+        help="only measure the time cost of deterministic training, and print it",
+    )
     args = parser.parse_args(argv)
     if args.determinism_cost:
         print(determinism_cost())
@@ -162,7 +192,7 @@ def main(argv=None) -> int:
             if not (args.reuse and (run / "metrics.json").is_file()):
                 cfg = load_config(task, "full", overrides={"seed": seed})
                 split = task_split(cfg, data_dir=args.data_dir)
-                if table is None:      # the same windows for every seed (splits do not depend on it)
+                if table is None:  # the same windows for every seed (splits do not depend on it)
                     groups = sorted(set(split.train) | set(split.val) | set(split.test))
                     table = load_windows(cfg, groups, args.data_dir)
                 train_task(cfg, run, args.data_dir, split=split, table=table)
@@ -176,10 +206,12 @@ def main(argv=None) -> int:
         if len(done) < args.seeds:
             command += f" (summarised with --reuse --summarise-only: {len(done)} of {args.seeds} seeds had finished)"
         split = runs[0]["split"]
-        text = (f"**{DESCRIPTION[task]}.** {runs[0]['n_params']:,} parameters; {len(seeds)} seed(s); "
-                f"test split by {split['by']}: {len(split['test'])} never seen in training or selection. "
-                f"{wall:.0f} min of training for the {len(seeds)} seed(s) on this shared 2-core machine "
-                f"(the data read once before).\n\n" + summarise(task, runs, seeds) + "\n")
+        text = (
+            f"**{DESCRIPTION[task]}.** {runs[0]['n_params']:,} parameters; {len(seeds)} seed(s); "
+            f"test split by {split['by']}: {len(split['test'])} never seen in training or selection. "
+            f"{wall:.0f} min of training for the {len(seeds)} seed(s) on this shared 2-core machine "
+            f"(the data read once before).\n\n" + summarise(task, runs, seeds) + "\n"
+        )
         print(f"\n## {task}\n\n{text}")
         if args.write:
             from pipeline.readme import write_block

@@ -24,9 +24,13 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 _spec_hints = typing.get_type_hints(PreprocessSpec)
 PreprocessConfig = dataclasses.make_dataclass(
     "PreprocessConfig",
-    [(f.name, _spec_hints[f.name], field(default=f.default))
-     for f in dataclasses.fields(PreprocessSpec) if f.name != "fs_in_hz"],
-    frozen=True)
+    [
+        (f.name, _spec_hints[f.name], field(default=f.default))
+        for f in dataclasses.fields(PreprocessSpec)
+        if f.name != "fs_in_hz"
+    ],
+    frozen=True,
+)
 PreprocessConfig.__module__ = __name__
 
 
@@ -114,7 +118,7 @@ KINDS = ("ecg-beats", "eeg-windows")
 class TaskConfig:
     task: str
     dataset: str
-    kind: str               # "ecg-beats" or "eeg-windows"
+    kind: str  # "ecg-beats" or "eeg-windows"
     classes: list[str]
     channels: list[str]
     seed: int
@@ -152,8 +156,9 @@ class TaskConfig:
             raise ConfigError("window.rr_features / window.normalise: ECG beat settings on an EEG task")
         scale = self.train.class_weight_scale
         if scale and len(scale) != len(self.classes):
-            raise ConfigError(f"train.class_weight_scale: {len(scale)} values for {len(self.classes)} "
-                              f"classes {self.classes}")
+            raise ConfigError(
+                f"train.class_weight_scale: {len(scale)} values for {len(self.classes)} classes {self.classes}"
+            )
         if any(v < 0 for v in scale):
             raise ConfigError(f"train.class_weight_scale: negative weight in {scale}")
         if self.positive_class and self.positive_class not in self.classes:
@@ -183,8 +188,13 @@ class TaskConfig:
         return dataclasses.asdict(self)
 
 
-_SECTIONS = {"preprocess": PreprocessConfig, "window": WindowConfig, "data": DataConfig,
-             "model": ModelConfig, "train": TrainConfig}
+_SECTIONS = {
+    "preprocess": PreprocessConfig,
+    "window": WindowConfig,
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+}
 
 
 def _check_type(path: str, value, hint) -> object:
@@ -205,8 +215,12 @@ def _check_type(path: str, value, hint) -> object:
         return [_check_type(f"{path}[{i}]", v, args[0]) for i, v in enumerate(value)]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint is bool and not isinstance(value, bool) or not isinstance(value, hint) or \
-            (hint is int and isinstance(value, bool)):
+    if (
+        hint is bool
+        and not isinstance(value, bool)
+        or not isinstance(value, hint)
+        or (hint is int and isinstance(value, bool))
+    ):
         raise ConfigError(f"{path}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
     return value
 

@@ -74,8 +74,15 @@ def _ecg_windows(cfg, groups, data_dir) -> WindowTable:
     parts = []
     for rec in _progress(groups, "reading mitdb"):
         record = read_mitdb(rec, data_dir, channels=cfg.channels)
-        parts.append(beat_windows(record, cfg.preprocess_spec(record.fs_hz), cfg.window.before_s,
-                                  cfg.window.after_s, normalise=cfg.window.normalise))
+        parts.append(
+            beat_windows(
+                record,
+                cfg.preprocess_spec(record.fs_hz),
+                cfg.window.before_s,
+                cfg.window.after_s,
+                normalise=cfg.window.normalise,
+            )
+        )
     w = BeatWindows.concat(parts)
     return WindowTable(w.x, w.rr[:, cols], w.label, w.record_id, card.fs_hz, dict(w.dropped))
 
@@ -112,11 +119,13 @@ def _eegmat_windows(cfg, groups, data_dir) -> WindowTable:
                 # The padded file ends are reported by `data summary`; windows drop them.
                 warnings.filterwarnings("ignore", message=".*flat samples")
                 record = read_eegmat(subject, label, data_dir, channels=cfg.channels)
-            parts.append(fixed_windows(record, cfg.preprocess_spec(record.fs_hz),
-                                       cfg.window.window_s, cfg.window.hop_s))
+            parts.append(
+                fixed_windows(record, cfg.preprocess_spec(record.fs_hz), cfg.window.window_s, cfg.window.hop_s)
+            )
     w = EEGWindows.concat(parts)
-    return WindowTable(w.x, np.zeros((len(w), 0), np.float32), w.label, w.subject_id,
-                       load_card("eegmat").fs_hz, dict(w.dropped))
+    return WindowTable(
+        w.x, np.zeros((len(w), 0), np.float32), w.label, w.subject_id, load_card("eegmat").fs_hz, dict(w.dropped)
+    )
 
 
 def task_split(cfg: TaskConfig, table: WindowTable | None = None, data_dir=None) -> Split:
@@ -159,6 +168,11 @@ def task_split(cfg: TaskConfig, table: WindowTable | None = None, data_dir=None)
             for i in ids:
                 by_set.setdefault(i.split("/")[0], []).append(i)
             return [i for row in zip(*by_set.values()) for i in row]
-        split = Split(split.by, cut(spread(split.train), d.limit_train), cut(spread(split.val), d.limit_val),
-                      cut(spread(split.test), d.limit_test))
+
+        split = Split(
+            split.by,
+            cut(spread(split.train), d.limit_train),
+            cut(spread(split.val), d.limit_val),
+            cut(spread(split.test), d.limit_test),
+        )
     return split

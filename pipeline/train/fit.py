@@ -89,7 +89,7 @@ def make_deterministic(seed: int, deterministic: bool = True) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(1)
             tf.config.threading.set_intra_op_parallelism_threads(TRAIN_THREADS)
         except RuntimeError:
-            pass     # TensorFlow already started in this process: its thread pools stay as set
+            pass  # TensorFlow already started in this process: its thread pools stay as set
 
 
 class _EpochTrainer:
@@ -106,11 +106,12 @@ class _EpochTrainer:
         k = keras()
         self.cfg, self.x, self.s, self.y, self.std, self.name = cfg, x, std(s), y, std, name
         self.model = build_model(cfg.model, x.shape[1], x.shape[2], s.shape[1], len(cfg.classes), seed=seed)
-        self.model.compile(optimizer=k.optimizers.Adam(cfg.train.learning_rate, clipnorm=1.0),
-                           loss="sparse_categorical_crossentropy")
+        self.model.compile(
+            optimizer=k.optimizers.Adam(cfg.train.learning_rate, clipnorm=1.0), loss="sparse_categorical_crossentropy"
+        )
         self.rng = np.random.default_rng(seed)
         self.majority = int(np.bincount(y).argmax())
-        self.good = None            # (weights, epoch index) of the last finite epoch
+        self.good = None  # (weights, epoch index) of the last finite epoch
 
     def epoch(self, epoch: int) -> float:
         cfg, y = self.cfg, self.y
@@ -124,17 +125,29 @@ class _EpochTrainer:
         weights = class_weights(y[idx], len(cfg.classes), cfg.train.class_weight)
         if cfg.train.class_weight_scale:
             weights = weights * np.asarray(cfg.train.class_weight_scale)
-        h = self.model.fit(_inputs(xb, self.s[idx]), y[idx], sample_weight=weights[y[idx]],
-                           batch_size=cfg.train.batch_size, epochs=1, verbose=0, shuffle=False)
+        h = self.model.fit(
+            _inputs(xb, self.s[idx]),
+            y[idx],
+            sample_weight=weights[y[idx]],
+            batch_size=cfg.train.batch_size,
+            epochs=1,
+            verbose=0,
+            shuffle=False,
+        )
         loss = float(h.history["loss"][0])
         if not math.isfinite(loss):
             hint = "(lower train.learning_rate or check the inputs for NaN/inf)"
             if self.good is None:
-                raise TrainingError(f"{cfg.task}{self.name}: loss became {loss} at epoch {epoch + 1}; "
-                                    f"stopped before any good epoch {hint}")
+                raise TrainingError(
+                    f"{cfg.task}{self.name}: loss became {loss} at epoch {epoch + 1}; "
+                    f"stopped before any good epoch {hint}"
+                )
             self.model.set_weights(self.good[0])
-            raise TrainingError(f"{cfg.task}{self.name}: loss became {loss} at epoch {epoch + 1}; stopped, "
-                                f"keeping the weights of epoch {self.good[1] + 1} {hint}", model=self.model)
+            raise TrainingError(
+                f"{cfg.task}{self.name}: loss became {loss} at epoch {epoch + 1}; stopped, "
+                f"keeping the weights of epoch {self.good[1] + 1} {hint}",
+                model=self.model,
+            )
         return loss
 
     def predict(self, x, s) -> np.ndarray:
@@ -160,8 +173,9 @@ def fit_one(cfg: TaskConfig, table: WindowTable, split: Split, log=print, fold: 
     make_deterministic(cfg.seed, cfg.train.deterministic)
     x_tr, s_tr, y_tr = table.take(split.train, classes)
     x_va, s_va, y_va = table.take(split.val, classes)
-    _check_inputs(cfg, fold, (("training", x_tr), ("training side", s_tr), ("validation", x_va),
-                              ("validation side", s_va)))
+    _check_inputs(
+        cfg, fold, (("training", x_tr), ("training side", s_tr), ("validation", x_va), ("validation side", s_va))
+    )
     _check_classes(cfg, y_tr)
     std = Standardiser.fit(s_tr)
     trainer = _EpochTrainer(cfg, x_tr, s_tr, y_tr, std, cfg.seed, fold)
@@ -170,24 +184,33 @@ def fit_one(cfg: TaskConfig, table: WindowTable, split: Split, log=print, fold: 
     best = (-math.inf, None, -1)
     from tqdm import tqdm
 
-    bar = tqdm(range(cfg.train.epochs), desc=f"training {cfg.task}{fold}", unit="epoch",
-               disable=not sys.stderr.isatty())
+    bar = tqdm(
+        range(cfg.train.epochs), desc=f"training {cfg.task}{fold}", unit="epoch", disable=not sys.stderr.isatty()
+    )
     for epoch in bar:
         t0 = time.perf_counter()
         loss = trainer.epoch(epoch)
         probs = trainer.predict(x_va, s_va)
         val_loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y_va)), y_va], 1e-7, 1))))
         m = classification_metrics(confusion_matrix(y_va, probs.argmax(1), len(classes)), classes)
-        row = {"epoch": epoch + 1, "loss": loss, "val_loss": val_loss, "val_macro_f1": m["macro_f1"],
-               "val_accuracy": m["accuracy"], "seconds": time.perf_counter() - t0}
+        row = {
+            "epoch": epoch + 1,
+            "loss": loss,
+            "val_loss": val_loss,
+            "val_macro_f1": m["macro_f1"],
+            "val_accuracy": m["accuracy"],
+            "seconds": time.perf_counter() - t0,
+        }
         history.append(row)
         score = _monitor(cfg, y_va, probs)
         trainer.good = (model.get_weights(), epoch)
         if score > best[0]:
             best = (score, model.get_weights(), epoch)
         bar.set_postfix(loss=f"{loss:.3f}", val_f1=f"{m['macro_f1']:.3f}")
-        log(f"  epoch {epoch + 1:2d}: loss {loss:.4f}  val_loss {val_loss:.4f}  "
-            f"val_macro_f1 {m['macro_f1']:.4f}  ({row['seconds']:.0f} s)")
+        log(
+            f"  epoch {epoch + 1:2d}: loss {loss:.4f}  val_loss {val_loss:.4f}  "
+            f"val_macro_f1 {m['macro_f1']:.4f}  ({row['seconds']:.0f} s)"
+        )
         if epoch - best[2] >= cfg.train.patience:
             log(f"  early stop: no better val {cfg.train.monitor} for {cfg.train.patience} epochs")
             break
@@ -199,6 +222,7 @@ def fit_one(cfg: TaskConfig, table: WindowTable, split: Split, log=print, fold: 
 
 
 # --- selection by record-level cross-validation -------------------------------------
+
 
 def _score(cfg: TaskConfig, y: np.ndarray, probs: np.ndarray, offsets: np.ndarray | None = None) -> dict:
     """Metrics of decisions argmax(log p + offsets)."""
@@ -276,14 +300,20 @@ def cross_validate(cfg: TaskConfig, table: WindowTable, train_groups, log=print)
         rest = [g for g in groups if g not in fold]
         x_tr, s_tr, y_tr = table.take(rest, classes)
         x_va, s_va, y_va = table.take(fold, classes)
-        _check_inputs(cfg, f" fold {i + 1}", (("training", x_tr), ("training side", s_tr),
-                                              ("validation", x_va), ("validation side", s_va)))
+        _check_inputs(
+            cfg,
+            f" fold {i + 1}",
+            (("training", x_tr), ("training side", s_tr), ("validation", x_va), ("validation side", s_va)),
+        )
         _check_classes(cfg, y_tr)
-        trainers.append(_EpochTrainer(cfg, x_tr, s_tr, y_tr, Standardiser.fit(s_tr), cfg.seed + 1000 * (i + 1),
-                                      f" fold {i + 1}"))
+        trainers.append(
+            _EpochTrainer(cfg, x_tr, s_tr, y_tr, Standardiser.fit(s_tr), cfg.seed + 1000 * (i + 1), f" fold {i + 1}")
+        )
         held.append((x_va, s_va, y_va))
-        log(f"  CV fold {i + 1}/{len(folds)}: {len(fold)} records ({', '.join(fold)}), "
-            f"{len(y_va)} beats, {len(y_tr)} to train on")
+        log(
+            f"  CV fold {i + 1}/{len(folds)}: {len(fold)} records ({', '.join(fold)}), "
+            f"{len(y_va)} beats, {len(y_tr)} to train on"
+        )
     y_oof = np.concatenate([h[2] for h in held])
     history, all_probs, best_plain = [], [], (-math.inf, -1)
     from tqdm import tqdm
@@ -299,18 +329,27 @@ def cross_validate(cfg: TaskConfig, table: WindowTable, train_groups, log=print)
         offsets = choose_offsets(cfg, y_oof, probs) if cfg.train.tune_offsets else np.zeros(len(classes))
         score = _monitor(cfg, y_oof, probs, offsets)
         m = _score(cfg, y_oof, probs, offsets)
-        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
-               "val_loss": float(-np.mean(np.log(np.clip(probs[np.arange(len(y_oof)), y_oof], 1e-7, 1)))),
-               "val_macro_f1": m["macro_f1"], "val_accuracy": m["accuracy"], "val_kappa": m["kappa"],
-               f"cv_{cfg.train.monitor}_plain": plain, f"cv_{cfg.train.monitor}": score,
-               "offsets": offsets.tolist(), "seconds": time.perf_counter() - t0}
+        row = {
+            "epoch": epoch + 1,
+            "loss": float(np.mean(losses)),
+            "val_loss": float(-np.mean(np.log(np.clip(probs[np.arange(len(y_oof)), y_oof], 1e-7, 1)))),
+            "val_macro_f1": m["macro_f1"],
+            "val_accuracy": m["accuracy"],
+            "val_kappa": m["kappa"],
+            f"cv_{cfg.train.monitor}_plain": plain,
+            f"cv_{cfg.train.monitor}": score,
+            "offsets": offsets.tolist(),
+            "seconds": time.perf_counter() - t0,
+        }
         history.append(row)
         all_probs.append(probs)
         if plain > best_plain[0]:
             best_plain = (plain, epoch)
         bar.set_postfix(cv=f"{plain:.3f}")
-        log(f"  epoch {epoch + 1:2d}: loss {row['loss']:.4f}  CV {cfg.train.monitor} {plain:.4f} "
-            f"(with offsets {score:.4f})  kappa {m['kappa']:.3f}  ({row['seconds']:.0f} s)")
+        log(
+            f"  epoch {epoch + 1:2d}: loss {row['loss']:.4f}  CV {cfg.train.monitor} {plain:.4f} "
+            f"(with offsets {score:.4f})  kappa {m['kappa']:.3f}  ({row['seconds']:.0f} s)"
+        )
         if epoch - best_plain[1] >= cfg.train.patience:
             log(f"  early stop: no better CV {cfg.train.monitor} for {cfg.train.patience} epochs")
             break
@@ -318,19 +357,31 @@ def cross_validate(cfg: TaskConfig, table: WindowTable, train_groups, log=print)
     # a lucky epoch nor offsets that make up for an untrained model choose it (scored with
     # offsets, CV once chose epoch 1 with S given up: S Se 0 on DS2).
     plains = np.array([r[f"cv_{cfg.train.monitor}_plain"] for r in history])
-    smooth = np.array([plains[max(0, e - 1):e + 2].mean() for e in range(len(plains))])
+    smooth = np.array([plains[max(0, e - 1) : e + 2].mean() for e in range(len(plains))])
     chosen = int(np.argmax(smooth))
     offsets = choose_offsets(cfg, y_oof, all_probs[chosen]) if cfg.train.tune_offsets else np.zeros(len(classes))
-    best = {"score": _monitor(cfg, y_oof, all_probs[chosen], offsets), "epoch": chosen, "offsets": offsets,
-            "probs": all_probs[chosen]}
+    best = {
+        "score": _monitor(cfg, y_oof, all_probs[chosen], offsets),
+        "epoch": chosen,
+        "offsets": offsets,
+        "probs": all_probs[chosen],
+    }
     for row in history:
         row["kept"] = row["epoch"] == best["epoch"] + 1
     oof = _score(cfg, y_oof, best["probs"], best["offsets"])
-    log(f"  CV chose {best['epoch'] + 1} epochs, offsets {np.round(best['offsets'], 2).tolist()}: "
-        f"out-of-fold kappa {oof['kappa']:.3f}")
-    return {"folds": [list(f) for f in folds], "epochs": best["epoch"] + 1,
-            "offsets": best["offsets"].tolist(), "monitor": cfg.train.monitor, "score": best["score"],
-            "out_of_fold": oof, "history": history}
+    log(
+        f"  CV chose {best['epoch'] + 1} epochs, offsets {np.round(best['offsets'], 2).tolist()}: "
+        f"out-of-fold kappa {oof['kappa']:.3f}"
+    )
+    return {
+        "folds": [list(f) for f in folds],
+        "epochs": best["epoch"] + 1,
+        "offsets": best["offsets"].tolist(),
+        "monitor": cfg.train.monitor,
+        "score": best["score"],
+        "out_of_fold": oof,
+        "history": history,
+    }
 
 
 def fit_cv(cfg: TaskConfig, table: WindowTable, split: Split, log=print):
@@ -365,8 +416,10 @@ def evaluate(cfg: TaskConfig, model, std: Standardiser, table: WindowTable, grou
         other = np.isin(table.group, list(groups)) & ~np.isin(table.label, cfg.classes)
         if other.any():
             p = model.predict(_inputs(table.x[other], std(table.side[other])), verbose=0).argmax(1)
-            out["not_learned"] = {"labels": dict(zip(*[v.tolist() for v in np.unique(table.label[other], return_counts=True)])),
-                                  "predicted_as": {cfg.classes[i]: int((p == i).sum()) for i in range(len(cfg.classes))}}
+            out["not_learned"] = {
+                "labels": dict(zip(*[v.tolist() for v in np.unique(table.label[other], return_counts=True)])),
+                "predicted_as": {cfg.classes[i]: int((p == i).sum()) for i in range(len(cfg.classes))},
+            }
     if cfg.positive_class:
         out["binary"] = binary_view(cm, cfg.classes, cfg.positive_class)
     if cfg.kind == "eeg-windows":
@@ -391,8 +444,14 @@ def _per_recording(cfg: TaskConfig, table: WindowTable, groups, probs: np.ndarra
     return out
 
 
-def train_task(cfg: TaskConfig, out_dir: Path, data_dir=None, log=print, split: Split | None = None,
-               table: WindowTable | None = None) -> Path:
+def train_task(
+    cfg: TaskConfig,
+    out_dir: Path,
+    data_dir=None,
+    log=print,
+    split: Split | None = None,
+    table: WindowTable | None = None,
+) -> Path:
     """Train, test and write a run folder; return its path.
 
     ``split`` replaces the task's own split (tests use a few records); ``table`` gives
@@ -407,8 +466,10 @@ def train_task(cfg: TaskConfig, out_dir: Path, data_dir=None, log=print, split: 
     out_dir.mkdir(parents=True, exist_ok=True)
     split = split or task_split(cfg, data_dir=data_dir)
     groups = sorted(set(split.train) | set(split.val) | set(split.test))
-    log(f"{cfg.task} [{cfg.profile}]: split by {split.by}: {len(split.train)} train, "
-        f"{len(split.val)} val, {len(split.test)} test")
+    log(
+        f"{cfg.task} [{cfg.profile}]: split by {split.by}: {len(split.train)} train, "
+        f"{len(split.val)} val, {len(split.test)} test"
+    )
     if table is None:
         table = load_windows(cfg, groups, data_dir)
     log(f"  {len(table.label)} windows of shape {table.x.shape[1:]}; dropped: {table.dropped or 'none'}")
@@ -423,30 +484,56 @@ def train_task(cfg: TaskConfig, out_dir: Path, data_dir=None, log=print, split: 
             err.model.save(out_dir / "checkpoint.keras")
             raise TrainingError(f"{err} -> last good model saved as {out_dir / 'checkpoint.keras'}") from None
         raise
-    metrics = {"task": cfg.task, "profile": cfg.profile, "split": split.to_dict(),
-               "test": evaluate(cfg, model, std, table, split.test)}
+    metrics = {
+        "task": cfg.task,
+        "profile": cfg.profile,
+        "split": split.to_dict(),
+        "test": evaluate(cfg, model, std, table, split.test),
+    }
     if cv is not None:
         metrics["cv"] = cv
     else:
         metrics["val"] = evaluate(cfg, model, std, table, split.val)
-    metrics["test"]["counts"] = {"train": int(np.isin(table.group, split.train).sum()),
-                                 "val": int(np.isin(table.group, split.val).sum()),
-                                 "test": int(np.isin(table.group, split.test).sum())}
+    metrics["test"]["counts"] = {
+        "train": int(np.isin(table.group, split.train).sum()),
+        "val": int(np.isin(table.group, split.val).sum()),
+        "test": int(np.isin(table.group, split.test).sum()),
+    }
     if cfg.data.subject_folds:
         metrics["subject_kfold"] = subject_kfold(cfg, table, log)
     model.save(out_dir / "model.keras")
     spec = cfg.preprocess_spec(table.fs_in_hz)
-    run = {"format": "biosig-edge-run/1", "task": cfg.task, "profile": cfg.profile, "config": cfg.to_dict(),
-           "classes": cfg.classes, "channels": cfg.channels, "kind": cfg.kind,
-           "input_shape": list(table.x.shape[1:]), "side_features": list(cfg.window.rr_features),
-           "side_mean": std.mean.tolist(), "side_std": std.std.tolist(), "side_clip": Standardiser.CLIP,
-           "preprocess": spec.to_dict(), "split": split.to_dict(),
-           "n_params": int(model.count_params()), "keras": keras().__version__,
-           "selection": ({"by": f"record {cfg.data.cv_folds}-fold CV inside the training split",
-                          "folds": cv["folds"], "epochs": cv["epochs"], "output_bias_offsets": cv["offsets"]}
-                         if cv else {"by": f"best validation {cfg.train.monitor}"}),
-           "deterministic": cfg.train.deterministic, "seed": cfg.seed,
-           "train_seconds": time.perf_counter() - t_start}
+    run = {
+        "format": "biosig-edge-run/1",
+        "task": cfg.task,
+        "profile": cfg.profile,
+        "config": cfg.to_dict(),
+        "classes": cfg.classes,
+        "channels": cfg.channels,
+        "kind": cfg.kind,
+        "input_shape": list(table.x.shape[1:]),
+        "side_features": list(cfg.window.rr_features),
+        "side_mean": std.mean.tolist(),
+        "side_std": std.std.tolist(),
+        "side_clip": Standardiser.CLIP,
+        "preprocess": spec.to_dict(),
+        "split": split.to_dict(),
+        "n_params": int(model.count_params()),
+        "keras": keras().__version__,
+        "selection": (
+            {
+                "by": f"record {cfg.data.cv_folds}-fold CV inside the training split",
+                "folds": cv["folds"],
+                "epochs": cv["epochs"],
+                "output_bias_offsets": cv["offsets"],
+            }
+            if cv
+            else {"by": f"best validation {cfg.train.monitor}"}
+        ),
+        "deterministic": cfg.train.deterministic,
+        "seed": cfg.seed,
+        "train_seconds": time.perf_counter() - t_start,
+    }
     (out_dir / "run.json").write_text(json.dumps(run, indent=2))
     (out_dir / "history.json").write_text(json.dumps(history, indent=2))
     metrics["n_params"] = run["n_params"]
@@ -471,14 +558,26 @@ def subject_kfold(cfg: TaskConfig, table: WindowTable, log=print) -> dict:
         m = evaluate(cfg, model, std, table, test_subjects)
         total += np.asarray(m["confusion"])
         total_rec += np.asarray(m["per_recording"]["confusion"])
-        folds.append({"test_subjects": list(test_subjects), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-                      "recording_accuracy": m["per_recording"]["accuracy"]})
-        log(f"    accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
-            f"recordings {m['per_recording']['accuracy']:.3f}")
+        folds.append(
+            {
+                "test_subjects": list(test_subjects),
+                "accuracy": m["accuracy"],
+                "macro_f1": m["macro_f1"],
+                "recording_accuracy": m["per_recording"]["accuracy"],
+            }
+        )
+        log(
+            f"    accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
+            f"recordings {m['per_recording']['accuracy']:.3f}"
+        )
     pooled = classification_metrics(total, cfg.classes)
-    return {"k": cfg.data.subject_folds, "folds": folds, "pooled": pooled,
-            # One decision per recording (subject x condition): the mean of its windows'
-            # probabilities, what a device's running average holds at the recording's end.
-            "pooled_per_recording": classification_metrics(total_rec, cfg.classes),
-            "mean_accuracy": float(np.mean([f["accuracy"] for f in folds])),
-            "mean_macro_f1": float(np.mean([f["macro_f1"] for f in folds]))}
+    return {
+        "k": cfg.data.subject_folds,
+        "folds": folds,
+        "pooled": pooled,
+        # One decision per recording (subject x condition): the mean of its windows'
+        # probabilities, what a device's running average holds at the recording's end.
+        "pooled_per_recording": classification_metrics(total_rec, cfg.classes),
+        "mean_accuracy": float(np.mean([f["accuracy"] for f in folds])),
+        "mean_macro_f1": float(np.mean([f["macro_f1"] for f in folds])),
+    }

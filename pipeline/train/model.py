@@ -16,8 +16,15 @@ def keras():
     return tf_keras
 
 
-def build_model(cfg: ModelConfig, n_steps: int, n_channels: int, n_side: int, n_classes: int,
-                batch_size: int | None = None, seed: int = 0):
+def build_model(
+    cfg: ModelConfig,
+    n_steps: int,
+    n_channels: int,
+    n_side: int,
+    n_classes: int,
+    batch_size: int | None = None,
+    seed: int = 0,
+):
     """Build the classifier.
 
     Parameters
@@ -38,8 +45,7 @@ def build_model(cfg: ModelConfig, n_steps: int, n_channels: int, n_side: int, n_
     h = signal
     for i, units in enumerate(cfg.lstm_units):
         last = i == len(cfg.lstm_units) - 1
-        h = k.layers.LSTM(units, return_sequences=not last, dropout=cfg.lstm_input_dropout,
-                          name=f"lstm_{i}")(h)
+        h = k.layers.LSTM(units, return_sequences=not last, dropout=cfg.lstm_input_dropout, name=f"lstm_{i}")(h)
     if n_side:
         side = k.Input((n_side,), batch_size=batch_size, name="side")
         inputs.append(side)

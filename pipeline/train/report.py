@@ -16,42 +16,62 @@ def metrics_markdown(cfg, metrics: dict) -> str:
     split = metrics["split"]
     if "cv" in metrics:
         cv = metrics["cv"]
-        selected = (f"epoch count ({cv['epochs']}) and per-class offsets ({', '.join(f'{o:+.2f}' for o in cv['offsets'])}) "
-                    f"chosen by {len(cv['folds'])}-fold {split['by']}-level CV inside the training {split['by']}s "
-                    f"(out-of-fold kappa {cv['out_of_fold']['kappa']:.3f})")
+        selected = (
+            f"epoch count ({cv['epochs']}) and per-class offsets ({', '.join(f'{o:+.2f}' for o in cv['offsets'])}) "
+            f"chosen by {len(cv['folds'])}-fold {split['by']}-level CV inside the training {split['by']}s "
+            f"(out-of-fold kappa {cv['out_of_fold']['kappa']:.3f})"
+        )
     else:
         selected = f"selected on {len(split['val'])} validation {split['by']}s"
-    lines = [f"# {cfg.task} ({cfg.profile} profile, seed {cfg.seed})", "",
-             f"Held-out test split by {split['by']}: {len(split['test'])} ({', '.join(split['test'][:12])}"
-             f"{', ...' if len(split['test']) > 12 else ''}); trained on {len(split['train'])}, "
-             f"{selected}. "
-             f"Windows: {t['counts']['train']} train, {t['counts']['val']} val, {t['counts']['test']} test. "
-             f"Model: {metrics['n_params']} parameters.", "",
-             "| class | Se % | +P % | F1 % | support |", "|---|---|---|---|---|"]
+    lines = [
+        f"# {cfg.task} ({cfg.profile} profile, seed {cfg.seed})",
+        "",
+        f"Held-out test split by {split['by']}: {len(split['test'])} ({', '.join(split['test'][:12])}"
+        f"{', ...' if len(split['test']) > 12 else ''}); trained on {len(split['train'])}, "
+        f"{selected}. "
+        f"Windows: {t['counts']['train']} train, {t['counts']['val']} val, {t['counts']['test']} test. "
+        f"Model: {metrics['n_params']} parameters.",
+        "",
+        "| class | Se % | +P % | F1 % | support |",
+        "|---|---|---|---|---|",
+    ]
     for name, pc in t["per_class"].items():
         lines.append(f"| {name} | {_pct(pc['se'])} | {_pct(pc['ppv'])} | {_pct(pc['f1'])} | {pc['support']} |")
     lines += ["", f"Accuracy {_pct(t['accuracy'])} %, macro-F1 {_pct(t['macro_f1'])} %, kappa {t['kappa']:.3f}"]
     if "j_index" in t:
         lines.append(f"j-index {t['j_index']:.3f}, jk-index {t['jk_index']:.3f} (Mondejar-Guerra 2019)")
     if "not_learned" in t:
-        lines.append(f"Beats of classes not learned: {t['not_learned']['labels']}, predicted as "
-                     f"{t['not_learned']['predicted_as']}")
+        lines.append(
+            f"Beats of classes not learned: {t['not_learned']['labels']}, predicted as "
+            f"{t['not_learned']['predicted_as']}"
+        )
     if "binary" in t:
         b = t["binary"]
-        lines.append(f"{b['positive']} vs rest: sensitivity {_pct(b['sensitivity'])} %, "
-                     f"specificity {_pct(b['specificity'])} %")
+        lines.append(
+            f"{b['positive']} vs rest: sensitivity {_pct(b['sensitivity'])} %, specificity {_pct(b['specificity'])} %"
+        )
     if "per_recording" in t:
         r = t["per_recording"]
-        extra = (f"; {r['binary']['positive']} vs rest: sensitivity {_pct(r['binary']['sensitivity'])} %, "
-                 f"specificity {_pct(r['binary']['specificity'])} %") if "binary" in r else ""
-        lines.append(f"Per recording (mean of its windows' probabilities, n = {r['n']}): accuracy "
-                     f"{_pct(r['accuracy'])} %, macro-F1 {_pct(r['macro_f1'])} %{extra}")
+        extra = (
+            (
+                f"; {r['binary']['positive']} vs rest: sensitivity {_pct(r['binary']['sensitivity'])} %, "
+                f"specificity {_pct(r['binary']['specificity'])} %"
+            )
+            if "binary" in r
+            else ""
+        )
+        lines.append(
+            f"Per recording (mean of its windows' probabilities, n = {r['n']}): accuracy "
+            f"{_pct(r['accuracy'])} %, macro-F1 {_pct(r['macro_f1'])} %{extra}"
+        )
     if "subject_kfold" in metrics:
         k = metrics["subject_kfold"]
-        lines.append(f"Subject {k['k']}-fold (every subject tested once, never trained on): "
-                     f"pooled accuracy {_pct(k['pooled']['accuracy'])} %, macro-F1 "
-                     f"{_pct(k['pooled']['macro_f1'])} %; per fold accuracy "
-                     f"{', '.join(_pct(f['accuracy']) for f in k['folds'])}")
+        lines.append(
+            f"Subject {k['k']}-fold (every subject tested once, never trained on): "
+            f"pooled accuracy {_pct(k['pooled']['accuracy'])} %, macro-F1 "
+            f"{_pct(k['pooled']['macro_f1'])} %; per fold accuracy "
+            f"{', '.join(_pct(f['accuracy']) for f in k['folds'])}"
+        )
     lines.append(f"Training wall time: {metrics['train_seconds'] / 60:.1f} min.")
     return "\n".join(lines) + "\n"
 
@@ -89,8 +109,15 @@ def write_run_reports(out_dir: Path, cfg, metrics: dict, history: list[dict]) ->
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(cm)):
         for j in range(len(cm)):
-            ax.text(j, i, f"{cm[i, j]}\n{100 * norm[i, j]:.1f}%", ha="center", va="center",
-                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                f"{cm[i, j]}\n{100 * norm[i, j]:.1f}%",
+                ha="center",
+                va="center",
+                color="white" if norm[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
     ax.set_xticks(range(len(cm)), cfg.classes), ax.set_yticks(range(len(cm)), cfg.classes)
     ax.set_xlabel("predicted"), ax.set_ylabel("true")
     ax.set_title(f"{cfg.task}: held-out test ({metrics['split']['by']}s never trained on)", fontsize=9)

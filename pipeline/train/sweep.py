@@ -69,8 +69,10 @@ def check_space(space: dict, source: str = "search space") -> None:
     distribution, naming it (before Ray starts)."""
     from pipeline.train.config import ModelConfig, TrainConfig
 
-    fields = {"train": {f.name for f in dataclasses.fields(TrainConfig)},
-              "model": {f.name for f in dataclasses.fields(ModelConfig)}}
+    fields = {
+        "train": {f.name for f in dataclasses.fields(TrainConfig)},
+        "model": {f.name for f in dataclasses.fields(ModelConfig)},
+    }
     if not space:
         raise ConfigError(f"{source}: empty")
     for key, dist in space.items():
@@ -93,8 +95,12 @@ def _nested(flat: dict) -> dict:
 def _tune_space(space: dict) -> dict:
     from ray import tune
 
-    samplers = {"choice": lambda a: tune.choice(a), "uniform": lambda a: tune.uniform(*a),
-                "loguniform": lambda a: tune.loguniform(*a), "randint": lambda a: tune.randint(*a)}
+    samplers = {
+        "choice": lambda a: tune.choice(a),
+        "uniform": lambda a: tune.uniform(*a),
+        "loguniform": lambda a: tune.loguniform(*a),
+        "randint": lambda a: tune.randint(*a),
+    }
     return {key: samplers[next(iter(d))](next(iter(d.values()))) for key, d in space.items()}
 
 
@@ -109,8 +115,10 @@ def check_address(address: str, timeout_s: float = 10.0) -> None:
         with socket.create_connection((host, int(port)), timeout=timeout_s):
             pass
     except OSError as err:
-        raise SweepError(f"Ray address '{address}' does not answer ({err}); start the cluster "
-                         f"(ray start --head) or leave --address out to sweep on this machine") from None
+        raise SweepError(
+            f"Ray address '{address}' does not answer ({err}); start the cluster "
+            f"(ray start --head) or leave --address out to sweep on this machine"
+        ) from None
 
 
 def _toml_value(v) -> str:
@@ -151,13 +159,22 @@ def _trial(params: dict, base: dict, table=None):
     cfg = config_from_dict(merged)
     make_deterministic(cfg.seed, cfg.train.deterministic)
     cv = cross_validate(cfg, table, sorted(set(table.group)), log=lambda *_: None)
-    tune.report({"cv_score": cv["score"], "epochs": cv["epochs"],
-                 "kappa": cv["out_of_fold"]["kappa"]})
+    tune.report({"cv_score": cv["score"], "epochs": cv["epochs"], "kappa": cv["out_of_fold"]["kappa"]})
 
 
-def sweep(task: str, trials: int, address: str | None = None, profile: str = "full", space: dict | None = None,
-          out: str | Path | None = None, data_dir=None, groups: list[str] | None = None,
-          overrides: dict | None = None, log=print, verbose: int = 1) -> dict:
+def sweep(
+    task: str,
+    trials: int,
+    address: str | None = None,
+    profile: str = "full",
+    space: dict | None = None,
+    out: str | Path | None = None,
+    data_dir=None,
+    groups: list[str] | None = None,
+    overrides: dict | None = None,
+    log=print,
+    verbose: int = 1,
+) -> dict:
     """Run ``trials`` trials; write the best config as TOML to ``out``; return a summary.
 
     ``groups`` limits the training records (tests); ``overrides`` apply to the task's
@@ -180,8 +197,10 @@ def sweep(task: str, trials: int, address: str | None = None, profile: str = "fu
     if leaked:
         raise ConfigError(f"sweep records {sorted(leaked)} are in the held-out split")
     t0 = time.perf_counter()
-    log(f"sweep {task} [{profile}]: {trials} trials, CV {base.data.cv_folds}-fold on {len(train_groups)} "
-        f"training records; reading them once")
+    log(
+        f"sweep {task} [{profile}]: {trials} trials, CV {base.data.cv_folds}-fold on {len(train_groups)} "
+        f"training records; reading them once"
+    )
     table = load_windows(base, train_groups, data_dir)
     # A fold without S or V beats is refused here, before any trial starts.
     from collections import Counter
@@ -207,17 +226,26 @@ def sweep(task: str, trials: int, address: str | None = None, profile: str = "fu
     try:
         out = Path(out or f"runs/sweep-{task}-{time.strftime('%Y%m%d-%H%M%S')}.toml")
         storage = (out.parent / f"{out.stem}-ray").resolve()
-        reporter = tune.CLIReporter(metric_columns=["cv_score", "kappa", "epochs"],
-                                    parameter_columns=list(space), max_report_frequency=10)
+        reporter = tune.CLIReporter(
+            metric_columns=["cv_score", "kappa", "epochs"], parameter_columns=list(space), max_report_frequency=10
+        )
         tuner = tune.Tuner(
             tune.with_resources(tune.with_parameters(_trial, base=base.to_dict(), table=table), {"cpu": 1}),
             param_space=_tune_space(space),
-            tune_config=tune.TuneConfig(metric="cv_score", mode="max", num_samples=trials,
-                                        search_alg=BasicVariantGenerator(random_state=base.seed)),
-            run_config=tune.RunConfig(name=out.stem, storage_path=str(storage), progress_reporter=reporter,
-                                      verbose=verbose))
+            tune_config=tune.TuneConfig(
+                metric="cv_score",
+                mode="max",
+                num_samples=trials,
+                search_alg=BasicVariantGenerator(random_state=base.seed),
+            ),
+            run_config=tune.RunConfig(
+                name=out.stem, storage_path=str(storage), progress_reporter=reporter, verbose=verbose
+            ),
+        )
         results = tuner.fit()
-        ok = [r for r in results if r.error is None and r.metrics and math.isfinite(r.metrics.get("cv_score", math.nan))]
+        ok = [
+            r for r in results if r.error is None and r.metrics and math.isfinite(r.metrics.get("cv_score", math.nan))
+        ]
         if not ok:
             errors = "; ".join(str(r.error).splitlines()[-1] for r in results if r.error is not None)
             raise SweepError(f"sweep {task}: every trial failed ({errors or 'no score reported'})")
@@ -229,17 +257,27 @@ def sweep(task: str, trials: int, address: str | None = None, profile: str = "fu
         from pipeline.train.config import config_from_dict
 
         best_cfg = config_from_dict(merged)
-        comment = (f"Best of {len(ok)} Ray Tune trials of {task} [{profile}] by {base.data.cv_folds}-fold "
-                   f"record-level CV {base.train.monitor} {best.metrics['cv_score']:.4f} "
-                   f"({len(train_groups)} training records; the held-out split never read).\n"
-                   f"Changed: {json.dumps(params)}\n"
-                   f"Train it: biosig-edge train {task} --config {out}")
+        comment = (
+            f"Best of {len(ok)} Ray Tune trials of {task} [{profile}] by {base.data.cv_folds}-fold "
+            f"record-level CV {base.train.monitor} {best.metrics['cv_score']:.4f} "
+            f"({len(train_groups)} training records; the held-out split never read).\n"
+            f"Changed: {json.dumps(params)}\n"
+            f"Train it: biosig-edge train {task} --config {out}"
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(config_toml(best_cfg, comment))
         scores = sorted((r.metrics["cv_score"] for r in ok), reverse=True)
-        log(f"best CV {base.train.monitor} {scores[0]:.4f} of {len(ok)} trials ({params}); "
-            f"config written to {out} ({(time.perf_counter() - t0) / 60:.1f} min)")
-        return {"best_score": scores[0], "scores": scores, "params": params, "config": str(out),
-                "trials": len(results), "failed": len(results) - len(ok)}
+        log(
+            f"best CV {base.train.monitor} {scores[0]:.4f} of {len(ok)} trials ({params}); "
+            f"config written to {out} ({(time.perf_counter() - t0) / 60:.1f} min)"
+        )
+        return {
+            "best_score": scores[0],
+            "scores": scores,
+            "params": params,
+            "config": str(out),
+            "trials": len(results),
+            "failed": len(results) - len(ok),
+        }
     finally:
         ray.shutdown()

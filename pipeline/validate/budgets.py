@@ -66,11 +66,12 @@ def load_budget(path: str | Path | None, task: str) -> dict:
         else:
             low, high = RANGES.get(key, (0.0, float("inf")))
             if not (low <= value <= high) or (key.startswith("max_") and key not in RANGES and value <= 0):
-                raise BudgetError(f"{path}: '{key}' = {value} is not a sensible limit "
-                                  f"(it must lie in [{low:g}, {high:g}]{'' if key in RANGES else ', above 0'})")
+                raise BudgetError(
+                    f"{path}: '{key}' = {value} is not a sensible limit "
+                    f"(it must lie in [{low:g}, {high:g}]{'' if key in RANGES else ', above 0'})"
+                )
     if not any(key in LIMITS for key in data):
-        raise BudgetError(f"{path}: sets no limit (keys: {', '.join(LIMITS)}); an empty budget would pass "
-                          f"everything")
+        raise BudgetError(f"{path}: sets no limit (keys: {', '.join(LIMITS)}); an empty budget would pass everything")
     if data.get("artifacts") == []:
         raise BudgetError(f"{path}: 'artifacts' is empty: the limits would apply to nothing")
     return {**data, "source": str(path)}
@@ -80,8 +81,10 @@ def check_budget_artifacts(budget: dict, names: list[str]) -> None:
     """Refuse, before anything runs, a budget whose ``artifacts`` names one not validated."""
     unknown = sorted(set(budget.get("artifacts") or []) - set(names))
     if unknown:
-        raise BudgetError(f"{budget['source']}: 'artifacts' names {unknown}, which are not among the artifacts "
-                          f"validated ({', '.join(names)})")
+        raise BudgetError(
+            f"{budget['source']}: 'artifacts' names {unknown}, which are not among the artifacts "
+            f"validated ({', '.join(names)})"
+        )
 
 
 def check_budget(budget: dict, rows: list[dict], reference: str | None = None, loaded: bool = False) -> list[dict]:
@@ -104,6 +107,16 @@ def check_budget(budget: dict, rows: list[dict], reference: str | None = None, l
             value = row.get(field)
             passed = value is not None and (value >= budget[key] if sense == "min" else value <= budget[key])
             counted = passed or not (loaded and key in TIMING and row.get("status") == "ok")
-            results.append({"artifact": row["artifact"], "key": key, "what": what, "value": value,
-                            "limit": budget[key], "unit": unit, "passed": bool(passed), "counted": bool(counted)})
+            results.append(
+                {
+                    "artifact": row["artifact"],
+                    "key": key,
+                    "what": what,
+                    "value": value,
+                    "limit": budget[key],
+                    "unit": unit,
+                    "passed": bool(passed),
+                    "counted": bool(counted),
+                }
+            )
     return results

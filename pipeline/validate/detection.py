@@ -32,22 +32,22 @@ def detect(folder, signal: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.nda
     if abs(fs_hz - spec.fs_in_hz) > 1e-9:
         r = Resampler(fs_hz, spec.fs_in_hz, 1)
         x = np.concatenate([r.process(x), r.process(np.repeat(x[-1:], r.half_width + 1, axis=0))])
-        x = x[:int(np.ceil(len(signal) * spec.fs_in_hz / fs_hz))]
+        x = x[: int(np.ceil(len(signal) * spec.fs_in_hz / fs_hz))]
     y = Preprocessor(spec, 1, sos=np.asarray(m.preprocess["sos"])).process(x)[:, 0]
     step = int(spec.fs_out_hz)
     a, b = PanTompkins(spec.fs_out_hz), LengthTransformQRS(spec.fs_out_hz)
     pt, lt = [], []
     for i in range(0, len(y), step):
-        pt += a.push(y[i:i + step])
-        lt += b.push(y[i:i + step])
+        pt += a.push(y[i : i + step])
+        lt += b.push(y[i : i + step])
     to_input = fs_hz / spec.fs_out_hz
     return np.round(np.array(pt) * to_input).astype(np.int64), np.round(np.array(lt) * to_input).astype(np.int64)
 
 
 def main(argv=None) -> int:
+    from pipeline.metrics import match_beats
     from pipeline.read.cards import load_card
     from pipeline.read.mitdb import read_mitdb
-    from pipeline.metrics import match_beats
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="an ECG artifact folder (its filter and rate are used)")
@@ -85,14 +85,23 @@ def main(argv=None) -> int:
         from pipeline.readme import write_block
 
         rate = f" taken to {args.fs:g} Hz first" if args.fs else ""
-        write_block("detection", "\n".join([
-            f"Beat detection on all {len(records)} MIT-BIH records{rate} (MLII, the model's filter at its rate, "
-            "150 ms matching window, no exclusions):", "",
-            "| detector | Se % | +P % |", "|---|---|---|",
-            f"| Pan-Tompkins (the session's) | {out[0]} | {out[1]} |",
-            f"| curve length (Zong et al. 2003; the quality index's second opinion) | {out[2]} | {out[3]} |",
-            "", "Pan & Tompkins (1985) report Se 99.3 %, +P 99.5 %; Zong et al. (2003) 99.65 %, 99.77 %."]),
-            "python -m pipeline.validate.detection ARTIFACTS --write")
+        write_block(
+            "detection",
+            "\n".join(
+                [
+                    f"Beat detection on all {len(records)} MIT-BIH records{rate} (MLII, the model's filter at its rate, "
+                    "150 ms matching window, no exclusions):",
+                    "",
+                    "| detector | Se % | +P % |",
+                    "|---|---|---|",
+                    f"| Pan-Tompkins (the session's) | {out[0]} | {out[1]} |",
+                    f"| curve length (Zong et al. 2003; the quality index's second opinion) | {out[2]} | {out[3]} |",
+                    "",
+                    "Pan & Tompkins (1985) report Se 99.3 %, +P 99.5 %; Zong et al. (2003) 99.65 %, 99.77 %.",
+                ]
+            ),
+            "python -m pipeline.validate.detection ARTIFACTS --write",
+        )
     return 0
 
 

@@ -58,9 +58,15 @@ class Heldout:
 
     def measure_entry(self, raw_path: str) -> dict:
         """This recording as a job entry of :mod:`pipeline.runtime.measure`."""
-        return {"id": self.id, "raw": raw_path, "n_channels": int(self.signal.shape[1]),
-                "fs_hz": self.spec.fs_hz, "channels": list(self.spec.channels), "units": list(self.spec.units),
-                "full_scale": [list(r) for r in self.spec.full_scale] if self.spec.full_scale else None}
+        return {
+            "id": self.id,
+            "raw": raw_path,
+            "n_channels": int(self.signal.shape[1]),
+            "fs_hz": self.spec.fs_hz,
+            "channels": list(self.spec.channels),
+            "units": list(self.spec.units),
+            "full_scale": [list(r) for r in self.spec.full_scale] if self.spec.full_scale else None,
+        }
 
 
 def _from_record(rid: str, record: Record, seconds: float | None, label: int | None = None) -> Heldout:
@@ -121,8 +127,10 @@ def user_record_ids(manifest: dict, folder: str | Path) -> list[str]:
 def _labels(manifest: dict, folder: Path) -> dict[str, str]:
     path = folder / LABELS_FILE
     if not path.is_file():
-        raise HeldoutError(f"{path}: missing: list each recording and its class as 'file,label' "
-                           f"(classes: {', '.join(manifest['classes'])})")
+        raise HeldoutError(
+            f"{path}: missing: list each recording and its class as 'file,label' "
+            f"(classes: {', '.join(manifest['classes'])})"
+        )
     out = {}
     with path.open(newline="") as f:
         for number, row in enumerate(csv.reader(f), 1):
@@ -132,8 +140,9 @@ def _labels(manifest: dict, folder: Path) -> dict[str, str]:
                 raise HeldoutError(f"{path}: line {number}: expected 'file,label', got {row}")
             name, label = row[0].strip(), row[1].strip()
             if label not in manifest["classes"]:
-                raise HeldoutError(f"{path}: line {number}: '{label}' is not a class of the model "
-                                   f"({', '.join(manifest['classes'])})")
+                raise HeldoutError(
+                    f"{path}: line {number}: '{label}' is not a class of the model ({', '.join(manifest['classes'])})"
+                )
             if not (folder / name).is_file():
                 raise HeldoutError(f"{path}: line {number}: {folder / name}: no such file")
             out[name] = label
@@ -142,8 +151,9 @@ def _labels(manifest: dict, folder: Path) -> dict[str, str]:
     return out
 
 
-def read_user_record(manifest: dict, folder: str | Path, rid: str, seconds: float | None = None,
-                     options: dict | None = None) -> tuple[Heldout, dict]:
+def read_user_record(
+    manifest: dict, folder: str | Path, rid: str, seconds: float | None = None, options: dict | None = None
+) -> tuple[Heldout, dict]:
     """One recording of a user's folder, and a note of what was mapped or dropped.
 
     ``options``: ``fs_hz``, ``units``, ``gain`` for bare-number files (CSV, NPY, MAT).
@@ -159,11 +169,17 @@ def read_user_record(manifest: dict, folder: str | Path, rid: str, seconds: floa
             label = None
         else:
             labels = _labels(manifest, folder)
-            record = read_recording(folder / rid, fs_hz=options.get("fs_hz"), units=options.get("units"),
-                                    gain=options.get("gain"))
+            record = read_recording(
+                folder / rid, fs_hz=options.get("fs_hz"), units=options.get("units"), gain=options.get("gain")
+            )
             label = manifest["classes"].index(labels[rid])
-    note = {"id": rid, "fs_hz": record.fs_hz, "channels": list(record.channel_names), "units": list(record.units),
-            "warnings": [str(w.message) for w in caught]}
+    note = {
+        "id": rid,
+        "fs_hz": record.fs_hz,
+        "channels": list(record.channel_names),
+        "units": list(record.units),
+        "warnings": [str(w.message) for w in caught],
+    }
     if record.beats is not None:
         note["unknown_symbols"] = dict(record.beats.unknown_symbols)
         note["beats"] = int(len(record.beats.sample))

@@ -44,14 +44,14 @@ def qrs_power(signal: np.ndarray, beats: np.ndarray, fs_hz: float) -> float:
     """nst's signal power: (median QRS peak-to-peak amplitude)^2 / 8, per lead (C,)."""
     half = int(round(0.05 * fs_hz))
     beats = beats[(beats > half) & (beats < len(signal) - half)]
-    ptp = np.stack([np.ptp(signal[b - half:b + half], axis=0) for b in beats])
+    ptp = np.stack([np.ptp(signal[b - half : b + half], axis=0) for b in beats])
     return np.median(ptp, axis=0) ** 2 / 8
 
 
 def noise_power(noise: np.ndarray, fs_hz: float) -> np.ndarray:
     """Mean square of the noise with the mean of each second removed, per lead (C,)."""
     n = int(fs_hz)
-    blocks = noise[:len(noise) // n * n].reshape(-1, n, noise.shape[1])
+    blocks = noise[: len(noise) // n * n].reshape(-1, n, noise.shape[1])
     return np.mean((blocks - blocks.mean(axis=1, keepdims=True)) ** 2, axis=(0, 1))
 
 
@@ -68,32 +68,34 @@ def make_noise(n_samples: int, n_channels: int, fs_hz: float, seed: int) -> np.n
     t = np.arange(n_samples) / fs_hz
     out = np.zeros((n_samples, n_channels))
     for c in range(n_channels):
-        bw = sum(rng.uniform(0.3, 1.0) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
-                 for f in rng.uniform(0.05, 0.5, 4))
+        bw = sum(
+            rng.uniform(0.3, 1.0) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+            for f in rng.uniform(0.05, 0.5, 4)
+        )
         bw = bw + np.cumsum(rng.normal(0, 1, n_samples)) / np.sqrt(fs_hz * 60)
         emg = _bandpass(rng.normal(0, 1, n_samples), fs_hz, 20.0, 150.0)
         envelope = np.zeros(n_samples)
         pos = 0
-        while pos < n_samples:                        # bursts of 0.2-2 s, gaps of 0-1 s
+        while pos < n_samples:  # bursts of 0.2-2 s, gaps of 0-1 s
             length = int(rng.uniform(0.2, 2.0) * fs_hz)
-            envelope[pos:pos + length] = rng.uniform(0.5, 1.5)
+            envelope[pos : pos + length] = rng.uniform(0.5, 1.5)
             pos += length + int(rng.uniform(0, 1.0) * fs_hz)
         emg = emg * envelope
         em = _bandpass(rng.normal(0, 1, n_samples), fs_hz, 1.0, 15.0) * 0.3
         n_events = rng.poisson(rng.uniform(0.5, 3.0) * n_samples / fs_hz)
         for start in rng.integers(0, n_samples, n_events):
-            if rng.random() < 0.5:                     # a step that decays
+            if rng.random() < 0.5:  # a step that decays
                 tau = rng.uniform(0.1, 0.5) * fs_hz
                 k = np.arange(min(n_samples - start, int(6 * tau)))
-                em[start:start + len(k)] += rng.normal(0, 3) * np.exp(-k / tau)
-            else:                                      # a biphasic swing
+                em[start : start + len(k)] += rng.normal(0, 3) * np.exp(-k / tau)
+            else:  # a biphasic swing
                 width = int(rng.uniform(0.04, 0.2) * fs_hz)
                 k = np.arange(2 * width)
                 shape = np.sin(np.pi * k / width) * np.where(k < width, 1, -1)
-                em[start:start + 2 * width] += (rng.normal(0, 3) * shape)[:n_samples - start]
+                em[start : start + 2 * width] += (rng.normal(0, 3) * shape)[: n_samples - start]
         for part in (bw, emg, em):
             part -= part.mean()
-            out[:, c] += part / np.sqrt(np.mean(part ** 2) * 3)
+            out[:, c] += part / np.sqrt(np.mean(part**2) * 3)
     return out
 
 
@@ -125,8 +127,13 @@ def score(events: list[dict], truth: np.ndarray, truth_class: np.ndarray, fs_hz:
     for segment, want in (("noisy", True), ("clean", False)):
         t_sel = (truth >= LEARN_S * fs_hz) & (mask[truth] == want)
         for view in ("all", "kept"):
-            sel = [b for b in beats if b["sample"] >= LEARN_S * fs_hz and mask[b["sample"]] == want
-                   and (view == "all" or b.get("class") is not None and b["quality"] != "unusable")]
+            sel = [
+                b
+                for b in beats
+                if b["sample"] >= LEARN_S * fs_hz
+                and mask[b["sample"]] == want
+                and (view == "all" or b.get("class") is not None and b["quality"] != "unusable")
+            ]
             keys = np.array([b["sample"] for b in sel], dtype=np.int64)
             t_idx = np.flatnonzero(t_sel)
             ia, ib = match_pairs(truth[t_idx], keys, int(round(0.15 * fs_hz)))
@@ -135,10 +142,16 @@ def score(events: list[dict], truth: np.ndarray, truth_class: np.ndarray, fs_hz:
             true_v = truth_class[t_idx] == "V"
             v_tp = int(np.sum(true_v[ia] & is_v[ib]))
             out.setdefault(segment, {})[view] = {
-                "tp": tp, "fn": len(t_idx) - tp, "fp": len(keys) - tp,
-                "v_tp": v_tp, "v_fn": int(true_v.sum()) - v_tp, "v_fp": int(is_v.sum()) - v_tp,
-                "decisions": len(sel), "flagged": sum(b["quality"] != "good" for b in sel),
-                "unusable": sum(b["quality"] == "unusable" for b in sel)}
+                "tp": tp,
+                "fn": len(t_idx) - tp,
+                "fp": len(keys) - tp,
+                "v_tp": v_tp,
+                "v_fn": int(true_v.sum()) - v_tp,
+                "v_fp": int(is_v.sum()) - v_tp,
+                "decisions": len(sel),
+                "flagged": sum(b["quality"] != "good" for b in sel),
+                "unusable": sum(b["quality"] == "unusable" for b in sel),
+            }
     # Noisy segments judged unusable as a whole: most of their decisions flagged unusable.
     segs = []
     for k in range(int((len(mask) / fs_hz - LEARN_S) // SEGMENT_S) + 1):
@@ -147,15 +160,21 @@ def score(events: list[dict], truth: np.ndarray, truth_class: np.ndarray, fs_hz:
         a, b = (LEARN_S + k * SEGMENT_S) * fs_hz, (LEARN_S + (k + 1) * SEGMENT_S) * fs_hz
         inside = [e for e in beats if a <= e["sample"] < b]
         if inside:
-            segs.append([sum(e["quality"] != "good" for e in inside) / len(inside),
-                         sum(e["quality"] == "unusable" for e in inside) / len(inside)])
-    out["noisy_segments"] = {"n": len(segs), "mostly_flagged": sum(s[0] > 0.5 for s in segs),
-                             "mostly_unusable": sum(s[1] > 0.5 for s in segs)}
+            segs.append(
+                [
+                    sum(e["quality"] != "good" for e in inside) / len(inside),
+                    sum(e["quality"] == "unusable" for e in inside) / len(inside),
+                ]
+            )
+    out["noisy_segments"] = {
+        "n": len(segs),
+        "mostly_flagged": sum(s[0] > 0.5 for s in segs),
+        "mostly_unusable": sum(s[1] > 0.5 for s in segs),
+    }
     return out
 
 
-def run(folder, records: list[str], snrs, minutes: float, artifact: str, data_dir=None,
-        log=lambda *_: None) -> dict:
+def run(folder, records: list[str], snrs, minutes: float, artifact: str, data_dir=None, log=lambda *_: None) -> dict:
     """Every record at every SNR through the device session; totals per SNR."""
     from pipeline.read.datasets import dataset_record
     from pipeline.runtime.session import open_session
@@ -173,11 +192,13 @@ def run(folder, records: list[str], snrs, minutes: float, artifact: str, data_di
             x = stress_record(signal, truth, rec.fs_hz, snr, seed=int(rid) * 100 + int(snr) + 1000)
             session = open_session(folder, artifact, source=rec.spec)
             step = int(rec.fs_hz)
-            events = [e for i in range(0, len(x), step) for e in session.push(x[i:i + step])]
+            events = [e for i in range(0, len(x), step) for e in session.push(x[i : i + step])]
             s = score(events, truth, truth_class, rec.fs_hz)
-            log(f"  {rid} at {snr:+d} dB: noisy QRS +P {_pct(s['noisy']['all'], 'tp', 'fp')} (all), "
+            log(
+                f"  {rid} at {snr:+d} dB: noisy QRS +P {_pct(s['noisy']['all'], 'tp', 'fp')} (all), "
                 f"{_pct(s['noisy']['kept'], 'tp', 'fp')} (kept); flagged {s['noisy']['all']['flagged']}"
-                f"/{s['noisy']['all']['decisions']}")
+                f"/{s['noisy']['all']['decisions']}"
+            )
             t = totals.setdefault(snr, {})
             for segment in ("noisy", "clean"):
                 for view in ("all", "kept"):
@@ -197,13 +218,15 @@ def _pct(d: dict, tp: str, other: str) -> str:
 
 def table(totals: dict, records: list[str], minutes: float, artifact: str) -> str:
     """The Markdown table of a run."""
-    lines = [f"Noise stress test on {len(records)} DS2 record(s) ({', '.join(records)}), first {minutes:g} min each, "
-             f"{artifact}; noise in alternating 2-minute segments after minute 5. QRS and V: Se / +P % over the noisy "
-             f"segments, every decision (all) and with unusable ones withheld (kept); flagged: decisions marked noisy "
-             f"or unusable, in noisy / clean segments; segments: noisy segments with most decisions flagged.",
-             "",
-             "| SNR dB | QRS Se / +P (all) | QRS Se / +P (kept) | V Se / +P (all) | V Se / +P (kept) | flagged % noisy / clean | unusable % noisy / clean | segments mostly flagged |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Noise stress test on {len(records)} DS2 record(s) ({', '.join(records)}), first {minutes:g} min each, "
+        f"{artifact}; noise in alternating 2-minute segments after minute 5. QRS and V: Se / +P % over the noisy "
+        f"segments, every decision (all) and with unusable ones withheld (kept); flagged: decisions marked noisy "
+        f"or unusable, in noisy / clean segments; segments: noisy segments with most decisions flagged.",
+        "",
+        "| SNR dB | QRS Se / +P (all) | QRS Se / +P (kept) | V Se / +P (all) | V Se / +P (kept) | flagged % noisy / clean | unusable % noisy / clean | segments mostly flagged |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for snr in sorted(totals, reverse=True):
         t = totals[snr]
         cells = [f"{snr:+d}"]
@@ -226,8 +249,9 @@ def table(totals: dict, records: list[str], minutes: float, artifact: str) -> st
 def main(argv=None) -> int:
     from pipeline.read.cards import load_card
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("folder", help="an ECG artifact folder")
     parser.add_argument("--records", nargs="+", default=None, help="DS2 records (default: all 22)")
     parser.add_argument("--snr", nargs="+", type=int, default=list(DEFAULT_SNRS), help="SNRs in dB")
@@ -238,8 +262,15 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
     records = args.records or load_card("mitdb").splits["DS2"]
-    totals = run(args.folder, records, args.snr, args.minutes, args.artifact, args.data_dir,
-                 log=lambda m: print(m, file=sys.stderr, flush=True))
+    totals = run(
+        args.folder,
+        records,
+        args.snr,
+        args.minutes,
+        args.artifact,
+        args.data_dir,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     text = table(totals, records, args.minutes, args.artifact)
     print(text)
     if args.json:

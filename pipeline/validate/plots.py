@@ -33,8 +33,9 @@ def confusion_grid(rows: list[dict]) -> bytes:
     ok = [r for r in rows if r["status"] == "ok"]
     n = len(ok)
     cols = min(n, 4)
-    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(3.3 * cols, 3.1 * ((n + cols - 1) // cols)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        (n + cols - 1) // cols, cols, figsize=(3.3 * cols, 3.1 * ((n + cols - 1) // cols)), squeeze=False
+    )
     for ax in axes.flat[n:]:
         ax.axis("off")
     for ax, row in zip(axes.flat, ok):
@@ -44,8 +45,15 @@ def confusion_grid(rows: list[dict]) -> bytes:
         ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
         for i in range(cm.shape[0]):
             for j in range(cm.shape[1]):
-                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
-                        color="white" if frac[i, j] > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{int(cm[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if frac[i, j] > 0.6 else "black",
+                )
         rows_l, cols_l = m.get("confusion_rows", m["classes"]), m.get("confusion_cols", m["classes"])
         ax.set_xticks(range(len(cols_l)), cols_l, fontsize=7, rotation=45)
         ax.set_yticks(range(len(rows_l)), rows_l, fontsize=7)
@@ -65,8 +73,14 @@ def latency_histograms(rows: list[dict], latency_s: dict[str, list[float]]) -> b
     bins = np.geomspace(max(all_ms.min(), 1e-3), all_ms.max() * 1.01, 60)
     for i, r in enumerate(ok):
         ms = np.asarray(latency_s[r["artifact"]]) * 1000
-        ax.hist(ms, bins=bins, histtype="step", lw=1.4, color=CLASS_COLOURS[i % len(CLASS_COLOURS)] if i < 6 else None,
-                label=f"{r['artifact']} (p99 {r['p99_latency_ms']:.2f} ms)")
+        ax.hist(
+            ms,
+            bins=bins,
+            histtype="step",
+            lw=1.4,
+            color=CLASS_COLOURS[i % len(CLASS_COLOURS)] if i < 6 else None,
+            label=f"{r['artifact']} (p99 {r['p99_latency_ms']:.2f} ms)",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("wall time per decision (ms), one core, one thread")
     ax.set_ylabel("decisions")
@@ -83,7 +97,7 @@ def probability_scatter(rows: list[dict], decisions: dict, reference: str, class
     cols = min(n, 3)
     nrows = (n + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, 3.3 * nrows), squeeze=False)
-    for ax in axes.flat[len(others):]:
+    for ax in axes.flat[len(others) :]:
         ax.axis("off")
     for ax, row in zip(axes.flat, others):
         a, b = score.probability_pairs(decisions[reference], decisions[row["artifact"]])
@@ -92,8 +106,9 @@ def probability_scatter(rows: list[dict], decisions: dict, reference: str, class
         ax.plot([0, 1], [0, 1], color="grey", lw=0.6)
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(f"{row['artifact']}\nagreement {row['agreement_pct']:.2f} %, "
-                     f"max |dp| {row['max_abs_diff']:.2g}", fontsize=8)
+        ax.set_title(
+            f"{row['artifact']}\nagreement {row['agreement_pct']:.2f} %, max |dp| {row['max_abs_diff']:.2g}", fontsize=8
+        )
         ax.set_xlabel(f"{reference} probability", fontsize=7)
         ax.set_ylabel("artifact probability", fontsize=7)
         ax.tick_params(labelsize=7)
@@ -103,8 +118,9 @@ def probability_scatter(rows: list[dict], decisions: dict, reference: str, class
     return _png(fig)
 
 
-def ecg_strip(heldouts, decisions: dict, reference: str, other: str | None, classes: list[str],
-              seconds: float = 10.0) -> bytes:
+def ecg_strip(
+    heldouts, decisions: dict, reference: str, other: str | None, classes: list[str], seconds: float = 10.0
+) -> bytes:
     """Ten seconds of ECG (first channel) with the annotated beats above and the beats
     each model detected and classified below; the stretch holding the most non-N beats
     among the recordings' first minutes."""
@@ -127,8 +143,14 @@ def ecg_strip(heldouts, decisions: dict, reference: str, other: str | None, clas
     span = max(hi - lo, 1e-6)
     sel = (h.beat_sample >= a) & (h.beat_sample < b)
     for s, c in zip(h.beat_sample[sel], h.beat_class[sel]):
-        ax.text(s / h.fs_hz, hi + 0.12 * span, c, ha="center", fontsize=8,
-                color=CLASS_COLOURS[classes.index(c)] if c in classes else "grey")
+        ax.text(
+            s / h.fs_hz,
+            hi + 0.12 * span,
+            c,
+            ha="center",
+            fontsize=8,
+            color=CLASS_COLOURS[classes.index(c)] if c in classes else "grey",
+        )
     lanes = [(reference, lo - 0.15 * span)] + ([(other, lo - 0.32 * span)] if other else [])
     for name, y in lanes:
         keys, probs = decisions[name][h.id]
@@ -141,8 +163,9 @@ def ecg_strip(heldouts, decisions: dict, reference: str, other: str | None, clas
     ax.set_ylim(lo - 0.42 * span, hi + 0.25 * span)
     ax.set_xlabel(f"time (s), record {h.id}")
     ax.set_yticks([])
-    ax.set_title("ECG with annotated beats (top) and the beats each model detected and classified while streaming",
-                 fontsize=9)
+    ax.set_title(
+        "ECG with annotated beats (top) and the beats each model detected and classified while streaming", fontsize=9
+    )
     fig.tight_layout()
     return _png(fig)
 
@@ -174,8 +197,9 @@ def eeg_strip(heldouts, decisions: dict, reference: str, other: str | None, clas
                 ax.plot([s / h.fs_hz + 0.05, s / h.fs_hz + 0.95], [y, y], color=CLASS_COLOURS[k], lw=4)
         ax.set_yticks([])
         ax.set_ylabel(f"{h.id}\n({classes[h.label]})", fontsize=7, rotation=0, ha="right", va="center")
-    axes[-1, 0].set_xlabel("time (s); bars: each window's decision (1 s hop), "
-                           f"top {reference}" + (f", below {other}" if other else ""))
+    axes[-1, 0].set_xlabel(
+        f"time (s); bars: each window's decision (1 s hop), top {reference}" + (f", below {other}" if other else "")
+    )
     handles = [plt.Line2D([], [], color=CLASS_COLOURS[k], lw=4, label=c) for k, c in enumerate(classes)]
     axes[0, 0].legend(handles=handles, fontsize=7, ncol=len(classes), loc="upper right")
     fig.tight_layout()

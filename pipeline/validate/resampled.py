@@ -34,14 +34,15 @@ def at_rate(signal: np.ndarray, fs_in: float, fs_out: float, gain: float = 200.0
     return (np.clip(np.round(y * gain), -32768, 32767) / gain).astype(np.float32)
 
 
-def run(folder, records: list[str], rates: list[float], artifact: str, minutes: float, data_dir=None,
-        log=lambda *_: None) -> dict:
+def run(
+    folder, records: list[str], rates: list[float], artifact: str, minutes: float, data_dir=None, log=lambda *_: None
+) -> dict:
     """{rate: {"metrics": summary, "agreement": decisions equal native, "n_pairs": ...}};
     rate 0 is the native recording as read."""
     from pipeline.manifest import read_manifest
+    from pipeline.metrics import match_pairs
     from pipeline.read.datasets import dataset_record
     from pipeline.read.record import SignalSpec
-    from pipeline.metrics import match_pairs
     from pipeline.runtime.session import open_session
     from pipeline.validate import score
     from pipeline.validate.heldout import Heldout
@@ -58,12 +59,11 @@ def run(folder, records: list[str], rates: list[float], artifact: str, minutes: 
             n = int(minutes * 60 * rec.fs_hz)
             fs = rec.fs_hz if rate == 0 else rate
             x = rec.signal[:n] if rate == 0 else at_rate(rec.signal[:n], rec.fs_hz, fs)
-            names = rec.channel_names if rate == 0 else ("ECG1", "ECG2")[:rec.signal.shape[1]]
+            names = rec.channel_names if rate == 0 else ("ECG1", "ECG2")[: rec.signal.shape[1]]
             spec = SignalSpec(fs, tuple(names), rec.units)
             session = open_session(folder, artifact, source=spec, manifest=manifest)
             step = int(fs)
-            events = [e for i in range(0, len(x), step) for e in session.push(x[i:i + step])
-                      if e["type"] == "beat"]
+            events = [e for i in range(0, len(x), step) for e in session.push(x[i : i + step]) if e["type"] == "beat"]
             keep = rec.beats.sample < n
             truth = np.round(rec.beats.sample[keep] * fs / rec.fs_hz).astype(np.int64)
             heldouts.append(Heldout(rid, x, spec, beat_sample=truth, beat_class=rec.beats.aami[keep]))
@@ -84,11 +84,14 @@ def run(folder, records: list[str], rates: list[float], artifact: str, minutes: 
 
 
 def table(results: dict, records: list[str], minutes: float, artifact: str) -> str:
-    lines = [f"{len(records)} DS2 records ({', '.join(records)}), first {minutes:g} min each, {artifact}; "
-             "other rates: the records resampled (scipy resample_poly), int16 counts at 200/mV, leads named "
-             "ECG1/ECG2, streamed through the 360 Hz model by the session's resampler.", "",
-             "| input | QRS Se % | QRS +P % | kappa | S Se / +P % | V Se / +P % | decisions = native % |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{len(records)} DS2 records ({', '.join(records)}), first {minutes:g} min each, {artifact}; "
+        "other rates: the records resampled (scipy resample_poly), int16 counts at 200/mV, leads named "
+        "ECG1/ECG2, streamed through the 360 Hz model by the session's resampler.",
+        "",
+        "| input | QRS Se % | QRS +P % | kappa | S Se / +P % | V Se / +P % | decisions = native % |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for rate, r in results.items():
         m = r["metrics"]
         pc = m["per_class"]
@@ -99,15 +102,18 @@ def table(results: dict, records: list[str], minutes: float, artifact: str) -> s
         ppv = 100 * detected / (detected + false) if detected + false else float("nan")
         name = "360 Hz (native)" if rate == 0 else f"{rate:g} Hz"
         agreement = "" if rate == 0 else f"{100 * r['agreement']:.2f}"
-        lines.append(f"| {name} | {se:.2f} | {ppv:.2f} | {m['kappa']:.3f} | "
-                     f"{100 * pc['S']['se']:.1f} / {100 * pc['S']['ppv']:.1f} | "
-                     f"{100 * pc['V']['se']:.1f} / {100 * pc['V']['ppv']:.1f} | {agreement} |")
+        lines.append(
+            f"| {name} | {se:.2f} | {ppv:.2f} | {m['kappa']:.3f} | "
+            f"{100 * pc['S']['se']:.1f} / {100 * pc['S']['ppv']:.1f} | "
+            f"{100 * pc['V']['se']:.1f} / {100 * pc['V']['ppv']:.1f} | {agreement} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("folder", help="an ECG artifact folder")
     parser.add_argument("--records", nargs="+", default=["100", "103", "105", "111", "113", "117"])
     parser.add_argument("--rates", nargs="+", type=float, default=[128.0, 250.0])
@@ -116,8 +122,15 @@ def main(argv=None) -> int:
     parser.add_argument("--write", action="store_true", help="write the table into the README's block")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
-    results = run(args.folder, args.records, args.rates, args.artifact, args.minutes, args.data_dir,
-                  log=lambda m: print(m, file=sys.stderr, flush=True))
+    results = run(
+        args.folder,
+        args.records,
+        args.rates,
+        args.artifact,
+        args.minutes,
+        args.data_dir,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     text = table(results, args.records, args.minutes, args.artifact)
     print(text)
     if args.write:

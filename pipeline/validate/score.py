@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.metrics import classification_metrics, confusion_matrix, ecg_indices
-from pipeline.metrics import match_pairs
+from pipeline.metrics import classification_metrics, confusion_matrix, ecg_indices, match_pairs
 from pipeline.validate.heldout import Heldout
 
 #: Beat-matching window, as in ANSI/AAMI EC57 and the QRS benchmark.
@@ -38,8 +37,10 @@ def decisions_from_events(path: str, ids: list[str], n_classes: int) -> dict[str
             if e["type"] in ("beat", "window") and e.get("probs") is not None:
                 keys[e["recording"]].append(e.get("sample", e.get("start_sample")))
                 probs[e["recording"]].append(e["probs"])
-    return {rid: (np.asarray(keys[rid], dtype=np.int64),
-                  np.asarray(probs[rid], dtype=np.float64).reshape(-1, n_classes)) for rid in ids}
+    return {
+        rid: (np.asarray(keys[rid], dtype=np.int64), np.asarray(probs[rid], dtype=np.float64).reshape(-1, n_classes))
+        for rid in ids
+    }
 
 
 def ecg_confusion(heldouts: list[Heldout], decisions: dict, classes: list[str]) -> np.ndarray:
@@ -53,7 +54,7 @@ def ecg_confusion(heldouts: list[Heldout], decisions: dict, classes: list[str]) 
         true = np.array([classes.index(c) if c in classes else -1 for c in h.beat_class], dtype=np.int64)
         pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
         matched_true = true[ref_idx]
-        scored = matched_true >= 0                      # drop detections matched to Q beats
+        scored = matched_true >= 0  # drop detections matched to Q beats
         np.add.at(cm, (matched_true[scored], pred[det_idx][scored]), 1)
         unmatched_det = np.setdiff1d(np.arange(len(keys)), det_idx)
         np.add.at(cm, (np.full(len(unmatched_det), k), pred[unmatched_det]), 1)
@@ -85,25 +86,42 @@ def summarise(cm: np.ndarray, classes: list[str], kind: str, positive_class: str
             tp = cm[pos, pos]
             rest = np.delete(np.arange(k), pos)
             tn = cm[np.ix_(rest, rest)].sum()
-            out["positive_vs_rest"] = {"class": positive_class, "se": float(tp / cm[pos].sum()),
-                                       "sp": float(tn / cm[rest].sum())}
+            out["positive_vs_rest"] = {
+                "class": positive_class,
+                "se": float(tp / cm[pos].sum()),
+                "sp": float(tn / cm[rest].sum()),
+            }
         return out
-    matched = classification_metrics(cm[:k, :k], classes)       # accuracy, kappa over matched beats
+    matched = classification_metrics(cm[:k, :k], classes)  # accuracy, kappa over matched beats
     per_class, f1s = {}, []
     for i, name in enumerate(classes):
         tp, support, predicted = cm[i, i], cm[i].sum(), cm[:, i].sum()
         se = float(tp / support) if support else float("nan")
         ppv = float(tp / predicted) if predicted else float("nan")
         f1 = float(2 * tp / (support + predicted)) if support + predicted else float("nan")
-        per_class[name] = {"se": se, "ppv": ppv, "f1": f1, "support": int(support), "predicted": int(predicted),
-                           "missed": int(cm[i, k])}
+        per_class[name] = {
+            "se": se,
+            "ppv": ppv,
+            "f1": f1,
+            "support": int(support),
+            "predicted": int(predicted),
+            "missed": int(cm[i, k]),
+        }
         if support:
             f1s.append(f1 if np.isfinite(f1) else 0.0)
-    out = {"classes": list(classes), "confusion": cm.tolist(), "confusion_rows": [*classes, "none"],
-           "confusion_cols": [*classes, "missed"], "n": int(cm[:k].sum()),
-           "accuracy": matched["accuracy"], "kappa": matched["kappa"],
-           "macro_f1": float(np.mean(f1s)) if f1s else float("nan"), "per_class": per_class,
-           "beats_missed": int(cm[:k, k].sum()), "false_detections": int(cm[k, :k].sum())}
+    out = {
+        "classes": list(classes),
+        "confusion": cm.tolist(),
+        "confusion_rows": [*classes, "none"],
+        "confusion_cols": [*classes, "missed"],
+        "n": int(cm[:k].sum()),
+        "accuracy": matched["accuracy"],
+        "kappa": matched["kappa"],
+        "macro_f1": float(np.mean(f1s)) if f1s else float("nan"),
+        "per_class": per_class,
+        "beats_missed": int(cm[:k, k].sum()),
+        "false_detections": int(cm[k, :k].sum()),
+    }
     out.update(ecg_indices(out))
     return out
 
@@ -130,8 +148,13 @@ def agreement(reference: dict, other: dict) -> dict:
         max_diff = max(max_diff, float(diff.max()))
         sum_diff += float(diff.sum())
         n_values += diff.size
-    return {"n": n, "unpaired": unpaired, "agreement": same / n if n else float("nan"),
-            "max_abs_diff": max_diff, "mean_abs_diff": sum_diff / n_values if n_values else float("nan")}
+    return {
+        "n": n,
+        "unpaired": unpaired,
+        "agreement": same / n if n else float("nan"),
+        "max_abs_diff": max_diff,
+        "mean_abs_diff": sum_diff / n_values if n_values else float("nan"),
+    }
 
 
 def probability_pairs(reference: dict, other: dict, limit: int = 20000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -49,9 +49,15 @@ def runnable_artifacts(manifest: dict) -> list[str]:
     from pipeline.runtime.c_backend import C_ARTIFACTS, has_library
 
     graphs = {"weights", "whole-window"} if manifest["kind"] == "ecg-beats" else {"weights", "stream"}
-    names = [a["name"] for a in manifest["artifacts"]
-             if a["status"] == "ok" and ((a["format"] in ("tflite", "onnx", "npz") and a.get("graph") in graphs)
-                                         or (a["name"] in C_ARTIFACTS and has_library(manifest, a["name"])))]
+    names = [
+        a["name"]
+        for a in manifest["artifacts"]
+        if a["status"] == "ok"
+        and (
+            (a["format"] in ("tflite", "onnx", "npz") and a.get("graph") in graphs)
+            or (a["name"] in C_ARTIFACTS and has_library(manifest, a["name"]))
+        )
+    ]
     return sorted(names, key=lambda n: (n != REFERENCE, names.index(n)))
 
 
@@ -79,9 +85,16 @@ def machine(core: int | None) -> dict:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "arch": platform.machine(), "logical_cpus": os.cpu_count(),
-            "os": f"{platform.system()} {platform.release()}", "pinned_core": core, "cores_used": 1,
-            "threads": 1, "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "arch": platform.machine(),
+        "logical_cpus": os.cpu_count(),
+        "os": f"{platform.system()} {platform.release()}",
+        "pinned_core": core,
+        "cores_used": 1,
+        "threads": 1,
+        "python": platform.python_version(),
+    }
 
 
 def _training_metrics(manifest: dict) -> dict | None:
@@ -114,8 +127,12 @@ def firmware_check(folder: Path, manifest: dict, log=print) -> dict:
     with np.load(folder / entries["firmware_check_windows"]["file"], allow_pickle=False) as data:
         signal = data["signal"]
         side = data["side"] if "side" in data.files else None
-    out = {"windows": int(len(signal)), "clock_hz": MCU_CLOCK_HZ, "board": "QEMU mps2-an386, a Cortex-M4F",
-           "tflite_int8_bytes": entries.get("tflite_int8", {}).get("bytes")}
+    out = {
+        "windows": int(len(signal)),
+        "clock_hz": MCU_CLOCK_HZ,
+        "board": "QEMU mps2-an386, a Cortex-M4F",
+        "tflite_int8_bytes": entries.get("tflite_int8", {}).get("bytes"),
+    }
     for precision in ("float32", "int8"):
         name = f"c_{precision}"
         if name not in entries:
@@ -124,21 +141,30 @@ def firmware_check(folder: Path, manifest: dict, log=print) -> dict:
             r = build.cortex_m4_check(folder / entries[name]["file"], signal, side, len(manifest["classes"]))
         except build.ToolMissing as e:
             return {"skipped": str(e)}
-        except build.BuildError as e:           # e.g. C generated before the runtime: re-export
+        except build.BuildError as e:  # e.g. C generated before the runtime: re-export
             log(f"  {name}: the firmware check did not build: {str(e)[:200]}")
-            return {"skipped": f"{entries[name]['file']} does not build with this runtime (re-export the "
-                               f"folder): {str(e)[:200]}"}
+            return {
+                "skipped": f"{entries[name]['file']} does not build with this runtime (re-export the "
+                f"folder): {str(e)[:200]}"
+            }
         r.pop("m4"), r.pop("host")
         r["export_agreement"] = (entries[name].get("vs_float") or {}).get("agreement")
         r["ms_at_clock"] = 1000 * r["instructions_mean"] / MCU_CLOCK_HZ
         out[name] = r
-        log(f"  {name} on Cortex-M4: {r['flash_bytes']:,} B flash, {r['ram_with_stack_bytes']:,} B RAM, "
-            f"{r['instructions_mean']:,.0f} instructions per decision")
+        log(
+            f"  {name} on Cortex-M4: {r['flash_bytes']:,} B flash, {r['ram_with_stack_bytes']:,} B RAM, "
+            f"{r['instructions_mean']:,.0f} instructions per decision"
+        )
     return out
 
 
-def recommend(rows: list[dict], budget_results: list[dict], manifest: dict, firmware_c: dict | None = None,
-              min_agreement_pct: float = 99.5) -> dict:
+def recommend(
+    rows: list[dict],
+    budget_results: list[dict],
+    manifest: dict,
+    firmware_c: dict | None = None,
+    min_agreement_pct: float = 99.5,
+) -> dict:
     """One artifact per target, with the reason.
 
     Raspberry-Pi-class CPU: among the artifacts that meet every budget (else those that
@@ -157,58 +183,82 @@ def recommend(rows: list[dict], budget_results: list[dict], manifest: dict, firm
     # loaded machine every other artifact can miss the latency budget, and the exempt one
     # would then "pass every budget"); nor is an artifact that export marked as missing
     # the agreement target.
-    ok = [r for r in rows if r["status"] == "ok" and r["artifact"] != REFERENCE
-          and r.get("meets_agreement_target") is not False]
+    ok = [
+        r
+        for r in rows
+        if r["status"] == "ok" and r["artifact"] != REFERENCE and r.get("meets_agreement_target") is not False
+    ]
     out = {}
     passing = [r for r in ok if not failed.get(r["artifact"])]
     if passing:
         fastest = max(r["x_real_time"] for r in passing)
         tied = [r for r in passing if r["x_real_time"] >= (1 - SPEED_TIE) * fastest]
         best = min(tied, key=lambda r: (-round(r["agreement_pct"], 2), round(r["peak_rss_mb"]), r["size_bytes"]))
-        reason = (f"within every budget and within {100 * SPEED_TIE:.0f} % of the fastest "
-                  f"({best['x_real_time']:.0f}x real time, p99 {best['p99_latency_ms']:.2f} ms per decision); of "
-                  f"those, decisions closest to float ({best['agreement_pct']:.2f} %), then least memory "
-                  f"({best['peak_rss_mb']:.0f} MB peak RSS) and size ({best['size_bytes']:,} B)")
+        reason = (
+            f"within every budget and within {100 * SPEED_TIE:.0f} % of the fastest "
+            f"({best['x_real_time']:.0f}x real time, p99 {best['p99_latency_ms']:.2f} ms per decision); of "
+            f"those, decisions closest to float ({best['agreement_pct']:.2f} %), then least memory "
+            f"({best['peak_rss_mb']:.0f} MB peak RSS) and size ({best['size_bytes']:,} B)"
+        )
     elif ok:
         best = min(ok, key=lambda r: (len(failed.get(r["artifact"], [])), -r["agreement_pct"]))
-        reason = (f"no artifact meets every budget; this one misses fewest "
-                  f"({', '.join(failed.get(best['artifact'], []))})")
+        reason = (
+            f"no artifact meets every budget; this one misses fewest ({', '.join(failed.get(best['artifact'], []))})"
+        )
     else:
         best, reason = None, "no artifact ran"
     out["raspberry_pi_cpu"] = {"artifact": best["artifact"] if best else None, "reason": reason}
-    int8 = next((r for r in ok if r["artifact"] in ("tflite_int8", "stream_tflite_int8", "stream_tflite_int16x8")), None)
+    int8 = next(
+        (r for r in ok if r["artifact"] in ("tflite_int8", "stream_tflite_int8", "stream_tflite_int16x8")), None
+    )
     firmware = manifest.get("firmware") or {}
     arena = firmware.get("arena_bytes")
 
     def c_reason(r: dict, precision: str) -> str:
-        return (f"generated C with {precision}: {r['flash_bytes']:,} B flash, {r['ram_with_stack_bytes']:,} B RAM "
-                f"with stack" + (f" ({arena / r['ram_with_stack_bytes']:.0f}x less than TFLite Micro's "
-                                 f"{arena:,} B arena alone)" if arena else "")
-                + f"; {r['instructions_mean'] / 1e6:.2f} M instructions per decision "
-                f"(~{r['ms_at_clock']:.0f} ms at {MCU_CLOCK_HZ / 1e6:.0f} MHz); decisions equal float on "
-                f"{100 * r['export_agreement']:.2f} % of held-out windows")
+        return (
+            f"generated C with {precision}: {r['flash_bytes']:,} B flash, {r['ram_with_stack_bytes']:,} B RAM "
+            f"with stack"
+            + (
+                f" ({arena / r['ram_with_stack_bytes']:.0f}x less than TFLite Micro's {arena:,} B arena alone)"
+                if arena
+                else ""
+            )
+            + f"; {r['instructions_mean'] / 1e6:.2f} M instructions per decision "
+            f"(~{r['ms_at_clock']:.0f} ms at {MCU_CLOCK_HZ / 1e6:.0f} MHz); decisions equal float on "
+            f"{100 * r['export_agreement']:.2f} % of held-out windows"
+        )
 
     for name, precision in (("c_int8", "int8 weights"), ("c_float32", "float32 weights (needs an FPU: Cortex-M4F)")):
         r = (firmware_c or {}).get(name)
         if r and r["decisions_equal_host"] and (r["export_agreement"] or 0) * 100 >= min_agreement_pct:
             reason = c_reason(r, precision)
             if name == "c_float32" and "c_int8" in (firmware_c or {}):
-                reason += (f"; the int8 build keeps only {100 * firmware_c['c_int8']['export_agreement']:.2f} % "
-                           f"(< {min_agreement_pct:g} %)")
+                reason += (
+                    f"; the int8 build keeps only {100 * firmware_c['c_int8']['export_agreement']:.2f} % "
+                    f"(< {min_agreement_pct:g} %)"
+                )
             out["microcontroller"] = {"artifact": name, "reason": reason}
             return out
     if int8 is not None:
-        reason = (f"full-integer model for TFLite Micro ({int8['size_bytes']:,} B flatbuffer"
-                  + (f", {firmware['arena_bytes']:,} B tensor arena" if firmware.get("arena_bytes") else "")
-                  + f"); {int8['agreement_pct']:.2f} % of streamed decisions equal to float, macro-F1 "
-                  f"{int8['macro_f1_drop_pt']:+.2f} pt vs float")
+        reason = (
+            f"full-integer model for TFLite Micro ({int8['size_bytes']:,} B flatbuffer"
+            + (f", {firmware['arena_bytes']:,} B tensor arena" if firmware.get("arena_bytes") else "")
+            + f"); {int8['agreement_pct']:.2f} % of streamed decisions equal to float, macro-F1 "
+            f"{int8['macro_f1_drop_pt']:+.2f} pt vs float"
+        )
         if failed.get(int8["artifact"]):
             reason += f"; misses budget(s): {', '.join(failed[int8['artifact']])}"
         out["microcontroller"] = {"artifact": int8["artifact"], "reason": reason}
     else:
-        out["microcontroller"] = {"artifact": None, "reason": "no full-integer artifact ran" + (
-            "" if not [r for r in rows if r.get("meets_agreement_target") is False] else
-            " that meets the agreement target at export")}
+        out["microcontroller"] = {
+            "artifact": None,
+            "reason": "no full-integer artifact ran"
+            + (
+                ""
+                if not [r for r in rows if r.get("meets_agreement_target") is False]
+                else " that meets the agreement target at export"
+            ),
+        }
     return out
 
 
@@ -233,15 +283,32 @@ def load_summary(samples: list[dict]) -> dict:
     spread = max(cal) / min(cal) if cal else 1.0
     cpus = samples[0]["cpus"] if samples else 1
     loaded = bool((loads and max(loads) >= cpus) or spread > 1.5)
-    return {"load1_max": max(loads) if loads else None, "cpus": cpus, "calibration_ms": cal,
-            "calibration_spread": spread, "loaded": loaded}
+    return {
+        "load1_max": max(loads) if loads else None,
+        "cpus": cpus,
+        "calibration_ms": cal,
+        "calibration_spread": spread,
+        "loaded": loaded,
+    }
 
 
-def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None, out: str | Path | None = None,
-             subset: int | None = None, seconds: float | None = None, chunk_s: float = 0.05,
-             core: int | None = None, artifacts: list[str] | None = None, force: bool = False,
-             progress=None, log=print, records: str | Path | None = None, record_options: dict | None = None,
-             withhold: bool = False) -> tuple[Path, dict]:
+def validate(
+    folder: str | Path,
+    data_dir=None,
+    budget: str | Path | None = None,
+    out: str | Path | None = None,
+    subset: int | None = None,
+    seconds: float | None = None,
+    chunk_s: float = 0.05,
+    core: int | None = None,
+    artifacts: list[str] | None = None,
+    force: bool = False,
+    progress=None,
+    log=print,
+    records: str | Path | None = None,
+    record_options: dict | None = None,
+    withhold: bool = False,
+) -> tuple[Path, dict]:
     """Validate the artifact folder; returns (report folder, report dict).
 
     ``subset``: only the first N recordings; ``seconds``: only the first S seconds of each
@@ -260,7 +327,7 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
     from pipeline.validate.heldout import read_user_record, user_record_ids
 
     folder = Path(folder)
-    manifest = load_manifest(folder)                       # every file's sha256 and size checked
+    manifest = load_manifest(folder)  # every file's sha256 and size checked
     budget_spec = load_budget(budget, manifest["task"])
     out_dir = Path(out) if out else default_out(folder)
     available = runnable_artifacts(manifest)
@@ -290,13 +357,15 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
             else:
                 h = read_heldout(manifest, rid, data_dir, seconds)
             raw = Path(tmp) / f"{len(recordings)}.f32"
-            h.signal.astype(np.float32).tofile(raw)      # the children memory-map it
+            h.signal.astype(np.float32).tofile(raw)  # the children memory-map it
             duration_s += h.duration_s
             heldouts.append(h)
             recordings.append(h.measure_entry(str(raw)))
-            h.signal = h.signal[: int(60 * h.fs_hz)]       # keep a minute for the strip plot
-        log(f"validating {len(chosen)} artifacts on {len(ids)} {'recordings of ' + str(records) if records else 'held-out recordings'} "
-            f"({duration_s / 60:.1f} min of signal), pinned to core {core}")
+            h.signal = h.signal[: int(60 * h.fs_hz)]  # keep a minute for the strip plot
+        log(
+            f"validating {len(chosen)} artifacts on {len(ids)} {'recordings of ' + str(records) if records else 'held-out recordings'} "
+            f"({duration_s / 60:.1f} min of signal), pinned to core {core}"
+        )
         measured, decisions, load_samples = {}, {}, []
         for k, name in enumerate(chosen, 1):
             t = time.perf_counter()
@@ -304,21 +373,50 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
             log(f"  [{k}/{len(chosen)}] streaming {name} ...")
             events_path = str(Path(tmp) / f"{name}.events.jsonl")
             try:
-                measured[name] = measure_in_child({"folder": str(folder.resolve()), "artifact": name,
-                                                   "chunk_s": chunk_s, "core": core, "recordings": recordings,
-                                                   "events_path": events_path, "withhold": withhold})
+                measured[name] = measure_in_child(
+                    {
+                        "folder": str(folder.resolve()),
+                        "artifact": name,
+                        "chunk_s": chunk_s,
+                        "core": core,
+                        "recordings": recordings,
+                        "events_path": events_path,
+                        "withhold": withhold,
+                    }
+                )
                 decisions[name] = score.decisions_from_events(events_path, ids, len(classes))
-                log(f"  [{k}/{len(chosen)}] {name}: {measured[name]['signal_seconds'] / measured[name]['push_seconds']:.0f}x "
-                    f"real time ({time.perf_counter() - t:.0f} s)")
+                log(
+                    f"  [{k}/{len(chosen)}] {name}: {measured[name]['signal_seconds'] / measured[name]['push_seconds']:.0f}x "
+                    f"real time ({time.perf_counter() - t:.0f} s)"
+                )
             except RuntimeError as e:
                 measured[name] = {"error": str(e)}
                 log(f"  {name}: FAILED: {e}")
         load_samples.append(machine_load())
         if "error" in measured[REFERENCE]:
             raise ValidateError(f"the float reference failed to run: {measured[REFERENCE]['error']}")
-        report = _report(manifest, folder, chosen, measured, decisions, heldouts, ids, classes, budget_spec,
-                         load_summary(load_samples), duration_s, split_total, seconds, chunk_s, core, records,
-                         notes, withhold, log, t0)
+        report = _report(
+            manifest,
+            folder,
+            chosen,
+            measured,
+            decisions,
+            heldouts,
+            ids,
+            classes,
+            budget_spec,
+            load_summary(load_samples),
+            duration_s,
+            split_total,
+            seconds,
+            chunk_s,
+            core,
+            records,
+            notes,
+            withhold,
+            log,
+            t0,
+        )
         from pipeline.validate.report import write_report
 
         latency_s = {n: m.get("latency_s", []) for n, m in measured.items()}
@@ -326,17 +424,43 @@ def validate(folder: str | Path, data_dir=None, budget: str | Path | None = None
     return out_dir, report
 
 
-def _report(manifest, folder, chosen, measured, decisions, heldouts, ids, classes, budget_spec, load,
-            duration_s, split_total, seconds, chunk_s, core, records, notes, withhold, log, t0) -> dict:
+def _report(
+    manifest,
+    folder,
+    chosen,
+    measured,
+    decisions,
+    heldouts,
+    ids,
+    classes,
+    budget_spec,
+    load,
+    duration_s,
+    split_total,
+    seconds,
+    chunk_s,
+    core,
+    records,
+    notes,
+    withhold,
+    log,
+    t0,
+) -> dict:
     entries = {a["name"]: a for a in manifest["artifacts"]}
     rows = []
     ref_metrics = None
     for name in chosen:
         entry, m = entries[name], measured[name]
-        row = {"artifact": name, "format": entry["format"], "precision": entry["precision"],
-               "graph": entry.get("graph"), "size_bytes": _device_bytes(manifest, entry),
-               "stored_as": STORED_AS.get(entry["format"], entry["format"]),
-               "export_check": entry.get("vs_float"), "meets_agreement_target": entry.get("meets_agreement_target")}
+        row = {
+            "artifact": name,
+            "format": entry["format"],
+            "precision": entry["precision"],
+            "graph": entry.get("graph"),
+            "size_bytes": _device_bytes(manifest, entry),
+            "stored_as": STORED_AS.get(entry["format"], entry["format"]),
+            "export_check": entry.get("vs_float"),
+            "meets_agreement_target": entry.get("meets_agreement_target"),
+        }
         if "error" in m:
             rows.append({**row, "status": "error", "error": m["error"]})
             continue
@@ -348,16 +472,28 @@ def _report(manifest, folder, chosen, measured, decisions, heldouts, ids, classe
         ref_metrics = ref_metrics or metrics
         agree = score.agreement(decisions[REFERENCE], decisions[name])
         lat = latency_summary(m["latency_s"])
-        rows.append({**row, "status": "ok", "metrics": metrics,
-                     "decisions": agree["n"] + agree["unpaired"] // 2,
-                     "agreement_pct": 100 * agree["agreement"], "unpaired": agree["unpaired"],
-                     "max_abs_diff": agree["max_abs_diff"], "mean_abs_diff": agree["mean_abs_diff"],
-                     "macro_f1": metrics["macro_f1"], "kappa": metrics["kappa"],
-                     "macro_f1_drop_pt": 100 * (ref_metrics["macro_f1"] - metrics["macro_f1"]),
-                     "latency_ms": lat, "p99_latency_ms": lat["p99"],
-                     "x_real_time": m["signal_seconds"] / m["push_seconds"],
-                     "push_seconds": m["push_seconds"], "peak_rss_mb": m["peak_rss_mb"],
-                     "tensorflow_imported": bool(m["heavy_modules"]), "versions": m["versions"]})
+        rows.append(
+            {
+                **row,
+                "status": "ok",
+                "metrics": metrics,
+                "decisions": agree["n"] + agree["unpaired"] // 2,
+                "agreement_pct": 100 * agree["agreement"],
+                "unpaired": agree["unpaired"],
+                "max_abs_diff": agree["max_abs_diff"],
+                "mean_abs_diff": agree["mean_abs_diff"],
+                "macro_f1": metrics["macro_f1"],
+                "kappa": metrics["kappa"],
+                "macro_f1_drop_pt": 100 * (ref_metrics["macro_f1"] - metrics["macro_f1"]),
+                "latency_ms": lat,
+                "p99_latency_ms": lat["p99"],
+                "x_real_time": m["signal_seconds"] / m["push_seconds"],
+                "push_seconds": m["push_seconds"],
+                "peak_rss_mb": m["peak_rss_mb"],
+                "tensorflow_imported": bool(m["heavy_modules"]),
+                "versions": m["versions"],
+            }
+        )
     ref_row = rows[0]
     for row in rows:
         if row["status"] == "ok":
@@ -369,35 +505,67 @@ def _report(manifest, folder, chosen, measured, decisions, heldouts, ids, classe
     for m in measured.values():
         versions.update(m.get("versions", {}))
     if records:
-        split = {"name": "user records", "folder": str(Path(records).resolve()), "by": "recording",
-                 "recordings": ids, "complete": len(ids) == split_total and not seconds, "of_total": split_total,
-                 "seconds_per_recording": seconds, "signal_s": duration_s, "notes": notes,
-                 "train": len(manifest["split"]["train"]), "val": len(manifest["split"]["val"])}
+        split = {
+            "name": "user records",
+            "folder": str(Path(records).resolve()),
+            "by": "recording",
+            "recordings": ids,
+            "complete": len(ids) == split_total and not seconds,
+            "of_total": split_total,
+            "seconds_per_recording": seconds,
+            "signal_s": duration_s,
+            "notes": notes,
+            "train": len(manifest["split"]["train"]),
+            "val": len(manifest["split"]["val"]),
+        }
     else:
-        split = {"name": "test", "by": manifest["split"]["by"], "recordings": ids,
-                 "complete": len(ids) == split_total and not seconds, "of_total": split_total,
-                 "seconds_per_recording": seconds, "signal_s": duration_s,
-                 "train": len(manifest["split"]["train"]), "val": len(manifest["split"]["val"])}
+        split = {
+            "name": "test",
+            "by": manifest["split"]["by"],
+            "recordings": ids,
+            "complete": len(ids) == split_total and not seconds,
+            "of_total": split_total,
+            "seconds_per_recording": seconds,
+            "signal_s": duration_s,
+            "train": len(manifest["split"]["train"]),
+            "val": len(manifest["split"]["val"]),
+        }
     return {
         "schema": "biosig-edge-validation/1",
-        "task": manifest["task"], "dataset": manifest.get("dataset"), "kind": manifest["kind"], "classes": classes,
+        "task": manifest["task"],
+        "dataset": manifest.get("dataset"),
+        "kind": manifest["kind"],
+        "classes": classes,
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "artifact_folder": str(folder.resolve()),
         "reference": REFERENCE,
         "split": split,
-        "method": {"chunk_s": chunk_s, "match_tolerance_s": score.MATCH_TOLERANCE_S, "withhold_unusable": withhold,
-                   "latency": "wall time of a push that emitted decisions, divided by their number",
-                   "throughput": "seconds of signal per second spent inside push"},
+        "method": {
+            "chunk_s": chunk_s,
+            "match_tolerance_s": score.MATCH_TOLERANCE_S,
+            "withhold_unusable": withhold,
+            "latency": "wall time of a push that emitted decisions, divided by their number",
+            "throughput": "seconds of signal per second spent inside push",
+        },
         "machine": {**machine(core), "versions": versions, "load": load},
-        "rows": rows, "budget": budget_spec, "budget_results": budget_results,
+        "rows": rows,
+        "budget": budget_spec,
+        "budget_results": budget_results,
         "budget_passed": all(r["passed"] or not r["counted"] for r in budget_results),
-        "recommendation": recommend(rows, budget_results, manifest, firmware_c,
-                                    budget_spec.get("min_agreement_pct", 99.5)),
+        "recommendation": recommend(
+            rows, budget_results, manifest, firmware_c, budget_spec.get("min_agreement_pct", 99.5)
+        ),
         "firmware_c": firmware_c,
-        "export": {"targets": manifest.get("targets"), "firmware": manifest.get("firmware"),
-                   "evaluation": manifest.get("evaluation"),
-                   "generated_c": {a["name"]: a.get("vs_float") for a in manifest["artifacts"]
-                                   if a.get("graph") == "generated-c" and a["name"].startswith("c_")}},
+        "export": {
+            "targets": manifest.get("targets"),
+            "firmware": manifest.get("firmware"),
+            "evaluation": manifest.get("evaluation"),
+            "generated_c": {
+                a["name"]: a.get("vs_float")
+                for a in manifest["artifacts"]
+                if a.get("graph") == "generated-c" and a["name"].startswith("c_")
+            },
+        },
         "training": _training_metrics(manifest),
         "wall_s": time.perf_counter() - t0,
     }

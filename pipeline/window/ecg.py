@@ -53,8 +53,10 @@ class BeatWindows:
         dropped = Counter()
         for p in parts:
             dropped.update(p.dropped)
-        return BeatWindows(*(np.concatenate([getattr(p, k) for p in parts]) for k in
-                             ("x", "rr", "label", "record_id", "r_sample")), dropped=dropped)
+        return BeatWindows(
+            *(np.concatenate([getattr(p, k) for p in parts]) for k in ("x", "rr", "label", "record_id", "r_sample")),
+            dropped=dropped,
+        )
 
 
 NORMALISATIONS = ("none", "zscore", "template")
@@ -85,9 +87,15 @@ def window_bounds(before_s: float, after_s: float, fs_hz: float) -> tuple[int, i
     return int(round(before_s * fs_hz)), int(round(after_s * fs_hz))
 
 
-def beat_windows(record: Record, spec: PreprocessSpec, before_s: float = 0.25,
-                 after_s: float = 0.45, rr_local_beats: int = 10,
-                 rr_average_s: float = 300.0, normalise: str = "none") -> BeatWindows:
+def beat_windows(
+    record: Record,
+    spec: PreprocessSpec,
+    before_s: float = 0.25,
+    after_s: float = 0.45,
+    rr_local_beats: int = 10,
+    rr_average_s: float = 300.0,
+    normalise: str = "none",
+) -> BeatWindows:
     """Cut beat windows from one annotated record.
 
     Parameters
@@ -108,12 +116,12 @@ def beat_windows(record: Record, spec: PreprocessSpec, before_s: float = 0.25,
     if record.beats is None:
         raise ValueError(f"{record.source}: no beat annotations")
     pre = Preprocessor(spec, record.signal.shape[1])
-    y = pre.run(record.signal, record.fs_hz, record.source)     # (n_out, n_channels)
+    y = pre.run(record.signal, record.fs_hz, record.source)  # (n_out, n_channels)
     factor = spec.decimate
     n_before, n_after = window_bounds(before_s, after_s, spec.fs_out_hz)
     r = record.beats.sample
     feats = rr_features(r / record.fs_hz, rr_local_beats, rr_average_s)
-    r_out = (r + factor // 2) // factor                         # nearest model-rate sample
+    r_out = (r + factor // 2) // factor  # nearest model-rate sample
     start, stop = r_out - n_before, r_out + n_after
     dropped = Counter()
     ok = np.ones(len(r), dtype=bool)
@@ -127,7 +135,7 @@ def beat_windows(record: Record, spec: PreprocessSpec, before_s: float = 0.25,
         touches = (bad[hi] - bad[lo] > 0) & ok
         dropped["touches a bad stretch"] += int(touches.sum())
         ok &= ~touches
-    clean = np.flatnonzero(ok)                   # every beat a device would window
+    clean = np.flatnonzero(ok)  # every beat a device would window
     steps = np.arange(-n_before, n_after)
     x = y[r_out[clean, None] + steps[None, :]] if len(clean) else np.zeros((0, len(steps), y.shape[1]), np.float32)
     x = normalise_windows(x.astype(np.float32), normalise)
@@ -135,5 +143,10 @@ def beat_windows(record: Record, spec: PreprocessSpec, before_s: float = 0.25,
     dropped["no RR features (first/last beat)"] += int((~has_rr).sum())
     idx = clean[has_rr]
     return BeatWindows(
-        x=x[has_rr], rr=feats[idx].astype(np.float32), label=record.beats.aami[idx],
-        record_id=np.full(len(idx), record.record_id), r_sample=r[idx], dropped=dropped)
+        x=x[has_rr],
+        rr=feats[idx].astype(np.float32),
+        label=record.beats.aami[idx],
+        record_id=np.full(len(idx), record.record_id),
+        r_sample=r[idx],
+        dropped=dropped,
+    )

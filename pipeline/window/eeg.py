@@ -40,8 +40,13 @@ class EEGWindows:
         dropped = Counter()
         for p in parts:
             dropped.update(p.dropped)
-        return EEGWindows(*(np.concatenate([getattr(p, k) for p in parts]) for k in
-                            ("x", "label", "record_id", "subject_id", "start")), dropped=dropped)
+        return EEGWindows(
+            *(
+                np.concatenate([getattr(p, k) for p in parts])
+                for k in ("x", "label", "record_id", "subject_id", "start")
+            ),
+            dropped=dropped,
+        )
 
 
 def window_starts(n_samples: int, window_len: int, hop_len: int) -> np.ndarray:
@@ -80,6 +85,11 @@ def fixed_windows(record: Record, spec: PreprocessSpec, window_s: float, hop_s: 
         starts = starts[~touches]
     x = y[starts[:, None] + np.arange(n_win)[None, :]] if len(starts) else np.zeros((0, n_win, y.shape[1]), np.float32)
     n = len(starts)
-    return EEGWindows(x=x.astype(np.float32), label=np.full(n, record.label),
-                      record_id=np.full(n, record.record_id), subject_id=np.full(n, record.subject_id),
-                      start=starts, dropped=dropped)
+    return EEGWindows(
+        x=x.astype(np.float32),
+        label=np.full(n, record.label),
+        record_id=np.full(n, record.record_id),
+        subject_id=np.full(n, record.subject_id),
+        start=starts,
+        dropped=dropped,
+    )

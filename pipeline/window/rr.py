@@ -23,8 +23,7 @@ from collections import deque
 
 import numpy as np
 
-RR_FEATURE_NAMES = ("pre_rr_s", "post_rr_s", "local_rr_s", "avg_rr_s",
-                    "pre_rr_norm", "post_rr_norm", "local_rr_norm")
+RR_FEATURE_NAMES = ("pre_rr_s", "post_rr_s", "local_rr_s", "avg_rr_s", "pre_rr_norm", "post_rr_norm", "local_rr_norm")
 
 
 class RRFeatures:
@@ -44,10 +43,10 @@ class RRFeatures:
         self.reset()
 
     def reset(self) -> None:
-        self.last_t_s_: float | None = None   # time of the newest beat
-        self.prev_t_s_: float | None = None   # time of the beat before it
+        self.last_t_s_: float | None = None  # time of the newest beat
+        self.prev_t_s_: float | None = None  # time of the beat before it
         self.local_ = deque(maxlen=self.local_beats)
-        self.window_ = deque()                # (end time, rr) of intervals in average_s
+        self.window_ = deque()  # (end time, rr) of intervals in average_s
         self.window_sum_ = 0.0
 
     def push(self, t_s: float) -> np.ndarray | None:

@@ -49,7 +49,7 @@ class RecordSource(Source):
     def chunks(self, n_samples: int) -> Iterator[np.ndarray]:
         x = self.record.signal
         for i in range(0, len(x), max(1, n_samples)):
-            yield x[i:i + n_samples]
+            yield x[i : i + n_samples]
 
 
 _SPLIT = re.compile(r"[,;\t ]+")
@@ -74,8 +74,9 @@ class StdinSource(Source):
 
     name = "stdin"
 
-    def __init__(self, spec: SignalSpec, fmt: str = "text", gain: float | None = None,
-                 on_bad_line: str = "error", stream=None):
+    def __init__(
+        self, spec: SignalSpec, fmt: str = "text", gain: float | None = None, on_bad_line: str = "error", stream=None
+    ):
         if fmt not in ("text", *FORMATS):
             raise SourceError(f"--format must be text, {' or '.join(FORMATS)}; got '{fmt}'")
         if fmt == "i16le" and gain is None:
@@ -105,8 +106,9 @@ class StdinSource(Source):
             try:
                 values = [float(t) for t in tokens]
                 if len(values) != width:
-                    raise ValueError(f"{len(values)} values, expected {width} (channels "
-                                     f"{', '.join(self.spec.channels)})")
+                    raise ValueError(
+                        f"{len(values)} values, expected {width} (channels {', '.join(self.spec.channels)})"
+                    )
             except ValueError as err:
                 why = str(err) if "expected" in str(err) else f"not numbers: {line[:40]!r}"
                 if self.on_bad_line == "error":
@@ -136,8 +138,10 @@ class StdinSource(Source):
             n = len(pending) // frame
             if n == 0:
                 continue
-            yield np.frombuffer(pending[:n * frame], dtype=dtype).reshape(n, width).astype(np.float64)
-            pending = pending[n * frame:]
+            yield np.frombuffer(pending[: n * frame], dtype=dtype).reshape(n, width).astype(np.float64)
+            pending = pending[n * frame :]
         if pending:
-            raise SourceError(f"stdin ended in the middle of a frame ({len(pending)} of {frame} bytes: "
-                              f"{width} channel(s) of {self.fmt})")
+            raise SourceError(
+                f"stdin ended in the middle of a frame ({len(pending)} of {frame} bytes: "
+                f"{width} channel(s) of {self.fmt})"
+            )

@@ -49,8 +49,10 @@ def board_id(text: str) -> int:
         if candidate in names:
             return names[candidate]
     close = [n for n in names if key.split("_")[0] in n][:5]
-    raise SourceError(f"brainflow:{text}: no such BrainFlow board (a name such as SYNTHETIC_BOARD or "
-                      f"CYTON_BOARD, or a numeric id{'; did you mean ' + ', '.join(close) + '?' if close else ''})")
+    raise SourceError(
+        f"brainflow:{text}: no such BrainFlow board (a name such as SYNTHETIC_BOARD or "
+        f"CYTON_BOARD, or a numeric id{'; did you mean ' + ', '.join(close) + '?' if close else ''})"
+    )
 
 
 def parse_board(text: str) -> tuple[int, str, dict[str, str]]:
@@ -85,8 +87,9 @@ class BrainFlowSource(LiveSource):
         try:
             descr = BoardShim.get_board_descr(self.board_id)
         except BrainFlowError:
-            raise SourceError(f"brainflow:{board_text}: BrainFlow {BoardShim.get_version()} has no board with "
-                              f"id {self.board_id}") from None
+            raise SourceError(
+                f"brainflow:{board_text}: BrainFlow {BoardShim.get_version()} has no board with id {self.board_id}"
+            ) from None
         self.group = (options.pop("channels", None) or group or "eeg").lower()
         if self.group not in GROUPS:
             raise SourceError(f"{self.name}: channels={self.group}: choose one of {', '.join(GROUPS)}")
@@ -94,25 +97,32 @@ class BrainFlowSource(LiveSource):
         known = vars(self.params)
         for key, value in options.items():
             if key not in known:
-                raise SourceError(f"{self.name}: unknown option '{key}' (BrainFlow input parameters: "
-                                  f"{', '.join(known)}; ours: channels)")
+                raise SourceError(
+                    f"{self.name}: unknown option '{key}' (BrainFlow input parameters: "
+                    f"{', '.join(known)}; ours: channels)"
+                )
             try:
                 setattr(self.params, key, type(known[key])(value))
             except ValueError:
-                raise SourceError(f"{self.name}: option {key}={value!r} must be a {type(known[key]).__name__}") from None
+                raise SourceError(
+                    f"{self.name}: option {key}={value!r} must be a {type(known[key]).__name__}"
+                ) from None
         rows = descr.get(f"{self.group}_channels")
         if not rows:
             have = [g for g in GROUPS if descr.get(f"{g}_channels")]
-            raise SourceError(f"{self.name}: board '{descr.get('name')}' has no {self.group} channels "
-                              f"(it has: {', '.join(have) or 'none'}); choose with channels=GROUP")
+            raise SourceError(
+                f"{self.name}: board '{descr.get('name')}' has no {self.group} channels "
+                f"(it has: {', '.join(have) or 'none'}); choose with channels=GROUP"
+            )
         names = str(descr.get(f"{self.group}_names") or "").split(",")
         if len(names) != len(rows) or not all(n.strip() for n in names):
             names = [f"{self.group.upper()}{k + 1}" for k in range(len(rows))]
         self.rows = list(rows)
         self.timestamp_row = int(descr["timestamp_channel"])
         self.spec = SignalSpec(float(descr["sampling_rate"]), tuple(n.strip() for n in names), ("uV",) * len(rows))
-        self.description = (f"{self.name} (BrainFlow board '{descr.get('name')}', id {self.board_id}, "
-                            f"{self.group} rows {self.rows})")
+        self.description = (
+            f"{self.name} (BrainFlow board '{descr.get('name')}', id {self.board_id}, {self.group} rows {self.rows})"
+        )
         self.max_samples = 4096
         self.board = None
         self._open()
@@ -147,8 +157,10 @@ class BrainFlowSource(LiveSource):
                 time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
         except BrainFlowError as err:
             raise SourceLost(f"{self.name}: the board stopped: {err}") from None
-        return Chunk(np.ascontiguousarray(data[self.rows].T, dtype=np.float64),
-                     np.asarray(data[self.timestamp_row], dtype=np.float64))
+        return Chunk(
+            np.ascontiguousarray(data[self.rows].T, dtype=np.float64),
+            np.asarray(data[self.timestamp_row], dtype=np.float64),
+        )
 
     def reopen(self) -> None:
         self.close()

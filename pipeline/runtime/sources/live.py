@@ -97,9 +97,19 @@ def is_live(text: str) -> bool:
     return bool(sep) and scheme.lower() in SCHEMES and bool(rest)
 
 
-def open_live(text: str, *, fs_hz: float | None = None, units: str | None = None,
-              labels: list[str] | None = None, labels_map: bool = False, fmt: str = "text", gain: float | None = None,
-              baud: int = 115200, wait_s: float = 10.0, group: str | None = None) -> LiveSource:
+def open_live(
+    text: str,
+    *,
+    fs_hz: float | None = None,
+    units: str | None = None,
+    labels: list[str] | None = None,
+    labels_map: bool = False,
+    fmt: str = "text",
+    gain: float | None = None,
+    baud: int = 115200,
+    wait_s: float = 10.0,
+    group: str | None = None,
+) -> LiveSource:
     """Open the live source ``text`` names.
 
     Parameters
@@ -129,13 +139,15 @@ def open_live(text: str, *, fs_hz: float | None = None, units: str | None = None
 
             return SerialSource(rest, fs_hz=fs_hz, units=units, labels=labels, fmt=fmt, gain=gain, baud=baud)
     except ImportError as err:
-        raise SourceError(f"{text}: needs a library that is not installed ({err}); "
-                          f"pip install 'biosig-edge[{EXTRAS[scheme]}]'") from None
+        raise SourceError(
+            f"{text}: needs a library that is not installed ({err}); pip install 'biosig-edge[{EXTRAS[scheme]}]'"
+        ) from None
     raise SourceError(f"{text}: not a live source (lsl:NAME, brainflow:BOARD or serial:DEVICE)")
 
 
-def declared_units(described: list | None, n_channels: int, option: str | None, gain: float | None,
-                   where: str) -> tuple[tuple[str, ...], float]:
+def declared_units(
+    described: list | None, n_channels: int, option: str | None, gain: float | None, where: str
+) -> tuple[tuple[str, ...], float]:
     """Units per channel from a stream's description, or from ``--units``/``--gain``.
 
     Returns (units tuple, divide_by): samples are divided by ``divide_by`` (the gain of a
@@ -149,13 +161,17 @@ def declared_units(described: list | None, n_channels: int, option: str | None, 
         counts = {str(u).strip().lower() in UNCALIBRATED for u in described}
         if counts == {True}:
             if gain is None or option is None:
-                raise SourceError(f"{where}: the stream's units are converter counts ({described[0]!r}); "
-                                  f"give --gain (counts per unit) and --units")
+                raise SourceError(
+                    f"{where}: the stream's units are converter counts ({described[0]!r}); "
+                    f"give --gain (counts per unit) and --units"
+                )
             return (option,) * len(described), float(gain)
         canon = [canonical_unit(u, f"{where} channel {i + 1}") for i, u in enumerate(described)]
         if option is not None and {canonical_unit(option, "--units")} != set(canon):
-            raise SourceError(f"{where}: the stream says its units are {sorted(set(canon))}, "
-                              f"--units says {option}; drop --units or fix the stream")
+            raise SourceError(
+                f"{where}: the stream says its units are {sorted(set(canon))}, "
+                f"--units says {option}; drop --units or fix the stream"
+            )
         return tuple(canon), 1.0
     if option is None:
         raise SourceError(f"{where}: the stream's description names no units; give --units (mV, uV, ...)")

@@ -48,8 +48,15 @@ class LSLSource(LiveSource):
 
     clock = "lsl"
 
-    def __init__(self, query: str, wait_s: float = 10.0, labels: list[str] | None = None,
-                 units: str | None = None, gain: float | None = None, labels_map: bool = False):
+    def __init__(
+        self,
+        query: str,
+        wait_s: float = 10.0,
+        labels: list[str] | None = None,
+        units: str | None = None,
+        gain: float | None = None,
+        labels_map: bool = False,
+    ):
         import pylsl  # noqa: F401  (fails here, with the extra to install, if missing)
 
         self.query = query.strip()
@@ -70,12 +77,14 @@ class LSLSource(LiveSource):
                 found = pylsl.resolve_bypred(self.query, 1, wait_s)
             else:
                 found = pylsl.resolve_byprop("name", self.query, 1, wait_s)
-        except Exception as err:          # liblsl refusing a malformed predicate
+        except Exception as err:  # liblsl refusing a malformed predicate
             raise SourceError(f"{self.name}: cannot resolve: {err}") from None
         if not found:
             seen = sorted({f"{s.name()} ({s.type()})" for s in pylsl.resolve_streams(0.5)})
-            raise SourceLost(f"{self.name}: no LSL stream {'matches' if '=' in self.query else 'has that name'} "
-                             f"after {wait_s:g} s (streams seen: {', '.join(seen) or 'none'})")
+            raise SourceLost(
+                f"{self.name}: no LSL stream {'matches' if '=' in self.query else 'has that name'} "
+                f"after {wait_s:g} s (streams seen: {', '.join(seen) or 'none'})"
+            )
         return found[0]
 
     def _open(self, found) -> None:
@@ -91,8 +100,9 @@ class LSLSource(LiveSource):
             raise SourceError(f"{self.name}: came back as another stream ({spec}, was {self.spec}); not resuming")
         self.spec, self.divide_by = spec, divide_by
         self.stream_name, self.hostname, self.source_id = info.name(), info.hostname(), info.source_id()
-        self.description = f"{self.name} (stream '{info.name()}' of type '{info.type()}' on {info.hostname()}" \
-                           + (f", source id '{info.source_id()}')" if info.source_id() else ")")
+        self.description = f"{self.name} (stream '{info.name()}' of type '{info.type()}' on {info.hostname()}" + (
+            f", source id '{info.source_id()}')" if info.source_id() else ")"
+        )
         try:
             # The first clock offset takes liblsl about 0.5 s of probes; done now, the first
             # read does not block on it while samples pile up.
@@ -111,18 +121,24 @@ class LSLSource(LiveSource):
             raise SourceError(f"{where}: a string (marker) stream, not samples of a signal")
         fs_hz = info.nominal_srate()
         if not fs_hz or fs_hz <= 0:
-            raise SourceError(f"{where}: irregular rate (nominal_srate {fs_hz:g}): a signal model needs samples "
-                              f"at a declared rate; the stream must state its nominal rate")
+            raise SourceError(
+                f"{where}: irregular rate (nominal_srate {fs_hz:g}): a signal model needs samples "
+                f"at a declared rate; the stream must state its nominal rate"
+            )
         n = info.channel_count()
         labels = info.get_channel_labels()
         if not labels or any(not label for label in labels):
             if not self._labels:
-                raise SourceError(f"{where}: the stream's description names no channel labels; name its "
-                                  f"{n} column(s) with --channels A,B,...")
+                raise SourceError(
+                    f"{where}: the stream's description names no channel labels; name its "
+                    f"{n} column(s) with --channels A,B,..."
+                )
             labels = list(self._labels)
         elif self._labels and list(self._labels) != list(labels) and not self._labels_map:
-            raise SourceError(f"{where}: the stream names its channels {labels}; map them with --channels "
-                              f"MODEL=INPUT instead of relabelling")
+            raise SourceError(
+                f"{where}: the stream names its channels {labels}; map them with --channels "
+                f"MODEL=INPUT instead of relabelling"
+            )
         if len(labels) != n:
             raise SourceError(f"{where}: {n} channel(s), but {len(labels)} label(s) given")
         units, divide_by = declared_units(info.get_channel_units(), n, self._units, self._gain, where)
@@ -143,8 +159,9 @@ class LSLSource(LiveSource):
             if not self._flowing:
                 self.inlet.open_stream(timeout=max(self.wait_s, 2.0))
                 self._flowing = True
-            samples, stamps = self.inlet.pull_chunk(timeout=timeout_s, max_samples=self.max_samples,
-                                                    as_numpy=True, min_samples=1)
+            samples, stamps = self.inlet.pull_chunk(
+                timeout=timeout_s, max_samples=self.max_samples, as_numpy=True, min_samples=1
+            )
         except (pylsl.util.LostError, pylsl.util.TimeoutError):
             raise SourceLost(f"{self.name}: the stream was lost (its outlet closed or its host went away)") from None
         if samples is None or len(stamps) == 0:
@@ -162,6 +179,6 @@ class LSLSource(LiveSource):
         if self.inlet is not None:
             try:
                 self.inlet.close_stream()
-            except Exception:                 # already lost: nothing to close
+            except Exception:  # already lost: nothing to close
                 pass
             self.inlet = None

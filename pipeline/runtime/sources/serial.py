@@ -113,12 +113,12 @@ class FrameDecoder:
         self.payload_len = self.dtype.itemsize * n_channels
         self.frame_len = 3 + self.payload_len
         self.buffer = bytearray()
-        self.expected_seq: int | None = None   # the next frame's sequence number
-        self.skipped = 0                       # bytes skipped since the last accepted frame
+        self.expected_seq: int | None = None  # the next frame's sequence number
+        self.skipped = 0  # bytes skipped since the last accepted frame
         self.frames = self.lost = self.skipped_total = 0
 
     def _valid(self, at: int) -> bool:
-        frame = self.buffer[at:at + self.frame_len]
+        frame = self.buffer[at : at + self.frame_len]
         return frame[0] == SYNC and crc8(frame[1:-1]) == frame[-1]
 
     def feed(self, data: bytes) -> tuple[np.ndarray, list[tuple[int, dict]]]:
@@ -136,7 +136,7 @@ class FrameDecoder:
             self.skipped += j - i
             i = j
             if len(buf) - i < n:
-                break                                       # wait for the rest of the frame
+                break  # wait for the rest of the frame
             if not self._valid(i):
                 self.skipped += 1
                 i += 1
@@ -163,7 +163,9 @@ class FrameDecoder:
             self.skipped = 0
             self.lost += lost
             self.frames += 1
-            rows.append(np.frombuffer(bytes(buf[i + 2:i + 2 + self.payload_len]), dtype=self.dtype).astype(np.float64))
+            rows.append(
+                np.frombuffer(bytes(buf[i + 2 : i + 2 + self.payload_len]), dtype=self.dtype).astype(np.float64)
+            )
             self.expected_seq = (seq + 1) & 0xFF
             i += n
         del buf[:i]
@@ -201,8 +203,18 @@ class LineDecoder:
                 if first:
                     continue
                 self.garbled += 1
-                events.append((len(rows), {"type": "signal_quality", "kind": "garbled", "line": line[:40],
-                                           "lost_frames": 1, "action": "lost sample as a gap (state reset)"}))
+                events.append(
+                    (
+                        len(rows),
+                        {
+                            "type": "signal_quality",
+                            "kind": "garbled",
+                            "line": line[:40],
+                            "lost_frames": 1,
+                            "action": "lost sample as a gap (state reset)",
+                        },
+                    )
+                )
                 values = [np.nan] * self.n_channels
             rows.append(values)
         return np.array(rows, dtype=np.float64).reshape(len(rows), self.n_channels), events
@@ -222,8 +234,16 @@ class SerialSource(LiveSource):
 
     clock = "unix"
 
-    def __init__(self, device: str, fs_hz: float | None, units: str | None, labels: list[str] | None,
-                 fmt: str = "text", gain: float | None = None, baud: int = 115200):
+    def __init__(
+        self,
+        device: str,
+        fs_hz: float | None,
+        units: str | None,
+        labels: list[str] | None,
+        fmt: str = "text",
+        gain: float | None = None,
+        baud: int = 115200,
+    ):
         import serial  # noqa: F401  (pyserial: fails here, with the extra to install, if missing)
 
         self.device = device
@@ -231,8 +251,10 @@ class SerialSource(LiveSource):
         if fs_hz is None:
             raise SourceError(f"{self.name}: a serial line does not say its sampling rate: give --fs HZ")
         if units is None:
-            raise SourceError(f"{self.name}: a serial line does not say its units: give --units (mV, uV; "
-                              f"with --gain for converter counts)")
+            raise SourceError(
+                f"{self.name}: a serial line does not say its units: give --units (mV, uV; "
+                f"with --gain for converter counts)"
+            )
         if not labels:
             raise SourceError(f"{self.name}: a serial line does not name its channels: give --channels A,B,...")
         if fmt not in ("text", *FORMATS):
@@ -289,6 +311,6 @@ class SerialSource(LiveSource):
         if self.port is not None:
             try:
                 self.port.close()
-            except Exception:               # an unplugged port may fail to close; it is gone either way
+            except Exception:  # an unplugged port may fail to close; it is gone either way
                 pass
             self.port = None
