@@ -20,7 +20,10 @@ def pytest_collection_modifyitems(config, items):
     fast subset (no TensorFlow training, well under a minute)."""
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
-        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) or module in TRAINING_MODULES:
+        # a model fixture taken by name (request.getfixturevalue) shows in the parameters
+        params = set(map(str, getattr(getattr(item, "callspec", None), "params", {}).values()))
+        used = set(getattr(item, "fixturenames", ())) | params
+        if MODEL_FIXTURES & used or module in TRAINING_MODULES:
             item.add_marker(pytest.mark.slow)
 
 
