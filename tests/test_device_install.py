@@ -11,6 +11,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from chunking import decide_whole, stream_stdin
 
 from pipeline.read.mitdb import read_mitdb
 from pipeline.runtime.session import ECGSession
@@ -40,26 +41,12 @@ def test_a_device_only_install_streams_a_record_from_stdin(device_python, export
     _, out, _ = exported
     signal = read_mitdb("213", channels=["MLII", "V1|V2|V4|V5"]).signal[: 360 * 60].astype(np.float64)
     text = "\n".join(f"{a:.4f} {b:.4f}" for a, b in signal) + "\n"
-    cli = [
-        device_python,
-        "-m",
-        "pipeline.cli",
-        "stream",
-        str(out),
-        "-",
-        "--fs",
-        "360",
-        "--units",
-        "mV",
-        "--artifact",
-        "tflite_int8",
-    ]
-    result = subprocess.run(cli, input=text, capture_output=True, text=True, check=True)
+    result = stream_stdin(device_python, out, text, 360, "mV", "--artifact", "tflite_int8")
+    assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     beats = [e for e in events if e["type"] == "beat"]
     assert len(beats) > 60
     # The same decisions as this (training-side) environment makes on the same text.
     # (the stream flushes the beats still waiting for their signal-quality lag at the end)
-    session = ECGSession(out, "tflite_int8")
-    here = session.push(np.loadtxt(text.splitlines())) + session.flush()
+    here = decide_whole(ECGSession(out, "tflite_int8"), np.loadtxt(text.splitlines()))
     assert [(b["sample"], b["class"]) for b in beats] == [(b["sample"], b["class"]) for b in here]

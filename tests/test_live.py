@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chunking import decide_whole
 from tools import needs_module
 
 # Before liblsl reads its configuration (at its first use in this process, and in every
@@ -349,7 +350,7 @@ def test_serial_frames_through_a_pty_with_garbage_and_lost_frames_decide_as_the_
     expected = counts / 200.0
     expected[sorted(lost)] = np.nan
     session = open_session(out, "reference_float32", source=_spec(("MLII", "V5"), "mV", 360.0))
-    offline = session.push(expected) + session.flush()
+    offline = decide_whole(session, expected)
     live = [_strip(e) for e in events if e.get("kind") not in ("garbled", "dropped_frames")]
     assert live == offline
     assert [e["kind"] for e in offline if e["type"] == "signal_quality"][:4] == [
@@ -552,7 +553,7 @@ def test_a_stalled_lsl_source_gives_a_gap_the_state_restarts_and_sigterm_flushes
     # The same samples offline, one NaN row per stall: the same decisions.
     x = np.concatenate([a, np.full((1, 2), np.nan), b, np.full((1, 2), np.nan)])
     session = open_session(out, "reference_float32", source=_spec(("MLII", "V5"), "mV", 360.0))
-    offline = session.push(x) + session.flush()
+    offline = decide_whole(session, x)
     assert [_strip(e, ("stalled_s",)) for e in events if e.get("kind") != "gap"] == [
         e for e in offline if e.get("kind") != "nonfinite"
     ]
@@ -654,7 +655,7 @@ def test_brainflow_synthetic_board_streams_10_s_into_the_eeg_session_as_offline(
     x = np.concatenate([c.samples for c in chunks])[:2500]
     stamps = np.concatenate([c.timestamps for c in chunks])[:2500]
     session = open_session(out, source=source.spec, channel_map={"EEG": "Fz"})
-    offline = session.push(x) + session.flush()
+    offline = decide_whole(session, x)
     windows = [e for e in sink.events if e["type"] == "window"]
     assert [_strip(e) for e in sink.events] == offline and len(windows) >= 7
     # Each window carries the board's own timestamp of its last input sample (nominal at

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from chunking import push_in_chunks
+from chunking import decide_whole, push_in_chunks, stream_stdin
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -132,29 +132,10 @@ def test_stream_command_reads_stdin_and_prints_json_lines(exported, ecg_60s, tmp
 
     _, out, _ = exported
     text = "\n".join(f"{a:.5f},{b:.5f}" for a, b in ecg_60s[: 360 * 20]) + "\n"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "stream",
-            str(out),
-            "-",
-            "--fs",
-            "360",
-            "--units",
-            "mV",
-            "--artifact",
-            "onnx_float32",
-        ],
-        input=text,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    result = stream_stdin(sys.executable, out, text, 360, "mV", "--artifact", "onnx_float32")
+    assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    session = ECGSession(out, "onnx_float32")
-    direct = session.push(ecg_60s[: 360 * 20].round(5)) + session.flush()
+    direct = decide_whole(ECGSession(out, "onnx_float32"), ecg_60s[: 360 * 20].round(5))
     assert [e["sample"] for e in events] == [e["sample"] for e in direct] and len(events) > 15
     assert "real time" in result.stderr
     bad = subprocess.run(

@@ -12,6 +12,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from chunking import decide_whole, stream_stdin
 
 from pipeline.read.mitdb import read_mitdb
 from pipeline.runtime.session import ECGSession, EEGSession
@@ -31,21 +32,8 @@ def tflite_runtime_python():
 
 
 def _stream(python, folder, artifact, text, fs_hz, units):
-    cli = [
-        python,
-        "-m",
-        "pipeline.cli",
-        "stream",
-        str(folder),
-        "-",
-        "--fs",
-        str(fs_hz),
-        "--units",
-        units,
-        "--artifact",
-        artifact,
-    ]
-    result = subprocess.run(cli, input=text, capture_output=True, text=True, check=True)
+    result = stream_stdin(python, folder, text, fs_hz, units, "--artifact", artifact)
+    assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
@@ -65,8 +53,7 @@ def test_tflite_runtime_streams_an_ecg_record_with_litert_s_decisions(tflite_run
     text = "\n".join(f"{a:.4f} {b:.4f}" for a, b in signal) + "\n"
     beats = [e for e in _stream(tflite_runtime_python, out, artifact, text, 360, "mV") if e["type"] == "beat"]
     assert len(beats) > 60
-    session = ECGSession(out, artifact)  # ai-edge-litert
-    here = session.push(np.loadtxt(text.splitlines())) + session.flush()  # the stream flushes at its end
+    here = decide_whole(ECGSession(out, artifact), np.loadtxt(text.splitlines()))  # ai-edge-litert
     assert [b["sample"] for b in beats] == [b["sample"] for b in here]
     # float32: the same kernels' arithmetic. int8: the two releases' int8 LSTM kernels round
     # differently, so probabilities (int8 outputs, steps of 1/256) differ by up to 2 steps
@@ -101,8 +88,7 @@ def test_tflite_runtime_streams_an_eeg_segment_through_the_integer_chunk_graph(t
             e for e in _stream(tflite_runtime_python, out, artifact, text, 173.61, "uV") if e["type"] == "window"
         ]
         assert len(windows) >= 20
-        session = EEGSession(out, artifact)
-        here = session.push(np.loadtxt(text.splitlines())[:, None]) + session.flush()
+        here = decide_whole(EEGSession(out, artifact), np.loadtxt(text.splitlines())[:, None])
         assert [w["start_sample"] for w in windows] == [w["start_sample"] for w in here]
         _same_decisions_up_to_ties(windows, here, 3 / 256)
 
