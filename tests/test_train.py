@@ -68,6 +68,51 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(bad)
 
 
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("model", "dropout", 1.5, r"model\.dropout: a rate in \[0, 1\), not 1\.5"),
+        ("model", "lstm_input_dropout", -0.1, r"model\.lstm_input_dropout: a rate in \[0, 1\)"),
+        ("model", "lstm_units", [0], r"model\.lstm_units: every layer needs at least 1 unit"),
+        ("model", "lstm_units", [], r"model\.lstm_units: 1 to 4 LSTM layers .*not 0"),
+        ("model", "lstm_units", [8] * 5, r"model\.lstm_units: 1 to 4 LSTM layers \(the generated C's limit\), not 5"),
+        ("model", "dense_units", 0, r"model\.dense_units: at least 1, not 0"),
+        ("window", "before_s", -1.0, r"window\.before_s: 0 or more seconds, not -1\.0"),
+        ("window", "after_s", 0.0, r"window\.after_s: more than 0 seconds"),
+        ("window", "hop_s", 0.0, r"window\.hop_s: more than 0 seconds, not 0\.0"),
+        ("window", "window_s", -2.0, r"window\.window_s: more than 0 seconds"),
+        ("train", "epochs", 0, r"train\.epochs: must be above 0, not 0"),
+        ("train", "batch_size", 0, r"train\.batch_size: must be above 0, not 0"),
+        ("train", "learning_rate", 0.0, r"train\.learning_rate: must be above 0"),
+        ("train", "patience", 0, r"train\.patience: must be above 0"),
+        ("train", "max_majority_per_epoch", -1, r"train\.max_majority_per_epoch: 0 or more"),
+    ],
+)
+def test_a_value_out_of_range_is_refused_at_load_naming_the_key(section, key, value, message):
+    from firmware_export.c_model import MAX_LSTM_LAYERS
+
+    assert MAX_LSTM_LAYERS == 4  # the message above names the C runtime's limit
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config("ecg-mitdb", "quick", overrides={section: {key: value}})
+    assert "\n" not in str(err.value) and "ecg-mitdb.toml" in str(err.value)
+
+
+@pytest.mark.fast
+def test_a_value_out_of_range_exits_2_in_one_line(tmp_path, capsys):
+    from pipeline.cli import main
+    from pipeline.train.config import CONFIG_DIR
+
+    text = (CONFIG_DIR / "ecg-mitdb.toml").read_text()
+    assert "\ndropout = 0.3\n" in text
+    config = tmp_path / "bad.toml"
+    config.write_text(text.replace("\ndropout = 0.3\n", "\ndropout = 1.5\n"))
+    assert main(["train", "ecg-mitdb", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "bad.toml: model.dropout: a rate in [0, 1), not 1.5" in err
+    assert not (tmp_path / "run").exists()
+
+
 # --- a short fit on real beats -----------------------------------------------------
 
 

@@ -46,6 +46,18 @@ class WindowConfig:
     #: "template" (beat and its difference from the patient's running average beat).
     normalise: str = "none"
 
+    def __post_init__(self):
+        # A beat window must hold the R peak and at least one sample around it (before_s
+        # 0 is the peak itself); an EEG window and its hop must be positive (hop 0 never
+        # advances).
+        if self.before_s < 0:
+            raise ConfigError(f"window.before_s: 0 or more seconds, not {self.before_s}")
+        if self.after_s <= 0:
+            raise ConfigError(f"window.after_s: more than 0 seconds, not {self.after_s}")
+        for key in ("window_s", "hop_s"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"window.{key}: more than 0 seconds, not {getattr(self, key)}")
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -74,6 +86,25 @@ class ModelConfig:
     dropout: float = 0.2
     #: Dropout on the LSTM's inputs during training (a no-op in exported graphs).
     lstm_input_dropout: float = 0.0
+
+    def __post_init__(self):
+        # Refused at load, not after training: the generated C stacks at most
+        # MAX_LSTM_LAYERS LSTMs (export would refuse the trained model), a layer needs a
+        # unit, and Keras takes any dropout rate in [0, 1) (1 drops everything).
+        from firmware_export.c_model import MAX_LSTM_LAYERS
+
+        if not 1 <= len(self.lstm_units) <= MAX_LSTM_LAYERS:
+            raise ConfigError(
+                f"model.lstm_units: 1 to {MAX_LSTM_LAYERS} LSTM layers (the generated C's limit), "
+                f"not {len(self.lstm_units)}"
+            )
+        if any(u < 1 for u in self.lstm_units):
+            raise ConfigError(f"model.lstm_units: every layer needs at least 1 unit, not {self.lstm_units}")
+        if self.dense_units < 1:
+            raise ConfigError(f"model.dense_units: at least 1, not {self.dense_units}")
+        for key in ("dropout", "lstm_input_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"model.{key}: a rate in [0, 1), not {getattr(self, key)}")
 
 
 @dataclass(frozen=True)
@@ -104,6 +135,13 @@ class TrainConfig:
     deterministic: bool = True
 
     def __post_init__(self):
+        # patience counts epochs without improvement: 0 would stop after the first epoch.
+        for key in ("epochs", "batch_size", "learning_rate", "patience"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"train.{key}: must be above 0, not {getattr(self, key)}")
+        for key in ("max_majority_per_epoch", "max_offset"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"train.{key}: 0 or more, not {getattr(self, key)}")
         choices = {"class_weight": ("none", "balanced", "sqrt"), "monitor": ("loss", "macro_f1", "kappa", "jk_index")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
