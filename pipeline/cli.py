@@ -154,12 +154,10 @@ def open_input(args, manifest) -> "Source":
     from pipeline.errors import SamplingRateError
     from pipeline.read.record import SignalSpec
     from pipeline.read.units import UnitError
-    from pipeline.runtime.sources import RecordSource, StdinSource
+    from pipeline.runtime.sources import RecordSource, StdinSource, is_live
 
     labels, _ = _channels_option(args.channels)
     arg = args.record
-    from pipeline.runtime.sources.live import is_live
-
     if is_live(arg):
         return open_live_input(args, manifest)
     if arg == "-":
@@ -229,7 +227,7 @@ def open_input(args, manifest) -> "Source":
 def open_live_input(args, manifest) -> "Source":
     """A live source (``lsl:``, ``brainflow:``, ``serial:``): what it is comes from its own
     description where it has one, from --fs/--units/--channels/--format/--gain where not."""
-    from pipeline.runtime.sources.live import open_live
+    from pipeline.runtime.sources import open_live
 
     labels, mapping = _channels_option(args.channels)
     return open_live(
@@ -287,7 +285,7 @@ def cmd_stream(args) -> int:
         for w in caught:
             print(f"biosig-edge: note: {w.message}", file=sys.stderr)
         _, mapping = _channels_option(args.channels)
-        from pipeline.runtime.sources.live import LiveSource
+        from pipeline.runtime.sources import LiveSource
 
         # A live source arrives at its own pace: every chunk is processed as it comes (no
         # gathering of short pushes, which would only add latency there).
@@ -343,8 +341,7 @@ def cmd_replay(args) -> int:
 
     from pipeline.manifest import read_manifest
     from pipeline.runtime.live import replay_to_lsl
-    from pipeline.runtime.sources import RecordSource
-    from pipeline.runtime.sources.live import is_live
+    from pipeline.runtime.sources import RecordSource, is_live
 
     manifest = read_manifest(args.artifact_dir)
     source = None if args.record == "-" or is_live(args.record) else open_input(args, manifest)
