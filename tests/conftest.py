@@ -59,7 +59,7 @@ def exported(tmp_path_factory):
     import json
 
     from pipeline.export.export import export_run
-    from pipeline.splits import Split
+    from pipeline.read.splits import Split
     from pipeline.train.config import load_config
     from pipeline.train.fit import train_task
 

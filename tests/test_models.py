@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.read.cards import load_card
-from pipeline.splits import Split, SplitError, check_folds, record_folds
+from pipeline.read.splits import Split, SplitError, check_folds, record_folds
 from pipeline.train.config import load_config
 
 # --- configs checked at load ----------------------------------------------------------

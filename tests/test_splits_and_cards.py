@@ -7,7 +7,7 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.read.cards import load_card, parse_card
 from pipeline.read.mitdb import read_mitdb_beats
-from pipeline.splits import Split, bonn_split, eegmat_split, mitdb_split, subject_folds
+from pipeline.read.splits import Split, bonn_split, eegmat_split, mitdb_split, subject_folds
 
 
 @pytest.fixture(scope="module")

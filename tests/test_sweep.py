@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.read.cards import load_card
-from pipeline.splits import SplitError
+from pipeline.read.splits import SplitError
 from pipeline.train.config import load_config
 from pipeline.train.sweep import SweepError, check_address, check_space, load_space, sweep
 

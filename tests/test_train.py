@@ -8,7 +8,7 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.metrics import binary_view, classification_metrics, confusion_matrix, ecg_indices
 from pipeline.read.cards import load_card
-from pipeline.splits import Split
+from pipeline.read.splits import Split
 from pipeline.train.config import load_config
 
 # --- metrics on hand-made confusion matrices ---------------------------------------

@@ -3,6 +3,8 @@
 ``mitdb`` (WFDB via wfdb), ``bonn`` (text segments) and ``eegmat`` (EDF via pyedflib) are
 imported lazily by their users so that the device side never pulls in wfdb or pyedflib;
 ``units`` and ``channels`` are standard-library only (the manifest checks use them).
+``cards`` and ``splits`` hold what each dataset is and how it is split (by record, subject
+or segment; never by window).
 """
 
 __all__ = ["BeatAnnotations", "QualityIssue", "Record", "SignalSpec"]

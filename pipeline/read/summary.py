@@ -7,7 +7,7 @@ from collections import Counter
 from pipeline.read.cards import load_card
 from pipeline.read.checksums import verify_tree
 from pipeline.read.locate import dataset_dir
-from pipeline.splits import bonn_split, eegmat_split, mitdb_split
+from pipeline.read.splits import bonn_split, eegmat_split, mitdb_split
 
 AAMI = ("N", "S", "V", "F", "Q")
 

@@ -123,7 +123,7 @@ def summarise(task: str, runs: list[dict], seeds: list[int]) -> str:
 
 _COST_CHILD = """
 import json, sys
-from pipeline.splits import Split
+from pipeline.read.splits import Split
 from pipeline.train.config import load_config
 from pipeline.train.data import load_windows
 from pipeline.train.fit import fit_one

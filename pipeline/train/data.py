@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline.errors import ConfigError
 from pipeline.read.cards import load_card
-from pipeline.splits import Split, bonn_split, eegmat_split, mitdb_split
+from pipeline.read.splits import Split, bonn_split, eegmat_split, mitdb_split
 from pipeline.train.config import TaskConfig
 from pipeline.window.rr import RR_FEATURE_NAMES
 

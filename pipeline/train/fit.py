@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline.errors import BiosigError
 from pipeline.metrics import binary_view, classification_metrics, confusion_matrix, ecg_indices
-from pipeline.splits import Split, subject_folds
+from pipeline.read.splits import Split, subject_folds
 from pipeline.train.config import TaskConfig
 from pipeline.train.data import WindowTable, load_windows, task_split
 from pipeline.window.side import Standardiser
@@ -286,7 +286,7 @@ def cross_validate(cfg: TaskConfig, table: WindowTable, train_groups, log=print)
     """
     from collections import Counter
 
-    from pipeline.splits import record_folds
+    from pipeline.read.splits import record_folds
 
     classes = cfg.classes
     groups = sorted(set(train_groups))

@@ -205,7 +205,7 @@ def sweep(
     # A fold without S or V beats is refused here, before any trial starts.
     from collections import Counter
 
-    from pipeline.splits import record_folds
+    from pipeline.read.splits import record_folds
 
     counts = {g: Counter() for g in train_groups}
     for g, lab in zip(table.group, table.label):

@@ -1,7 +1,9 @@
 """Train / validation / test splits by record, subject or segment: never by window.
 
-Every split is a pure function of ids, counts and a seed (no file reading), so the
-training, the summary and the tests compute the same split from the same card.
+Every split is a pure function of the dataset's card (its fixed held-out lists, read with
+:func:`~pipeline.read.cards.load_card`), ids, counts and a seed, so the training, the
+summary and the tests compute the same split from the same card. It sits in ``read`` because
+it reads the cards and ``read.summary`` reports it.
 """
 
 from __future__ import annotations
