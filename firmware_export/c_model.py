@@ -15,7 +15,7 @@ Two precisions:
   The dense head stays in float too: it runs once per decision (under 1 % of the work),
   and its int8 weights were where the int8 build lost float's decisions (the Bonn model:
   98.64 % of held-out windows with an int8 head, 99.73 % with a float one;
-  ``python -m firmware_export.int8_model``).
+  ``python -m pipeline.tools.int8_error``).
 
 API, for a prefix ``p`` (the generated header documents shapes)::
 

@@ -3,7 +3,7 @@
 Every figure in the README comes from a run: a script that measures something renders a
 Markdown block and replaces the README's block of the same name, between markers::
 
-    <!-- BEGIN results-training (written by: python -m pipeline.train.benchmark --write) -->
+    <!-- BEGIN results-training (written by: python -m pipeline.tools.train_benchmark --write) -->
     ...
     <!-- END results-training -->
 

@@ -186,14 +186,14 @@ def test_choose_offsets_corrects_a_prior_it_can_see():
 
 def test_the_readme_has_the_block_every_benchmark_task_writes():
     from pipeline.readme import read_block
-    from pipeline.train.benchmark import TARGETS
+    from pipeline.tools.train_benchmark import TARGETS
 
     for task in TARGETS:
         read_block(f"results-{task}")  # --write would fail after hours of training otherwise
 
 
 def test_the_benchmark_table_gives_mean_and_spread_over_seeds():
-    from pipeline.train.benchmark import summarise
+    from pipeline.tools.train_benchmark import summarise
 
     def run(kappa, s_se):
         return {

@@ -1,6 +1,6 @@
 /* Microbenchmark: how fast this machine runs the generated model's arithmetic, with no
  * Python, no copies and no calls across a library boundary: the compute bound every
- * backend is compared with (python -m pipeline.runtime.benchmark).
+ * backend is compared with (python -m pipeline.tools.stream_benchmark).
  *
  * stdin: int32 n_windows, int32 n_steps, then per window n_steps * N_CHANNELS floats and
  * N_SIDE floats (real held-out windows). argv[1]: repetitions (default 200).

@@ -26,7 +26,11 @@ def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
 def read_checksum_list(list_path: Path) -> dict[str, str]:
     """Parse ``<hex>  <relative path>`` lines into {relative path: hex}."""
     sums: dict[str, str] = {}
-    for line_no, line in enumerate(Path(list_path).read_text().splitlines(), 1):
+    try:
+        text = Path(list_path).read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ChecksumError(f"{list_path}: cannot be read: {getattr(err, 'strerror', None) or err}") from None
+    for line_no, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split(maxsplit=1)
@@ -46,12 +50,24 @@ def verify_file(path: Path, root: Path, list_path: Path) -> None:
 
     Raises :class:`ChecksumError` naming the file if it is missing, not listed, or altered.
     """
+    import stat as stat_mode
+
     path = Path(path)
     rel = path.relative_to(root).as_posix()
-    if not path.is_file():
-        raise ChecksumError(f"{path}: file is missing")
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    # One stat, its errors named: Path.is_file() raises (not False) when a folder on the way
+    # cannot be searched (EACCES), which used to end `data check` in a traceback.
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ChecksumError(f"{path}: file is missing") from None
+    except OSError as err:
+        raise ChecksumError(f"{path}: cannot be read: {err.strerror or err}") from None
+    if not stat_mode.S_ISREG(stat.st_mode):
+        raise ChecksumError(f"{path}: file is missing (not a regular file)")
+    try:
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    except OSError as err:
+        raise ChecksumError(f"{path}: cannot be read: {err.strerror or err}") from None
     if key in _verified:
         return
     sums = read_checksum_list(Path(list_path))

@@ -32,7 +32,7 @@ def fmt(value, spec: str = ".2f") -> str:
     return format(value, spec)
 
 
-#: Why tflite_int8 is slower than float32 here (python -m pipeline.runtime.profile_litert --perf).
+#: Why tflite_int8 is slower than float32 here (python -m pipeline.tools.profile_litert --perf).
 INT8_SPEED_NOTE = (
     " tflite_int8 is slower than float32 on this x86 CPU by design of LiteRT's kernels, not a fault "
     "of the model: its int8 LSTM computes the gates' sigmoid and tanh in 16-bit fixed point with "

@@ -1,7 +1,7 @@
 """Benchmark: train tasks' ``full`` profile over several seeds and report each number as
 mean and spread beside its target; ``--write`` puts the tables in the README.
 
-    python -m pipeline.train.benchmark --tasks ecg-mitdb [--seeds 3] [--out runs/bench] [--write]
+    python -m pipeline.tools.train_benchmark --tasks ecg-mitdb [--seeds 3] [--out runs/bench] [--write]
 
 Seeds are the config's seed, +1, +2, ...; training is deterministic (same command, same
 numbers). Every window is read once per task and shared by its seeds. Numbers are
@@ -202,7 +202,7 @@ def main(argv=None) -> int:
             continue
         seeds = done
         wall = sum(m["train_seconds"] for m in runs) / 60
-        command = f"python -m pipeline.train.benchmark --tasks {task} --seeds {args.seeds} --write"
+        command = f"python -m pipeline.tools.train_benchmark --tasks {task} --seeds {args.seeds} --write"
         if len(done) < args.seeds:
             command += f" (summarised with --reuse --summarise-only: {len(done)} of {args.seeds} seeds had finished)"
         split = runs[0]["split"]

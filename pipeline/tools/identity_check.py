@@ -1,6 +1,6 @@
 """Proof that two generators of C compute the same bits on real held-out data.
 
-    python -m firmware_export.identity_check ARTIFACT_DIR [ARTIFACT_DIR ...] --old-commit COMMIT
+    python -m pipeline.tools.identity_check ARTIFACT_DIR [ARTIFACT_DIR ...] --old-commit COMMIT
 
 For each artifact folder (from ``biosig-edge export``; its source run folder and the
 recordings still on disk), the float weights (``reference_float32.npz``) and the filter

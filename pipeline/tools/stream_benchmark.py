@@ -1,7 +1,7 @@
 """Streaming benchmark: time per decision of every backend against this machine's compute
 bound and Keras, throughput, decision latency and peak memory per artifact.
 
-    taskset -c 0 python -m pipeline.runtime.benchmark ARTIFACT_DIR [--record 100] [--artifacts ...]
+    taskset -c 0 python -m pipeline.tools.stream_benchmark ARTIFACT_DIR [--record 100] [--artifacts ...]
 
 Each artifact runs in its own child process that imports only the device side (numpy,
 scipy, one interpreter or the C library), so its peak RSS is what a Raspberry Pi process
@@ -114,7 +114,7 @@ def keras_decision_us(folder: Path, core: int | None = None, calls: int = KERAS_
             TF_CPP_MIN_LOG_LEVEL="3",
         )
         done = subprocess.run(
-            [sys.executable, "-m", "pipeline.runtime.benchmark", "--keras-child", json.dumps(job), str(out)],
+            [sys.executable, "-m", "pipeline.tools.stream_benchmark", "--keras-child", json.dumps(job), str(out)],
             capture_output=True,
             text=True,
             env=env,
@@ -301,7 +301,7 @@ def main(argv=None) -> int:
         write_block(
             f"benchmark-{manifest['dataset']}",
             "\n".join(lines),
-            "taskset -c 0 python -m pipeline.runtime.benchmark ARTIFACTS --write",
+            "taskset -c 0 python -m pipeline.tools.stream_benchmark ARTIFACTS --write",
         )
     return 0
 

@@ -1,7 +1,7 @@
 """Proof that a refactor changed no decision: the same artifact folder streamed by an old
 commit's code and by this tree's, event by event.
 
-    python -m pipeline.validate.same_decisions ARTIFACTS --old-commit COMMIT [--records 200 213] [--artifacts ...]
+    python -m pipeline.tools.same_decisions ARTIFACTS --old-commit COMMIT [--records 200 213] [--artifacts ...]
 
 The old commit is checked out with ``git worktree`` into a temporary folder (nothing in
 this checkout changes); each record is streamed by ``biosig-edge stream`` from both trees

@@ -1,6 +1,6 @@
 """Why LiteRT's full-int8 LSTM is slower than float32 on this CPU (issue 14, item 4).
 
-``python -m pipeline.runtime.profile_litert ARTIFACTS [--invokes N] [--perf]``
+``python -m pipeline.tools.profile_litert ARTIFACTS [--invokes N] [--perf]``
 
 For ``tflite_float32`` and ``tflite_int8`` of an artifact folder: the median time of one
 ``invoke()`` (one thread, whatever core this process is pinned to) under each op
@@ -71,7 +71,7 @@ def perf_profile(path: Path, invokes: int, top: int = 8) -> list[tuple[float, st
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "perf.data"
         loop = (
-            f"import sys; sys.argv = ['', {str(path)!r}]; from pipeline.runtime.profile_litert import _interpreter; "
+            f"import sys; sys.argv = ['', {str(path)!r}]; from pipeline.tools.profile_litert import _interpreter; "
             f"it = _interpreter(__import__('pathlib').Path({str(path)!r}), 'BUILTIN')\n"
             f"for _ in range({invokes}): it.invoke()"
         )

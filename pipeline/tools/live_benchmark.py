@@ -1,6 +1,6 @@
 """End-to-end latency over LSL, sample -> decision, with the consumer on one pinned core.
 
-    python -m pipeline.runtime.live_benchmark ART [--record mitdb:100] [--seconds 300]
+    python -m pipeline.tools.live_benchmark ART [--record mitdb:100] [--seconds 300]
         [--speed 1] [--core 0] [--publisher-core 1] [--artifact tflite_float32] [--block-s 0.02]
 
 Runs two processes, as a device would: ``biosig-edge replay ART RECORD --speed S`` (the
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     lat = np.array([e["latency_s"] for e in events if e["type"] in ("beat", "window") and e["latency_s"] is not None])
     p50, p90, p99 = np.percentile(lat, [50, 90, 99]) * 1e3
     result = {
-        "command": " ".join(["python -m pipeline.runtime.live_benchmark", *(argv or sys.argv[1:])]),
+        "command": " ".join(["python -m pipeline.tools.live_benchmark", *(argv or sys.argv[1:])]),
         "record": args.record,
         "seconds": args.seconds,
         "speed": args.speed,
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
                     f"{os.cpu_count()} CPUs |",
                 ]
             ),
-            "python -m pipeline.runtime.live_benchmark ARTIFACTS --write",
+            "python -m pipeline.tools.live_benchmark ARTIFACTS --write",
         )
     return 0
 

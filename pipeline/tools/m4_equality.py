@@ -1,9 +1,9 @@
 """The CPU library's probabilities against the Cortex-M4 firmware's, on every held-out window.
 
-    python -m firmware_export.m4_equality ARTIFACT_DIR [--batch 1000]
+    python -m pipeline.tools.m4_equality ARTIFACT_DIR [--batch 1000]
 
 The tests compare the two on the 48 windows export keeps; this runs all of them: every
-held-out test window of the run's split (firmware_export/identity_check.heldout_windows)
+held-out test window of the run's split (pipeline/tools/identity_check.heldout_windows)
 through the shared library for this machine (the device's ``c_float32`` / ``c_int8``
 backend, loaded as the session loads it) and through the test firmware built for the
 Cortex-M4 and run under QEMU, in batches that fit the board's 4 MB of code memory. Prints
@@ -42,8 +42,8 @@ def m4_probability_bits(
 
 
 def main(argv=None) -> int:
-    from firmware_export.identity_check import heldout_windows
     from pipeline.runtime.c_backend import C_ARTIFACTS, open_library
+    from pipeline.tools.identity_check import heldout_windows
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
