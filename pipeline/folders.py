@@ -58,9 +58,10 @@ class FolderWriter:
     """Write ``out_dir`` through a temporary folder (``tmp``); :meth:`commit` renames it
     into place, :meth:`abort` removes it; both release the lock.
 
-    The constructor refuses (``FolderError``) an existing ``out_dir`` without ``force``, a
-    parent that is not a writable folder, and a second writer of the same ``out_dir``;
-    it removes partial folders of dead runs.
+    The constructor refuses (``FolderError``) an existing ``out_dir`` without ``force``, an
+    ``out_dir`` that is a symbolic link or not a folder (even with ``force``), a parent that
+    is not a writable folder, and a second writer of the same ``out_dir``; it removes
+    partial folders of dead runs.
     """
 
     def __init__(self, out_dir: str | Path, force: bool = False, what: str = "folder"):
@@ -74,6 +75,16 @@ class FolderWriter:
             raise FolderError(f"{out_dir}: cannot create its parent folder: {err.strerror or err}") from None
         if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
             raise FolderError(f"{out_dir}: {parent} is not a writable folder")
+        # What is there is judged now, not at the rename after all the work: --force
+        # replaces a folder this tool wrote, never a file, and never follows a symlink (a
+        # `latest` link's target is not ours to delete).
+        if out_dir.is_symlink():
+            raise FolderError(
+                f"{out_dir}: is a symbolic link (to {os.readlink(out_dir)}); refusing to replace it: "
+                f"give --out the folder itself or a new name"
+            )
+        if out_dir.exists() and not out_dir.is_dir():
+            raise FolderError(f"{out_dir}: exists and is not a folder; refusing to replace it: choose another --out")
         if out_dir.exists() and not force:
             raise FolderError(f"{out_dir}: already exists (use --force to replace it, or --out for another folder)")
         self.lock_path = lock_path = parent / f".{out_dir.name}.lock"
@@ -112,9 +123,11 @@ class FolderWriter:
 
     def commit(self) -> Path:
         try:
-            if self.out_dir.exists():
+            if self.out_dir.is_dir() and not self.out_dir.is_symlink():
                 shutil.rmtree(self.out_dir)
             self.tmp.rename(self.out_dir)
+        except OSError as err:  # changed under us since the constructor's checks
+            raise FolderError(f"{self.out_dir}: cannot be put in place: {err.strerror or err}") from None
         finally:
             self.abort()
         return self.out_dir

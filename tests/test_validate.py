@@ -258,3 +258,32 @@ def test_the_float_reference_is_never_the_cpu_pick_even_when_every_other_artifac
     missed = [{"artifact": a, "key": "max_p99_latency_ms", "passed": False} for a in ("c_float32", "onnx_float32")]
     pick = recommend(rows, missed, {"firmware": {}})["raspberry_pi_cpu"]
     assert pick["artifact"] != REFERENCE and "misses fewest" in pick["reason"]
+
+
+@pytest.mark.parametrize("what", ["a file", "a symlink to a folder"])
+def test_force_to_an_out_that_is_not_a_folder_is_refused_before_streaming(tmp_path, monkeypatch, capsys, what):
+    """Reliability probe 484b660, N4: `validate --force --out FILE` (or a `latest` symlink)
+    streamed everything, then died at the rename (NotADirectoryError, or rmtree refusing a
+    symlink) with a traceback, the whole run lost."""
+    from synthetic_artifact import make_folder
+
+    from pipeline.validate import validate as validate_module
+
+    art = make_folder(tmp_path / "art")
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("not ours")
+    out = tmp_path / "out"
+    if what == "a file":
+        out.write_text("x")
+    else:
+        out.symlink_to(target)
+    streamed = []
+    monkeypatch.setattr(validate_module, "measure_in_child", lambda job: streamed.append(job["artifact"]))
+    assert main(["validate", str(art), "--out", str(out), "--force", "--seconds", "10", "--subset", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"biosig-edge: error: {out}: ")
+    assert ("symbolic link" if what != "a file" else "not a folder") in err
+    assert streamed == []
+    assert (target / "keep.txt").read_text() == "not ours"  # the link's target untouched
+    assert out.is_symlink() if what != "a file" else out.read_text() == "x"
