@@ -11,8 +11,8 @@ every held-out test window of the run's split and on the first minute of every c
 the first held-out recording (the filter). It prints the number of windows and whether
 the probability and filter output bits are equal; exit 1 if any differ.
 
-It proved the move from C emitted as Python strings to the hand-written runtime
-(``runtime/bse_lstm.c``) changed no bit (``--old-commit d13035f``).
+Run it on any change to ``firmware_export/c_model.py`` or the C runtime that should change
+no bit, with the commit before the change as ``--old-commit``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 
 from firmware_export import build, c_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def heldout_windows(folder: Path, data_dir=None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, dict]:

@@ -1,4 +1,4 @@
-"""Why LiteRT's full-int8 LSTM is slower than float32 on this CPU (issue 14, item 4).
+"""Why LiteRT's full-int8 LSTM is slower than float32 on this CPU.
 
 ``python -m pipeline.tools.profile_litert ARTIFACTS [--invokes N] [--perf]``
 

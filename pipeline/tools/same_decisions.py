@@ -10,9 +10,8 @@ the probabilities' bits) and the signal-quality events are compared. It prints o
 record and artifact and exits 1 if any differ. The artifact folder must be one both trees
 can read (made by the older of the two).
 
-It showed that the seams refactor (issue 16: the dataset adapters, beat matching moved to
-``pipeline.metrics``, the lean session, the C backends) left every decision of the README's
-ECG artifacts as it was (``--old-commit 4f2c8b7``).
+Run it on any change that should leave decisions as they were (a refactor of the session,
+the sources or a backend), with the commit before the change as ``--old-commit``.
 """
 
 from __future__ import annotations
