@@ -235,6 +235,9 @@ class StreamSession:
         pairs = ", ".join(f"{src.channels[c]}->{name}" for c, name in zip(self.columns, m.channels))
         units = sorted({src.units[c] for c in self.columns})
         rate = f"{self.fs_src:g} Hz resampled to {self.spec.fs_in_hz:g} Hz" if self.resample else f"{self.fs_src:g} Hz"
+        if self.resampler is not None and self.resampler.rate_error:
+            # A rate with more digits than a ratio of at most MAX_PHASES phases holds.
+            rate += f" (taken as {self.resampler.fs_in_as()} Hz, relative error {self.resampler.rate_error:.1e})"
         return f"input: {pairs}; {'/'.join(units)} -> {m.input.units}; {rate}"
 
     # ----------------------------------------------------------------- streaming
