@@ -41,6 +41,11 @@ FORMATS = ("tflite", "onnx", "c", "npz", "shared-library")
 NORMALISATIONS = ("none", "zscore", "template")
 #: Artifact files larger than this are refused before they are read (a model here is KBs).
 MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
+#: manifest.json larger than this is refused before it is read (one is tens of KB).
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+#: A PEM key file is a few hundred bytes; an Ed25519 signature in base64, 89.
+MAX_KEY_BYTES = 64 * 1024
+MAX_SIGNATURE_BYTES = 4 * 1024
 
 
 class ManifestError(BiosigError):
@@ -66,6 +71,50 @@ def seal(manifest: dict) -> dict:
     out = {k: v for k, v in manifest.items() if k != "digest"}
     out["digest"] = manifest_digest(out)
     return out
+
+
+def read_bounded(path: str | Path, limit_bytes: int, what: str, error=None) -> bytes:
+    """The bytes of a regular file of at most ``limit_bytes``, or ``error`` (default
+    :class:`ManifestError`) naming it: a FIFO, a device (``/dev/zero``) or a folder is
+    refused before anything is read, and a file larger than the limit by its size (so an
+    endless or huge file never reaches memory)."""
+    import stat
+
+    error = error or ManifestError
+    path = Path(path)
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        raise error(f"{path}: cannot read the {what}: {err.strerror or err}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{path}: not a regular file; refusing to read it as the {what}")
+        if info.st_size > limit_bytes:
+            raise error(f"{path}: {info.st_size} bytes, too large for the {what} (at most {limit_bytes})")
+        try:
+            data = f.read(limit_bytes + 1)
+        except OSError as err:
+            raise error(f"{path}: cannot read the {what}: {err.strerror or err}") from None
+    if len(data) > limit_bytes:  # grew since fstat
+        raise error(f"{path}: more than {limit_bytes} bytes, too large for the {what}")
+    return data
+
+
+def parse_json(data: bytes | str, where: str, error=None):
+    """JSON text -> Python objects, or ``error`` (default :class:`ManifestError`) in one
+    line: besides bad syntax, valid JSON can still be beyond Python (nesting deeper than
+    its recursion limit, integers longer than its digit limit)."""
+    error = error or ManifestError
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as err:
+        raise error(f"{where}: not valid JSON: {err}") from None
+    except RecursionError:
+        raise error(f"{where}: nested too deeply to be read") from None
+    except (ValueError, UnicodeDecodeError) as err:  # e.g. an integer of 5000 digits
+        raise error(f"{where}: cannot be read as JSON: {str(err).splitlines()[0][:200]}") from None
 
 
 # --------------------------------------------------------------------------- checking
@@ -167,6 +216,37 @@ def _check_sos(c: _Check) -> tuple[tuple[float, ...], ...]:
             c.fail("sos", f"row {i} is unstable (a1={a1:g}, a2={a2:g}): the filter would diverge")
         out.append((b0, b1, b2, a0, a1 * a0, a2 * a0))
     return tuple(out)
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_rates(p: _Check, fs_in_hz: float, decimate: int) -> None:
+    """What the device's preprocessing chain (``PreprocessSpec``) would refuse, refused
+    here naming the key: decimation without a low-pass below the new Nyquist rate (it
+    aliases), band-power bands outside (0, Nyquist) at the model's rate, and time
+    constants that are not positive."""
+    fs_out = fs_in_hz / decimate
+    lowpass = p.data.get("lowpass_hz")
+    if decimate > 1 and (lowpass is None or lowpass >= fs_out / 2):
+        p.fail(
+            "decimate",
+            f"= {decimate} takes {fs_in_hz:g} Hz to {fs_out:g} Hz, which needs a low-pass below "
+            f"{fs_out / 2:g} Hz (lowpass_hz is {lowpass}): it would alias",
+        )
+    p.number("running_norm_s", low=0, strict_low=True, optional=True)
+    p.number("band_power_s", low=0, strict_low=True, optional=True)
+    bands = p.get("bands_hz", list, optional=True)
+    if bands is None:
+        return
+    if not bands:
+        p.fail("bands_hz", "must hold at least one [low_hz, high_hz] band (or be null)")
+    for k, band in enumerate(bands):
+        if not (isinstance(band, list) and len(band) == 2 and all(_finite(v) for v in band)):
+            p.fail("bands_hz", f"band {k} must be [low_hz, high_hz] (2 finite numbers), got {band!r:.60}")
+        if not 0 < band[0] < band[1] < fs_out / 2:
+            p.fail("bands_hz", f"band {k} {band} must lie in (0, {fs_out / 2:g}) Hz, low below high")
 
 
 @dataclass(frozen=True)
@@ -347,6 +427,8 @@ class Manifest:
             actual = manifest_digest(data)
         except ValueError:  # NaN or infinity in the JSON
             raise ManifestError(f"{where}: holds NaN or infinite numbers") from None
+        except RecursionError:
+            raise ManifestError(f"{where}: nested too deeply to be a manifest") from None
         if digest != actual:
             raise ManifestError(
                 f"{where}: content does not match its digest (sha256 {actual[:16]}..., "
@@ -359,15 +441,18 @@ class Manifest:
         classes = c.strings("classes", min_len=2, unique=True)
 
         p = c.sub("preprocess")
-        p.number("fs_in_hz", low=0, strict_low=True)
-        p.integer("decimate", low=1)
+        fs_in = p.number("fs_in_hz", low=0, strict_low=True)
+        decimate = p.integer("decimate", low=1)
         p.integer("order", low=1)
         for key in ("highpass_hz", "lowpass_hz", "notch_hz"):
+            if key not in p.data:
+                p.fail(key, "is missing (null when there is no such filter)")
             p.number(key, low=0, strict_low=True, optional=True)
         gain = p.number("gain")
         if gain == 0:
             p.fail("gain", "must not be 0")
         _check_sos(p)
+        _check_rates(p, fs_in, decimate)
 
         i = c.sub("input")
         units = i.get("units", str)
@@ -408,7 +493,7 @@ class Manifest:
         # What preprocessing makes of the input channels (a band-power front end: one
         # channel per band and input channel, plus the normalised signal), then the
         # template's doubling.
-        bands = data["preprocess"].get("bands_hz")
+        bands = p.data.get("bands_hz")
         per_input = (len(bands) + (1 if data["preprocess"].get("running_norm_s") else 0)) if bands else 1
         expected_channels = len(channels) * per_input * (2 if normalise == "template" else 1)
         if window.n_channels != expected_channels:
@@ -420,7 +505,15 @@ class Manifest:
             )
 
         s = c.sub("side_features")
-        names = s.strings("names")
+        names = s.strings("names", unique=True)
+        # The device computes these itself (RR intervals of the beats it detects); an EEG
+        # session feeds its model no side input at all.
+        from pipeline.window.rr import RR_FEATURE_NAMES
+
+        known = RR_FEATURE_NAMES if kind == "ecg-beats" else ()
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            s.fail("names", f"names {unknown}, which a {kind} device does not compute (it knows {list(known)})")
         side = SideFeatures(
             names=names,
             mean=s.numbers("mean", len(names)),
@@ -467,6 +560,12 @@ class Manifest:
                 c.fail("artifacts", f"list {twice} twice")
         c.get("tools", dict)
         c.get("created_utc", str)
+        # The run the folder was exported from (validate reads its training metrics).
+        run = c.sub("source_run", optional=True)
+        if run is not None:
+            run.get("folder", str)
+            if not re.fullmatch(r"[0-9a-f]{64}", run.get("model_sha256", str)):
+                run.fail("model_sha256", "must be 64 lower-case hex digits")
         return cls(
             task=task,
             kind=kind,
@@ -495,27 +594,31 @@ def check_manifest(manifest: dict, where: str = "manifest.json") -> Manifest:
 # --------------------------------------------------------------------------- loading
 
 
-def read_manifest(folder: str | Path, verify_files: bool = True, trusted_key: str | Path | None = None) -> Manifest:
+def read_manifest(
+    folder: str | Path,
+    verify_files: bool = True,
+    trusted_key: str | Path | None = None,
+    check_signature: bool = True,
+) -> Manifest:
     """Read, check and (with a trusted key) authenticate ``folder/manifest.json``; verify
     every artifact's size and sha256. The typed form; :func:`load_manifest` gives the dict.
 
     ``trusted_key``: an Ed25519 public key (PEM) the folder must be signed with; default
     ``$BIOSIG_EDGE_TRUSTED_KEY`` if set, else no signature is required.
+    ``check_signature=False``: no signature is asked for, whatever the environment says
+    (``sign`` checks a folder before it has one).
     """
     folder = Path(folder)
     path = folder / "manifest.json"
-    if not path.is_file():
-        raise ManifestError(f"{path}: missing (is {folder} an artifact folder from 'biosig-edge export'?)")
     try:
-        if path.stat().st_size > 16 * 1024 * 1024:
-            raise ManifestError(f"{path}: {path.stat().st_size} bytes, too large for a manifest")
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ManifestError(f"{path}: not valid JSON: {err}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ManifestError(f"{path}: cannot be read: {err}") from None
+        missing = not path.is_file()
+    except OSError as err:  # a folder on the way that cannot be searched
+        raise ManifestError(f"{path}: cannot be read: {err.strerror or err}") from None
+    if missing:
+        raise ManifestError(f"{path}: missing (is {folder} an artifact folder from 'biosig-edge export'?)")
+    data = parse_json(read_bounded(path, MAX_MANIFEST_BYTES, "manifest"), str(path))
     manifest = Manifest.from_dict(data, str(path))
-    key = trusted_key or os.environ.get(TRUSTED_KEY_ENV) or None
+    key = (trusted_key or os.environ.get(TRUSTED_KEY_ENV) or None) if check_signature else None
     if key:
         verify_signature(folder, data, key)
     if verify_files:
@@ -571,16 +674,14 @@ def _crypto():
 def _read_key(path: str | Path, private: bool):
     serialization, ed25519, _ = _crypto()
     path = Path(path)
+    data = read_bounded(path, MAX_KEY_BYTES, "key")
     try:
-        data = path.read_bytes()
         key = (
             serialization.load_pem_private_key(data, password=None)
             if private
             else serialization.load_pem_public_key(data)
         )
-    except OSError as err:
-        raise ManifestError(f"{path}: cannot read the key: {err.strerror or err}") from None
-    except ValueError as err:
+    except (ValueError, TypeError) as err:  # TypeError: a key that wants a password
         raise ManifestError(f"{path}: not a PEM {'private' if private else 'public'} key: {err}") from None
     wanted = ed25519.Ed25519PrivateKey if private else ed25519.Ed25519PublicKey
     if not isinstance(key, wanted):
@@ -592,22 +693,28 @@ def new_keypair(folder: str | Path, name: str = "biosig-edge") -> tuple[Path, Pa
     """Write ``NAME.key`` (private, mode 0600) and ``NAME.pub`` (public) PEM files."""
     serialization, ed25519, _ = _crypto()
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # FileExistsError: FOLDER is a file
+        raise ManifestError(f"{folder}: cannot be the key folder: {err.strerror or err}") from None
     private, public = folder / f"{name}.key", folder / f"{name}.pub"
     for p in (private, public):
-        if p.exists():
+        if p.exists() or p.is_symlink():
             raise ManifestError(f"{p}: exists; refusing to overwrite a key")
     key = ed25519.Ed25519PrivateKey.generate()
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    try:
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
             )
+        public.write_bytes(
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
-    public.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    except OSError as err:
+        raise ManifestError(f"{folder}: cannot write the keys: {err.strerror or err}") from None
     return private, public
 
 
@@ -618,10 +725,14 @@ def sign_folder(folder: str | Path, private_key: str | Path) -> Path:
     import base64
 
     folder = Path(folder)
-    manifest = read_manifest(folder, trusted_key="")
+    # Not signed yet: a trusted key in the environment must not ask for a signature here.
+    manifest = read_manifest(folder, check_signature=False)
     key = _read_key(private_key, private=True)
     sig = folder / SIGNATURE_FILE
-    sig.write_text(base64.b64encode(key.sign(canonical_json(manifest.raw))).decode() + "\n")
+    try:
+        sig.write_text(base64.b64encode(key.sign(canonical_json(manifest.raw))).decode() + "\n")
+    except OSError as err:
+        raise ManifestError(f"{sig}: cannot be written: {err.strerror or err}") from None
     return sig
 
 
@@ -639,8 +750,9 @@ def verify_signature(folder: str | Path, manifest: dict, trusted_key: str | Path
             f"{sig_path}: missing: a trusted key is configured ({trusted_key}), so the "
             f"folder must be signed ('biosig-edge sign FOLDER --key KEY')"
         )
+    text = read_bounded(sig_path, MAX_SIGNATURE_BYTES, "signature")
     try:
-        signature = base64.b64decode(sig_path.read_text().strip(), validate=True)
+        signature = base64.b64decode(text.strip(), validate=True)
         key.verify(signature, canonical_json(manifest))
     except (invalid, binascii.Error, ValueError):
         raise ManifestError(

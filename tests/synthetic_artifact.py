@@ -52,7 +52,7 @@ def manifest_dict(kind: str = "ecg-beats", units: tuple[int, ...] = (8,)) -> dic
         m = {
             "task": "ecg-mitdb",
             "dataset": "mitdb",
-            "classes": ECG_CLASSES,
+            "classes": list(ECG_CLASSES),
             "input": {
                 "units": "mV",
                 "channels": ["MLII", "V1|V2|V4|V5"],
@@ -67,7 +67,7 @@ def manifest_dict(kind: str = "ecg-beats", units: tuple[int, ...] = (8,)) -> dic
                 "n_before_samples": 45,
                 "n_after_samples": 81,
             },
-            "side_features": {"names": RR_NAMES, "mean": [0.0] * 6, "std": [1.0] * 6, "clip": 5.0},
+            "side_features": {"names": list(RR_NAMES), "mean": [0.0] * 6, "std": [1.0] * 6, "clip": 5.0},
             "rr": {"local_beats": rr.local_beats, "average_s": rr.average_s},
             "template": {"alpha": template.alpha, "min_scale": template.min_scale},
             "streaming": {"chunk_len": 18, "state_sizes": list(units)},
@@ -78,7 +78,7 @@ def manifest_dict(kind: str = "ecg-beats", units: tuple[int, ...] = (8,)) -> dic
         m = {
             "task": "eeg-bonn",
             "dataset": "bonn",
-            "classes": EEG_CLASSES,
+            "classes": list(EEG_CLASSES),
             "positive_class": "E_S",
             "input": {
                 "units": "uV",

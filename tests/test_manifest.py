@@ -170,3 +170,203 @@ def test_the_json_schema_and_the_checker_agree(exported):
             jsonschema.validate(broken, schema)
         with pytest.raises(ManifestError):
             Manifest.from_dict(seal(broken) if "digest" in broken else broken)
+
+
+# ------------------------------------------------------------------ synthetic folders (fast)
+# A sealed folder with a numpy reference of random weights (tests/synthetic_artifact.py):
+# the manifest's checks and the model-against-manifest checks need no trained model.
+
+
+def _stream_refused(folder, capsys, *options: str) -> str:
+    """`biosig-edge stream FOLDER mitdb:100 [OPTIONS]`: exit 2 and one error line (after
+    any notes from reading the record); that line."""
+    assert main(["stream", str(folder), "mitdb:100", *options]) == 2
+    err = capsys.readouterr().err
+    # (Reading a WFDB record may print library notes first, each "note:" and its "See ...".)
+    errors = [line for line in err.splitlines() if not line.startswith(("biosig-edge: note:", "See "))]
+    assert "Traceback" not in err and len(errors) == 1 and errors[0].startswith("biosig-edge: error:"), err
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m["preprocess"].__setitem__("bands_hz", 5), r"'preprocess.bands_hz' must be list, got 5"),
+        (lambda m: m["preprocess"].__setitem__("bands_hz", [[4, 8], [30]]), r"'preprocess.bands_hz' band 1 must be"),
+        (lambda m: m["preprocess"].__setitem__("bands_hz", [[4, 100]]), r"band 0 \[4, 100\] must lie in \(0, 90\) Hz"),
+        (lambda m: m["preprocess"].__setitem__("decimate", 100000), r"'preprocess.decimate' = 100000 .* alias"),
+        (lambda m: m["preprocess"].__setitem__("running_norm_s", -1), r"'preprocess.running_norm_s' must be > 0"),
+        (lambda m: m["preprocess"].pop("notch_hz"), r"'preprocess.notch_hz' is missing"),
+        (
+            lambda m: m["side_features"]["names"].__setitem__(0, "heart_rate"),
+            r"'side_features.names' names \['heart_rate'\], which a ecg-beats device does not compute",
+        ),
+        (lambda m: m.__setitem__("source_run", "runs/x"), r"'source_run' must be dict"),
+        (lambda m: m.__setitem__("source_run", {"folder": "runs/x"}), r"'source_run.model_sha256' is missing"),
+    ],
+)
+def test_nested_values_a_device_would_trip_on_are_refused_at_load(tmp_path, capsys, change, message):
+    """Reliability probe 484b660, R1 (D6's residual): each of these, re-sealed, ended in a
+    TypeError/ValueError traceback in the session or after validate had streamed."""
+    from synthetic_artifact import make_folder
+
+    folder = make_folder(tmp_path / "art", edit=change)
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(folder)
+    _stream_refused(folder, capsys)
+
+
+@pytest.mark.parametrize(
+    "kind, change, message",
+    [
+        # N6.02: 2 names for a 4-output model ended record 208 at its first V beat (IndexError).
+        ("ecg-beats", lambda m: m.__setitem__("classes", ["N", "S"]), r"'classes' names 2 classes .* has 4 outputs"),
+        ("ecg-beats", lambda m: m.__setitem__("classes", ["N", "S", "V", "F", "Q"]), r"names 5 classes .* 4 outputs"),
+        # N3.50: state sizes that disagree with the stream graph (IndexError mid-stream).
+        ("eeg-windows", lambda m: m["streaming"].__setitem__("state_sizes", [16, 16]), r"'streaming.state_sizes'"),
+        # Side features the model does not take.
+        (
+            "ecg-beats",
+            lambda m: m["side_features"].update(names=["pre_rr_s"], mean=[0.0], std=[1.0]),
+            r"does not take the inputs the manifest describes",
+        ),
+    ],
+)
+def test_a_manifest_that_disagrees_with_its_model_is_refused_at_load(tmp_path, capsys, kind, change, message):
+    from synthetic_artifact import make_folder
+
+    from pipeline.runtime.session import SessionError, open_session
+
+    folder = make_folder(tmp_path / "art", kind=kind, edit=change)
+    load_manifest(folder)  # the manifest alone is well-formed
+    with pytest.raises(SessionError, match=message):
+        open_session(folder, "reference_float32")
+    if kind == "ecg-beats":
+        err = _stream_refused(folder, capsys, "--artifact", "reference_float32")
+        assert "manifest.json" in err
+
+
+def test_the_synthetic_folder_opens_as_both_kinds(tmp_path):
+    """The fixture above is only worth its refusals if the unedited folder loads."""
+    from synthetic_artifact import make_folder
+
+    from pipeline.runtime.session import ECGSession, EEGSession, open_session
+
+    assert isinstance(open_session(make_folder(tmp_path / "e"), "reference_float32"), ECGSession)
+    assert isinstance(open_session(make_folder(tmp_path / "g", "eeg-windows"), "reference_float32"), EEGSession)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[" * 200_000 + "]" * 200_000, "nested too deeply"),
+        ('{"schema": ' + "9" * 5000 + "}", "cannot be read as JSON"),
+        ("{'schema': 1}", "not valid JSON"),
+    ],
+)
+def test_json_python_cannot_hold_is_refused_in_one_line(tmp_path, capsys, text, message):
+    """N9: RecursionError and the integer digit limit's ValueError escaped as tracebacks."""
+    from synthetic_artifact import make_folder
+
+    folder = make_folder(tmp_path / "art")
+    (folder / "manifest.json").write_text(text)
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(folder)
+    assert message in _stream_refused(folder, capsys)
+
+
+def test_key_and_signature_files_are_read_bounded_and_only_if_regular(tmp_path, capsys, monkeypatch):
+    """N8: --trusted-key /dev/zero and sign --key /dev/zero read until memory ran out; a
+    300 MB manifest.sig was read whole."""
+    from synthetic_artifact import make_folder
+
+    folder = make_folder(tmp_path / "art")
+    private, public = new_keypair(tmp_path / "keys")
+    sign_folder(folder, private)
+    assert main(["stream", str(folder), "mitdb:100", "--trusted-key", "/dev/zero"]) == 2
+    assert "/dev/zero: not a regular file" in capsys.readouterr().err
+    assert main(["sign", str(folder), "--key", "/dev/zero"]) == 2
+    assert "/dev/zero: not a regular file" in capsys.readouterr().err
+    sig = folder / "manifest.sig"
+    with open(sig, "r+b") as f:
+        f.truncate(300 << 20)  # sparse
+    with pytest.raises(ManifestError, match=r"manifest.sig: 314572800 bytes, too large for the signature"):
+        load_manifest(folder, trusted_key=public)
+    big_key = tmp_path / "big.pub"
+    with open(big_key, "wb") as f:
+        f.truncate(1 << 30)
+    with pytest.raises(ManifestError, match=r"big.pub: 1073741824 bytes, too large for the key"):
+        load_manifest(folder, trusted_key=big_key)
+
+
+def test_sign_works_while_a_trusted_key_is_configured(tmp_path, monkeypatch, capsys):
+    """N10: with BIOSIG_EDGE_TRUSTED_KEY set (as the README suggests, for every command),
+    `sign` asked for the very signature it was about to write."""
+    from synthetic_artifact import make_folder
+
+    folder = make_folder(tmp_path / "art")
+    private, public = new_keypair(tmp_path / "keys")
+    monkeypatch.setenv("BIOSIG_EDGE_TRUSTED_KEY", str(public))
+    assert main(["sign", str(folder), "--key", str(private)]) == 0
+    load_manifest(folder)  # and the environment's key now finds it signed
+
+
+def test_keys_into_a_file_and_sign_into_a_read_only_folder_are_one_line(tmp_path, capsys):
+    """N7: `keys FILE` gave FileExistsError, `sign` into a read-only folder PermissionError."""
+    import os
+    import subprocess
+    import sys
+
+    from synthetic_artifact import make_folder
+
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    assert main(["keys", str(afile)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{afile}: cannot be the key folder" in err
+    folder = make_folder(tmp_path / "art")
+    private, _ = new_keypair(tmp_path / "keys")
+    cmd = [sys.executable, "-m", "pipeline.cli", "sign", str(folder), "--key", str(private)]
+    if os.geteuid() == 0:  # root ignores file modes unless its DAC capabilities are dropped
+        if shutil.which("setpriv") is None:
+            pytest.skip("setpriv (util-linux) not installed: cannot drop root's DAC override")
+        cmd = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *cmd]
+    os.chmod(folder, 0o555)
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        os.chmod(folder, 0o755)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert f"{folder / 'manifest.sig'}: cannot be written: Permission denied" in run.stderr
+
+
+def test_the_schema_states_the_nested_rules_it_can_as_the_checker_does():
+    """manifest.schema.json and Manifest.from_dict in step on the keys R1 added (the slow
+    test above holds them together on a real export)."""
+    import jsonschema
+    from synthetic_artifact import manifest_dict
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    for kind in ("ecg-beats", "eeg-windows"):
+        good = seal(manifest_dict(kind))
+        jsonschema.validate(good, schema)
+        Manifest.from_dict(good)
+    base = manifest_dict("ecg-beats")
+    base["source_run"] = {"folder": "runs/x", "model_sha256": "0" * 64}
+    jsonschema.validate(seal(base), schema)
+    Manifest.from_dict(seal(base))
+    for change in (
+        lambda d: d["preprocess"].__setitem__("bands_hz", 5),
+        lambda d: d["preprocess"].__setitem__("bands_hz", [[4.0]]),
+        lambda d: d["preprocess"].__setitem__("running_norm_s", 0),
+        lambda d: d["side_features"]["names"].__setitem__(0, "heart_rate"),
+        lambda d: d.__setitem__("source_run", "runs/x"),
+        lambda d: d["source_run"].pop("model_sha256"),
+        lambda d: d["source_run"].__setitem__("model_sha256", "xyz"),
+    ):
+        broken = json.loads(json.dumps(base))
+        change(broken)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(seal(broken), schema)
+        with pytest.raises(ManifestError):
+            Manifest.from_dict(seal(broken))

@@ -195,6 +195,63 @@ class StreamSession:
         self.spike_len = max(1, int(round(spike_s * self.fs_src)))
         self.block_len = max(1, int(round(block_s * self.fs_src)))
 
+    # ----------------------------------------------------------------- model contract
+
+    def _check_model(self, model, stepper=None) -> None:
+        """Hold the model against the manifest that describes it, once, at load: the state
+        sizes of a chunk-plus-state graph (``stepper``) and the number of outputs, one per
+        class name, from one probe on zeros shaped as the manifest says. A manifest that
+        disagrees with its model (edited and re-sealed, or from another export) would
+        otherwise fail at the first decision of a class it does not name, or mid-stream."""
+        m = self.manifest
+        where = f"{self.folder}/manifest.json"
+        n_side = len(m.side_features.names) if m.kind == "ecg-beats" else 0
+        try:
+            if stepper is not None:
+                if m.streaming is None:
+                    raise SessionError(
+                        f"{where}: '{self.artifact}' is a chunk-plus-state graph, but 'streaming' is missing"
+                    )
+                sizes = list(m.streaming.state_sizes)
+                own = getattr(stepper, "units", None)  # the reference and the generated C know theirs
+                if own is not None and list(own) != sizes:
+                    raise SessionError(
+                        f"{where}: 'streaming.state_sizes' {sizes} does not match '{self.artifact}' (states {list(own)})"
+                    )
+                feed = {"chunk": np.zeros((1, m.streaming.chunk_len, m.window.n_channels), np.float32)}
+                for i, u in enumerate(sizes):
+                    feed[f"h_{i}"] = feed[f"c_{i}"] = np.zeros((1, u), np.float32)
+                if n_side:
+                    feed["side"] = np.zeros((1, n_side), np.float32)
+                probs, states = stepper.step(feed)
+                got = [int(np.shape(h)[-1]) for h in states[0::2]]
+                if got != sizes:
+                    raise SessionError(
+                        f"{where}: 'streaming.state_sizes' {sizes} does not match '{self.artifact}' (states {got})"
+                    )
+            if hasattr(model, "predict"):
+                probs = model.predict(
+                    {
+                        "signal": np.zeros((1, m.window.n_steps, m.window.n_channels), np.float32),
+                        "side": np.zeros((1, n_side), np.float32),
+                    }
+                )
+        except BiosigError:
+            raise
+        except Exception as err:  # any interpreter's refusal of inputs shaped as the manifest says
+            raise SessionError(
+                f"{where}: '{self.artifact}' does not take the inputs the manifest describes "
+                f"(window {m.window.n_steps} x {m.window.n_channels}, {n_side} side features"
+                + (f", states {list(m.streaming.state_sizes)}" if stepper is not None and m.streaming else "")
+                + f"): {str(err).splitlines()[0][:160] if str(err) else type(err).__name__}"
+            ) from None
+        n_out = int(np.shape(probs)[-1])
+        if n_out != len(self.classes):
+            raise SessionError(
+                f"{where}: 'classes' names {len(self.classes)} classes {list(self.classes)}, but '{self.artifact}' "
+                f"has {n_out} outputs"
+            )
+
     # ----------------------------------------------------------------- input contract
 
     def _bind_source(self, channel_map) -> None:
@@ -559,8 +616,15 @@ class ECGSession(StreamSession):
     ):
         super().__init__(folder, artifact, num_threads, flat_s, **kw)
         m = self.manifest
+        stepper = None
         if not hasattr(self.model, "predict"):
+            stepper = self.model
+            if m.streaming is None:
+                raise SessionError(
+                    f"{folder}/manifest.json: '{artifact}' is a chunk-plus-state graph, but 'streaming' is missing"
+                )
             self.model = ChunkedWindows(self.model, m.streaming.state_sizes, m.streaming.chunk_len)
+        self._check_model(self.model, stepper)
         self.n_before = m.window.n_before_samples
         self.n_after = m.window.n_after_samples
         self.side_cols = [RR_FEATURE_NAMES.index(n) for n in m.side_features.names]
@@ -767,6 +831,7 @@ class EEGSession(StreamSession):
         super().__init__(folder, artifact, num_threads, flat_s, **kw)
         if not hasattr(self.model, "step"):
             raise SessionError(f"{folder}: '{artifact}' is a whole-window graph; choose a stream_* artifact")
+        self._check_model(None, self.model)
         m = self.manifest
         self.chunk_len = m.streaming.chunk_len
         self.units = list(m.streaming.state_sizes)
