@@ -53,7 +53,11 @@ def main(argv=None) -> int:
     p.add_argument("--artifact", default=None)
     p.add_argument("--block-s", type=float, default=0.02, help="seconds of signal per LSL push (0: one sample)")
     p.add_argument("--out", help="write the stream's events here (JSON lines)")
-    p.add_argument("--write", action="store_true", help="write the result into the README's live-latency block")
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="write the result into its block, live-latency (docs/deploying.md today; found by name)",
+    )
     args = p.parse_args(argv)
 
     cfg = Path(__file__).resolve().parents[2] / "tests" / "lsl_loopback.cfg"

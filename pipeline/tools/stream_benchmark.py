@@ -220,7 +220,11 @@ def main(argv=None) -> int:
         "--throughput-chunk-s", type=float, default=1.0, help="seconds per push in the throughput pass (default 1.0)"
     )
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras predict column (needs TensorFlow)")
-    parser.add_argument("--write", action="store_true", help="write the tables into the README's benchmark block")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="write the tables into the block benchmark-<dataset> (found by name in README.md or docs/)",
+    )
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
     from pipeline.manifest import load_manifest, shipping_artifacts

@@ -1,13 +1,13 @@
 """Benchmark: train tasks' ``full`` profile over several seeds and report each number as
-mean and spread beside its target; ``--write`` puts the tables in the README.
+mean and spread beside its target; ``--write`` puts the tables in their docs blocks.
 
     python -m pipeline.tools.train_benchmark --tasks ecg-mitdb [--seeds 3] [--out runs/bench] [--write]
 
 Seeds are the config's seed, +1, +2, ...; training is deterministic (same command, same
 numbers). Every window is read once per task and shared by its seeds. Numbers are
 printed, never asserted: this machine is shared and training is long. ``--write``
-replaces the README block ``results-<task>`` (``pipeline.readme``), so no number in the
-README is pasted by hand.
+replaces the block ``results-<task>`` wherever it lives (``pipeline.readme``), so no number in the
+docs is pasted by hand.
 """
 
 from __future__ import annotations
@@ -170,7 +170,9 @@ def main(argv=None) -> int:
         action="store_true",
         help="with --reuse: train nothing, summarise the seeds that have finished",
     )
-    parser.add_argument("--write", action="store_true", help="replace the README block results-<task>")
+    parser.add_argument(
+        "--write", action="store_true", help="replace the block results-<task> (found by name in README.md or docs/)"
+    )
     parser.add_argument(
         "--determinism-cost",
         action="store_true",
