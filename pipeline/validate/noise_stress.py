@@ -1,30 +1,44 @@
-"""A noise stress test after the MIT-BIH Noise Stress Test Database's protocol, on DS2.
+"""A noise stress test after the MIT-BIH Noise Stress Test Database, on DS2, with the real
+electrode-motion noise.
 
-    python -m pipeline.validate.noise_stress ARTIFACT_DIR [--records 100 103 ...]
-        [--snr 24 18 12 6 0 -6] [--minutes 30] [--artifact tflite_float32] [--write]
+    python -m pipeline.validate.noise_stress ARTIFACT_DIR [--noise real|synthetic|both]
+        [--records 100 103 ...] [--snr 24 18 12 6 0 -6] [--seconds 660]
+        [--artifact tflite_float32] [--no-xqrs] [--json FILE] [--write]
 
-Protocol (Moody GB, Muldrow WE, Mark RG. A noise stress test for arrhythmia detectors.
-Computers in Cardiology 11:381-384, 1984; PhysioNet's ``nst``): each record is clean for
-its first 5 minutes (the detector's learning period), then noisy and clean in alternating
-2-minute segments; one run per record and signal-to-noise ratio. The SNR is nst's: signal
-power S = (median peak-to-peak amplitude of the annotated QRS complexes)^2 / 8, the power
-of a sine of that amplitude; noise power N = mean square of the noise (mean removed per
-second); each lead gets its own noise, scaled so that 10 log10(S/N) is the SNR.
+Protocol and mixing are those of PhysioNet's ``nst`` (Moody GB, Muldrow WE, Mark RG. A
+noise stress test for arrhythmia detectors. Computers in Cardiology 11:381-384, 1984;
+``nst.c`` and ``sigamp.c`` of the WFDB Software Package):
 
-The noise is generated, not taken from the NSTDB (not in this project's data): a third of
-its power each from
+- **segments**: each record is clean for its first 5 minutes (the detector's learning
+  period), then noisy and clean in alternating 2-minute segments; the NSTDB records carry
+  six noisy segments (minutes 5-7, 9-11, ..., 25-27), and so does this test;
+- **SNR**: 10 log10(S / N) per lead, with S = A^2 / 8 where A is ``sigamp``'s normal-QRS
+  amplitude (peak-to-peak over +-50 ms of each of the first 300 beats that WFDB's
+  ``map1`` calls normal, the 5 % largest and smallest dropped, the rest averaged) and
+  N = R^2 where R is ``sigamp``'s noise RMS (RMS of each second with its mean removed,
+  the 5 % largest and smallest dropped, the rest averaged); ``nst`` adds noise times
+  ``10^(-SNR/20) A / (sqrt(8) R)`` to each lead;
+- **gain per segment**: the gain is switched on at the start of each noisy segment and off
+  at its end, and at each switch ``nst`` shifts the output's offset so that it stays
+  continuous (no step where noise begins or ends); samples are ADC units, each output
+  truncated to an integer as ``nst`` writes them.
 
-- baseline wander: sinusoids of 0.05-0.5 Hz with random phases and a slow random walk;
-- muscle (EMG): Gaussian noise band-passed to 20-150 Hz (to the Nyquist rate if lower),
-  its amplitude modulated by bursts of 0.2-2 s;
-- electrode motion: transients at 0.5-3 per second, each a step that decays in 0.1-0.5 s
-  or a biphasic swing of 40-200 ms (spectrally inside the QRS band, as real electrode
-  motion is: the kind that fools detectors), over band-limited 1-15 Hz noise.
+The real noise (``--noise real``, the default) is the NSTDB ``em`` recording as ``nst``
+added it to record 118 (``../shared/data/nstdb-em``: its README says how it was recovered),
+its two channels to the record's two leads: segment k of a record gets the noise of the
+NSTDB's segment k, as ``nst`` reads the noise record in step with the ECG. ``nst`` takes R
+over the first 300 s of its noise record, which the recovered noise does not hold: R is
+taken over all of it (the 12 noisy minutes). The generated noise (``--noise synthetic``)
+is kept as another column: baseline wander, bursts of muscle noise and electrode-motion
+transients (:func:`make_noise`), mixed the same way.
 
-Reported per SNR over the noisy segments (and the clean ones after minute 5, for the false
-flags): beat detection Se/+P, V Se/+P of the model's decisions, and the share of
-decisions flagged or judged unusable; all of it both with every decision and with the
-unusable ones withheld (``--withhold``'s view: the decisions a device would still show).
+Reported per SNR, over the noisy segments: the device's QRS Se / +P over all its decisions,
+QRS +P over the decisions it marked ``good`` (any other level, ``unassessed`` included, is
+not good), V Se / +P over good decisions (Se over the true V beats whose decision is good)
+beside the same over the clean record's decisions at the same beats, the share of
+decisions flagged (not good) in noisy and in clean segments (after minute 5), and wfdb's
+``XQRS`` on the first lead alone, over the same noisy signal and segments. Beats are
+matched within 150 ms (:func:`pipeline.metrics.match_pairs`).
 """
 
 from __future__ import annotations
@@ -32,27 +46,143 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
-#: The protocol: clean learning period, then 2-minute segments, noisy first.
-LEARN_S, SEGMENT_S = 300.0, 120.0
+from pipeline.errors import DataUnavailableError
+
+#: The protocol: clean learning period, then 2-minute segments, noisy first; six noisy ones.
+LEARN_S, SEGMENT_S, N_NOISY = 300.0, 120.0, 6
 DEFAULT_SNRS = (24, 18, 12, 6, 0, -6)
+#: Annotation symbols WFDB's ``map1`` maps to NORMAL: the beats ``sigamp`` measures.
+NST_NORMAL = frozenset("N L R a J A S j e n B /".split())
+#: sigamp's defaults: +-50 ms around the beat, at most 300 measurements, 5 % trimmed.
+PTP_HALF_S, N_MAX, TRIM = 0.05, 300, 20
+#: ADC units per mV of MIT-BIH and of the recovered noise (both records' gain).
+ADC_PER_MV = 200.0
+NOISE_FOLDER = "nstdb-em"
+MATCH_S = 0.15
+KINDS = ("real", "synthetic")
 
 
-def qrs_power(signal: np.ndarray, beats: np.ndarray, fs_hz: float) -> float:
-    """nst's signal power: (median QRS peak-to-peak amplitude)^2 / 8, per lead (C,)."""
-    half = int(round(0.05 * fs_hz))
-    beats = beats[(beats > half) & (beats < len(signal) - half)]
-    ptp = np.stack([np.ptp(signal[b - half : b + half], axis=0) for b in beats])
-    return np.median(ptp, axis=0) ** 2 / 8
+def trimmed_mean(values: np.ndarray) -> np.ndarray:
+    """sigamp's average of measurements (m, C): sorted per column, the m // 20 smallest and
+    largest dropped, the rest averaged -> (C,)."""
+    v = np.sort(np.asarray(values, dtype=np.float64), axis=0)
+    lo = len(v) // TRIM
+    return v[lo : len(v) - lo].mean(axis=0)
 
 
-def noise_power(noise: np.ndarray, fs_hz: float) -> np.ndarray:
-    """Mean square of the noise with the mean of each second removed, per lead (C,)."""
-    n = int(fs_hz)
-    blocks = noise[: len(noise) // n * n].reshape(-1, n, noise.shape[1])
-    return np.mean((blocks - blocks.mean(axis=1, keepdims=True)) ** 2, axis=(0, 1))
+def qrs_amplitude(signal: np.ndarray, beats: np.ndarray, symbols, fs_hz: float) -> np.ndarray:
+    """sigamp -a: the normal-QRS peak-to-peak amplitude A per lead (C,), in the signal's units.
+
+    signal : (n, C); beats : (b,) annotation samples; symbols : (b,) their symbols.
+    """
+    half = int(round(PTP_HALF_S * fs_hz))
+    normal = np.array([s in NST_NORMAL for s in symbols], dtype=bool)
+    at = np.asarray(beats)[normal]
+    at = at[(at - half >= 0) & (at + half < len(signal))][:N_MAX]
+    if not len(at):
+        raise ValueError("no normal beats to measure the QRS amplitude on")
+    windows = signal[at[:, None] + np.arange(-half, half + 1)[None, :]]  # (b, 2 half + 1, C)
+    return trimmed_mean(windows.max(axis=1) - windows.min(axis=1))
+
+
+def noise_rms(noise: np.ndarray, fs_hz: float) -> np.ndarray:
+    """sigamp -r: the noise RMS R per lead (C,): each whole second's RMS with its mean
+    removed, trimmed-averaged. noise : (n, C)."""
+    n = int(round(fs_hz))
+    blocks = noise[: len(noise) // n * n].reshape(-1, n, noise.shape[1]).astype(np.float64)
+    return trimmed_mean(np.sqrt(np.mean((blocks - blocks.mean(axis=1, keepdims=True)) ** 2, axis=1)))
+
+
+def nst_gain(amplitude: np.ndarray, rms: np.ndarray, snr_db: float) -> np.ndarray:
+    """nst's noise gain per lead: 10^(-SNR/20) * sqrt(2) / 4 * A / R."""
+    return 10 ** (-snr_db / 20) * np.sqrt(2.0) / 4.0 * np.asarray(amplitude) / np.asarray(rms)
+
+
+def measured_snr_db(clean: np.ndarray, noisy: np.ndarray, beats, symbols, fs_hz: float) -> np.ndarray:
+    """The SNR per lead (C,) as nst defines it, measured on a mixed record: A from the clean
+    record, R from what was added (noisy - clean) over the noisy segments."""
+    added = (noisy - clean)[noisy_mask(len(clean), fs_hz)]
+    a, r = qrs_amplitude(clean, beats, symbols, fs_hz), noise_rms(added, fs_hz)
+    return 10 * np.log10(a**2 / 8 / r**2)
+
+
+def noisy_segments(n_samples: int, fs_hz: float) -> list[tuple[int, int]]:
+    """[start, stop) samples of the noisy segments a record of this length holds."""
+    out = []
+    for k in range(N_NOISY):
+        a = int(round((LEARN_S + 2 * k * SEGMENT_S) * fs_hz))
+        b = min(int(round((LEARN_S + (2 * k + 1) * SEGMENT_S) * fs_hz)), n_samples)
+        if a < b:
+            out.append((a, b))
+    return out
+
+
+def noisy_mask(n_samples: int, fs_hz: float) -> np.ndarray:
+    """(n,) True in the noisy segments."""
+    mask = np.zeros(n_samples, dtype=bool)
+    for a, b in noisy_segments(n_samples, fs_hz):
+        mask[a:b] = True
+    return mask
+
+
+def nst_mix(signal: np.ndarray, noise: np.ndarray, gain: np.ndarray, fs_hz: float) -> np.ndarray:
+    """nst's output: ``signal + gain * noise`` in the noisy segments, in ADC units.
+
+    signal, noise : (n, C) in mV (noise read in step with the signal: its sample t is added
+    to the signal's sample t); gain : (C,). At each switch of the gain the output's offset
+    is shifted so that it continues from the last sample written (nst's ``z``), so a
+    segment adds ``gain * (noise[t] - noise[start])`` on top of the offset left by the
+    segments before it; each output sample is truncated to an integer number of ADC units.
+    Returns (n, C) float64 in mV.
+    """
+    vin = np.round(np.asarray(signal, dtype=np.float64) * ADC_PER_MV)
+    nse = np.round(np.asarray(noise, dtype=np.float64) * ADC_PER_MV)
+    g = np.asarray(gain, dtype=np.float64)[None, :]
+    vout = vin.copy()
+    z = np.zeros(vin.shape[1])
+    prev_stop = 0
+    for a, b in noisy_segments(len(vin), fs_hz):
+        vout[prev_stop:a] = vin[prev_stop:a] - z  # clean: the offset left so far
+        # Switch on: nst reads the noise sample before the segment, which the recovered noise
+        # does not hold; the segment's first sample stands for it (a one-sample difference).
+        z = np.trunc(vin[a - 1] + g[0] * nse[a] - vout[a - 1])
+        vout[a:b] = np.trunc(vin[a:b] + g * nse[a:b] - z)
+        z = np.trunc(vin[b - 1] - vout[b - 1])  # switch off
+        prev_stop = b
+    vout[prev_stop:] = vin[prev_stop:] - z
+    return vout / ADC_PER_MV
+
+
+def em_noise(n_samples: int, fs_hz: float, data_dir=None) -> np.ndarray:
+    """The real electrode-motion noise laid out on a record of ``n_samples``: (n, 2) mV,
+    NSTDB segment k in the record's noisy segment k, zero elsewhere."""
+    import wfdb
+
+    from pipeline.read.locate import candidate_roots
+
+    roots = [root / NOISE_FOLDER for _, root in candidate_roots(data_dir)]
+    folder = next((r for r in roots if (r / "em_seg1.hea").is_file()), None)
+    if folder is None:
+        raise DataUnavailableError(
+            f"the electrode-motion noise ({NOISE_FOLDER}/em_seg1..6) is in none of {[str(r) for r in roots]}"
+        )
+    out = np.zeros((n_samples, 2))
+    for k, (a, b) in enumerate(noisy_segments(n_samples, fs_hz)):
+        rec = wfdb.rdrecord(str(folder / f"em_seg{k + 1}"))
+        if abs(rec.fs - fs_hz) > 1e-6:
+            raise DataUnavailableError(f"{folder}/em_seg{k + 1}: {rec.fs} Hz, the record {fs_hz} Hz")
+        out[a:b] = rec.p_signal[: b - a]
+    return out
+
+
+def full_em_noise(fs_hz: float, data_dir=None) -> np.ndarray:
+    """All 12 minutes of the real noise, (n, 2) mV (R is measured over them)."""
+    n = int(round((LEARN_S + 2 * N_NOISY * SEGMENT_S) * fs_hz))
+    return em_noise(n, fs_hz, data_dir)[noisy_mask(n, fs_hz)]
 
 
 def _bandpass(x: np.ndarray, fs_hz: float, low: float, high: float) -> np.ndarray:
@@ -63,7 +193,14 @@ def _bandpass(x: np.ndarray, fs_hz: float, low: float, high: float) -> np.ndarra
 
 
 def make_noise(n_samples: int, n_channels: int, fs_hz: float, seed: int) -> np.ndarray:
-    """Baseline wander + muscle + electrode motion, each of unit power: (n, C)."""
+    """Generated noise (the synthetic column): baseline wander + muscle + electrode-motion
+    transients, each a third of the power: (n, C).
+
+    - baseline wander: sinusoids of 0.05-0.5 Hz with random phases and a slow random walk;
+    - muscle (EMG): Gaussian noise band-passed to 20-150 Hz, in bursts of 0.2-2 s;
+    - electrode motion: steps decaying in 0.1-0.5 s and biphasic swings of 40-200 ms at
+      0.5-3 per second, over band-limited 1-15 Hz noise.
+    """
     rng = np.random.default_rng(seed)
     t = np.arange(n_samples) / fs_hz
     out = np.zeros((n_samples, n_channels))
@@ -99,149 +236,234 @@ def make_noise(n_samples: int, n_channels: int, fs_hz: float, seed: int) -> np.n
     return out
 
 
-def noisy_mask(n_samples: int, fs_hz: float) -> np.ndarray:
-    """True in the noisy 2-minute segments after the 5-minute learning period."""
-    t = np.arange(n_samples) / fs_hz
-    after = t - LEARN_S
-    return (after >= 0) & ((after // SEGMENT_S) % 2 == 0)
+def stress_record(
+    signal: np.ndarray, beats, symbols, fs_hz: float, snr_db: float, noise: np.ndarray, reference_noise=None
+) -> np.ndarray:
+    """``signal`` (n, C) mV with ``noise`` (n, >=C) added as nst adds it at ``snr_db``;
+    R is measured on ``reference_noise`` (default: ``noise`` in the noisy segments)."""
+    c = signal.shape[1]
+    ref = noise[noisy_mask(len(noise), fs_hz)] if reference_noise is None else reference_noise
+    gain = nst_gain(qrs_amplitude(signal, beats, symbols, fs_hz), noise_rms(ref[:, :c], fs_hz), snr_db)
+    return nst_mix(signal, noise[:, :c], gain, fs_hz)
 
 
-def stress_record(signal: np.ndarray, beats: np.ndarray, fs_hz: float, snr_db: float, seed: int) -> np.ndarray:
-    """``signal`` with noise at ``snr_db`` in the noisy segments of the protocol."""
-    noise = make_noise(len(signal), signal.shape[1], fs_hz, seed)
-    gain = np.sqrt(qrs_power(signal, beats, fs_hz) / noise_power(noise, fs_hz) / 10 ** (snr_db / 10))
-    mask = noisy_mask(len(signal), fs_hz)
-    return (signal + mask[:, None] * noise * gain[None, :]).astype(np.float32)
+def xqrs(signal: np.ndarray, fs_hz: float) -> np.ndarray:
+    """wfdb's XQRS on one lead (n,): the QRS sample indices."""
+    import logging
+
+    from wfdb import processing
+
+    logging.getLogger("wfdb").setLevel(logging.WARNING)
+    detector = processing.XQRS(sig=np.asarray(signal, dtype=np.float64), fs=fs_hz)
+    detector.detect(verbose=False)
+    return np.asarray(detector.qrs_inds, dtype=np.int64)
 
 
-def score(events: list[dict], truth: np.ndarray, truth_class: np.ndarray, fs_hz: float) -> dict:
-    """Detection and V figures over the noisy and clean segments, all and kept decisions.
+def _decisions(folder, artifact: str, spec, x: np.ndarray) -> list[dict]:
+    from pipeline.runtime.session import open_session
 
-    Returns {segment: {view: {tp, fn, fp, v_tp, v_fn, v_fp, decisions, flagged, unusable}}}.
-    """
+    session = open_session(folder, artifact, source=spec)
+    step = int(spec.fs_hz)
+    events = [e for i in range(0, len(x), step) for e in session.push(x[i : i + step])]
+    return [e for e in events + session.flush() if e["type"] == "beat"]
+
+
+def _segment_of(samples: np.ndarray, n_samples: int, fs_hz: float) -> np.ndarray:
+    """Per sample index: 1 in a noisy segment, 0 in a clean one after minute 5, -1 before."""
+    mask = noisy_mask(n_samples, fs_hz)
+    s = np.clip(np.asarray(samples, dtype=np.int64), 0, n_samples - 1)
+    return np.where(s < LEARN_S * fs_hz, -1, mask[s].astype(np.int64))
+
+
+def score(beats: list[dict], truth: np.ndarray, truth_class: np.ndarray, n_samples: int, fs_hz: float) -> dict:
+    """The device's figures of one run: counts over the noisy segments (QRS over all and good
+    decisions, V over good decisions) and decisions / flagged ones per segment kind."""
     from pipeline.metrics import match_pairs
 
-    beats = [e for e in events if e["type"] == "beat"]
-    mask = noisy_mask(int(max([*truth, *(b["sample"] for b in beats), 0]) + 1), fs_hz)
+    tol = int(round(MATCH_S * fs_hz))
+    at = np.array([b["sample"] for b in beats], dtype=np.int64)
+    good = np.array([b["quality"] == "good" for b in beats], dtype=bool)
+    is_v = np.array([b.get("class") == "V" for b in beats], dtype=bool)
+    seg_d, seg_t = _segment_of(at, n_samples, fs_hz), _segment_of(truth, n_samples, fs_hz)
+    t_idx = np.flatnonzero(seg_t == 1)
     out = {}
-    for segment, want in (("noisy", True), ("clean", False)):
-        t_sel = (truth >= LEARN_S * fs_hz) & (mask[truth] == want)
-        for view in ("all", "kept"):
-            sel = [
-                b
-                for b in beats
-                if b["sample"] >= LEARN_S * fs_hz
-                and mask[b["sample"]] == want
-                and (view == "all" or b.get("class") is not None and b["quality"] != "unusable")
-            ]
-            keys = np.array([b["sample"] for b in sel], dtype=np.int64)
-            t_idx = np.flatnonzero(t_sel)
-            ia, ib = match_pairs(truth[t_idx], keys, int(round(0.15 * fs_hz)))
-            tp = len(ia)
-            is_v = np.array([b.get("class") == "V" for b in sel], dtype=bool)
-            true_v = truth_class[t_idx] == "V"
-            v_tp = int(np.sum(true_v[ia] & is_v[ib]))
-            out.setdefault(segment, {})[view] = {
-                "tp": tp,
-                "fn": len(t_idx) - tp,
-                "fp": len(keys) - tp,
-                "v_tp": v_tp,
-                "v_fn": int(true_v.sum()) - v_tp,
-                "v_fp": int(is_v.sum()) - v_tp,
-                "decisions": len(sel),
-                "flagged": sum(b["quality"] != "good" for b in sel),
-                "unusable": sum(b["quality"] == "unusable" for b in sel),
-            }
-    # Noisy segments judged unusable as a whole: most of their decisions flagged unusable.
-    segs = []
-    for k in range(int((len(mask) / fs_hz - LEARN_S) // SEGMENT_S) + 1):
-        if k % 2:
-            continue
-        a, b = (LEARN_S + k * SEGMENT_S) * fs_hz, (LEARN_S + (k + 1) * SEGMENT_S) * fs_hz
-        inside = [e for e in beats if a <= e["sample"] < b]
-        if inside:
-            segs.append(
-                [
-                    sum(e["quality"] != "good" for e in inside) / len(inside),
-                    sum(e["quality"] == "unusable" for e in inside) / len(inside),
-                ]
-            )
-    out["noisy_segments"] = {
-        "n": len(segs),
-        "mostly_flagged": sum(s[0] > 0.5 for s in segs),
-        "mostly_unusable": sum(s[1] > 0.5 for s in segs),
-    }
+    d_idx = np.flatnonzero(seg_d == 1)
+    ia, ib = match_pairs(truth[t_idx], at[d_idx], tol)
+    out["tp"], out["fn"], out["fp"] = len(ia), len(t_idx) - len(ia), len(d_idx) - len(ia)
+    g_idx = d_idx[good[d_idx]]
+    ga, gb = match_pairs(truth[t_idx], at[g_idx], tol)
+    out["good_tp"], out["good_fp"] = len(ga), len(g_idx) - len(ga)
+    true_v = truth_class[t_idx][ga] == "V"
+    said_v = is_v[g_idx][gb]
+    unmatched_v = int(is_v[g_idx].sum() - said_v.sum())
+    out["v_tp"] = int(np.sum(true_v & said_v))
+    out["v_fn"] = int(np.sum(true_v & ~said_v))
+    out["v_fp"] = int(np.sum(~true_v & said_v)) + unmatched_v
+    for name, code in (("noisy", 1), ("clean", 0)):
+        sel = seg_d == code
+        out[f"decisions_{name}"] = int(sel.sum())
+        out[f"flagged_{name}"] = int((sel & ~good).sum())
+    after = seg_d >= 0
+    out["decisions_all"], out["flagged_all"] = int(after.sum()), int((after & ~good).sum())
     return out
 
 
-def run(folder, records: list[str], snrs, minutes: float, artifact: str, data_dir=None, log=lambda *_: None) -> dict:
-    """Every record at every SNR through the device session; totals per SNR."""
-    from pipeline.read.datasets import dataset_record
-    from pipeline.runtime.session import open_session
+def score_xqrs(found: np.ndarray, truth: np.ndarray, n_samples: int, fs_hz: float) -> dict:
+    from pipeline.metrics import match_pairs
 
-    totals: dict = {}
+    t = truth[_segment_of(truth, n_samples, fs_hz) == 1]
+    d = found[_segment_of(found, n_samples, fs_hz) == 1]
+    ia, _ = match_pairs(t, d, int(round(MATCH_S * fs_hz)))
+    return {"x_tp": len(ia), "x_fn": len(t) - len(ia), "x_fp": len(d) - len(ia)}
+
+
+def _add(acc: dict, counts: dict) -> None:
+    for k, v in counts.items():
+        acc[k] = acc.get(k, 0) + v
+
+
+def run(
+    folder,
+    records: list[str],
+    snrs,
+    seconds: float | None,
+    artifact: str,
+    kinds=("real",),
+    data_dir=None,
+    with_xqrs: bool = True,
+    log=lambda *_: None,
+) -> dict:
+    """Every record at every SNR and noise kind through the device session (and XQRS on the
+    real noise); totals ``{kind: {snr: counts}}`` and ``{"clean": {snr: counts}}`` (the clean
+    record scored at the same beats, the same for every SNR) and ``{"clean_record": counts}``."""
+    from pipeline.read.datasets import dataset_record
+
+    totals: dict = {"clean_record": {}}
     for rid in records:
         rec = dataset_record(f"mitdb:{rid}", data_dir=data_dir)
-        n = int(minutes * 60 * rec.fs_hz)
-        signal = rec.signal[:n].astype(np.float64)
-        keep = rec.beats.sample < n
-        truth, truth_class = rec.beats.sample[keep], rec.beats.aami[keep]
-        scored = truth_class != "Q"
-        truth, truth_class = truth[scored], truth_class[scored]
-        for snr in snrs:
-            x = stress_record(signal, truth, rec.fs_hz, snr, seed=int(rid) * 100 + int(snr) + 1000)
-            session = open_session(folder, artifact, source=rec.spec)
-            step = int(rec.fs_hz)
-            events = [e for i in range(0, len(x), step) for e in session.push(x[i : i + step])]
-            s = score(events, truth, truth_class, rec.fs_hz)
-            log(
-                f"  {rid} at {snr:+d} dB: noisy QRS +P {_pct(s['noisy']['all'], 'tp', 'fp')} (all), "
-                f"{_pct(s['noisy']['kept'], 'tp', 'fp')} (kept); flagged {s['noisy']['all']['flagged']}"
-                f"/{s['noisy']['all']['decisions']}"
-            )
-            t = totals.setdefault(snr, {})
-            for segment in ("noisy", "clean"):
-                for view in ("all", "kept"):
-                    acc = t.setdefault(segment, {}).setdefault(view, {})
-                    for k, v in s[segment][view].items():
-                        acc[k] = acc.get(k, 0) + v
-            seg = t.setdefault("noisy_segments", {})
-            for k, v in s["noisy_segments"].items():
-                seg[k] = seg.get(k, 0) + v
+        fs = rec.fs_hz
+        full = rec.signal.astype(np.float64)
+        n = len(full) if seconds is None else min(len(full), int(round(seconds * fs)))
+        truth_all, symbols = rec.beats.sample, rec.beats.symbol
+        keep = truth_all < n
+        truth, truth_class = truth_all[keep], rec.beats.aami[keep]
+        clean_beats = _decisions(folder, artifact, rec.spec, full[:n])
+        clean_counts = score(clean_beats, truth, truth_class, n, fs)
+        _add(totals["clean_record"], clean_counts)
+        for kind in kinds:
+            if kind == "real":
+                noise = em_noise(len(full), fs, data_dir)
+                reference = full_em_noise(fs, data_dir)
+            else:
+                noise = make_noise(len(full), full.shape[1], fs, seed=int(rid) * 100 + 1000)
+                reference = None
+            for snr in snrs:
+                x = stress_record(full, truth_all, symbols, fs, snr, noise, reference)[:n]
+                counts = score(_decisions(folder, artifact, rec.spec, x), truth, truth_class, n, fs)
+                if kind == "real" and with_xqrs:
+                    counts.update(score_xqrs(xqrs(x[:, 0], fs), truth, n, fs))
+                _add(totals.setdefault(kind, {}).setdefault(snr, {}), counts)
+                if kind == "real":
+                    _add(totals.setdefault("clean", {}).setdefault(snr, {}), clean_counts)
+                log(
+                    f"  {rid} {kind} {snr:+d} dB: QRS Se {_pct(counts['tp'], counts['fn'])} "
+                    f"+P {_pct(counts['tp'], counts['fp'])} good +P {_pct(counts['good_tp'], counts['good_fp'])}"
+                    f" flagged {_pct(counts['flagged_noisy'], counts['decisions_noisy'] - counts['flagged_noisy'])}"
+                    f" / {_pct(counts['flagged_clean'], counts['decisions_clean'] - counts['flagged_clean'])}"
+                    + (f" XQRS Se {_pct(counts['x_tp'], counts['x_fn'])}" if "x_tp" in counts else "")
+                )
     return totals
 
 
-def _pct(d: dict, tp: str, other: str) -> str:
-    den = d[tp] + d[other]
-    return f"{100 * d[tp] / den:.1f}" if den else "n/a"
+def _pct(num: int, other: int) -> str:
+    return f"{100 * num / (num + other):.1f}" if num + other else "n/a"
 
 
-def table(totals: dict, records: list[str], minutes: float, artifact: str) -> str:
+def rates(c: dict) -> dict:
+    """Percentages of one SNR's counts (nan where undefined)."""
+
+    def r(a, b):
+        return 100.0 * a / (a + b) if a + b else float("nan")
+
+    out = {
+        "qrs_se": r(c["tp"], c["fn"]),
+        "qrs_ppv": r(c["tp"], c["fp"]),
+        "good_ppv": r(c["good_tp"], c["good_fp"]),
+        "v_se": r(c["v_tp"], c["v_fn"]),
+        "v_ppv": r(c["v_tp"], c["v_fp"]),
+        "flagged_noisy": r(c["flagged_noisy"], c["decisions_noisy"] - c["flagged_noisy"]),
+        "flagged_clean": r(c["flagged_clean"], c["decisions_clean"] - c["flagged_clean"]),
+        "flagged_all": r(c["flagged_all"], c["decisions_all"] - c["flagged_all"]),
+    }
+    if "x_tp" in c:
+        out["xqrs_se"], out["xqrs_ppv"] = r(c["x_tp"], c["x_fn"]), r(c["x_tp"], c["x_fp"])
+    return out
+
+
+def _f(v: float, digits: int = 1) -> str:
+    return "n/a" if v != v else f"{v:.{digits}f}"
+
+
+def table(totals: dict, records: list[str], seconds: float | None, artifact: str) -> str:
     """The Markdown table of a run."""
+    span = "whole records" if seconds is None else f"first {seconds:g} s each"
+    kinds = [k for k in KINDS if k in totals]
+    head = ["SNR dB"]
+    if "real" in kinds:
+        head += [
+            "QRS Se / +P (all)",
+            "QRS +P (good)",
+            "V Se / +P (good)",
+            "V Se / +P (good), clean record",
+            "flagged % noisy / clean",
+        ]
+        if any("x_tp" in c for c in totals["real"].values()):
+            head.append("XQRS Se / +P")
+    if "synthetic" in kinds:
+        head += ["synthetic: QRS Se / +P (all)", "synthetic: QRS +P (good)", "synthetic: flagged % noisy / clean"]
+    clean_all = rates(totals["clean_record"])
     lines = [
-        f"Noise stress test on {len(records)} DS2 record(s) ({', '.join(records)}), first {minutes:g} min each, "
-        f"{artifact}; noise in alternating 2-minute segments after minute 5. QRS and V: Se / +P % over the noisy "
-        f"segments, every decision (all) and with unusable ones withheld (kept); flagged: decisions marked noisy "
-        f"or unusable, in noisy / clean segments; segments: noisy segments with most decisions flagged.",
+        f"Noise stress test on {len(records)} DS2 record(s) ({', '.join(records)}), {span}, {artifact}; "
+        f"noise added as PhysioNet's nst adds it ({'real electrode motion (NSTDB em)' if 'real' in kinds else ''}"
+        f"{' and ' if len(kinds) == 2 else ''}{'generated noise (synthetic)' if 'synthetic' in kinds else ''}) in "
+        "alternating 2-minute segments after minute 5. Se / +P % over the noisy segments, beats matched within "
+        "150 ms; good: decisions the device marked good; flagged: decisions not marked good, in noisy / clean "
+        "segments; XQRS: wfdb's detector on the first lead. The clean records: "
+        f"{_f(clean_all['flagged_all'])} % of decisions after minute 5 flagged.",
         "",
-        "| SNR dB | QRS Se / +P (all) | QRS Se / +P (kept) | V Se / +P (all) | V Se / +P (kept) | flagged % noisy / clean | unusable % noisy / clean | segments mostly flagged |",
-        "|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
     ]
-    for snr in sorted(totals, reverse=True):
-        t = totals[snr]
+    snrs = sorted({s for k in kinds for s in totals[k]}, reverse=True)
+    for snr in snrs:
         cells = [f"{snr:+d}"]
-        for kind in ("qrs", "v"):
-            for view in ("all", "kept"):
-                d = t["noisy"][view]
-                tp, fn, fp = (d["tp"], d["fn"], d["fp"]) if kind == "qrs" else (d["v_tp"], d["v_fn"], d["v_fp"])
-                se = f"{100 * tp / (tp + fn):.1f}" if tp + fn else "n/a"
-                ppv = f"{100 * tp / (tp + fp):.1f}" if tp + fp else "n/a"
-                cells.append(f"{se} / {ppv}")
-        for key in ("flagged", "unusable"):
-            pcts = [100 * t[s]["all"][key] / max(t[s]["all"]["decisions"], 1) for s in ("noisy", "clean")]
-            cells.append(f"{pcts[0]:.0f} / {pcts[1]:.1f}")
-        seg = t["noisy_segments"]
-        cells.append(f"{seg['mostly_flagged']} of {seg['n']}")
+        if "real" in kinds:
+            c = totals["real"].get(snr)
+            if c is None:
+                cells += ["n/a"] * (len(head) - 1)
+            else:
+                r, cl = rates(c), rates(totals["clean"][snr])
+                cells += [
+                    f"{_f(r['qrs_se'])} / {_f(r['qrs_ppv'])}",
+                    _f(r["good_ppv"]),
+                    f"{_f(r['v_se'])} / {_f(r['v_ppv'])}",
+                    f"{_f(cl['v_se'])} / {_f(cl['v_ppv'])}",
+                    f"{_f(r['flagged_noisy'], 0)} / {_f(r['flagged_clean'])}",
+                ]
+                if "xqrs_se" in r:
+                    cells.append(f"{_f(r['xqrs_se'])} / {_f(r['xqrs_ppv'])}")
+        if "synthetic" in kinds:
+            c = totals["synthetic"].get(snr)
+            r = rates(c) if c else None
+            cells += (
+                [
+                    f"{_f(r['qrs_se'])} / {_f(r['qrs_ppv'])}",
+                    _f(r["good_ppv"]),
+                    f"{_f(r['flagged_noisy'], 0)} / {_f(r['flagged_clean'])}",
+                ]
+                if r
+                else ["n/a"] * 3
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -253,33 +475,48 @@ def main(argv=None) -> int:
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
     )
     parser.add_argument("folder", help="an ECG artifact folder")
+    parser.add_argument("--noise", choices=("real", "synthetic", "both"), default="real", help="default: real")
     parser.add_argument("--records", nargs="+", default=None, help="DS2 records (default: all 22)")
     parser.add_argument("--snr", nargs="+", type=int, default=list(DEFAULT_SNRS), help="SNRs in dB")
-    parser.add_argument("--minutes", type=float, default=30.0, help="minutes of each record (default 30)")
+    parser.add_argument("--seconds", type=float, default=None, help="the first SECONDS of each record (default: all)")
     parser.add_argument("--artifact", default="tflite_float32")
+    parser.add_argument("--no-xqrs", action="store_true", help="skip wfdb's XQRS beside the device")
     parser.add_argument("--json", help="also write the totals here")
-    parser.add_argument("--write", action="store_true", help="write the table into the README's block")
+    parser.add_argument("--write", action="store_true", help="write the table into its README block")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
-    records = args.records or load_card("mitdb").splits["DS2"]
+    ds2 = load_card("mitdb").splits["DS2"]
+    records = args.records or list(ds2)
+    if not_ds2 := [r for r in records if r not in ds2]:
+        parser.error(f"--records: {not_ds2} not in DS2 (a stress test never runs on training patients)")
+    if args.seconds is not None and args.seconds <= LEARN_S:
+        parser.error(f"--seconds: {args.seconds:g} ends before the first noisy segment (at {LEARN_S:g} s)")
+    kinds = KINDS if args.noise == "both" else (args.noise,)
     totals = run(
         args.folder,
         records,
         args.snr,
-        args.minutes,
+        args.seconds,
         args.artifact,
+        kinds,
         args.data_dir,
+        not args.no_xqrs,
         log=lambda m: print(m, file=sys.stderr, flush=True),
     )
-    text = table(totals, records, args.minutes, args.artifact)
+    text = table(totals, records, args.seconds, args.artifact)
     print(text)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({str(k): v for k, v in totals.items()}, f, indent=2)
+        Path(args.json).write_text(
+            json.dumps(
+                {k: {str(s): c for s, c in v.items()} if k != "clean_record" else v for k, v in totals.items()},
+                indent=2,
+            )
+        )
     if args.write:
         from pipeline.readme import write_block
 
-        write_block("noise-stress", text, "python -m pipeline.validate.noise_stress ARTIFACTS --write")
+        command = "python -m pipeline.validate.noise_stress ARTIFACTS --noise both --write"
+        write_block("noise-stress", text, command)
     return 0
 
 
