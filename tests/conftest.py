@@ -11,20 +11,45 @@ from pipeline.read.locate import SHARED_DATA
 
 #: Fixtures that train and export a Keras model (minutes each, once per session).
 MODEL_FIXTURES = {"exported", "exported_bonn", "exported_eegmat"}
-#: Modules whose tests train models themselves.
+#: Modules whose tests train models themselves (a test there marked ``fast`` by hand
+#: trains nothing: a config check, say).
 TRAINING_MODULES = {"test_train", "test_models", "test_sweep", "test_notebook", "test_scale_invariance"}
+#: Modules of ``pytest -m fast`` (seconds a test): the C runtime, the manifest checker,
+#: the resampler, the causal filter and windows, the QRS detector and the parsers of
+#: recordings, cards and splits, and the layer order. Their tests that take a model
+#: fixture are ``slow``, never fast; elsewhere a test joins with ``@pytest.mark.fast``.
+FAST_MODULES = {
+    "test_c_runtime",
+    "test_manifest",
+    "test_resample",
+    "test_preprocess",
+    "test_windows",
+    "test_qrs",
+    "test_read_mitdb",
+    "test_read_eeg",
+    "test_splits_and_cards",
+    "test_layers",
+}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that needs a trained model ``slow``: ``pytest -m "not slow"`` is the
-    fast subset (no TensorFlow training, well under a minute)."""
+    """Mark every test that needs a trained model ``slow`` (``pytest -m "not slow"``: no
+    TensorFlow training, a few minutes) and the rest of :data:`FAST_MODULES` ``fast``
+    (``pytest -m fast``: no model, no training, seconds a test)."""
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
         # a model fixture taken by name (request.getfixturevalue) shows in the parameters
         params = set(map(str, getattr(getattr(item, "callspec", None), "params", {}).values()))
         used = set(getattr(item, "fixturenames", ())) | params
-        if MODEL_FIXTURES & used or module in TRAINING_MODULES:
+        marked_fast = item.get_closest_marker("fast") is not None
+        if MODEL_FIXTURES & used:
+            if marked_fast:
+                raise pytest.UsageError(f"{item.nodeid}: marked fast, but takes a model fixture")
             item.add_marker(pytest.mark.slow)
+        elif module in TRAINING_MODULES and not marked_fast:
+            item.add_marker(pytest.mark.slow)
+        elif module in FAST_MODULES and not marked_fast:
+            item.add_marker(pytest.mark.fast)
 
 
 @pytest.fixture(scope="session")
