@@ -104,10 +104,11 @@ def test_every_decision_carries_its_quality_and_unusable_ones_can_be_withheld(ex
     flagged = _stream(out, rec100, x)
     withheld = _stream(out, rec100, x, withhold_unusable=True)
     beats = [e for e in flagged if e["type"] == "beat"]
-    assert all(e["quality"] in ("good", "noisy", "unusable") and "sqi" in e for e in beats)
+    assert all(e["quality"] in ("good", "noisy", "unusable", "unassessed") and "sqi" in e for e in beats)
     noisy = [e for e in beats if 22 * FS <= e["sample"] < 38 * FS]
     assert sum(e["quality"] != "good" for e in noisy) >= 0.8 * len(noisy)
-    assert all(e["quality"] == "good" for e in beats if e["sample"] < 15 * FS)
+    # Clean before the noise: good once assessed (the first ~3 s cannot be: unassessed).
+    assert all(e["quality"] == ("good" if e["sqi"] else "unassessed") for e in beats if e["sample"] < 15 * FS)
     kinds = [e["kind"] for e in flagged if e["type"] == "signal_quality"]
     assert "unusable" in kinds or "noisy" in kinds
     assert kinds[-1] == "clean"  # and it said when it ended
@@ -173,3 +174,27 @@ def test_the_noise_stress_test_flags_noise_and_keeps_qrs_precision(exported):
     clean = totals[12]["clean"]["all"]
     assert clean["flagged"] <= 0.05 * clean["decisions"], clean  # clean signal is not cried wolf on
     assert "| +6 |" in table(totals, records, 15.0, "reference_float32")
+
+
+def test_decisions_before_any_quality_check_are_unassessed_not_good(tmp_path, rec100):
+    """Reliability probe 484b660, N2: for ~3 s after a start or a gap the quality indices
+    have too little signal (``sqi`` is ``{}``), and those beats said "good": a consumer
+    keeping good decisions kept exactly the unjudged ones. The weights do not matter here
+    (detection and quality run before the model): a synthetic folder, no training."""
+    from synthetic_artifact import make_folder
+
+    folder = make_folder(tmp_path / "art")
+    x = rec100.signal[: FS * 40].astype(np.float64)
+    x[FS * 20 : FS * 21] = np.nan  # a gap: every state restarts at 21 s
+    for withhold in (False, True):
+        session = open_session(folder, "reference_float32", source=rec100.spec, withhold_unusable=withhold)
+        beats = [e for e in push_in_chunks(session.push, x, [FS]) + session.flush() if e["type"] == "beat"]
+        for start_s, stop_s in ((0, 20), (21, 40)):
+            stretch = [b for b in beats if start_s * FS <= b["sample"] < stop_s * FS]
+            early = [b for b in stretch if b["sample"] < (start_s + 2.5) * FS]
+            assert len(early) >= 2 and all(b["sqi"] == {} for b in early)
+            # Unjudged is said, and only there; the clean record is good once judged.
+            assert all(b["quality"] == ("unassessed" if not b["sqi"] else "good") for b in stretch), stretch
+            assert sum(b["quality"] == "good" for b in stretch) >= len(stretch) - 4
+        # Not judged unusable either: shown with its class even when unusable ones are withheld.
+        assert all(b["class"] is not None and b["quality_flags"] == [] for b in beats if b["quality"] == "unassessed")

@@ -38,8 +38,8 @@ import numpy as np
 from pipeline.preprocess.filters import CausalFilter, MovingSum
 from pipeline.preprocess.iir import butter_bandpass_order1
 
-#: Levels a decision can carry.
-LEVELS = ("good", "noisy", "unusable")
+#: Levels a decision can carry ("unassessed": no index could be taken yet; see the session).
+LEVELS = ("good", "noisy", "unusable", "unassessed")
 BSQI_UNUSABLE = 0.75
 BSQI_NOISY = 0.85
 KSQI_NOISY = 5.0

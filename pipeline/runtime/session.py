@@ -31,9 +31,11 @@ Events are dicts, JSON-ready. Sample indices are at the *input's* own rate:
 where good samples return; ``{"type": "signal_quality", "kind": "spike", ...,
 "action": "held last good value"}``; ``{"type": "signal_quality", "kind": "saturated", ...}``.
 
-Every decision carries ``quality``: ``"good"``, ``"noisy"`` (flags in ``quality_flags``)
-or ``"unusable"``; with ``withhold_unusable`` an unusable decision keeps its place but
-carries ``class`` and ``probs`` None (``"withheld": true``).
+Every decision carries ``quality``: ``"good"``, ``"noisy"`` (flags in ``quality_flags``),
+``"unusable"``, or ``"unassessed"`` (ECG beats in the first ~3 s after a start or a gap,
+before the quality indices have enough signal: their ``sqi`` is ``{}``; they are scored
+and shown, never counted as good); with ``withhold_unusable`` an unusable decision keeps
+its place but carries ``class`` and ``probs`` None (``"withheld": true``).
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ from pipeline.window.template import BeatTemplate
 
 class SessionError(BiosigError):
     """Input a session cannot take (wrong dtype, channels, units or rate)."""
+
+
+#: The quality of a decision no check could judge yet (ECG: the first ~3 s after a start or
+#: a gap, before the quality indices have the signal they need). Never "good".
+UNASSESSED = "unassessed"
 
 
 class ChunkedWindows:
@@ -569,10 +576,18 @@ class StreamSession:
         return out
 
     def _decision(self, event: dict, probs: np.ndarray, flags: list[str]) -> dict:
-        """Fill a decision's class, probabilities and quality."""
-        quality = "unusable" if "unusable" in flags else ("noisy" if flags else "good")
+        """Fill a decision's class, probabilities and quality: ``unusable`` if a flag says
+        so, else ``noisy`` if any input or noise flag is set, else ``unassessed`` if no
+        quality check could run yet, else ``good``."""
+        shown = [f for f in flags if f not in ("unusable", UNASSESSED)]
+        if "unusable" in flags:
+            quality = "unusable"
+        elif shown:
+            quality = "noisy"
+        else:
+            quality = UNASSESSED if UNASSESSED in flags else "good"
         event["quality"] = quality
-        event["quality_flags"] = [f for f in flags if f != "unusable"]
+        event["quality_flags"] = shown
         if quality == "unusable" and self.withhold_unusable:
             event.update({"class": None, "probs": None, "withheld": True})
         else:
@@ -754,10 +769,20 @@ class ECGSession(StreamSession):
         first = int(self.to_input_sample((r - self.n_before) * d))
         last = int(self.to_input_sample((r + self.n_after) * d))
         flags = self._flags_over(first, last)
-        level, reasons = (
-            sqi.ecg_level(beat.sqi["bsqi"], beat.sqi["ksqi"], beat.sqi["psqi"]) if beat.sqi else ("good", [])
-        )
         events = []
+        if not beat.sqi:
+            # Too little signal since the (re)start for any index (the first ~3 s): nothing
+            # was judged, so the decision says so rather than "good"; the stretch's level
+            # (and its events) waits for the first assessed beat.
+            event = {
+                "type": "beat",
+                "sample": sample,
+                "time_s": sample / self.fs_src,
+                "inputs_ready_at_sample": ready,
+                "sqi": beat.sqi,
+            }
+            return [self._decision(event, probs, [*flags, UNASSESSED])]
+        level, reasons = sqi.ecg_level(beat.sqi["bsqi"], beat.sqi["ksqi"], beat.sqi["psqi"])
         if level != self.level_:  # a noisy stretch begins, worsens or ends
             event = {
                 "type": "signal_quality",
@@ -775,7 +800,7 @@ class ECGSession(StreamSession):
             self.level_ = level
         if level != "good":
             flags = [*flags, "noisy", *(["unusable"] if level == "unusable" else [])]
-        if beat.sqi and not beat.sqi["confirmed"]:
+        if not beat.sqi["confirmed"]:
             flags = [*flags, "unconfirmed", "unusable"]  # the second detector saw no beat here
         elif (
             level != "good"
