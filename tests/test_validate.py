@@ -287,3 +287,82 @@ def test_force_to_an_out_that_is_not_a_folder_is_refused_before_streaming(tmp_pa
     assert streamed == []
     assert (target / "keep.txt").read_text() == "not ours"  # the link's target untouched
     assert out.is_symlink() if what != "a file" else out.read_text() == "x"
+
+
+def _write_record(folder, data_dir, record_id: str, seconds: float, relabel=None):
+    """MIT-BIH ``record_id``'s first ``seconds`` as the user's own WFDB record in ``folder``
+    (360 Hz int16 counts at gain 200, its own leads), annotations from its .atr with
+    ``relabel(samples, symbols) -> (samples, symbols)`` applied. Returns the annotations."""
+    import wfdb
+
+    from pipeline.read.mitdb import read_wfdb
+
+    folder.mkdir(exist_ok=True)
+    rec = read_wfdb(data_dir / "mitdb" / record_id)
+    n = int(seconds * 360)
+    ann = wfdb.rdann(str(data_dir / "mitdb" / record_id), "atr")
+    keep = (ann.sample < n) & (ann.sample > 0)
+    samples, symbols = ann.sample[keep], [s for s, k in zip(ann.symbol, keep) if k]
+    if relabel is not None:
+        samples, symbols = relabel(samples, symbols)
+    wfdb.wrsamp(
+        record_id,
+        fs=360,
+        units=["mV", "mV"],
+        sig_name=list(rec.channel_names),
+        d_signal=np.round(rec.signal[:n].astype(np.float64) * 200).astype(np.int64),
+        fmt=["16", "16"],
+        adc_gain=[200.0, 200.0],
+        baseline=[0, 0],
+        write_dir=str(folder),
+    )
+    wfdb.wrann(record_id, "atr", np.asarray(samples, dtype=np.int64), symbol=list(symbols), write_dir=str(folder))
+    return np.asarray(samples), list(symbols)
+
+
+def test_beats_of_unmapped_symbols_are_not_scored_as_false_detections(data_dir, tmp_path):
+    """Reliability probe 484b660, N3: 70 beats of record 100 relabelled 'r'/'B' (WFDB beat
+    codes the MIT-BIH card does not map) were listed as "not scored", yet the detections at
+    them counted as false detections: N +P 81.1 % instead of 100 %. Here a detector that
+    finds exactly the annotated beats and a model that is always right: nothing false."""
+    from pipeline.validate.heldout import read_user_record
+    from pipeline.validate.score import ecg_confusion, summarise
+
+    classes = ["N", "S", "V", "F"]
+
+    def relabel(samples, symbols):
+        symbols = list(symbols)
+        normal = [i for i, s in enumerate(symbols) if s == "N"]
+        for j, i in enumerate(normal[10:80]):
+            symbols[i] = "r" if j % 2 else "B"
+        return samples, symbols
+
+    samples, symbols = _write_record(tmp_path / "recs", data_dir, "100", 300, relabel)
+    manifest = {"kind": "ecg-beats", "classes": classes}
+    h, note = read_user_record(manifest, tmp_path / "recs", "100")
+    assert note["unknown_symbols"] == {"r": 35, "B": 35}
+    beats = np.array([s for s, y in zip(samples, symbols) if y not in ("+", "~", "|", "x")])
+    truth = {"N": 0, "A": 1, "V": 2}
+    probs = np.array([np.eye(4)[truth.get(y, 0)] for y in symbols if y not in ("+", "~", "|", "x")], dtype=np.float64)
+    metrics = summarise(ecg_confusion([h], {"100": (beats, probs)}, classes), classes, "ecg-beats")
+    assert metrics["false_detections"] == 0 and metrics["beats_missed"] == 0
+    assert metrics["per_class"]["N"]["ppv"] == 1.0 and metrics["per_class"]["N"]["se"] == 1.0
+    assert metrics["n"] == len(beats) - 70  # the 70 unmapped beats are left out, not scored
+
+
+def test_records_without_any_beat_to_score_are_refused_before_streaming(data_dir, tmp_path, monkeypatch, capsys):
+    """N3: a folder whose records hold only non-beat annotations was streamed, then failed
+    with "BUDGET FAILED ... macro-F1 drop nan", exit 1, blaming the artifact."""
+    from synthetic_artifact import make_folder
+
+    from pipeline.validate import validate as validate_module
+
+    art = make_folder(tmp_path / "art")
+    _write_record(tmp_path / "recs", data_dir, "100", 60, lambda s, y: (s[:3], ["+", "~", "+"]))
+    streamed = []
+    monkeypatch.setattr(validate_module, "measure_in_child", lambda job: streamed.append(job["artifact"]))
+    code = main(["validate", str(art), "--records", str(tmp_path / "recs"), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and streamed == [], err
+    assert f"biosig-edge: error: {tmp_path / 'recs'}: no record holds an annotated beat of the model's classes" in err
+    assert not (tmp_path / "r").exists()

@@ -69,10 +69,25 @@ class Heldout:
         }
 
 
-def _from_record(rid: str, record: Record, seconds: float | None, label: int | None = None) -> Heldout:
+#: The class of an annotated beat that is not scored (a symbol the dataset card does not
+#: map): a detection matched to it is neither right, wrong nor false, as EC57 treats Q.
+UNSCORED = "?"
+
+
+def _from_record(
+    rid: str, record: Record, seconds: float | None, label: int | None = None, unscored: np.ndarray | None = None
+) -> Heldout:
+    """``unscored``: (n,) samples of annotated beats that are not scored, kept among the
+    beats (class :data:`UNSCORED`) so that detections at them are matched, not counted as
+    false detections."""
     out = Heldout(rid, record.signal.astype(np.float32), record.spec, label=label)
     if record.beats is not None:
         out.beat_sample, out.beat_class = np.asarray(record.beats.sample), np.asarray(record.beats.aami)
+        if unscored is not None and len(unscored):
+            sample = np.concatenate([out.beat_sample, np.asarray(unscored, dtype=np.int64)])
+            order = np.argsort(sample, kind="stable")
+            cls = np.concatenate([out.beat_class.astype(object), np.full(len(unscored), UNSCORED, dtype=object)])
+            out.beat_sample, out.beat_class = sample[order], cls[order].astype(str)
     if seconds:
         n = int(round(seconds * out.fs_hz))
         out.signal = out.signal[:n]
@@ -173,6 +188,9 @@ def read_user_record(
                 folder / rid, fs_hz=options.get("fs_hz"), units=options.get("units"), gain=options.get("gain")
             )
             label = manifest["classes"].index(labels[rid])
+    unscored = None
+    if record.beats is not None and record.beats.unknown_symbols:
+        unscored = _unscored_beats(folder / rid)
     note = {
         "id": rid,
         "fs_hz": record.fs_hz,
@@ -183,4 +201,31 @@ def read_user_record(
     if record.beats is not None:
         note["unknown_symbols"] = dict(record.beats.unknown_symbols)
         note["beats"] = int(len(record.beats.sample))
-    return _from_record(rid, record, seconds, label), note
+    return _from_record(rid, record, seconds, label, unscored), note
+
+
+def _unscored_beats(record_path: Path) -> np.ndarray:
+    """Samples of the annotations of ``record_path.atr`` that are beats of a symbol the
+    card does not map (neither a mapped beat nor a known non-beat mark): reported as not
+    scored, and so not scored either way (a detection there is not a false one)."""
+    import wfdb
+
+    from pipeline.read.mitdb import NON_BEAT_SYMBOLS, aami_map
+
+    mapping = aami_map()
+    ann = wfdb.rdann(str(record_path), "atr")
+    keep = [i for i, s in enumerate(ann.symbol) if s not in mapping and s not in NON_BEAT_SYMBOLS]
+    return np.asarray(ann.sample, dtype=np.int64)[keep]
+
+
+def check_scorable(manifest: dict, heldouts: list[Heldout], where: str) -> None:
+    """Refuse recordings that hold nothing to score: ECG records without one annotated
+    beat of the model's classes (a report of NaN scores would blame the artifact)."""
+    if manifest["kind"] != "ecg-beats":
+        return
+    classes = set(manifest["classes"])
+    if not any(h.beat_class is not None and np.isin(h.beat_class, list(classes)).any() for h in heldouts):
+        raise HeldoutError(
+            f"{where}: no record holds an annotated beat of the model's classes ({', '.join(manifest['classes'])}): "
+            f"nothing to score (only non-beat or unmapped annotation symbols)"
+        )

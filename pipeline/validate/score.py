@@ -10,7 +10,9 @@ confusion matrix has one more row and column than there are classes: row ``none`
 detections with no annotated beat (false detections), column ``missed`` counts annotated
 beats nothing was detected at. Sensitivity therefore includes missed beats and +P
 includes false detections; accuracy and kappa are over matched beats. Detections
-matched to Q (unclassifiable) beats are left out, as Q is not a class of the model.
+matched to Q (unclassifiable) beats are left out, as Q is not a class of the model, and so
+are those matched to beats whose symbol the card does not map (``heldout.UNSCORED``): they
+are neither scored nor false detections.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def ecg_confusion(heldouts: list[Heldout], decisions: dict, classes: list[str]) 
         true = np.array([classes.index(c) if c in classes else -1 for c in h.beat_class], dtype=np.int64)
         pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
         matched_true = true[ref_idx]
-        scored = matched_true >= 0  # drop detections matched to Q beats
+        scored = matched_true >= 0  # drop detections matched to Q and unscored beats
         np.add.at(cm, (matched_true[scored], pred[det_idx][scored]), 1)
         unmatched_det = np.setdiff1d(np.arange(len(keys)), det_idx)
         np.add.at(cm, (np.full(len(unmatched_det), k), pred[unmatched_det]), 1)

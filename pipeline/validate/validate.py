@@ -324,7 +324,7 @@ def validate(
     """
     from pipeline.folders import atomic_folder, work_dir
     from pipeline.validate.budgets import check_budget_artifacts
-    from pipeline.validate.heldout import read_user_record, user_record_ids
+    from pipeline.validate.heldout import check_scorable, read_user_record, user_record_ids
 
     folder = Path(folder)
     manifest = load_manifest(folder)  # every file's sha256 and size checked
@@ -362,6 +362,7 @@ def validate(
             heldouts.append(h)
             recordings.append(h.measure_entry(str(raw)))
             h.signal = h.signal[: int(60 * h.fs_hz)]  # keep a minute for the strip plot
+        check_scorable(manifest, heldouts, str(records) if records else "the held-out split")
         log(
             f"validating {len(chosen)} artifacts on {len(ids)} {'recordings of ' + str(records) if records else 'held-out recordings'} "
             f"({duration_s / 60:.1f} min of signal), pinned to core {core}"
