@@ -366,3 +366,30 @@ def test_records_without_any_beat_to_score_are_refused_before_streaming(data_dir
     assert code == 2 and streamed == [], err
     assert f"biosig-edge: error: {tmp_path / 'recs'}: no record holds an annotated beat of the model's classes" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_the_source_run_is_checked_before_streaming_and_read_bounded(tmp_path, monkeypatch, capsys):
+    """Reliability probe 484b660, R1/N8: validate read `source_run` only after streaming
+    (a string or a missing model_sha256: AttributeError/KeyError, the run lost), and read
+    the model.keras of whatever folder it names whole (2 GiB: 2.2 GB of memory)."""
+    from synthetic_artifact import make_folder
+
+    from pipeline.validate import validate as validate_module
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text("{}")
+    with open(run / "model.keras", "wb") as f:
+        f.truncate(2 << 30)  # sparse
+    streamed = []
+    monkeypatch.setattr(validate_module, "measure_in_child", lambda job: streamed.append(job["artifact"]))
+    for source_run, message in (
+        ({"folder": str(run), "model_sha256": "0" * 64}, f"{run / 'model.keras'}: 2147483648 bytes, larger than any"),
+        ("runs/x", "'source_run' must be dict"),
+        ({"folder": str(run)}, "'source_run.model_sha256' is missing"),
+    ):
+        art = make_folder(tmp_path / f"art{len(message)}", edit=lambda m, s=source_run: m.__setitem__("source_run", s))
+        assert main(["validate", str(art), "--out", str(tmp_path / "r"), "--seconds", "10", "--subset", "1"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert streamed == [] and not (tmp_path / "r").exists()

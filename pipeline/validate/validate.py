@@ -12,7 +12,7 @@ temporary name and renamed at the end.
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import platform
 import time
@@ -99,15 +99,54 @@ def machine(core: int | None) -> dict:
 
 def _training_metrics(manifest: dict) -> dict | None:
     """The source run's held-out metrics, if its folder is still there and holds the model
-    this folder was exported from."""
-    run = Path(manifest.get("source_run", {}).get("folder", ""))
-    if not (run / "metrics.json").is_file() or not (run / "model.keras").is_file():
-        return None
-    import hashlib
+    this folder was exported from (``source_run``: shape checked with the manifest).
 
-    if hashlib.sha256((run / "model.keras").read_bytes()).hexdigest() != manifest["source_run"]["model_sha256"]:
+    Called before anything streams, so that a bad run folder is refused at once; the
+    answer is remembered for the report. The run folder may lie anywhere: its files are
+    read bounded (a model larger than any artifact, or a FIFO, is refused, not read)."""
+    run = manifest.get("source_run")
+    if not run:
         return None
-    return {"folder": str(run), **json.loads((run / "metrics.json").read_text())}
+    return _run_metrics(run["folder"], run["model_sha256"])
+
+
+@functools.lru_cache(maxsize=8)
+def _run_metrics(folder: str, model_sha256: str) -> dict | None:
+    import hashlib
+    import stat
+
+    from pipeline.manifest import MAX_ARTIFACT_BYTES, MAX_MANIFEST_BYTES, parse_json, read_bounded
+
+    run = Path(folder)
+    model, metrics = run / "model.keras", run / "metrics.json"
+    try:
+        if not (metrics.is_file() and model.exists()):
+            return None  # the run moved or was deleted: the report goes without it
+        info = model.stat()
+    except OSError as err:
+        raise ValidateError(f"{run}: the manifest's source_run cannot be read: {err.strerror or err}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValidateError(f"{model}: not a regular file (the manifest's source_run.folder); refusing to read it")
+    if info.st_size > MAX_ARTIFACT_BYTES:
+        raise ValidateError(
+            f"{model}: {info.st_size} bytes, larger than any model ({MAX_ARTIFACT_BYTES}); is the manifest's "
+            f"source_run.folder the run this folder was exported from?"
+        )
+    digest = hashlib.sha256()
+    try:
+        with open(model, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as err:
+        raise ValidateError(f"{model}: cannot be read: {err.strerror or err}") from None
+    if digest.hexdigest() != model_sha256:
+        return None  # another model since: its metrics are not this folder's
+    values = parse_json(
+        read_bounded(metrics, MAX_MANIFEST_BYTES, "run's metrics", ValidateError), str(metrics), ValidateError
+    )
+    if not isinstance(values, dict):
+        raise ValidateError(f"{metrics}: not a JSON object")
+    return {"folder": str(run), **values}
 
 
 #: A common Cortex-M4 clock, to turn instruction counts into a time per decision.
@@ -328,6 +367,7 @@ def validate(
 
     folder = Path(folder)
     manifest = load_manifest(folder)  # every file's sha256 and size checked
+    _training_metrics(manifest)  # the source run's files, refused now if they must be
     budget_spec = load_budget(budget, manifest["task"])
     out_dir = Path(out) if out else default_out(folder)
     available = runnable_artifacts(manifest)
