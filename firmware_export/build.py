@@ -345,8 +345,8 @@ def cortex_m4_check(src: Path, signal: np.ndarray, side: np.ndarray | None, n_cl
     Returns sizes, instructions per decision (mean / max), and whether the M4's decisions
     and probability bits equal the host build's.
     """
-    with tempfile.TemporaryDirectory(prefix="biosig-m4-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="biosig-m4-") as tmp_name:
+        tmp = Path(tmp_name)
         host = parse_firmware_output(run_firmware(build_firmware(src, signal, side, tmp, "host"), "host"), n_classes)
         m4 = parse_firmware_output(run_firmware(build_firmware(src, signal, side, tmp, "cortex-m4")), n_classes)
         sizes = m4_sizes(src, tmp)

@@ -93,7 +93,9 @@ def _refuse(layer, why: str):
 def spec_from_keras(model, n_steps: int, classes: list[str]) -> CModelSpec:
     """Read a trained Keras 2 classifier into a :class:`CModelSpec`, refusing anything the
     generated C would not compute exactly as Keras does."""
-    lstm, dense, order = [], [], []
+    lstm: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    dense: list[tuple[np.ndarray, np.ndarray]] = []
+    order: list[str] = []
     n_side = 0
     for layer in model.layers:
         kind = type(layer).__name__
@@ -134,7 +136,8 @@ def spec_from_keras(model, n_steps: int, classes: list[str]) -> CModelSpec:
                     f"activation '{act}' (bias {cfg['use_bias']}); the head must be "
                     "Dense(relu) then Dense(softmax), with biases",
                 )
-            dense.append(tuple(np.asarray(w, np.float32) for w in layer.get_weights()))
+            kernel, bias = (np.asarray(w, np.float32) for w in layer.get_weights())
+            dense.append((kernel, bias))
             order.append("dense")
         elif kind == "Dropout":
             continue  # identity at inference
@@ -157,9 +160,13 @@ def spec_from_keras(model, n_steps: int, classes: list[str]) -> CModelSpec:
 def spec_from_weights(weights: dict[str, np.ndarray], n_steps: int, classes: list[str]) -> CModelSpec:
     """From ``reference_float32.npz`` arrays (an export's layout; the layer checks were made
     when that file was written from the Keras model)."""
-    lstm, i = [], 0
+    lstm: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    i = 0
     while f"lstm_{i}_kernel" in weights:
-        lstm.append(tuple(np.asarray(weights[f"lstm_{i}_{k}"], np.float32) for k in ("kernel", "recurrent", "bias")))
+        kernel, recurrent, bias = (
+            np.asarray(weights[f"lstm_{i}_{k}"], np.float32) for k in ("kernel", "recurrent", "bias")
+        )
+        lstm.append((kernel, recurrent, bias))
         i += 1
     dense = (np.asarray(weights["dense_kernel"], np.float32), np.asarray(weights["dense_bias"], np.float32))
     head = (np.asarray(weights["probs_kernel"], np.float32), np.asarray(weights["probs_bias"], np.float32))
@@ -295,6 +302,7 @@ def generate(
     q8 = precision == "int8"
     size = sizes(spec, precision)
     sos = np.zeros((0, 6)) if spec.sos is None else spec.sos
+    sos_zi = np.zeros((0, 2)) if spec.sos_zi is None else spec.sos_zi  # set with sos (with_preprocessing)
     n_sec = len(sos)
     shape = " -> ".join(f"LSTM({u})" for u in units)
 
@@ -434,7 +442,7 @@ def generate(
             *[f"    {{{_floats(row)}}}," for row in sos],
             "};",
             f"static const float filter_zi[{n_sec}][2] = {{",
-            *[f"    {{{_floats(row)}}}," for row in spec.sos_zi],
+            *[f"    {{{_floats(row)}}}," for row in sos_zi],
             "};",
         ]
     c += [

@@ -156,7 +156,7 @@ class Int8Model:
             if exact_activations
             else Table(sigmoid_table(), -SIGMOID_TABLE_RANGE, SIGMOID_TABLE_RANGE)
         )
-        assert exact_activations or len(self.table.values) == SIGMOID_TABLE_N
+        assert isinstance(self.table, ExactActivations) or len(self.table.values) == SIGMOID_TABLE_N
 
     def zero_state(self, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         return [np.zeros((n, u), F) for u in self.units], [np.zeros((n, u), F) for u in self.units]
@@ -183,6 +183,8 @@ class Int8Model:
         x = np.asarray(x, F)
         if h is None:
             h, c = self.zero_state(len(x))
+        if c is None:
+            raise ValueError("give both states, h and c, or neither")
         h, c = list(h), list(c)
         for t in range(x.shape[1]):
             v = x[:, t]

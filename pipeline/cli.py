@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import TYPE_CHECKING
 
@@ -492,6 +493,51 @@ def cmd_run(args) -> int:
     return _budget_exit(report)
 
 
+#: The longest push ``--chunk-s`` may ask for: a push is held in memory whole (60 s of 21
+#: channels at the highest rate the resampler takes is ~1 GB), and longer ones gain nothing.
+MAX_CHUNK_S = 60.0
+
+
+def number(low: float = -math.inf, high: float = math.inf, *, above: bool = True, integer: bool = False, nonzero=False):
+    """An argparse ``type=`` for a numeric option: a finite number (an integer with
+    ``integer``) above ``low`` (at least ``low`` with ``above=False``), at most ``high``,
+    not 0 with ``nonzero``. NaN, infinity, a wrong sign or a size that would exhaust memory
+    is refused by argparse in one line, exit 2, before any work; every subcommand's numeric
+    options take one of these."""
+
+    def parse(text: str):
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {'an integer' if integer else 'a number'}: {text!r}") from None
+        if (
+            math.isfinite(value)
+            and (value > low if above else value >= low)
+            and value <= high
+            and not (nonzero and value == 0)
+        ):
+            return value
+        bounds = []
+        if low > -math.inf:
+            bounds.append(f"{'above' if above else 'at least'} {low:g}")
+        if high < math.inf:
+            bounds.append(f"at most {high:g}")
+        if nonzero:
+            bounds.append("not 0")
+        kind = "integer" if integer else "number"
+        raise argparse.ArgumentTypeError(
+            f"must be a finite {kind}{' ' if bounds else ''}{' and '.join(bounds)}, got {text!r}"
+        )
+
+    parse.__name__ = "integer" if integer else "number"
+    return parse
+
+
+def seconds(high: float = math.inf, *, zero: bool = False):
+    """A duration option in seconds: finite, above 0 (or at least 0 with ``zero``), at most ``high``."""
+    return number(0.0, high, above=not zero)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="biosig-edge", description="LSTM models of ECG and EEG recordings, from the recordings to small devices."
@@ -674,7 +720,7 @@ examples:
     p.add_argument(
         "--artifact", default=None, help="model to run (default tflite_float32 for ECG, stream_tflite_float32 for EEG)"
     )
-    p.add_argument("--fs", type=float, help="sampling rate of stdin/CSV/NPY/MAT input, Hz")
+    p.add_argument("--fs", type=number(0.0), help="sampling rate of stdin/CSV/NPY/MAT input, Hz")
     p.add_argument("--units", help="units of stdin/CSV/NPY/MAT input (mV, uV, V; counts: with --gain)")
     p.add_argument("--channels", help="input labels (ECG1,ECG2) or a mapping MODEL=INPUT (MLII=ECG1,V1=ECG2)")
     p.add_argument(
@@ -683,7 +729,9 @@ examples:
         choices=["text", "f32le", "i16le"],
         help="stdin: text lines, or binary little-endian float32/int16 frames (default text)",
     )
-    p.add_argument("--gain", type=float, help="converter counts per unit (i16le, or counts in text/CSV/NPY/MAT)")
+    p.add_argument(
+        "--gain", type=number(nonzero=True), help="converter counts per unit (i16le, or counts in text/CSV/NPY/MAT)"
+    )
     p.add_argument("--mat-var", help="the variable of a .mat file holding the signal")
     p.add_argument(
         "--bad-lines",
@@ -701,7 +749,12 @@ examples:
         "--trusted-key",
         help="Ed25519 public key (PEM) the artifact folder must be signed with (default $BIOSIG_EDGE_TRUSTED_KEY)",
     )
-    p.add_argument("--chunk-s", type=float, default=1.0, help="seconds per push (default 1.0)")
+    p.add_argument(
+        "--chunk-s",
+        type=seconds(MAX_CHUNK_S),
+        default=1.0,
+        help=f"seconds per push (default 1.0, at most {MAX_CHUNK_S:g})",
+    )
     p.add_argument("--realtime", action="store_true", help="pace the replay at the sampling rate")
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/ (dataset records)")
     live = p.add_argument_group("live sources and sinks")
@@ -716,8 +769,15 @@ examples:
         metavar="FILE",
         help="also append events to FILE, each line flushed; rotated by size (FILE.1, FILE.2 ...)",
     )
-    live.add_argument("--jsonl-max-mb", type=float, default=50.0, help="rotate --jsonl FILE at this size (default 50)")
-    live.add_argument("--jsonl-keep", type=int, default=5, help="rotated files kept (default 5)")
+    live.add_argument(
+        "--jsonl-max-mb", type=number(0.0, 1e6), default=50.0, help="rotate --jsonl FILE at this size (default 50)"
+    )
+    live.add_argument(
+        "--jsonl-keep",
+        type=number(1, 1000, above=False, integer=True),
+        default=5,
+        help="rotated files kept (default 5)",
+    )
     live.add_argument(
         "--lsl-outlet",
         metavar="NAME",
@@ -726,7 +786,7 @@ examples:
     )
     live.add_argument(
         "--stall-s",
-        type=float,
+        type=seconds(),
         default=5.0,
         help="a live source silent this long gives a 'gap' event and the state restarts (default 5)",
     )
@@ -736,10 +796,13 @@ examples:
         help="reopen a live source that disappears, with backoff (0.5 s doubling to 30 s); default: end cleanly",
     )
     live.add_argument(
-        "--wait-s", type=float, default=10.0, help="wait this long for an LSL stream to appear (default 10)"
+        "--wait-s",
+        type=seconds(zero=True),
+        default=10.0,
+        help="wait this long for an LSL stream to appear (default 10)",
     )
-    live.add_argument("--baud", type=int, default=115200, help="serial line speed (default 115200)")
-    live.add_argument("--duration-s", type=float, help="stop after this many seconds of signal")
+    live.add_argument("--baud", type=number(0, integer=True), default=115200, help="serial line speed (default 115200)")
+    live.add_argument("--duration-s", type=seconds(), help="stop after this many seconds of signal")
     p.set_defaults(func=cmd_stream)
 
     p = sub.add_parser(
@@ -759,25 +822,27 @@ examples:
     p.add_argument("record", metavar="RECORD", help="DATASET:ID, a file, or an id of the model's dataset")
     p.add_argument("--to", default="lsl", choices=["lsl"], help="where to publish (lsl)")
     p.add_argument("--name", help="LSL stream name (default biosig-edge-RECORD)")
-    p.add_argument("--speed", type=float, default=1.0, help="times real time (default 1)")
-    p.add_argument("--chunk-s", type=float, default=0.02, help="seconds of signal per push (default 0.02)")
-    p.add_argument("--seconds", type=float, help="only the first SECONDS of the recording")
+    p.add_argument("--speed", type=number(0.0, 1e6), default=1.0, help="times real time (default 1)")
+    p.add_argument(
+        "--chunk-s", type=seconds(MAX_CHUNK_S), default=0.02, help="seconds of signal per push (default 0.02)"
+    )
+    p.add_argument("--seconds", type=seconds(), help="only the first SECONDS of the recording")
     p.add_argument(
         "--wait-s",
-        type=float,
+        type=seconds(zero=True),
         default=0.0,
         help="wait up to this long for a consumer before the first sample (default: start at once)",
     )
     p.add_argument(
         "--linger-s",
-        type=float,
+        type=seconds(zero=True),
         default=2.0,
         help="keep the outlet this long after the last sample, so that inlets drain it (default 2)",
     )
-    p.add_argument("--fs", type=float, help="sampling rate of CSV/NPY/MAT input, Hz")
+    p.add_argument("--fs", type=number(0.0), help="sampling rate of CSV/NPY/MAT input, Hz")
     p.add_argument("--units", help="units of CSV/NPY/MAT input")
     p.add_argument("--channels", help="channels to read (labels), as for stream")
-    p.add_argument("--gain", type=float, help="converter counts per unit")
+    p.add_argument("--gain", type=number(nonzero=True), help="converter counts per unit")
     p.add_argument("--mat-var", help="the variable of a .mat file holding the signal")
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/ (dataset records)")
     p.set_defaults(func=cmd_replay, format="text", bad_lines="error", baud=115200)

@@ -7,7 +7,7 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.read.cards import load_card, parse_card
 from pipeline.read.mitdb import read_mitdb_beats
-from pipeline.read.splits import Split, bonn_split, eegmat_split, mitdb_split, subject_folds
+from pipeline.read.splits import Split, SplitError, bonn_split, eegmat_split, mitdb_split, record_folds, subject_folds
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,10 @@ def test_card_with_unknown_key_or_wrong_type_is_refused(tmp_path):
         parse_card({**raw, "fs_hz": "173.61"}, tmp_path / "x.toml")
     with pytest.raises(ConfigError, match="missing key 'labels'"):
         parse_card({k: v for k, v in raw.items() if k != "labels"}, tmp_path / "x.toml")
+
+
+def test_record_folds_with_no_shuffle_to_try_is_refused():
+    counts = {record: Counter({"N": 10, "S": 2}) for record in ("a", "b", "c", "d")}
+    assert len(record_folds(counts, 2, ["S"], attempts=1)) == 2
+    with pytest.raises(SplitError, match="attempts=0"):
+        record_folds(counts, 2, ["S"], attempts=0)

@@ -15,6 +15,7 @@ meaningful after a window's last chunk (side features are used only there).
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def state_ranges(weights: dict, windows: np.ndarray, batch: int = 1024) -> dict:
     lo = [{"h": np.inf, "c": np.inf} for _ in range(n_layers)]
     hi = [{"h": -np.inf, "c": -np.inf} for _ in range(n_layers)]
     # per layer, state, unit: (best value, window index) for the lowest and highest
-    best = {}
+    best: dict[tuple, tuple[Any, int]] = {}
     for start in range(0, len(windows), batch):
         seq = np.asarray(windows[start : start + batch], np.float64)
         for i in range(n_layers):
@@ -145,7 +146,8 @@ def state_coverage(
     Returns {"h_0": {"representative": [min, max], "training": [min, max], "coverage": f}, ...,
     "covered": bool}.
     """
-    out, short = {}, []
+    out: dict[str, Any] = {}
+    short: list[str] = []
     for i, (rep, train) in enumerate(zip(representative["layers"], training["layers"])):
         for name in ("h", "c"):
             width = train[name][1] - train[name][0]

@@ -46,7 +46,7 @@ def op_versions(model_bytes: bytes) -> dict[str, int]:
     from tensorflow.lite.python.util import _convert_model_from_bytearray_to_object
 
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    out = {}
+    out: dict[str, int] = {}
     for code in _convert_model_from_bytearray_to_object(bytearray(model_bytes)).operatorCodes:
         name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), f"builtin {code.builtinCode}")
         out[name] = max(out.get(name, 0), int(code.version))

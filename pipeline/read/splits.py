@@ -9,6 +9,7 @@ it reads the cards and ``read.summary`` reports it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,7 +156,7 @@ def check_folds(folds: list[tuple[str, ...]], counts: dict[str, Counter], requir
 
 
 def record_folds(
-    counts: dict[str, Counter], k: int, required: list[str] = (), seed: int = 0, attempts: int = 2000
+    counts: dict[str, Counter], k: int, required: Sequence[str] = (), seed: int = 0, attempts: int = 2000
 ) -> list[tuple[str, ...]]:
     """k folds of records for cross-validation inside a training split.
 
@@ -169,8 +170,11 @@ def record_folds(
     records = sorted(counts)
     if not 2 <= k <= len(records):
         raise SplitError(f"{k} CV folds need 2 <= k <= {len(records)} records ({', '.join(records)})")
+    if attempts < 1:
+        raise SplitError(f"record_folds needs at least one shuffle to try, got attempts={attempts}")
     total = {c: sum(counts[r][c] for r in records) for c in required}
-    best, best_share = None, -1.0
+    best: list[tuple[str, ...]] = []
+    best_share = -1.0
     for attempt in range(attempts):
         order = np.random.default_rng(seed + attempt).permutation(len(records))
         folds = [tuple(sorted(records[i] for i in part)) for part in np.array_split(order, k)]

@@ -69,6 +69,7 @@ def _old_generator(commit: str, tmp: Path):
     (tmp / "old_c_model.py").write_text(text)
     (tmp / "old_host_driver.c").write_text(driver)
     spec = importlib.util.spec_from_file_location("old_c_model", tmp / "old_c_model.py")
+    assert spec is not None and spec.loader is not None  # a .py file path always has both
     module = importlib.util.module_from_spec(spec)
     sys.modules["old_c_model"] = module
     spec.loader.exec_module(module)
@@ -90,8 +91,8 @@ def compare(folder: Path, commit: str, data_dir=None, log=print) -> list[dict]:
     signal = read_heldout(manifest, heldout_ids(manifest)[0], data_dir, seconds=60.0).signal
     k = len(manifest["classes"])
     rows = []
-    with tempfile.TemporaryDirectory(prefix="biosig-identity-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="biosig-identity-") as tmp_name:
+        tmp = Path(tmp_name)
         old, old_driver = _old_generator(commit, tmp)
         for precision in c_model.PRECISIONS:
             (tmp / "old").mkdir(exist_ok=True)

@@ -11,6 +11,8 @@ printed, never asserted.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.runtime.reference import NumpyLSTM
     from pipeline.tools.identity_check import heldout_windows
 
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(main.__doc__ or "").splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {row['layer']} | {t + 1} | {row['h_mean'][t]:.2e} | {row['h_max'][t]:.2e} | {row['c_mean'][t]:.2e} | "
                 f"{row['c_max'][t]:.2e} | {row['h_ref'][t]:.3f}, {row['c_ref'][t]:.3f} |"
             )
-    variants = [
+    variants: list[tuple[str, dict[str, Any]]] = [
         ("the C's scheme: int8 LSTM, table gates, float head", {}),
         ("  with the head in int8 (the scheme before)", {"int8_head": True}),
         ("  with exact activations (no table)", {"exact_activations": True}),

@@ -50,7 +50,7 @@ def run(
 
     manifest = load_manifest(folder)
     rec = dataset_record(record, manifest["dataset"], data_dir)
-    rows = []
+    rows: list[dict] = []
     with tempfile.NamedTemporaryFile(suffix=".f32") as raw:
         rec.signal.astype(np.float32).tofile(raw.name)
         recordings = [Heldout(record, rec.signal, rec.spec).measure_entry(raw.name)]
@@ -80,23 +80,20 @@ def run(
             except RuntimeError as e:
                 rows.append({"artifact": artifact, "error": str(e)})
                 continue
-            rows.append(
-                {
-                    "artifact": artifact,
-                    "record": record,
-                    "duration_s": rec.duration_s,
-                    "beats": big["recordings"][0]["decisions"],
-                    "seconds": big["push_seconds"],
-                    "x_real_time": rec.duration_s / big["push_seconds"],
-                    "x_real_time_small": rec.duration_s / r["push_seconds"],
-                    "decision_us": float(np.median(decisions["decision_s"])) * 1e6,
-                    "latency_ms": latency_summary(r["latency_s"]),
-                    "peak_rss_mb": max(big["peak_rss_mb"], r["peak_rss_mb"]),
-                    "tensorflow_imported": bool(
-                        big["heavy_modules"] or r["heavy_modules"] or decisions["heavy_modules"]
-                    ),
-                }
-            )
+            row: dict = {
+                "artifact": artifact,
+                "record": record,
+                "duration_s": rec.duration_s,
+                "beats": big["recordings"][0]["decisions"],
+                "seconds": big["push_seconds"],
+                "x_real_time": rec.duration_s / big["push_seconds"],
+                "x_real_time_small": rec.duration_s / r["push_seconds"],
+                "decision_us": float(np.median(decisions["decision_s"])) * 1e6,
+                "latency_ms": latency_summary(r["latency_s"]),
+                "peak_rss_mb": max(big["peak_rss_mb"], r["peak_rss_mb"]),
+                "tensorflow_imported": bool(big["heavy_modules"] or r["heavy_modules"] or decisions["heavy_modules"]),
+            }
+            rows.append(row)
     return rows
 
 

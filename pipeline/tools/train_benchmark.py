@@ -142,7 +142,7 @@ def determinism_cost(pairs: int = 3) -> str:
     import subprocess
     import sys
 
-    times = {"1": [], "0": []}
+    times: dict[str, list[float]] = {"1": [], "0": []}
     for _ in range(pairs):
         for flag in ("1", "0"):
             out = subprocess.run([sys.executable, "-c", _COST_CHILD, flag], capture_output=True, text=True, check=True)

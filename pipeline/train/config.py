@@ -32,6 +32,11 @@ PreprocessConfig = dataclasses.make_dataclass(
     frozen=True,
 )
 PreprocessConfig.__module__ = __name__
+if typing.TYPE_CHECKING:
+    # Built at run time, so the checker sees a value, not a class: its fields are Any to it.
+    PreprocessConfigType = typing.Any
+else:
+    PreprocessConfigType = PreprocessConfig
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,7 @@ class TaskConfig:
     classes: list[str]
     channels: list[str]
     seed: int
-    preprocess: PreprocessConfig
+    preprocess: PreprocessConfigType
     window: WindowConfig
     data: DataConfig
     model: ModelConfig

@@ -18,6 +18,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -111,7 +112,7 @@ class _EpochTrainer:
         )
         self.rng = np.random.default_rng(seed)
         self.majority = int(np.bincount(y).argmax())
-        self.good = None  # (weights, epoch index) of the last finite epoch
+        self.good: tuple[list, int] | None = None  # (weights, epoch index) of the last finite epoch
 
     def epoch(self, epoch: int) -> float:
         cfg, y = self.cfg, self.y
@@ -291,7 +292,7 @@ def cross_validate(cfg: TaskConfig, table: WindowTable, train_groups, log=print)
     classes = cfg.classes
     groups = sorted(set(train_groups))
     in_train = np.isin(table.group, groups)
-    counts = {g: Counter() for g in groups}
+    counts: dict[str, Counter] = {str(g): Counter() for g in groups}
     for g, lab in zip(table.group[in_train], table.label[in_train]):
         counts[str(g)][str(lab)] += 1
     folds = record_folds(counts, cfg.data.cv_folds, cfg.data.cv_fold_classes, cfg.data.cv_seed)
@@ -360,7 +361,7 @@ def cross_validate(cfg: TaskConfig, table: WindowTable, train_groups, log=print)
     smooth = np.array([plains[max(0, e - 1) : e + 2].mean() for e in range(len(plains))])
     chosen = int(np.argmax(smooth))
     offsets = choose_offsets(cfg, y_oof, all_probs[chosen]) if cfg.train.tune_offsets else np.zeros(len(classes))
-    best = {
+    best: dict[str, Any] = {
         "score": _monitor(cfg, y_oof, all_probs[chosen], offsets),
         "epoch": chosen,
         "offsets": offsets,
@@ -484,7 +485,7 @@ def train_task(
             err.model.save(out_dir / "checkpoint.keras")
             raise TrainingError(f"{err} -> last good model saved as {out_dir / 'checkpoint.keras'}") from None
         raise
-    metrics = {
+    metrics: dict[str, Any] = {
         "task": cfg.task,
         "profile": cfg.profile,
         "split": split.to_dict(),

@@ -28,6 +28,7 @@ import socket
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import BiosigError, ConfigError
 from pipeline.train.config import TaskConfig, load_config
@@ -207,7 +208,7 @@ def sweep(
 
     from pipeline.read.splits import record_folds
 
-    counts = {g: Counter() for g in train_groups}
+    counts: dict[str, Counter] = {str(g): Counter() for g in train_groups}
     for g, lab in zip(table.group, table.label):
         counts[str(g)][str(lab)] += 1
     record_folds(counts, base.data.cv_folds, base.data.cv_fold_classes, base.data.cv_seed)
@@ -242,7 +243,8 @@ def sweep(
                 name=out.stem, storage_path=str(storage), progress_reporter=reporter, verbose=verbose
             ),
         )
-        results = tuner.fit()
+        # Ray's ResultGrid iterates by index (no __iter__ for a checker); its results are read as documented.
+        results: Any = tuner.fit()
         ok = [
             r for r in results if r.error is None and r.metrics and math.isfinite(r.metrics.get("cv_score", math.nan))
         ]
