@@ -1,13 +1,22 @@
-"""The data commands on the real databases."""
+"""The data commands on the real databases; every numeric option refuses what is not a
+sensible number in one line."""
 
+import argparse
+import contextlib
+import io
 import json
+import math
 import subprocess
 import sys
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.cli import build_parser, main
+
 
 def test_data_summary_json_counts(capsys):
-    from pipeline.cli import main
-
     assert main(["data", "summary", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     m = out["mitdb"]["per_split"]
@@ -30,3 +39,98 @@ def test_console_script_help_explains_the_commands():
     )
     for word in ("check", "summary", "fetch"):
         assert word in result.stdout
+
+
+# ------------------------------------------------------------------- numeric options
+
+#: Each subcommand with its positional arguments (never read: options fail first).
+COMMANDS = {"stream": ["ART", "-"], "replay": ["ART", "100"]}
+
+
+def _numeric_options() -> list[tuple[str, str, object]]:
+    """(subcommand, option, its type) for every option of stream and replay that takes a
+    number: found in the parser, so that an option added later is held to the same rule."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    out = []
+    for command in COMMANDS:
+        for action in sub.choices[command]._actions:
+            name = getattr(action.type, "__name__", "")
+            if action.option_strings and name in ("number", "integer", "float", "int"):
+                out.append((command, action.option_strings[0], action.type))
+    return out
+
+
+def _run(argv) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(argv)
+        except SystemExit as stop:
+            code = stop.code
+    return code, err.getvalue()
+
+
+def test_every_numeric_option_of_stream_and_replay_is_checked_by_argparse():
+    options = _numeric_options()
+    assert len(options) >= 14
+    # A bare float or int lets NaN, infinity and any sign through (reliability probe N6).
+    assert [(c, o) for c, o, t in options if t in (float, int)] == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    case=st.sampled_from(_numeric_options()),
+    bad=st.one_of(
+        st.sampled_from(["nan", "NaN", "inf", "-inf", "1e400", "-1", "-5", "0", "-0.0", "1e12", "abc", ""]),
+        st.floats(allow_nan=True, allow_infinity=True).map(repr),
+        st.integers(-(10**15), 0).map(str),
+    ),
+)
+def test_a_bad_number_for_any_numeric_option_is_one_error_line_and_exit_2(case, bad):
+    command, option, parse = case
+    try:
+        parse(bad)  # what the option itself accepts ...
+        accepted = True
+    except argparse.ArgumentTypeError:
+        accepted = False
+    value = float(bad) if bad.strip() and bad not in ("abc",) else math.nan
+    if accepted:
+        # ... is finite, and above 0 unless it is --gain (any finite non-zero) or may be 0 (waits, lingers)
+        assert math.isfinite(value)
+        assert value != 0 or option in ("--wait-s", "--linger-s")
+        assert value > 0 or option in ("--gain", "--wait-s", "--linger-s")
+        return
+    code, err = _run([command, *COMMANDS[command], f"{option}={bad}"])
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert code == 2 and "Traceback" not in err, err
+    assert len(lines) == 1 and f"argument {option}" in lines[0], err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["stream", "ART", "-", "--chunk-s", "nan"],
+            "argument --chunk-s: must be a finite number above 0 and at most 60",
+        ),
+        (["stream", "ART", "-", "--chunk-s", "1e12"], "at most 60, got '1e12'"),
+        (["stream", "ART", "-", "--duration-s", "-1"], "argument --duration-s: must be a finite number above 0"),
+        (["stream", "ART", "-", "--jsonl-max-mb", "inf"], "argument --jsonl-max-mb: must be a finite number above 0"),
+        (["stream", "ART", "-", "--jsonl-keep", "-1"], "argument --jsonl-keep: must be a finite integer at least 1"),
+        (["stream", "ART", "lsl:x", "--wait-s", "-5"], "argument --wait-s: must be a finite number at least 0"),
+        (["replay", "ART", "100", "--speed", "0"], "argument --speed: must be a finite number above 0"),
+        (["replay", "ART", "100", "--seconds", "-5"], "argument --seconds: must be a finite number above 0"),
+    ],
+)
+def test_the_reliability_probes_numeric_options_are_refused_naming_the_option(argv, message):
+    code, err = _run(argv)
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_good_numbers_still_parse():
+    args = build_parser().parse_args(
+        ["stream", "ART", "-", "--chunk-s", "0.05", "--wait-s", "0", "--jsonl-keep", "3", "--gain", "-200"]
+    )
+    assert (args.chunk_s, args.wait_s, args.jsonl_keep, args.gain) == (0.05, 0.0, 3, -200.0)
+    args = build_parser().parse_args(["replay", "ART", "100", "--speed", "20", "--linger-s", "0"])
+    assert (args.speed, args.linger_s) == (20.0, 0.0)
