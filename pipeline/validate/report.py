@@ -46,21 +46,40 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
     out = []
     ok = [r for r in report["rows"] if r["status"] == "ok"]
     rec = report["recommendation"]
+    targets = [t for t in ("raspberry_pi_cpu", "microcontroller") if t in rec]
     out.append(
         (
             "Recommended",
             ["target", "artifact", "why"],
             [
                 [
-                    "Raspberry-Pi-class CPU",
-                    rec["raspberry_pi_cpu"]["artifact"] or "none",
-                    rec["raspberry_pi_cpu"]["reason"],
-                ],
-                ["microcontroller", rec["microcontroller"]["artifact"] or "none", rec["microcontroller"]["reason"]],
+                    rec[t].get("label", t),
+                    rec[t]["artifact"] or ("none: FAILED" if rec[t].get("judged", True) else "none"),
+                    rec[t]["reason"],
+                ]
+                for t in targets
             ],
-            "",
+            "An artifact is recommended only if it meets every counted budget; the run fails (exit 1) only "
+            "when a target with artifacts to judge is left with none (rule: pipeline/validate/budgets.py)."
+            + (
+                f" Target {report['target']['label']}: this run's latencies x{report['target']['scale']:.2f} "
+                f"(its calibration loop {report['target']['calibration_ms']:.0f} ms, this machine's "
+                f"{report['target']['here_ms']:.0f} ms, median of the run); assumed: {report['target']['assumption']}."
+                if report.get("target")
+                else ""
+            ),
         )
     )
+    blocked = rec.get("not_recommended") or {}
+    if blocked:
+        out.append(
+            (
+                "Not recommended",
+                ["artifact", "why"],
+                [[name, "; ".join(reasons)] for name, reasons in blocked.items()],
+                "Each misses a counted budget (or did not run): real misses, not a failure of the run.",
+            )
+        )
     header = [
         "artifact",
         "stored B",
@@ -169,7 +188,15 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
     for name in dict.fromkeys(b["artifact"] for b in results):
         cells = {
             b["key"]: f"{fmt(b['value'], spec.get(b['unit'], '.2f'))} {b['unit']}"
-            + ("" if b["passed"] else (" FAIL" if b.get("counted", True) else " (busy machine)"))
+            + (
+                ""
+                if b["passed"]
+                else " FAIL"
+                if b.get("counted", True)
+                else " (busy machine)"
+                if "busy" in b.get("note", "busy")
+                else " (reported)"
+            )
             for b in results
             if b["artifact"] == name
         }
@@ -202,8 +229,14 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
                 if report["budget_passed"]
                 else f"{sum(not b['passed'] and b.get('counted', True) for b in results)} limit(s) missed (FAIL)"
             )
-            + (f"; {len(uncounted)} absolute latency miss(es) on a busy machine, not counted" if uncounted else "")
-            + "."
+            + (f"; {len(uncounted)} absolute latency miss(es) reported, not counted" if uncounted else "")
+            + ". Absolute latency is judged on a declared target (--target) or when you set it (your budget "
+            "file, --max-p99-latency-ms); otherwise this machine's figure is reported beside the task's default."
+            + (
+                f" Latencies judged on {report['target']['label']}: this machine's x{report['target']['scale']:.2f}."
+                if report.get("target")
+                else ""
+            )
             + load_note,
         )
     )
@@ -379,7 +412,13 @@ def _heading(report: dict) -> tuple[str, list[str]]:
         f"Artifacts: `{report['artifact_folder']}`",
         where
         + (f", first {split['seconds_per_recording']:.0f} s of each" if split["seconds_per_recording"] else "")
-        + ("" if split["complete"] else ". **A SUBSET: not all the recordings.**"),
+        + (
+            ""
+            if split["complete"]
+            else ". **A SUBSET: not all the recordings.**"
+            if len(split["recordings"]) < split["of_total"]
+            else f". **A SUBSET: every recording, but only {split['signal_s'] / 3600:.2f} h of their signal.**"
+        ),
         f"Made {report['created_utc']} in {report['wall_s'] / 60:.1f} min; pushes of "
         f"{1000 * report['method']['chunk_s']:.0f} ms; latency = {report['method']['latency']}.",
     ]

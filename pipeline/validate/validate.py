@@ -25,7 +25,7 @@ from pipeline.errors import BiosigError
 from pipeline.manifest import load_manifest
 from pipeline.runtime.measure import latency_summary, measure_in_child
 from pipeline.validate import score
-from pipeline.validate.budgets import check_budget, load_budget
+from pipeline.validate.budgets import check_budget, load_budget, target_scale
 from pipeline.validate.heldout import heldout_ids, read_heldout
 
 REFERENCE = "reference_float32"
@@ -33,6 +33,26 @@ REFERENCE = "reference_float32"
 STORED_AS = {"tflite": "flatbuffer", "onnx": "ONNX file", "npz": "npz weights", "c": "shared library"}
 #: Throughputs within this fraction of the fastest are a tie when recommending.
 SPEED_TIE = 0.05
+
+
+#: The quick profile streams the first this many seconds of every held-out recording:
+#: every held-out patient, a part of each (ECG: 22 DS2 records x 5 min, about 8,000
+#: beats, instead of 11 h), so that the main job fits in minutes on 2 cores. The report
+#: marks the split as a subset; the full profile streams it whole.
+QUICK_SECONDS = 300.0
+
+
+def quick_artifacts(manifest: dict) -> list[str]:
+    """What the quick profile streams: the float and int8 model of each interpreter one
+    would ship (:func:`pipeline.manifest.shipping_artifacts`) and the generated C
+    (``c_float32``, ``c_int8``) where export built a library for this machine, so that
+    both targets, a CPU and a microcontroller, get a recommendation."""
+    from pipeline.manifest import shipping_artifacts
+    from pipeline.runtime.c_backend import C_ARTIFACTS
+
+    runnable = runnable_artifacts(manifest)
+    wanted = set(shipping_artifacts(manifest)) | set(C_ARTIFACTS)
+    return [a for a in runnable if a in wanted]
 
 
 class ValidateError(BiosigError):
@@ -197,63 +217,104 @@ def firmware_check(folder: Path, manifest: dict, log=print) -> dict:
     return out
 
 
+#: The targets a recommendation is made for, in the order they are shown.
+TARGET_LABELS = {"raspberry_pi_cpu": "Raspberry-Pi-class CPU", "microcontroller": "microcontroller"}
+#: Artifacts a microcontroller runs: the generated C, then TFLite Micro's integer models.
+MCU_C = (("c_int8", "int8 weights"), ("c_float32", "float32 weights (needs an FPU: Cortex-M4F)"))
+MCU_TFLM = ("tflite_int8", "stream_tflite_int8", "stream_tflite_int16x8")
+
+
+def _not_recommended(rows: list[dict], budget_results: list[dict]) -> dict[str, list[str]]:
+    """{artifact: why it cannot be recommended}: each counted budget miss, a failure to
+    run, or export's agreement target missed. The float reference is the yardstick, never
+    a candidate (on a loaded machine it would "pass every budget" as the only one exempt)."""
+    from pipeline.validate.budgets import describe_miss
+
+    why: dict[str, list[str]] = {}
+    for r in rows:
+        if r["artifact"] == REFERENCE:
+            continue
+        reasons = why.setdefault(r["artifact"], [])
+        if r["status"] != "ok":
+            reasons.append(f"did not run ({str(r.get('error', ''))[:120]})")
+        elif r.get("meets_agreement_target") is False:
+            check = r.get("export_check") or {}
+            reasons.append(
+                "missed the agreement target at export"
+                + (f" ({100 * check['agreement']:.2f} % of decisions equal float)" if "agreement" in check else "")
+            )
+    for b in budget_results:
+        if not b["passed"] and b.get("counted", True) and b["artifact"] in why:
+            why[b["artifact"]].append(f"{describe_miss(b)} ({b['key']})")
+    return {a: reasons for a, reasons in why.items() if reasons}
+
+
 def recommend(
     rows: list[dict],
     budget_results: list[dict],
     manifest: dict,
     firmware_c: dict | None = None,
     min_agreement_pct: float = 99.5,
+    cpu_label: str = TARGET_LABELS["raspberry_pi_cpu"],
 ) -> dict:
-    """One artifact per target, with the reason.
+    """One artifact per target, with the reason; ``None`` with the reason when no
+    artifact can be recommended there.
 
-    Raspberry-Pi-class CPU: among the artifacts that meet every budget (else those that
-    miss fewest), the ones within ``SPEED_TIE`` of the fastest count as equally fast (a
-    few percent is this machine's noise); of those, the one whose decisions follow float
-    most closely, then the smallest peak memory, then the smallest file. Microcontroller: the int8 model, the only one an integer-only
-    MCU runtime (TFLite Micro) runs; its arena from export. An artifact that export marked
-    as missing the agreement target (``meets_agreement_target`` false) is never recommended.
+    Only an artifact that meets every counted budget can be recommended (a budget is a
+    shipping filter); each one that cannot is listed under ``not_recommended`` with its
+    misses. CPU: of those, the ones within ``SPEED_TIE`` of the fastest count as equally
+    fast (a few percent is this machine's noise); of those, the one whose decisions follow
+    float most closely, then the smallest peak memory, then the smallest file.
+    Microcontroller: the generated C (int8 weights, else float32, which needs an FPU),
+    from the Cortex-M4 build when QEMU ran it, else from its host build streamed here
+    (the same C source); else TFLite Micro's integer model. ``judged`` is False for a
+    target none of whose artifacts was validated: nothing to recommend, nothing failed.
     """
-    failed = {}
-    for r in budget_results:
-        failed.setdefault(r["artifact"], [])
-        if not r["passed"] and r.get("counted", True):
-            failed[r["artifact"]].append(r["key"])
-    # The float reference is the yardstick, exempt from the budgets: never a candidate (on a
-    # loaded machine every other artifact can miss the latency budget, and the exempt one
-    # would then "pass every budget"); nor is an artifact that export marked as missing
-    # the agreement target.
-    ok = [
-        r
-        for r in rows
-        if r["status"] == "ok" and r["artifact"] != REFERENCE and r.get("meets_agreement_target") is not False
-    ]
-    out = {}
-    passing = [r for r in ok if not failed.get(r["artifact"])]
+    blocked = _not_recommended(rows, budget_results)
+    ok = {r["artifact"]: r for r in rows if r["status"] == "ok" and r["artifact"] != REFERENCE}
+    passing = [r for name, r in ok.items() if name not in blocked]
+
+    def misses(names) -> str:
+        named = [f"{n}: {'; '.join(blocked[n])}" for n in names if n in blocked]
+        return f" ({' | '.join(named)})" if named else ""
+
+    out: dict = {}
     if passing:
         fastest = max(r["x_real_time"] for r in passing)
         tied = [r for r in passing if r["x_real_time"] >= (1 - SPEED_TIE) * fastest]
         best = min(tied, key=lambda r: (-round(r["agreement_pct"], 2), round(r["peak_rss_mb"]), r["size_bytes"]))
-        reason = (
-            f"within every budget and within {100 * SPEED_TIE:.0f} % of the fastest "
-            f"({best['x_real_time']:.0f}x real time, p99 {best['p99_latency_ms']:.2f} ms per decision); of "
-            f"those, decisions closest to float ({best['agreement_pct']:.2f} %), then least memory "
-            f"({best['peak_rss_mb']:.0f} MB peak RSS) and size ({best['size_bytes']:,} B)"
-        )
-    elif ok:
-        best = min(ok, key=lambda r: (len(failed.get(r["artifact"], [])), -r["agreement_pct"]))
-        reason = (
-            f"no artifact meets every budget; this one misses fewest ({', '.join(failed.get(best['artifact'], []))})"
-        )
+        cpu = {
+            "artifact": best["artifact"],
+            "reason": f"within every budget and within {100 * SPEED_TIE:.0f} % of the fastest "
+            f"({best['x_real_time']:.0f}x real time, p99 {best['p99_latency_ms']:.2f} ms per decision "
+            f"on this machine); of those, decisions closest to float ({best['agreement_pct']:.2f} %), "
+            f"then least memory ({best['peak_rss_mb']:.0f} MB peak RSS) and size ({best['size_bytes']:,} B)",
+        }
     else:
-        best, reason = None, "no artifact ran"
-    out["raspberry_pi_cpu"] = {"artifact": best["artifact"] if best else None, "reason": reason}
-    int8 = next(
-        (r for r in ok if r["artifact"] in ("tflite_int8", "stream_tflite_int8", "stream_tflite_int16x8")), None
-    )
-    firmware = manifest.get("firmware") or {}
-    arena = firmware.get("arena_bytes")
+        cpu = {
+            "artifact": None,
+            "reason": ("no artifact meets every budget" + misses(blocked)) if blocked else "no artifact was validated",
+        }
+    judged = any(r["artifact"] != REFERENCE for r in rows)
+    out["raspberry_pi_cpu"] = {**cpu, "label": cpu_label, "judged": judged}
+    validated = {r["artifact"] for r in rows}
+    out["microcontroller"] = {
+        **_recommend_mcu(ok, validated, blocked, manifest, firmware_c, min_agreement_pct),
+        "label": TARGET_LABELS["microcontroller"],
+    }
+    out["not_recommended"] = blocked
+    return out
 
-    def c_reason(r: dict, precision: str) -> str:
+
+def _recommend_mcu(
+    ok: dict, validated: set, blocked: dict, manifest: dict, firmware_c: dict | None, min_agreement_pct: float
+) -> dict:
+    """The microcontroller's pick (see :func:`recommend`): {artifact, reason, judged}.
+    ``ok``: the rows that ran, by artifact; ``validated``: every artifact streamed."""
+    firmware_c = firmware_c or {}
+    arena = (manifest.get("firmware") or {}).get("arena_bytes")
+
+    def m4_reason(r: dict, precision: str) -> str:
         return (
             f"generated C with {precision}: {r['flash_bytes']:,} B flash, {r['ram_with_stack_bytes']:,} B RAM "
             f"with stack"
@@ -267,38 +328,71 @@ def recommend(
             f"{100 * r['export_agreement']:.2f} % of held-out windows"
         )
 
-    for name, precision in (("c_int8", "int8 weights"), ("c_float32", "float32 weights (needs an FPU: Cortex-M4F)")):
-        r = (firmware_c or {}).get(name)
-        if r and r["decisions_equal_host"] and (r["export_agreement"] or 0) * 100 >= min_agreement_pct:
-            reason = c_reason(r, precision)
-            if name == "c_float32" and "c_int8" in (firmware_c or {}):
-                reason += (
-                    f"; the int8 build keeps only {100 * firmware_c['c_int8']['export_agreement']:.2f} % "
-                    f"(< {min_agreement_pct:g} %)"
-                )
-            out["microcontroller"] = {"artifact": name, "reason": reason}
-            return out
-    if int8 is not None:
+    tried = []
+    for name, precision in MCU_C:
+        m4 = firmware_c.get(name)
+        row = ok.get(name)
+        if not m4 and name not in validated:
+            continue
+        tried.append(name)
+        if name in blocked or (not m4 and row is None):
+            continue
+        if m4:
+            if not m4["decisions_equal_host"] or (m4["export_agreement"] or 0) * 100 < min_agreement_pct:
+                continue
+            reason = m4_reason(m4, precision)
+        else:  # streamed on this machine from the same C source; no Cortex-M4 build here
+            reason = (
+                f"generated C with {precision}: its host build streamed here, {row['agreement_pct']:.2f} % of "
+                f"decisions equal to float, within every budget (the same C source the Cortex-M4 build compiles; "
+                f"flash, RAM and instructions not measured: "
+                f"{firmware_c.get('skipped') or 'no Cortex-M4 build in this run'})"
+            )
+        if name == "c_float32" and "c_int8" in tried:
+            int8 = firmware_c.get("c_int8") or {}
+            why = (
+                "; ".join(blocked["c_int8"])
+                if "c_int8" in blocked
+                else f"keeps only {100 * int8.get('export_agreement', 0):.2f} % (< {min_agreement_pct:g} %)"
+            )
+            reason += f"; not the int8 build: {why}"
+        return {"artifact": name, "reason": reason, "judged": True}
+    for name in MCU_TFLM:
+        if name not in validated:
+            continue
+        tried.append(name)
+        row = ok.get(name)
+        if name in blocked or row is None:
+            continue
         reason = (
-            f"full-integer model for TFLite Micro ({int8['size_bytes']:,} B flatbuffer"
-            + (f", {firmware['arena_bytes']:,} B tensor arena" if firmware.get("arena_bytes") else "")
-            + f"); {int8['agreement_pct']:.2f} % of streamed decisions equal to float, macro-F1 "
-            f"{int8['macro_f1_drop_pt']:+.2f} pt vs float"
+            f"full-integer model for TFLite Micro ({row['size_bytes']:,} B flatbuffer"
+            + (f", {arena:,} B tensor arena" if arena else "")
+            + f"); {row['agreement_pct']:.2f} % of streamed decisions equal to float, macro-F1 "
+            f"{row['macro_f1_drop_pt']:+.2f} pt vs float"
         )
-        if failed.get(int8["artifact"]):
-            reason += f"; misses budget(s): {', '.join(failed[int8['artifact']])}"
-        out["microcontroller"] = {"artifact": int8["artifact"], "reason": reason}
+        return {"artifact": name, "reason": reason, "judged": True}
+    named = [f"{n}: {'; '.join(blocked[n])}" for n in tried if n in blocked]
+    if named:
+        reason = "no microcontroller artifact meets every budget (" + " | ".join(named) + ")"
+    elif tried:
+        reason = (
+            f"the generated C's Cortex-M4 build does not give the host build's decisions, or keeps fewer "
+            f"than {min_agreement_pct:g} % of float's"
+        )
     else:
-        out["microcontroller"] = {
-            "artifact": None,
-            "reason": "no full-integer artifact ran"
-            + (
-                ""
-                if not [r for r in rows if r.get("meets_agreement_target") is False]
-                else " that meets the agreement target at export"
-            ),
-        }
-    return out
+        reason = "no microcontroller artifact (generated C, full-integer TFLite) was validated"
+    return {"artifact": None, "reason": reason, "judged": bool(tried)}
+
+
+def verdict(report: dict) -> list[str]:
+    """Why the run fails, one line per target judged and left without a recommendation
+    (empty: it passes). The rule is in :mod:`pipeline.validate.budgets`."""
+    rec = report["recommendation"]
+    return [
+        f"no artifact can be recommended on a {rec[t]['label']}: {rec[t]['reason']}"
+        for t in TARGET_LABELS
+        if rec[t]["artifact"] is None and rec[t].get("judged", True)
+    ]
 
 
 def machine_load() -> dict:
@@ -347,6 +441,8 @@ def validate(
     records: str | Path | None = None,
     record_options: dict | None = None,
     withhold: bool = False,
+    target: str | None = None,
+    budget_overrides: dict | None = None,
 ) -> tuple[Path, dict]:
     """Validate the artifact folder; returns (report folder, report dict).
 
@@ -356,6 +452,9 @@ def validate(
     user's own labelled recordings instead of the task's held-out split (see
     :mod:`pipeline.validate.heldout`); ``record_options``: ``fs_hz``, ``units``, ``gain``
     for its bare-number files. ``withhold``: score with unusable decisions withheld.
+    ``target``: a declared target (:data:`pipeline.validate.budgets.TARGETS`) absolute
+    latency limits are judged on; ``budget_overrides``: {limit key: value} set by the user
+    on top of the budget file.
 
     Every input error (folder, budget, output folder, artifact names) is found before
     anything streams; the report folder is written whole or not at all, by one run at a
@@ -368,7 +467,8 @@ def validate(
     folder = Path(folder)
     manifest = load_manifest(folder)  # every file's sha256 and size checked
     _training_metrics(manifest)  # the source run's files, refused now if they must be
-    budget_spec = load_budget(budget, manifest["task"])
+    budget_spec = load_budget(budget, manifest["task"], budget_overrides)
+    target_scale(target, [])  # an unknown target is refused before anything streams
     out_dir = Path(out) if out else default_out(folder)
     available = runnable_artifacts(manifest)
     if REFERENCE not in available:
@@ -457,6 +557,7 @@ def validate(
             withhold,
             log,
             t0,
+            target=target,
         )
         from pipeline.validate.report import write_report
 
@@ -486,6 +587,7 @@ def _report(
     withhold,
     log,
     t0,
+    target=None,
 ) -> dict:
     entries = {a["name"]: a for a in manifest["artifacts"]}
     rows = []
@@ -540,7 +642,8 @@ def _report(
         if row["status"] == "ok":
             row["p99_latency_ratio"] = row["p99_latency_ms"] / ref_row["p99_latency_ms"]
             row["throughput_ratio"] = row["x_real_time"] / ref_row["x_real_time"]
-    budget_results = check_budget(budget_spec, rows, REFERENCE, loaded=load["loaded"])
+    target_info = target_scale(target, load["calibration_ms"])
+    budget_results = check_budget(budget_spec, rows, REFERENCE, loaded=load["loaded"], target=target_info)
     firmware_c = firmware_check(folder, manifest, log)
     versions = {}
     for m in measured.values():
@@ -571,7 +674,7 @@ def _report(
             "train": len(manifest["split"]["train"]),
             "val": len(manifest["split"]["val"]),
         }
-    return {
+    report = {
         "schema": "biosig-edge-validation/1",
         "task": manifest["task"],
         "dataset": manifest.get("dataset"),
@@ -593,8 +696,14 @@ def _report(
         "budget": budget_spec,
         "budget_results": budget_results,
         "budget_passed": all(r["passed"] or not r["counted"] for r in budget_results),
+        "target": target_info,
         "recommendation": recommend(
-            rows, budget_results, manifest, firmware_c, budget_spec.get("min_agreement_pct", 99.5)
+            rows,
+            budget_results,
+            manifest,
+            firmware_c,
+            budget_spec.get("min_agreement_pct", 99.5),
+            cpu_label=target_info["label"] if target_info else TARGET_LABELS["raspberry_pi_cpu"],
         ),
         "firmware_c": firmware_c,
         "export": {
@@ -610,3 +719,6 @@ def _report(
         "training": _training_metrics(manifest),
         "wall_s": time.perf_counter() - t0,
     }
+    report["failures"] = verdict(report)
+    report["passed"] = not report["failures"]
+    return report
