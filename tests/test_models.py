@@ -3,6 +3,7 @@ CV inside DS1 (folds never share a record, never touch DS2), deterministic train
 decision offsets carried in the output bias."""
 
 import json
+import platform
 from collections import Counter
 
 import numpy as np
@@ -216,3 +217,51 @@ def test_the_benchmark_table_gives_mean_and_spread_over_seeds():
     assert "| S Se | 82.0 | 2.0 | 2.0 | 80.0 / 84.0 / 82.0 | >= 80 | met" in table
     assert "| S +P | 40.0 | 0.0 | 0.0 | 40.0 / 40.0 / 40.0 | >= 45 | **missed**" in table
     assert "[+0.00, +1.00, +0.50, -2.00]" in table
+
+
+# --- the same weights on another x86 CPU ---------------------------------------------------
+
+#: Two epochs of the ECG model on real DS1 windows in a fresh process; prints a hash of the
+#: weights. oneDNN reads ONEDNN_MAX_CPU_ISA once, at TensorFlow's start: hence a process each.
+_TRAIN_AND_HASH = """
+import hashlib, os
+import numpy as np
+import pipeline.train
+from pipeline.train.config import load_config
+from pipeline.train.data import load_windows
+from pipeline.train.fit import make_deterministic
+from pipeline.train.model import build_model, keras
+cfg = load_config("ecg-mitdb", "quick")
+make_deterministic(cfg.seed, True)
+x, s, y = load_windows(cfg, ["208"]).take(["208"], cfg.classes)
+x, s, y = x[:1024], s[:1024], y[:1024]
+m = build_model(cfg.model, x.shape[1], x.shape[2], s.shape[1], len(cfg.classes), seed=cfg.seed)
+m.compile(optimizer=keras().optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+m.fit([x, s], y, batch_size=256, epochs=2, verbose=0, shuffle=False)
+print(os.environ["ONEDNN_MAX_CPU_ISA"], hashlib.sha256(b"".join(w.tobytes() for w in m.get_weights())).hexdigest())
+"""
+
+
+def _train_and_hash(isa: str | None) -> tuple[str, str]:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    if isa:
+        env["ONEDNN_MAX_CPU_ISA"] = isa
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    out = subprocess.run(
+        [sys.executable, "-c", _TRAIN_AND_HASH], env=env, capture_output=True, text=True, check=True, timeout=600
+    )
+    isa_seen, digest = out.stdout.split()[-2:]
+    return isa_seen, digest
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="oneDNN's x86 instruction sets")
+def test_training_pins_the_cpu_kernels_so_another_x86_cpu_gives_the_same_weights():
+    pinned_isa, pinned = _train_and_hash(None)  # what `biosig-edge train` does on any x86 CPU
+    assert pinned_isa == "AVX2"
+    assert _train_and_hash("AVX2")[1] == pinned
+    # The instruction set changes the weights (a CPU without the pin would differ): the pin matters.
+    assert _train_and_hash("AVX")[1] != pinned

@@ -9,7 +9,19 @@ full int8), and tf2onnx turns it into a native ONNX ``LSTM`` node; a Keras 3 LST
 """
 
 import os
+import platform
 
 # Must be set before TensorFlow is first imported, so that tf.keras and the TFLite
 # converter see the same (Keras 2) model classes as tf_keras.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+# The same weights on every x86 CPU. TensorFlow's matrix products (Eigen's contractions
+# included) run on oneDNN kernels chosen at run time for the CPU's widest instruction set, and
+# each set sums in another order: one epoch of the ECG model on the same windows gives other
+# weights under ONEDNN_MAX_CPU_ISA=AVX than under AVX2 (tests/test_models.py): the likely reason
+# the same command landed 11 points apart in S Se on two machines of one kind (AVX2 here,
+# AVX-512 on many Intel servers). Capping the set at AVX2, which every x86 machine of this kind has,
+# makes the kernels and so the weights the same; the cost is AVX-512's speed, none on 2k-weight
+# LSTMs. A user who wants the widest kernels sets ONEDNN_MAX_CPU_ISA=ALL.
+if platform.machine().lower() in ("x86_64", "amd64"):
+    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
