@@ -669,3 +669,109 @@ def test_replay_publishes_recordings_only(exported, capsys, record):
     _, out, _ = exported
     assert main(["replay", str(out), record]) == 2
     assert "replay publishes a recording" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- sinks and lines that fail
+
+
+@pytest.fixture(scope="module")
+def synthetic_ecg(tmp_path_factory):
+    """A sealed ECG folder with a random-weight numpy model (tests/synthetic_artifact.py):
+    the sources and sinks around it are what is held here."""
+    from synthetic_artifact import make_folder
+
+    return make_folder(tmp_path_factory.mktemp("synthetic") / "ecg")
+
+
+def test_events_on_a_full_disk_end_the_stream_in_one_line(synthetic_ecg, ecg_100):
+    # Reliability probe N7: --jsonl /dev/full, or stdout on a full disk, ended in an
+    # OSError traceback (and Python's own flush of stdout at exit failed again).
+    text = "".join(f"{a:.3f} {b:.3f}\n" for a, b in ecg_100[: 60 * 360])
+    common = [
+        *CLI,
+        "stream",
+        str(synthetic_ecg),
+        "-",
+        "--fs",
+        "360",
+        "--units",
+        "mV",
+        "--artifact",
+        "reference_float32",
+    ]
+    with open("/dev/full", "w") as full:
+        runs = {
+            "/dev/full": subprocess.run(
+                [*common, "--to", "none", "--jsonl", "/dev/full"], input=text, capture_output=True, text=True
+            ),
+            "stdout": subprocess.run(common, input=text, stdout=full, stderr=subprocess.PIPE, text=True),
+        }
+    for where, done in runs.items():
+        errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+        assert done.returncode == 2 and "Traceback" not in done.stderr and "Exception" not in done.stderr, done.stderr
+        assert errors == [f"biosig-edge: error: {where}: cannot write events: No space left on device"], done.stderr
+
+
+def test_a_serial_line_that_never_yields_a_valid_frame_says_what_to_check(synthetic_ecg, monkeypatch, capsys):
+    """Reliability probe N15: 2-channel frames read as 3 channels (or a wrong format or
+    baud rate) gave only 'no samples yet ... waiting'. After 1 KiB without a valid frame a
+    'garbled' event says how many bytes were skipped and which options to check."""
+    needs_module("serial", "device-serial")
+    import serial
+
+    from pipeline.runtime.sources.serial import FrameDecoder, encode_frame
+
+    frames = b"".join(encode_frame(k, [k, -k]) for k in range(2000))  # 2 channels, 7 bytes each
+    three = FrameDecoder(3, "i16le")
+    fed = [three.feed(frames[i : i + 100]) for i in range(0, len(frames), 100)]
+    hints = [(len(rows), e) for rows, events in fed for _, e in events]
+    assert [e["skipped_bytes"] >= 1024 for _, e in hints] == [True, True]  # at 1 KiB, then 4 KiB
+    assert all(n == 0 and "valid i16le frame of 3 channel(s) (9 bytes)" in e["hint"] for n, e in hints)
+    assert "--channels" in hints[0][1]["hint"] and "--baud" in hints[0][1]["hint"]
+    rows, events = FrameDecoder(2, "i16le").feed(frames)
+    assert rows.shape == (2000, 2) and events == []  # the right declaration: no hint
+
+    # The same through a pty and the command line: the event reaches stdout.
+    opened, open_port = threading.Event(), serial.serial_for_url
+
+    def serial_for_url(*args, **kw):
+        port = open_port(*args, **kw)
+        opened.set()
+        return port
+
+    monkeypatch.setattr(serial, "serial_for_url", serial_for_url)
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+
+        def device():
+            opened.wait(60)
+            view = memoryview(frames)
+            while len(view):
+                view = view[os.write(master, view[:4096]) :]
+
+        writer = threading.Thread(target=device, daemon=True)
+        writer.start()
+        watchdog = threading.Timer(4, os.kill, (os.getpid(), signal.SIGTERM))
+        watchdog.start()
+        try:
+            rc = main(
+                [
+                    "stream",
+                    str(synthetic_ecg),
+                    f"serial:{os.ttyname(slave)}",
+                    *("--fs", "360", "--units", "mV", "--channels", "MLII,V1,V5"),
+                    *("--format", "i16le", "--gain", "200", "--artifact", "reference_float32"),
+                ]
+            )
+        finally:
+            watchdog.cancel()
+        writer.join(10)
+    finally:
+        os.close(master)
+        os.close(slave)
+    captured = capsys.readouterr()
+    events = _lines(captured.out)
+    assert rc == 0, captured.err
+    assert events and all(e["kind"] == "garbled" and e["skipped_bytes"] >= 1024 for e in events)
+    assert "--format, --channels" in events[0]["hint"] and "Traceback" not in captured.err

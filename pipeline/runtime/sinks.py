@@ -18,11 +18,18 @@ timestamps: see :mod:`pipeline.runtime.live`), in order:
     decisions up with the signal they came from. For a source on the Unix clock, that time
     is moved onto the LSL clock by the offset between the two clocks read at start.
 
+A sink that cannot write (a full disk, an I/O error) raises :class:`SinkError` naming it,
+once: the stream stops there with one line and exit code 2, and the sink writes nothing
+more (what it still buffers is dropped, so that closing it, or Python's own flush of
+stdout at exit, does not fail a second time). A reader that went away (``| head``) is a
+``BrokenPipeError``, which the command line ends quietly.
+
 Device side: standard library (and pylsl for the outlet, imported only there).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -36,17 +43,40 @@ class SinkError(BiosigError):
     """A sink that cannot be opened (a file that cannot be written, no liblsl)."""
 
 
+def _failed(where: str, err: OSError) -> SinkError:
+    return SinkError(f"{where}: cannot write events: {err.strerror or err}")
+
+
 class JsonLinesSink:
     """Events as JSON lines on a text stream (default stdout)."""
 
     def __init__(self, stream=None):
+        if stream is None and sys.stdout is None:
+            raise SinkError("stdout is closed: the events have nowhere to go (give --jsonl FILE with --to none)")
         self.stream = stream if stream is not None else sys.stdout
+        self.where = "stdout" if self.stream is sys.stdout else str(getattr(self.stream, "name", "the events stream"))
+        self.failed = False
+
+    def _do(self, op) -> None:
+        if self.failed:
+            return
+        try:
+            op()
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            self.failed = True
+            if self.stream is sys.stdout:
+                # Drop what stdout still buffers: its flush at exit would fail again.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise _failed(self.where, err) from None
 
     def write(self, event: dict) -> None:
-        self.stream.write(json.dumps(event) + "\n")
+        line = json.dumps(event) + "\n"
+        self._do(lambda: self.stream.write(line))
 
     def flush(self) -> None:
-        self.stream.flush()
+        self._do(self.stream.flush)
 
     def close(self) -> None:
         self.flush()
@@ -67,6 +97,7 @@ class RotatingJsonlSink:
         self.max_bytes, self.keep = int(max_bytes), max(1, int(keep))
         if self.max_bytes <= 0:
             raise SinkError(f"--jsonl-max-mb must be positive, got {max_bytes / 1e6:g}")
+        self.failed = False
         self.file = self._open()
 
     def _open(self):
@@ -89,22 +120,46 @@ class RotatingJsonlSink:
         self.path.rename(self.path.with_name(f"{self.path.name}.1"))
         self.file = self._open()
 
+    def _do(self, op) -> None:
+        if self.failed:
+            return
+        try:
+            op()
+        except OSError as err:
+            self.failed = True
+            try:
+                self.file.close()
+            except OSError:
+                pass  # its buffer cannot be written either: dropped
+            raise _failed(str(self.path), err) from None
+
     def write(self, event: dict) -> None:
         line = json.dumps(event) + "\n"
         size = len(line.encode("utf-8"))
-        if self.size and self.size + size > self.max_bytes:
-            self._rotate()
-        self.file.write(line)
-        self.file.flush()
+
+        def write() -> None:
+            if self.size and self.size + size > self.max_bytes:
+                self._rotate()
+            self.file.write(line)
+            self.file.flush()
+
+        self._do(write)
         self.size += size
 
     def flush(self) -> None:
-        self.file.flush()
+        self._do(self.file.flush)
 
     def close(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
+        def close() -> None:
+            self.file.flush()
+            try:
+                os.fsync(self.file.fileno())
+            except OSError as err:
+                if err.errno != errno.EINVAL:  # a device or pipe that cannot be synced: nothing to sync
+                    raise
+            self.file.close()
+
+        self._do(close)
 
 
 class LSLOutletSink:

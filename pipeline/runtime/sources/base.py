@@ -86,6 +86,8 @@ class StdinSource(Source):
         if on_bad_line not in ("error", "gap"):
             raise SourceError(f"on_bad_line must be 'error' or 'gap', got '{on_bad_line}'")
         self.spec, self.fmt, self.gain, self.on_bad_line = spec, fmt, gain, on_bad_line
+        if stream is None and sys.stdin is None:
+            raise SourceError("stdin is closed: give the samples on stdin ('< FILE' or a pipe), or a file as INPUT")
         self.stream = stream if stream is not None else sys.stdin.buffer
         self.bad_lines = 0
 
@@ -99,7 +101,7 @@ class StdinSource(Source):
         width = len(self.spec.channels)
         rows: list[list[float]] = []
         for number, raw in enumerate(self.stream, 1):
-            line = raw.decode("utf-8", errors="replace").strip()
+            line = raw.decode("utf-8-sig", errors="replace").strip()  # utf-8-sig: a leading byte-order mark
             if not line or line.startswith("#"):
                 continue
             tokens = _SPLIT.split(line)

@@ -42,6 +42,13 @@ are the stall timeout's). Each disturbance is one ``signal_quality`` event, ``ga
 where it happened, and every lost frame becomes a NaN row, so that sample indices stay
 true and the session restarts across the hole. A bad CRC is never an exception.
 
+A line that never yields a valid frame (another ``--format``, another number of
+``--channels`` than the device sends, which changes the frame size, or another baud rate)
+gives a ``garbled`` event with ``skipped_bytes`` and a ``hint`` naming those options once
+``NO_FRAME_HINT_BYTES`` have arrived without one, and again each time four times as many
+have (text: a line longer than ``MAX_LINE_BYTES``, as at a wrong baud rate, is dropped the
+same way).
+
 Bytes that arrived before the port was opened are stale: pyserial empties the input queue
 on opening, and sample 0 is the first frame read after it. Timestamps are arrival times
 on this machine's Unix clock: the last sample of a read gets
@@ -61,6 +68,22 @@ from pipeline.runtime.sources.base import FORMATS, SourceError
 from pipeline.runtime.sources.live import Chunk, LiveSource, SourceLost
 
 SYNC = 0xA5
+#: Bytes without a single valid frame after which the user is told what to check.
+NO_FRAME_HINT_BYTES = 1024
+#: The longest text line taken; longer, it is garbage (a wrong baud rate) and is dropped.
+MAX_LINE_BYTES = 4096
+
+
+def _no_frame_event(skipped: int, what: str) -> dict:
+    return {
+        "type": "signal_quality",
+        "kind": "garbled",
+        "lost_frames": 0,
+        "skipped_bytes": skipped,
+        "action": "no sample yet: waiting for a valid frame",
+        "hint": f"{skipped} bytes arrived without {what}: check --format, --channels (their number "
+        f"sets the frame size) and --baud against what the device sends",
+    }
 
 
 def _crc8_table() -> list[int]:
@@ -109,6 +132,7 @@ class FrameDecoder:
         if fmt not in FORMATS:
             raise SourceError(f"serial frames are {' or '.join(FORMATS)}, not '{fmt}'")
         self.dtype = np.dtype(FORMATS[fmt])
+        self.fmt = fmt
         self.n_channels = n_channels
         self.payload_len = self.dtype.itemsize * n_channels
         self.frame_len = 3 + self.payload_len
@@ -116,6 +140,7 @@ class FrameDecoder:
         self.expected_seq: int | None = None  # the next frame's sequence number
         self.skipped = 0  # bytes skipped since the last accepted frame
         self.frames = self.lost = self.skipped_total = 0
+        self.hint_at = NO_FRAME_HINT_BYTES  # skipped bytes (before any frame) that give the next hint
 
     def _valid(self, at: int) -> bool:
         frame = self.buffer[at : at + self.frame_len]
@@ -169,6 +194,12 @@ class FrameDecoder:
             self.expected_seq = (seq + 1) & 0xFF
             i += n
         del buf[:i]
+        if self.expected_seq is None and self.skipped >= self.hint_at:
+            # Not one valid frame yet: the stream would only say "waiting" for ever.
+            what = f"a valid {self.fmt} frame of {self.n_channels} channel(s) ({self.frame_len} bytes)"
+            events.append((len(rows), _no_frame_event(self.skipped, what)))
+            while self.hint_at <= self.skipped:
+                self.hint_at *= 4
         x = np.array(rows, dtype=np.float64).reshape(len(rows), self.n_channels)
         return x, events
 
@@ -185,11 +216,13 @@ class LineDecoder:
         self.pending = b""
         self.first = True
         self.garbled = 0
+        self.samples = 0  # rows given so far
 
     def feed(self, data: bytes) -> tuple[np.ndarray, list[tuple[int, dict]]]:
         self.pending += data
         *lines, self.pending = self.pending.split(b"\n")
-        rows, events = [], []
+        rows: list = []
+        events: list[tuple[int, dict]] = []
         for raw in lines:
             first, self.first = self.first, False
             line = raw.decode("utf-8", errors="replace").strip()
@@ -217,6 +250,22 @@ class LineDecoder:
                 )
                 values = [np.nan] * self.n_channels
             rows.append(values)
+        self.samples += len(rows)
+        if len(self.pending) > MAX_LINE_BYTES:
+            # No end of line in sight: garbage, not a sample (a wrong baud rate); dropped.
+            # Within a stream it took the place of samples: one NaN row, so that the session
+            # restarts instead of gluing the signal across it.
+            self.garbled += 1
+            what = f"an end of line (text lines of {self.n_channels} number(s))"
+            event = _no_frame_event(len(self.pending), what)
+            if self.samples:
+                event.update(lost_frames=1, action="lost samples as a gap (state reset)")
+                events.append((len(rows), event))
+                rows.append([np.nan] * self.n_channels)
+                self.samples += 1
+            else:
+                events.append((len(rows), event))
+            self.pending, self.first = b"", False
         return np.array(rows, dtype=np.float64).reshape(len(rows), self.n_channels), events
 
 
