@@ -267,8 +267,6 @@ def open_sinks(args, manifest, clock: str) -> list:
 
 
 def cmd_stream(args) -> int:
-    import warnings
-
     from tqdm import tqdm
 
     from pipeline.manifest import read_manifest
@@ -280,11 +278,12 @@ def cmd_stream(args) -> int:
     sinks = open_sinks(args, manifest, "lsl" if args.record.lower().startswith("lsl:") else "unix")
     source = None
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        from pipeline.read.files import input_notes
+
+        with input_notes() as notes:
             source = open_input(args, manifest)
-        for w in caught:
-            print(f"biosig-edge: note: {w.message}", file=sys.stderr)
+        for note in notes:
+            print(f"biosig-edge: note: {note}", file=sys.stderr)
         _, mapping = _channels_option(args.channels)
         from pipeline.runtime.sources import LiveSource
 

@@ -2,8 +2,11 @@
 
 import hashlib
 import os
+import re
 import shutil
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -171,3 +174,45 @@ def test_readers_never_modify_the_shared_data(data_dir):
     after = [(hashlib.sha256(f.read_bytes()).hexdigest(), os.stat(f).st_mtime_ns) for f in files]
     assert before == after
     assert not list((data_dir / "mitdb").glob("*.partial"))
+
+
+def test_an_npy_header_declaring_more_than_its_file_holds_is_refused_before_allocating(tmp_path):
+    # Reliability probe N11: a header shape of (10**12, 2) over a 160-byte body made numpy
+    # allocate 14.6 TiB (MemoryError traceback). The shape is held against the file's size.
+    from pipeline.read.files import read_recording
+
+    np.save(tmp_path / "small.npy", np.zeros((10, 2)))
+    header = (tmp_path / "small.npy").read_bytes()
+    for shape in ("(1000000000000, 2)", "(1000000000, 2)", "(11, 2)"):
+        (tmp_path / "big.npy").write_bytes(header.replace(b"'shape': (10, 2)", f"'shape': {shape}".encode()))
+        with pytest.raises(RecordError, match=rf"big\.npy: its header declares an array of shape {re.escape(shape)}"):
+            read_recording(tmp_path / "big.npy", fs_hz=360, units="mV")
+    assert read_recording(tmp_path / "small.npy", fs_hz=360, units="mV").signal.shape == (10, 2)
+
+
+def test_a_closed_stdin_is_refused_in_one_line(tmp_path):
+    # Reliability probe N7: `biosig-edge stream ART - ... <&-` ended in an AttributeError.
+    from synthetic_artifact import make_folder
+
+    art = make_folder(tmp_path / "art")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "stream", str(art), "-", "--fs", "360", "--units", "mV"],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.close(0),  # as the shell's <&-
+    )
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        "biosig-edge: error: stdin is closed: give the samples on stdin ('< FILE' or a pipe), or a file as INPUT"
+    ]
+
+
+def test_a_labels_csv_with_a_byte_order_mark_is_read(tmp_path, data_dir):
+    # Reliability probe N12: a spreadsheet's labels.csv began with '\ufefffile', and its
+    # header row was taken for a recording labelled 'label'.
+    from pipeline.validate.heldout import user_record_ids
+
+    for name in ("S001.txt", "Z001.txt"):
+        shutil.copy(data_dir / "bonn" / ("E_S" if name[0] == "S" else "A_Z") / name, tmp_path / name)
+    (tmp_path / "labels.csv").write_bytes(b"\xef\xbb\xbffile,label\r\nS001.txt,E_S\r\nZ001.txt,A_Z\r\n")
+    manifest = {"kind": "eeg-windows", "classes": ["A_Z", "B_O", "C_N", "D_F", "E_S"]}
+    assert user_record_ids(manifest, tmp_path) == ["S001.txt", "Z001.txt"]

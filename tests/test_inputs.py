@@ -342,3 +342,118 @@ def test_validate_on_a_folder_of_own_records_equals_the_built_in_split(exported,
         se360, se250 = r360["metrics"]["per_class"][cls]["se"], r250["metrics"]["per_class"][cls]["se"]
         assert abs(se360 - se250) <= 0.02, (cls, se360, se250)
     assert "Recordings: 3 of 3 in" in (tmp_path / "v_250" / "report.md").read_text()
+
+
+# ----------------------------------------------------- odd rates, odd files, library noise
+# A sealed folder with a random-weight numpy model (tests/synthetic_artifact.py): what is
+# held here is the input side (rates, headers, notes), which does not depend on the weights.
+
+
+@pytest.fixture(scope="module")
+def synthetic_ecg(tmp_path_factory):
+    from synthetic_artifact import make_folder
+
+    return make_folder(tmp_path_factory.mktemp("synthetic") / "ecg")
+
+
+def _cli(*args, **kw):
+    """``biosig-edge ARGS --artifact reference_float32`` (the synthetic folder's one model)."""
+    argv = [sys.executable, "-m", "pipeline.cli", *map(str, args), "--artifact", "reference_float32"]
+    return subprocess.run(argv, capture_output=True, **kw)
+
+
+def test_a_rate_with_17_digits_streams(synthetic_ecg, data_dir, tmp_path):
+    """Reliability probe N1: record 100 at 250 Hz declared as 249.99999999999997 Hz (what
+    1 / dt gives) crashed in its first second (int64 overflow in the resampler). It streams
+    to the end, with the same beats as declared at 250 Hz, and the note says the rate was
+    taken as 250 Hz and how far that is from what was declared."""
+    rec = read_recording(holter(data_dir, tmp_path, "100", 250.0, seconds=120), annotator=None)
+    text = "\n".join(f"{a:.3f} {b:.3f}" for a, b in rec.signal) + "\n"
+    runs = {
+        fs: _cli("stream", synthetic_ecg, "-", "--fs", fs, "--units", "mV", input=text, text=True)
+        for fs in ("249.99999999999997", "250")
+    }
+    for fs, done in runs.items():
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (fs, done.stderr[-500:])
+    odd, round_ = (_beats(json.loads(line) for line in runs[fs].stdout.splitlines()) for fs in runs)
+    assert len(odd) > 100 and [(b["sample"], b["class"]) for b in odd] == [(b["sample"], b["class"]) for b in round_]
+    assert odd[-1]["time_s"] > 115  # to the end, not the first second
+    assert "250 Hz resampled to 360 Hz (taken as 250 Hz, relative error 1.2e-16)" in runs["249.99999999999997"].stderr
+    assert "taken as" not in runs["250"].stderr
+
+
+def test_a_rate_the_chain_cannot_take_is_refused_in_one_line_naming_the_limit(synthetic_ecg, data_dir, tmp_path):
+    # Reliability probe N5: 1e9 Hz (stdin, or a WFDB header) built a 7 GiB tap table.
+    path = holter(data_dir, tmp_path, "100", 360.0, seconds=10, names=("MLII", "V1"))
+    hea = path.with_suffix(".hea")
+    hea.write_text(hea.read_text().replace(" 2 360 ", " 2 1000000000 ", 1))
+    done = [
+        _cli("stream", synthetic_ecg, "-", "--fs", "1e9", "--units", "mV", input="0.1 0.2\n" * 100, text=True),
+        _cli("stream", synthetic_ecg, path, text=True),
+    ]
+    for d in done:
+        lines = d.stderr.splitlines()
+        assert d.returncode == 2 and len(lines) == 1 and "Traceback" not in d.stderr, d.stderr
+        assert "sampled at 1e+09 Hz, more than 200 times the 360 Hz" in lines[0]
+        assert "the most this chain takes is 72000 Hz" in lines[0]
+
+
+def test_a_csv_with_a_byte_order_mark_or_quoted_names_is_read_by_its_names(data_dir, tmp_path):
+    # Reliability probe N12: a spreadsheet's export ('\ufeffMLII', '"MLII"') was refused as
+    # a file without the model's channels.
+    x = read_wfdb(data_dir / "mitdb" / "100", annotator=None).signal[:720]
+    body = "".join(f"{a:.3f},{b:.3f}\n" for a, b in x)
+    (tmp_path / "plain.csv").write_text("MLII,V5\n" + body)
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfMLII,V5\n" + body.encode())
+    (tmp_path / "quoted.csv").write_text('"MLII","V5"\n' + body)
+    (tmp_path / "both.csv").write_bytes(b"\xef\xbb\xbf'MLII';'V5'\n" + body.replace(",", ";").encode())
+    plain = read_recording(tmp_path / "plain.csv", fs_hz=360, units="mV")
+    for name in ("bom.csv", "quoted.csv", "both.csv"):
+        rec = read_recording(tmp_path / name, fs_hz=360, units="mV")
+        assert rec.channel_names == ("MLII", "V5") and np.array_equal(rec.signal, plain.signal), name
+
+
+def test_a_wfdb_record_streams_without_library_notices_as_notes(synthetic_ecg, data_dir, tmp_path):
+    # Reliability probe N13: pandas' "The inplace keyword in DataFrame.set_index is
+    # deprecated" (from wfdb) came out as two 'biosig-edge: note:' lines on every WFDB input.
+    done = _cli("stream", synthetic_ecg, data_dir / "mitdb" / "100", "--duration-s", "5", text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(f"biosig-edge: {data_dir / 'mitdb' / '100.hea'}: input:"), done.stderr
+    assert "deprecated" not in done.stderr and "note:" not in done.stderr
+    # A note about the file itself still comes (here: a gain of 0).
+    path = holter(data_dir, tmp_path, "100", 360.0, seconds=20, names=("MLII", "V1"))
+    hea = path.with_suffix(".hea")
+    hea.write_text(hea.read_text().replace("200.0(0)/mV", "0(0)/mV"))
+    done = _cli("stream", synthetic_ecg, path, text=True)
+    notes = [line for line in done.stderr.splitlines() if "note:" in line]
+    assert done.returncode == 0 and len(notes) == 2 and all("has gain 0 (uncalibrated)" in n for n in notes)
+
+
+def test_input_notes_keep_what_is_about_the_file_and_drop_library_api_notices():
+    from pipeline.read.files import input_notes
+
+    with input_notes() as notes:
+        warnings.warn("x.hea: signal ECG1 has gain 0 (uncalibrated)", stacklevel=1)
+        warnings.warn("The inplace keyword is deprecated", DeprecationWarning, stacklevel=1)
+        warnings.warn("will change in a future version", FutureWarning, stacklevel=1)
+        warnings.warn("x.edf: flat samples", RuntimeWarning, stacklevel=1)
+    assert notes == ["x.hea: signal ECG1 has gain 0 (uncalibrated)", "x.edf: flat samples"]
+
+
+def test_a_damaged_edf_leaves_stdout_to_the_events(data_dir, tmp_path):
+    # Reliability probe N13: pyedflib wrote 'filesize 1900000 != ...' onto stdout (the JSON
+    # events) for a truncated EDF. It becomes one note on stderr; stdout stays JSON lines.
+    from synthetic_artifact import make_folder
+
+    eeg = make_folder(tmp_path / "eeg", kind="eeg-windows")
+    (tmp_path / "trunc.edf").write_bytes((data_dir / "eegmat" / "Subject00_1.edf").read_bytes()[:1_900_000])
+    done = _cli("stream", eeg, tmp_path / "trunc.edf", "--channels", "EEG=EEG Fz")
+    assert done.returncode == 2 and done.stdout == b"", done.stdout[:200]
+    err = done.stderr.decode().splitlines()
+    assert err[0] == "biosig-edge: note: pyedflib said: filesize 1900000 != 21114*182+5888"
+    assert err[1].startswith("biosig-edge: error: ") and "not a readable EDF file" in err[1] and len(err) == 2
+    # An intact one: every stdout line is an event.
+    done = _cli(
+        "stream", eeg, data_dir / "eegmat" / "Subject00_1.edf", "--channels", "EEG=EEG Fz", "--duration-s", "10"
+    )
+    assert done.returncode == 0 and [json.loads(line)["type"] for line in done.stdout.splitlines()]

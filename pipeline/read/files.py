@@ -20,8 +20,12 @@ no expected rates (that is for the datasets' own readers).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +39,63 @@ EDF_EXTENSIONS = {".edf", ".bdf"}
 TEXT_EXTENSIONS = {".csv", ".txt", ".tsv"}
 #: The WFDB default gain (DEFGAIN in wfdb.h) for a signal whose header gives 0 or none.
 WFDB_DEFAULT_GAIN = 200.0
+
+
+#: Warnings a library gives programmers about its own API: never about the user's file.
+LIBRARY_NOTICES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+@contextlib.contextmanager
+def input_notes() -> Iterator[list[str]]:
+    """Collect, as notes for the user, the warnings raised while an input is read: those
+    about the file (a gain of 0, flat or NaN stretches, a library's complaint about the
+    data), never a library's notices about its own API (``LIBRARY_NOTICES``: pandas'
+    "The inplace keyword ... is deprecated" under wfdb, on every WFDB read), which say
+    nothing about the input and would bury what does.
+
+    ``with input_notes() as notes: ...``: ``notes`` (a list of messages) is filled when the
+    block ends.
+    """
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for category in LIBRARY_NOTICES:
+            warnings.simplefilter("ignore", category)
+        yield notes
+    notes.extend(str(w.message) for w in caught)
+
+
+@contextlib.contextmanager
+def c_stdout_to_stderr(library: str = "pyedflib") -> Iterator[None]:
+    """While the block runs, what C code writes to file descriptor 1 is caught and then
+    given on stderr as one note line: pyedflib prints ``filesize ... != ...`` (without a
+    newline) for a damaged EDF, and stdout carries the events as JSON lines."""
+    import tempfile
+
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 (stdout closed): nothing to protect
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        try:
+            os.dup2(caught.fileno(), 1)
+            yield
+        finally:
+            try:
+                import ctypes
+
+                ctypes.CDLL(None).fflush(None)  # C's stdout buffer, before fd 1 is given back
+            except (OSError, AttributeError):  # no C library to flush (not on this platform)
+                pass
+            os.dup2(saved, 1)
+            os.close(saved)
+            caught.seek(0)
+            said = " ".join(caught.read(2000).decode("utf-8", errors="replace").split())
+            if said:
+                print(f"biosig-edge: note: {library} said: {said}", file=sys.stderr)
 
 
 def is_recording_path(arg: str) -> Path | None:
@@ -141,12 +202,14 @@ def _bare(path: Path, signal: np.ndarray, names, fs_hz, units, channels, gain) -
 def _read_text(path: Path) -> tuple[np.ndarray, list[str] | None]:
     """Numbers separated by commas, tabs, semicolons or blanks; an optional header row of
     channel names. A line that is not numbers is refused, naming it."""
-    lines = path.read_text(errors="replace").splitlines()
+    # utf-8-sig: a spreadsheet's export begins with a byte-order mark, which would cling to
+    # the first column's name; its names may be quoted ("MLII","V5").
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     rows, names, width = [], None, None
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        tokens = [t for t in re.split(r"[,;\t ]+", line.strip()) if t]
+        tokens = [t.strip("\"'") for t in re.split(r"[,;\t ]+", line.strip()) if t.strip("\"'")]
         try:
             values = [float(t) for t in tokens]
         except ValueError:
@@ -183,6 +246,25 @@ def _as_samples(path: Path, array, what: str) -> np.ndarray:
 
 
 def _read_npy(path: Path) -> np.ndarray:
+    import math
+
+    # The header's shape is held against the file's size before numpy allocates it: a
+    # header may claim (10**12, 2) over a 160-byte body.
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = header(f)
+            body = path.stat().st_size - f.tell()
+    except ValueError as err:
+        raise RecordError(f"{path}: not a plain numeric .npy array ({err})") from None
+    if not dtype.hasobject:
+        declared = math.prod(shape) * dtype.itemsize
+        if declared > body:
+            raise RecordError(
+                f"{path}: its header declares an array of shape {tuple(shape)} ({dtype}, {declared} bytes), "
+                f"but the file holds {body} bytes of data: truncated or damaged"
+            )
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as err:
@@ -292,7 +374,8 @@ def read_edf_any(path: Path, channels: list[str] | None = None) -> Record:
     channels must share one rate (or the file is refused, naming the rates)."""
     from pipeline.read.eegmat import read_edf
 
-    return read_edf(path, channels=channels, full_labels=True)
+    with c_stdout_to_stderr():
+        return read_edf(path, channels=channels, full_labels=True)
 
 
 def recording_channels(path: str | Path, channels: list[str] | None = None) -> list[str]:
@@ -303,7 +386,7 @@ def recording_channels(path: str | Path, channels: list[str] | None = None) -> l
         import pyedflib
 
         try:
-            with pyedflib.EdfReader(str(found)) as reader:
+            with c_stdout_to_stderr(), pyedflib.EdfReader(str(found)) as reader:
                 return [label.strip() for label in reader.getSignalLabels()]
         except OSError as err:
             raise RecordError(f"{found}: not a readable EDF file: {err}") from None

@@ -16,7 +16,6 @@ Training-side readers (wfdb, pyedflib).
 from __future__ import annotations
 
 import csv
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,7 +146,7 @@ def _labels(manifest: dict, folder: Path) -> dict[str, str]:
             f"(classes: {', '.join(manifest['classes'])})"
         )
     out = {}
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # a spreadsheet's byte-order mark
         for number, row in enumerate(csv.reader(f), 1):
             if not row or row[0].strip().startswith("#") or (number == 1 and row[:2] == ["file", "label"]):
                 continue
@@ -173,12 +172,11 @@ def read_user_record(
 
     ``options``: ``fs_hz``, ``units``, ``gain`` for bare-number files (CSV, NPY, MAT).
     """
-    from pipeline.read.files import read_recording
+    from pipeline.read.files import input_notes, read_recording
 
     folder = Path(folder)
     options = options or {}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with input_notes() as notes:
         if manifest["kind"] == "ecg-beats":
             record = read_recording(folder / f"{rid}.hea", annotator="atr")
             label = None
@@ -196,7 +194,7 @@ def read_user_record(
         "fs_hz": record.fs_hz,
         "channels": list(record.channel_names),
         "units": list(record.units),
-        "warnings": [str(w.message) for w in caught],
+        "warnings": notes,
     }
     if record.beats is not None:
         note["unknown_symbols"] = dict(record.beats.unknown_symbols)
