@@ -68,3 +68,11 @@ def test_the_whole_database_has_no_unknown_symbols():
     for record in card.raw["records"]:
         unknown.update(read_mitdb_beats(record).unknown_symbols)
     assert unknown == Counter()
+
+
+def test_a_bare_record_id_with_no_dataset_to_default_to_is_refused_asking_for_one():
+    from pipeline.read.datasets import dataset_record
+
+    assert dataset_record("100", "mitdb").record_id == "100"
+    with pytest.raises(RecordError, match=r"'100': which dataset\? give it as DATASET:ID"):
+        dataset_record("100")

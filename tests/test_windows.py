@@ -103,3 +103,15 @@ def test_template_normalisation_in_beat_windows_keeps_every_beat():
     np.testing.assert_array_equal(tmpl.r_sample, plain.r_sample)
     with pytest.raises(ValueError, match="must be one of"):
         beat_windows(record, ECG_SPEC, normalise="minmax")
+
+
+def test_windows_of_two_records_concatenate_field_by_field_and_sum_what_was_dropped():
+    from pipeline.window.ecg import BeatWindows
+
+    parts = [beat_windows(read_mitdb(r), ECG_SPEC, before_s=0.25, after_s=0.45) for r in ("100", "208")]
+    both = BeatWindows.concat(parts)
+    assert len(both) == len(parts[0]) + len(parts[1])
+    for name in ("x", "rr", "label", "record_id", "r_sample"):
+        np.testing.assert_array_equal(getattr(both, name), np.concatenate([getattr(p, name) for p in parts]))
+    assert both.dropped == parts[0].dropped + parts[1].dropped
+    assert sum(both.dropped.values()) > 0  # 208 drops beats, so the sum is tested

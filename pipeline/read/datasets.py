@@ -94,6 +94,8 @@ def dataset_record(spec: str, default_dataset: str | None = None, data_dir=None)
     """``mitdb:100``, ``bonn:E_S/S001``, ``eegmat:Subject00``; a bare id for ``default_dataset``."""
     name, sep, rid = spec.partition(":")
     if not sep:
+        if default_dataset is None:
+            raise RecordError(f"'{spec}': which dataset? give it as DATASET:ID (datasets: {', '.join(ADAPTERS)})")
         name, rid = default_dataset, spec
     a = adapter(name)
     if not a.is_id(rid):

@@ -46,13 +46,14 @@ def aami_map(card_name: str = "mitdb") -> dict[str, str]:
 
 def map_beats(sample: np.ndarray, symbol: list[str], mapping: dict[str, str]) -> BeatAnnotations:
     """Keep the beats of an annotation list and give each its class."""
-    keep, unknown = [], Counter()
+    kept: list[int] = []
+    unknown: Counter = Counter()
     for i, s in enumerate(symbol):
         if s in mapping:
-            keep.append(i)
+            kept.append(i)
         elif s not in NON_BEAT_SYMBOLS:
             unknown[s] += 1
-    keep = np.asarray(keep, dtype=np.int64)
+    keep = np.asarray(kept, dtype=np.int64)
     symbols = np.asarray(symbol, dtype=object)[keep].astype(str) if len(keep) else np.array([], str)
     return BeatAnnotations(
         sample=np.asarray(sample, dtype=np.int64)[keep],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from pipeline.read.cards import load_card
 from pipeline.read.checksums import verify_tree
@@ -25,7 +26,8 @@ def mitdb_summary(data_dir=None, progress=None) -> dict:
     from pipeline.read.mitdb import read_mitdb_beats
 
     card = load_card("mitdb")
-    per_record, unknown = {}, Counter()
+    per_record: dict[str, Counter] = {}
+    unknown: Counter = Counter()
     records = card.raw["records"]
     for rec in progress(records) if progress else records:
         beats = read_mitdb_beats(rec, data_dir)
@@ -53,7 +55,7 @@ def mitdb_summary(data_dir=None, progress=None) -> dict:
 
 
 def _total(per_record, ids) -> dict:
-    total = Counter()
+    total: Counter = Counter()
     for r in ids:
         total.update(per_record[r])
     return {c: total[c] for c in AAMI} | {"records": len(ids)}
@@ -72,7 +74,7 @@ def bonn_summary(data_dir=None, progress=None) -> dict:
     paths = bonn_segment_paths(data_dir)
     ids = {s: [f"{s}/{p.stem}" for p in ps] for s, ps in paths.items()}
     all_paths = [p for ps in paths.values() for p in ps]
-    n_samples = Counter()
+    n_samples: Counter = Counter()
     for p in progress(all_paths) if progress else all_paths:
         n_samples[read_bonn_segment(p, checksum_root=folder, checksum_list=card.checksums_path).n_samples] += 1
     split = bonn_split(ids)
@@ -115,7 +117,7 @@ def eegmat_summary(data_dir=None, progress=None) -> dict:
     split = eegmat_split(subjects)
     per_subject = {}
     for subj in progress(subjects) if progress else subjects:
-        row = {"side": split.side(subj)}
+        row: dict[str, Any] = {"side": split.side(subj)}
         for label, suffix in card.labels.items():
             path = folder / f"{subj}{suffix}.edf"
             verify_file(path, folder, card.checksums_path)

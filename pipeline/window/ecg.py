@@ -9,7 +9,7 @@ features (the first and last beat) are dropped and counted.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -50,13 +50,15 @@ class BeatWindows:
 
     @staticmethod
     def concat(parts: list["BeatWindows"]) -> "BeatWindows":
-        dropped = Counter()
+        dropped: Counter = Counter()
         for p in parts:
             dropped.update(p.dropped)
-        return BeatWindows(
-            *(np.concatenate([getattr(p, k) for p in parts]) for k in ("x", "rr", "label", "record_id", "r_sample")),
-            dropped=dropped,
-        )
+        arrays = {
+            f.name: np.concatenate([getattr(p, f.name) for p in parts])
+            for f in fields(BeatWindows)
+            if f.name != "dropped"
+        }
+        return BeatWindows(**arrays, dropped=dropped)
 
 
 NORMALISATIONS = ("none", "zscore", "template")
@@ -123,7 +125,7 @@ def beat_windows(
     feats = rr_features(r / record.fs_hz, rr_local_beats, rr_average_s)
     r_out = (r + factor // 2) // factor  # nearest model-rate sample
     start, stop = r_out - n_before, r_out + n_after
-    dropped = Counter()
+    dropped: Counter = Counter()
     ok = np.ones(len(r), dtype=bool)
     edge = (start < 0) | (stop > len(y))
     dropped["window off the record"] += int(edge.sum())

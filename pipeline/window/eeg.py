@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -37,16 +37,15 @@ class EEGWindows:
 
     @staticmethod
     def concat(parts: list["EEGWindows"]) -> "EEGWindows":
-        dropped = Counter()
+        dropped: Counter = Counter()
         for p in parts:
             dropped.update(p.dropped)
-        return EEGWindows(
-            *(
-                np.concatenate([getattr(p, k) for p in parts])
-                for k in ("x", "label", "record_id", "subject_id", "start")
-            ),
-            dropped=dropped,
-        )
+        arrays = {
+            f.name: np.concatenate([getattr(p, f.name) for p in parts])
+            for f in fields(EEGWindows)
+            if f.name != "dropped"
+        }
+        return EEGWindows(**arrays, dropped=dropped)
 
 
 def window_starts(n_samples: int, window_len: int, hop_len: int) -> np.ndarray:
@@ -74,7 +73,7 @@ def fixed_windows(record: Record, spec: PreprocessSpec, window_s: float, hop_s: 
     if n_win < 1 or n_hop < 1:
         raise ValueError(f"window_s={window_s} and hop_s={hop_s} must each be >= 1 sample")
     starts = window_starts(len(y), n_win, n_hop)
-    dropped = Counter()
+    dropped: Counter = Counter()
     if record.issues:
         bad = np.concatenate([[0], np.cumsum(record.bad_mask())])
         f = spec.decimate

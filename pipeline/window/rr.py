@@ -45,8 +45,8 @@ class RRFeatures:
     def reset(self) -> None:
         self.last_t_s_: float | None = None  # time of the newest beat
         self.prev_t_s_: float | None = None  # time of the beat before it
-        self.local_ = deque(maxlen=self.local_beats)
-        self.window_ = deque()  # (end time, rr) of intervals in average_s
+        self.local_: deque[float] = deque(maxlen=self.local_beats)
+        self.window_: deque[tuple[float, float]] = deque()  # (end time, rr) of intervals in average_s
         self.window_sum_ = 0.0
 
     def push(self, t_s: float) -> np.ndarray | None:
