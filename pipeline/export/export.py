@@ -7,6 +7,7 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ class ExportError(BiosigError):
 
 
 def _tools() -> dict:
-    out = {}
+    out: dict[str, str | None] = {}
     for dist in (
         "biosig-edge",
         "tensorflow",
@@ -152,7 +153,7 @@ def export_run(
     blobs = {}
     try:
         for variant, (precision, description) in VARIANTS.items():
-            entry = {
+            entry: dict[str, Any] = {
                 "name": variant,
                 "file": f"{variant}.tflite",
                 "format": "tflite",
@@ -209,7 +210,7 @@ def export_run(
             qblob = quantise_dynamic(blob)
             qops = check(qblob)
             qprobs = OnnxModel(qblob).predict(test_inputs)
-            qentry = {
+            qentry: dict[str, Any] = {
                 "name": "onnx_dynamic_int8",
                 "file": "onnx_dynamic_int8.onnx",
                 "format": "onnx",
@@ -253,7 +254,7 @@ def export_run(
             train_inputs=feed(x_tr, s_tr),
         )
 
-        firmware = {}
+        firmware: dict[str, Any] = {}
         if "tflite_int8" in blobs:
             int8_entry = next(a for a in artifacts if a["name"] == "tflite_int8")
             order = [i["name"] for i in int8_entry["inputs"]]
@@ -311,7 +312,7 @@ def export_run(
 
         _mark_agreement(artifacts, log)
         targets = _targets(artifacts, ref_metrics)
-        manifest = {
+        manifest: dict[str, Any] = {
             "schema": SCHEMA,
             "task": cfg.task,
             "dataset": cfg.dataset,
@@ -414,11 +415,11 @@ def _export_reference(model, test_inputs, ref, y_te, classes, artifacts, blobs, 
 
     weights = keras_weights(model)
     buf = io.BytesIO()
-    np.savez(buf, **weights)
+    np.savez(buf, **weights)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle flag
     blob = buf.getvalue()
     sub = _stratified(y_te, min(300, len(y_te)), seed)
     probs = NumpyLSTM(weights).predict({k: v[sub] for k, v in test_inputs.items()})
-    entry = {
+    entry: dict[str, Any] = {
         "name": "reference_float32",
         "file": "reference_float32.npz",
         "format": "npz",
@@ -477,7 +478,7 @@ def _export_streaming(
     ext_sides = train_inputs["side"][extreme] if "side" in train_inputs else None
     feeds_full = feeds + st.representative_feeds(unrolled, train_inputs["signal"][extreme], ext_sides, chunk_len)
     cal_windows = np.concatenate([rep_inputs["signal"][:n_rep], train_inputs["signal"][extreme]])
-    calibration = {
+    calibration: dict[str, Any] = {
         "typical_windows": n_rep,
         "state_extreme_windows": len(extreme),
         "training_windows": int(len(train_inputs["signal"])),
@@ -507,7 +508,13 @@ def _export_streaming(
         (f"stream_tflite_{v}", "tflite", v.replace("_", "-")) for v in ("float32", "dynamic_int8", "int8", "int16x8")
     ]
     for name, fmt, precision in variants:
-        entry = {"name": name, "file": f"{name}.tflite", "format": fmt, "precision": precision, "graph": "stream"}
+        entry: dict[str, Any] = {
+            "name": name,
+            "file": f"{name}.tflite",
+            "format": fmt,
+            "precision": precision,
+            "graph": "stream",
+        }
         try:
             blob = st.to_tflite(
                 unrolled, name.removeprefix("stream_tflite_"), feeds_for.get(name.removeprefix("stream_tflite_"))
@@ -529,7 +536,7 @@ def _export_streaming(
             ("stream_onnx_float32", blob, "float32"),
             ("stream_onnx_dynamic_int8", quantise_dynamic(blob), "dynamic-int8"),
         ):
-            runner = OnnxStream(b)
+            onnx_runner = OnnxStream(b)
             entry = {
                 "name": name,
                 "file": f"{name}.onnx",
@@ -539,9 +546,9 @@ def _export_streaming(
                 "opset": OPSET,
                 "status": "ok",
                 "ops": check(b),
-                "vs_float": evaluate(runner),
+                "vs_float": evaluate(onnx_runner),
             }
-            entry["inputs"], entry["outputs"] = runner.tensor_details()
+            entry["inputs"], entry["outputs"] = onnx_runner.tensor_details()
             blobs[name] = b
             artifacts.append(entry)
             log(f"  {name}: {len(b)} bytes, max |diff| vs whole-window float {entry['vs_float']['max_abs_diff']:.2e}")
@@ -599,7 +606,7 @@ def _export_generated_c(
         log(f"  generated C: refused: {err}")
         return {"status": "refused", "reason": str(err), "check_windows": check_windows}
     p = C_PREFIX
-    out = {
+    out: dict[str, Any] = {
         "prefix": p,
         "runtime": "bse_lstm.c, bse_lstm.h (compile with the model file)",
         "api": f"{p}_check, {p}_init, {p}_push, {p}_decision; {p}_filter_init, {p}_filter_push",
@@ -623,14 +630,14 @@ def _export_generated_c(
         )
     side = test_inputs.get("side")
     n_side = 0 if side is None else side.shape[1]
-    tensors = {
+    tensors: dict[str, Any] = {
         "inputs": [{"name": "signal", "dtype": "float32", "shape": [1, *test_inputs["signal"].shape[1:]]}]
         + ([{"name": "side", "dtype": "float32", "shape": [1, n_side]}] if n_side else []),
         "outputs": [{"name": "probs", "dtype": "float32", "shape": [1, len(classes)]}],
     }
     for precision in ("float32", "int8"):
         src, hdr = generate(spec, tmp, p, precision, source=f"run {run.get('config', {}).get('task', '')}")
-        entry = {
+        entry: dict[str, Any] = {
             "name": f"c_{precision}",
             "file": src.name,
             "format": "c",
@@ -682,7 +689,7 @@ def _write_check_windows(
     the firmware and per-step checks (written whether or not C could be generated)."""
     side = test_inputs.get("side")
     keep = _stratified(y_te, min(FIRMWARE_CHECK_WINDOWS, len(y_te)), seed)
-    arrays = {
+    arrays: dict[str, Any] = {
         "signal": test_inputs["signal"][keep].astype(np.float32),
         "y": y_te[keep].astype(np.int64),
         "reference_probs": ref[keep].astype(np.float32),
@@ -743,7 +750,7 @@ def _export_c_libraries(
 
     for target, (arch, _, features) in build.CPU_LIBRARIES.items():
         name = f"c_{precision}.{target}"
-        entry = {
+        entry: dict[str, Any] = {
             "name": name,
             "file": f"{src.stem}.{target}.so",
             "format": LIBRARY_FORMAT,
