@@ -207,7 +207,7 @@ def run_chunks(step, window: np.ndarray, units: list[int], chunk_len: int, side:
     """
     states = [np.zeros((1, u), np.float32) for u in units for _ in (0, 1)]
     probs = None
-    zeros_side = None if side is None else np.zeros((1, len(side)), np.float32)
+    zeros_side = np.zeros((1, 0 if side is None else len(side)), np.float32)  # side before the last chunk
     n_chunks = len(window) // chunk_len
     for j in range(n_chunks):
         feed = {"chunk": window[None, j * chunk_len : (j + 1) * chunk_len].astype(np.float32)}
@@ -216,4 +216,6 @@ def run_chunks(step, window: np.ndarray, units: list[int], chunk_len: int, side:
         if side is not None:
             feed["side"] = side[None].astype(np.float32) if j == n_chunks - 1 else zeros_side
         probs, states = step(feed)
+    if probs is None:
+        raise ValueError(f"a window of {len(window)} steps holds no chunk of {chunk_len}")
     return probs[0]

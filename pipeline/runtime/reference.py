@@ -43,7 +43,7 @@ def lstm_sequence(
         c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
         h = _sigmoid(o) * np.tanh(c)
         out[..., t, :] = h
-        if return_cells:
+        if cells is not None:
             cells[..., t, :] = c
     return (out, h, c, cells) if return_cells else (out, h, c)
 
@@ -70,7 +70,9 @@ class NumpyLSTM:
             return cls({k: data[k] for k in data.files})
 
     def _head(self, h: np.ndarray, side: np.ndarray | None) -> np.ndarray:
-        feats = h if not self.n_side else np.concatenate([h, side.astype(np.float64)])
+        if self.n_side and side is None:
+            raise ValueError(f"this model takes {self.n_side} side features; none given")
+        feats = h if side is None or not self.n_side else np.concatenate([h, side.astype(np.float64)])
         hidden = np.maximum(feats @ self.dense[0] + self.dense[1], 0.0)
         logits = hidden @ self.head[0] + self.head[1]
         e = np.exp(logits - logits.max())

@@ -23,6 +23,7 @@ with noise, in uV. A one-channel EEG model reads one of them by ``--channels EEG
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,7 @@ class BrainFlowSource(LiveSource):
             f"{self.name} (BrainFlow board '{descr.get('name')}', id {self.board_id}, {self.group} rows {self.rows})"
         )
         self.max_samples = 4096
-        self.board = None
+        self.board: Any = None  # a BrainFlow BoardShim once open (the library is imported lazily)
         self._open()
 
     def _open(self) -> None:

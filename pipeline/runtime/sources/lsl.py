@@ -26,6 +26,8 @@ the tests confine it to 127.0.0.1.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from pipeline.read.record import SignalSpec
@@ -66,7 +68,7 @@ class LSLSource(LiveSource):
         self.wait_s = float(wait_s)
         self.max_samples = 1024
         self._labels, self._units, self._gain, self._labels_map = labels, units, gain, labels_map
-        self.inlet = None
+        self.inlet: Any = None  # a pylsl StreamInlet once resolved (the library is imported lazily)
         self._open(self._resolve(self.wait_s))
 
     def _resolve(self, wait_s: float):
