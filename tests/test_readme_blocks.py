@@ -98,3 +98,10 @@ def test_writing_a_quoted_block_rewrites_the_headline(tmp_path, monkeypatch):
     assert read_block("headline") == (
         "| | held-out figure | from |\n|---|---|---|\n| ECG | kappa 0.61 | [docs/results.md](docs/results.md) |\n"
     )
+
+
+def test_the_readme_stays_a_front_door_and_links_every_docs_page():
+    text = (readme.ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 250, "README.md is the front door: move reference material to docs/"
+    for page in sorted((readme.ROOT / "docs").glob("*.md")):
+        assert f"(docs/{page.name})" in text, f"README.md does not link docs/{page.name}"
