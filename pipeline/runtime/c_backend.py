@@ -25,6 +25,7 @@ import platform
 import struct
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,10 +123,10 @@ class CLibrary:
             raise CBackendError(
                 f"{self.name}: info layout version {values[0] if values else None}, this loader reads {INFO_VERSION}"
             )
-        self.info = dict(zip(INFO_FIELDS, values))
+        self.info: dict[str, Any] = dict(zip(INFO_FIELDS, values))
         self.info["dtype"] = DTYPES.get(self.info["dtype"], str(self.info["dtype"]))
         self.info["units"] = values[len(INFO_FIELDS) : len(INFO_FIELDS) + self.info["n_layers"]]
-        self.units = self.info["units"]
+        self.units: list[int] = self.info["units"]
         self.n_channels, self.n_side, self.n_classes = (
             self.info["n_channels"],
             self.info["n_side"],

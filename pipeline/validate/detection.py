@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     print("| record | Pan-Tompkins Se % | +P % | curve length Se % | +P % |\n|---|---|---|---|---|")
     for rid in records:
         rec = read_mitdb(rid, args.data_dir)
+        assert rec.beats is not None  # read_mitdb reads the .atr beats with the signal
         x, truth, fs = rec.signal, rec.beats.sample, rec.fs_hz
         if args.fs:
             from scipy.signal import resample_poly

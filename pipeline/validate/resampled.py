@@ -56,6 +56,7 @@ def run(
         same = pairs = 0
         for rid in records:
             rec = dataset_record(f"mitdb:{rid}", data_dir=data_dir)
+            assert rec.beats is not None  # a MIT-BIH record is read with its .atr beats
             n = int(minutes * 60 * rec.fs_hz)
             fs = rec.fs_hz if rate == 0 else rate
             x = rec.signal[:n] if rate == 0 else at_rate(rec.signal[:n], rec.fs_hz, fs)
