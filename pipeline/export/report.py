@@ -52,14 +52,18 @@ def format_export(manifest: dict) -> str:
 
 def main(argv=None) -> int:
     """``python -m pipeline.export.report ARTIFACTS [--write]``: the export table of an
-    artifact folder (its manifest), and with ``--write`` into the README's block."""
+    artifact folder (its manifest), and with ``--write`` into its block (export-<dataset>, found by name in README.md or docs/)."""
     import argparse
 
     from pipeline.manifest import load_manifest
 
     parser = argparse.ArgumentParser(description="The export table of an artifact folder, from its manifest.")
     parser.add_argument("folder", help="artifact folder from 'biosig-edge export'")
-    parser.add_argument("--write", action="store_true", help="write it into the README's export block")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="write it into its block, export-<dataset> (docs/results.md today; found by name)",
+    )
     args = parser.parse_args(argv)
     manifest = load_manifest(args.folder)
     text = format_export(manifest)

@@ -261,7 +261,11 @@ def main(argv=None) -> int:
     parser.add_argument("--artifacts", nargs="+", help="default: tflite and onnx, float and int8")
     parser.add_argument("--root", type=Path, help=f"where to assemble the aarch64 Python (default {default_root()})")
     parser.add_argument("--out", type=Path, help="write the comparison as JSON here")
-    parser.add_argument("--write", action="store_true", help="write the table into the README's aarch64 block")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="write the table into its block, aarch64-<dataset> (docs/deploying.md today; found by name)",
+    )
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
     from pipeline.manifest import load_manifest, shipping_artifacts
