@@ -380,6 +380,14 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def _record_options(args) -> dict:
+    """What ``validate --records`` needs to read the user's files: a bare-number file's
+    rate, units and gain, and ``--channels`` as ``stream`` takes it (labels for the
+    columns, or MODEL=INPUT mappings)."""
+    labels, mapping = _channels_option(args.channels)
+    return {"fs_hz": args.fs, "units": args.units, "gain": args.gain, "labels": labels, "channel_map": mapping}
+
+
 def cmd_validate(args) -> int:
     from pipeline.validate.validate import validate
 
@@ -920,6 +928,11 @@ examples:
     p.add_argument("--fs", type=float, help="with --records: sampling rate of bare-number files (CSV/NPY/MAT)")
     p.add_argument("--units", help="with --records: units of bare-number files")
     p.add_argument("--gain", type=float, help="with --records: counts per unit of bare-number files")
+    p.add_argument(
+        "--channels",
+        help="with --records: input labels (ECG1,ECG2) or a mapping MODEL=INPUT (EEG=Fz, EEG=ch1 for a "
+        "bare file's first column), as for stream",
+    )
     p.add_argument(
         "--withhold",
         action="store_true",

@@ -42,10 +42,15 @@ def reference_weights(n_in: int, units: list[int], n_side: int, n_classes: int, 
     return {k: v.astype(np.float32) for k, v in w.items()}
 
 
-def manifest_dict(kind: str = "ecg-beats", units: tuple[int, ...] = (8,)) -> dict:
+EEGMAT_CHANNELS = ["Fp1", "Fp2", "F3", "F4", "F7", "F8", "T3", "T4", "C3", "C4", "T5", "T6"]
+EEGMAT_CHANNELS += ["P3", "P4", "O1", "O2", "Fz", "Cz", "Pz"]
+
+
+def manifest_dict(kind: str = "ecg-beats", units: tuple[int, ...] = (8,), task: str | None = None) -> dict:
     """An unsealed manifest without artifacts: ECG as ``ecg-mitdb`` (360 Hz, every 2nd
     sample, 126-sample beat windows of 2 leads, template-normalised, 6 RR features); EEG
-    as ``eeg-bonn`` (173.61 Hz, every 2nd sample, 174-sample windows every 87)."""
+    as ``eeg-bonn`` (173.61 Hz, every 2nd sample, 174-sample windows every 87), or with
+    ``task="eeg-eegmat"`` as that (19 electrodes at 500 Hz, 4 band powers each, 50 Hz)."""
     if kind == "ecg-beats":
         pre = PreprocessSpec(360.0, 2, 0.5, 40.0, 60.0, 2, 1.0).to_dict()
         rr, template = RRFeatures(), BeatTemplate()
@@ -72,6 +77,25 @@ def manifest_dict(kind: str = "ecg-beats", units: tuple[int, ...] = (8,)) -> dic
             "template": {"alpha": template.alpha, "min_scale": template.min_scale},
             "streaming": {"chunk_len": 18, "state_sizes": list(units)},
             "split": {"by": "record", "train": ["101"], "val": ["106"], "test": ["100", "232"]},
+        }
+    elif task == "eeg-eegmat":  # 19 electrodes at 500 Hz, 4 band powers each, at 50 Hz
+        bands = [[1.0, 4.0], [4.0, 8.0], [8.0, 13.0], [13.0, 20.0]]
+        pre = PreprocessSpec(500.0, 10, 1.0, 20.0, 50.0, 2, 0.02, bands_hz=bands, band_power_s=1.0).to_dict()
+        m = {
+            "task": "eeg-eegmat",
+            "dataset": "eegmat",
+            "classes": ["rest", "task"],
+            "input": {
+                "units": "uV",
+                "channels": list(EEGMAT_CHANNELS),
+                "channel_aliases": {"T3": ["T7"], "T4": ["T8"], "T5": ["P7"], "T6": ["P8"]},
+                "min_fs_hz": 50.0,
+                "valid_range": [-2000.0, 2000.0],
+            },
+            "window": {"n_steps": 100, "n_channels": 4 * len(EEGMAT_CHANNELS), "normalise": "none", "hop_samples": 50},
+            "side_features": {"names": [], "mean": [], "std": [], "clip": None},
+            "streaming": {"chunk_len": 25, "state_sizes": list(units)},
+            "split": {"by": "subject", "train": ["Subject00"], "val": ["Subject01"], "test": ["Subject02"]},
         }
     else:
         pre = PreprocessSpec(173.61, 2, 0.5, 40.0, None, 2, 0.005, running_norm_s=10.0).to_dict()
@@ -104,12 +128,14 @@ def manifest_dict(kind: str = "ecg-beats", units: tuple[int, ...] = (8,)) -> dic
     }
 
 
-def make_folder(folder: Path, kind: str = "ecg-beats", units: tuple[int, ...] = (8,), edit=None) -> Path:
+def make_folder(
+    folder: Path, kind: str = "ecg-beats", units: tuple[int, ...] = (8,), edit=None, task: str | None = None
+) -> Path:
     """Write ``folder`` (manifest.json, sealed, and reference_float32.npz). ``edit(m)``
     changes the manifest before it is sealed (the model stays as it was made)."""
     folder = Path(folder)
     folder.mkdir(parents=True)
-    m = manifest_dict(kind, units)
+    m = manifest_dict(kind, units, task)
     n_side = len(m["side_features"]["names"])
     weights = reference_weights(m["window"]["n_channels"], list(units), n_side, len(m["classes"]))
     buf = io.BytesIO()

@@ -506,8 +506,9 @@ def test_beats_of_unmapped_symbols_are_not_scored_as_false_detections(data_dir, 
         return samples, symbols
 
     samples, symbols = _write_record(tmp_path / "recs", data_dir, "100", 300, relabel)
-    manifest = {"kind": "ecg-beats", "classes": classes}
-    h, note = read_user_record(manifest, tmp_path / "recs", "100")
+    from synthetic_artifact import manifest_dict
+
+    h, note = read_user_record(manifest_dict("ecg-beats"), tmp_path / "recs", "100")
     assert note["unknown_symbols"] == {"r": 35, "B": 35}
     beats = np.array([s for s, y in zip(samples, symbols) if y not in ("+", "~", "|", "x")])
     truth = {"N": 0, "A": 1, "V": 2}
@@ -561,3 +562,77 @@ def test_the_source_run_is_checked_before_streaming_and_read_bounded(tmp_path, m
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
     assert streamed == [] and not (tmp_path / "r").exists()
+
+
+def test_validate_takes_headerless_eeg_files_with_channels_as_stream_does(data_dir, tmp_path, capsys):
+    """Reliability probe 484b660, N14: bare one-column EEG files (labelled ch1) were refused
+    with "map them with --channels EEG=NAME", an option validate did not have. Two real Bonn
+    segments, copied as they are (one number a line), with labels.csv."""
+    from synthetic_artifact import make_folder
+
+    art = make_folder(tmp_path / "art", kind="eeg-windows")
+    recs = tmp_path / "eegrecs"
+    recs.mkdir()
+    for name in ("E_S/S001.txt", "A_Z/Z001.txt"):
+        shutil.copy(data_dir / "bonn" / name, recs / name.split("/")[1])
+    (recs / "labels.csv").write_text("file,label\nS001.txt,E_S\nZ001.txt,A_Z\n")
+    base = ["validate", str(art), "--records", str(recs), "--fs", "173.61", "--units", "uV"]
+    # Without a mapping: refused before streaming, naming the file and the way out.
+    assert main([*base, "--out", str(tmp_path / "r0")]) == 2
+    err = capsys.readouterr().err
+    assert "S001.txt: no channel for the model's 'EEG'" in err and "--channels" in err
+    code = main([*base, "--channels", "EEG=ch1", "--out", str(tmp_path / "r")])
+    assert code in (0, 1), capsys.readouterr().err  # 1: a budget this random model misses
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    # 23.6 s segments, 2 s windows every 1 s: 22 windows each, every one scored.
+    assert report["rows"][0]["decisions"] == 2 * 22
+    assert [n["channels"] for n in report["split"]["notes"]] == [["ch1->EEG"], ["ch1->EEG"]]
+
+
+def test_the_measuring_child_holds_one_session_however_many_distinct_inputs(data_dir, tmp_path, monkeypatch):
+    """Also seen in the 484b660 probe: 12 EEGMAT subjects through `validate --records` rose
+    to 122 MB peak RSS against a 120 MB budget. Each EDF states its own converter range, so
+    each recording needed its own session, and every one (model, interpreter, buffers) was
+    kept to the end: memory grew with the number of recordings. Three Bonn segments with
+    different declared ranges: a session each, never two alive at once."""
+    import gc
+    import weakref
+
+    from synthetic_artifact import make_folder
+
+    from pipeline.read.bonn import read_bonn
+    from pipeline.runtime import measure as measure_module
+    from pipeline.runtime import session as session_module
+
+    art = make_folder(tmp_path / "art", kind="eeg-windows")
+    recordings = []
+    for k, (group, seg) in enumerate((("A_Z", "Z001"), ("E_S", "S001"), ("A_Z", "Z002"))):
+        rec = read_bonn(group, seg)
+        raw = tmp_path / f"{k}.f32"
+        rec.signal[: 173 * 5].astype(np.float32).tofile(raw)
+        recordings.append(
+            {
+                "id": seg,
+                "raw": str(raw),
+                "n_channels": 1,
+                "fs_hz": rec.fs_hz,
+                "channels": list(rec.channel_names),
+                "units": list(rec.units),
+                "full_scale": [[-2048.0 - k, 2047.0 + k]],  # a distinct input each
+            }
+        )
+    alive, opened = [], []
+    real_open = session_module.open_session
+
+    def spy(*args, **kw):
+        gc.collect()
+        opened.append(sum(r() is not None for r in alive))  # sessions still alive before this one
+        session = real_open(*args, **kw)
+        alive.append(weakref.ref(session))
+        return session
+
+    monkeypatch.setattr(session_module, "open_session", spy)
+    job = {"folder": str(art), "artifact": "reference_float32", "chunk_s": 0.05, "core": None}
+    out = measure_module.measure({**job, "recordings": recordings, "events_path": None})
+    assert [r["id"] for r in out["recordings"]] == ["Z001", "S001", "Z002"]
+    assert opened == [0, 0, 0]

@@ -95,7 +95,11 @@ def measure(job: dict) -> dict:
 
     core = pin_to_core(job.get("core"))
     manifest = read_manifest(job["folder"])  # read and hashed once
-    sessions = {}
+    # The session of the last distinct input only: recordings that differ in their spec
+    # (an EDF's converter range differs per file) each need their own, and keeping every
+    # one (its model, interpreter and buffers) grew the peak memory with the number of
+    # recordings (12 EEGMAT subjects: a session per file).
+    sessions: dict = {}
     recordings, latency_s = [], []
     push_seconds = signal_seconds = 0.0
     sink = open(job["events_path"], "w") if job.get("events_path") else None
@@ -113,6 +117,8 @@ def measure(job: dict) -> dict:
             )
         key = repr(spec)
         if key not in sessions:
+            sessions.clear()  # the previous input's session goes before the next is built
+            session = None
             sessions[key] = open_session(
                 job["folder"],
                 job["artifact"],

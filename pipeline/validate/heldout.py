@@ -170,21 +170,22 @@ def read_user_record(
 ) -> tuple[Heldout, dict]:
     """One recording of a user's folder, and a note of what was mapped or dropped.
 
-    ``options``: ``fs_hz``, ``units``, ``gain`` for bare-number files (CSV, NPY, MAT).
+    ``options``: ``fs_hz``, ``units``, ``gain`` for bare-number files (CSV, NPY, MAT);
+    ``labels`` (names for a bare file's columns) and ``channel_map`` ({model channel: input
+    label}) as ``--channels`` gives them. Only the model's channels are kept, named as the
+    model names them (the note says which input channel feeds which).
     """
-    from pipeline.read.files import input_notes, read_recording
+    from pipeline.read.files import input_notes
 
     folder = Path(folder)
     options = options or {}
     with input_notes() as notes:
         if manifest["kind"] == "ecg-beats":
-            record = read_recording(folder / f"{rid}.hea", annotator="atr")
+            record, used = _read_model_channels(manifest, folder / f"{rid}.hea", options, annotator="atr")
             label = None
         else:
             labels = _labels(manifest, folder)
-            record = read_recording(
-                folder / rid, fs_hz=options.get("fs_hz"), units=options.get("units"), gain=options.get("gain")
-            )
+            record, used = _read_model_channels(manifest, folder / rid, options, annotator=None)
             label = manifest["classes"].index(labels[rid])
     unscored = None
     if record.beats is not None and record.beats.unknown_symbols:
@@ -192,7 +193,7 @@ def read_user_record(
     note = {
         "id": rid,
         "fs_hz": record.fs_hz,
-        "channels": list(record.channel_names),
+        "channels": used,
         "units": list(record.units),
         "warnings": notes,
     }
@@ -200,6 +201,42 @@ def read_user_record(
         note["unknown_symbols"] = dict(record.beats.unknown_symbols)
         note["beats"] = int(len(record.beats.sample))
     return _from_record(rid, record, seconds, label, unscored), note
+
+
+def _read_model_channels(manifest: dict, path: Path, options: dict, annotator: str | None) -> tuple[Record, list[str]]:
+    """Read ``path`` keeping only the model's channels, in its order and under its names,
+    and say what feeds what (``["ECG1->MLII", ...]``).
+
+    The channels are resolved as ``biosig-edge stream`` resolves them (the manifest's
+    aliases, then ``channel_map``), here, before anything streams: a recording without
+    them is refused naming the file, and an EDF is read for those channels only, not for
+    all of them (an EEGMAT file holds 21) as float64.
+    """
+    from dataclasses import replace
+
+    from pipeline.read.channels import resolve_channels
+    from pipeline.read.files import read_recording, recording_channels
+
+    model = list(manifest["input"]["channels"])
+    aliases = manifest["input"].get("channel_aliases") or {}
+    mapping = options.get("channel_map") or {}
+    wanted = options.get("labels")
+    if path.suffix.lower() in (".edf", ".bdf"):
+        have = recording_channels(path)
+        wanted = [have[i] for i in resolve_channels(model, have, aliases, mapping, str(path))]
+    # A WFDB record's header says its rate, units and gain; bare-number files need them.
+    bare = {} if annotator else {k: options.get(k) for k in ("fs_hz", "units", "gain")}
+    record = read_recording(path, channels=wanted, annotator=annotator, **bare)
+    idx = resolve_channels(model, list(record.channel_names), aliases, mapping, str(path))
+    used = [f"{record.channel_names[i]}->{name}" for i, name in zip(idx, model)]
+    record = replace(
+        record,
+        signal=np.ascontiguousarray(record.signal[:, idx]),
+        channel_names=tuple(model),
+        units=tuple(record.units[i] for i in idx),
+        full_scale=tuple(record.full_scale[i] for i in idx) if record.full_scale else None,
+    )
+    return record, used
 
 
 def _unscored_beats(record_path: Path) -> np.ndarray:
