@@ -55,7 +55,7 @@ RANGES = {"min_agreement_pct": (0.0, 100.0), "max_macro_f1_drop_pt": (0.0, 100.0
 TIMING = {"max_p99_latency_ms"}
 
 #: Declared targets: {name: (label, calibration_ms, assumption)}. ``calibration_ms`` is
-#: what :func:`pipeline.validate.validate.machine_load`'s loop (numpy float64 64x64 matmul
+#: what :func:`machine_load`'s loop (numpy float64 64x64 matmul
 #: and tanh, 200 times, one thread) takes on one core of the target; this run's latencies
 #: are multiplied by ``calibration_ms / this machine's median calibration``. The x86
 #: figure is measured (the fastest of 50 pinned runs on an idle AMD EPYC core of this
@@ -226,11 +226,29 @@ def describe_miss(result: dict) -> str:
     return f"{result['what']} {shown} {sense} {result['limit']:,.4g} {result['unit']}"
 
 
+def machine_load() -> dict:
+    """The 1-minute load average against the CPU count, and a short calibration loop (the
+    same numpy work each time, ms): taken before every artifact, so the report can tell a
+    busy machine's latencies from an artifact's, and what :data:`TARGETS` scale by. Here,
+    beside the targets, so that ``validate`` imports it and this module imports nothing
+    of ``validate`` (no import circle)."""
+    import os
+    import time
+
+    import numpy as np
+
+    t = time.perf_counter()
+    a = np.random.default_rng(0).normal(size=(64, 64))
+    for _ in range(200):
+        a = np.tanh(a @ a * 0.01)
+    calibration_ms = 1000 * (time.perf_counter() - t)
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {"load1": load1, "cpus": os.cpu_count() or 1, "calibration_ms": calibration_ms}
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m pipeline.validate.budgets``: this machine's calibration loop, ms (the
     fastest of 20 runs), the figure a target in :data:`TARGETS` holds."""
-    from pipeline.validate.validate import machine_load
-
     best = min(machine_load()["calibration_ms"] for _ in range(20))
     print(f"calibration loop: {best:.1f} ms on this machine (x86 profile: {TARGETS['x86'][1]:.0f} ms)")
     return 0

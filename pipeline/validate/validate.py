@@ -25,7 +25,7 @@ from pipeline.errors import BiosigError
 from pipeline.manifest import load_manifest
 from pipeline.runtime.measure import latency_summary, measure_in_child
 from pipeline.validate import score
-from pipeline.validate.budgets import check_budget, load_budget, target_scale
+from pipeline.validate.budgets import check_budget, load_budget, machine_load, target_scale
 from pipeline.validate.heldout import heldout_ids, read_heldout
 
 REFERENCE = "reference_float32"
@@ -393,19 +393,6 @@ def verdict(report: dict) -> list[str]:
         for t in TARGET_LABELS
         if rec[t]["artifact"] is None and rec[t].get("judged", True)
     ]
-
-
-def machine_load() -> dict:
-    """The 1-minute load average against the CPU count, and a short calibration loop (the
-    same numpy work each time, ms): taken before every artifact, so the report can tell a
-    busy machine's latencies from an artifact's."""
-    t = time.perf_counter()
-    a = np.random.default_rng(0).normal(size=(64, 64))
-    for _ in range(200):
-        a = np.tanh(a @ a * 0.01)
-    calibration_ms = 1000 * (time.perf_counter() - t)
-    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return {"load1": load1, "cpus": os.cpu_count() or 1, "calibration_ms": calibration_ms}
 
 
 def load_summary(samples: list[dict]) -> dict:
