@@ -48,7 +48,7 @@ import numpy as np
 from pipeline.errors import BiosigError
 from pipeline.manifest import Manifest, read_manifest, verify_artifact
 from pipeline.preprocess import Preprocessor, PreprocessSpec
-from pipeline.preprocess.resample import Resampler
+from pipeline.preprocess.resample import Resampler, rate_ratio
 from pipeline.read.channels import resolve_channels
 from pipeline.read.record import SignalSpec
 from pipeline.read.units import unit_scale
@@ -283,8 +283,13 @@ class StreamSession:
                 f"{self.fs_src / 2:g} Hz)"
             )
         self.resample = abs(self.fs_src - self.spec.fs_in_hz) > 1e-9 * self.spec.fs_in_hz
-        #: input samples per model-input sample
+        #: input samples per model-input sample: the resampler's own ratio M / L, which is
+        #: the rates' quotient unless the input rate has more digits than it can hold
+        #: (then decisions are mapped back with the ratio the resampler really used)
         self.src_per_in = self.fs_src / self.spec.fs_in_hz
+        if self.resample:
+            up, down = rate_ratio(self.fs_src, self.spec.fs_in_hz)  # refuses rates it cannot take
+            self.src_per_in = down / up
         lo, hi = m.input.valid_range
         self.valid_low, self.valid_high = lo, hi
         self.full_scale = None
