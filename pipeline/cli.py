@@ -272,8 +272,11 @@ def cmd_stream(args) -> int:
     from pipeline.manifest import read_manifest
     from pipeline.runtime.live import StreamRunner, format_summary
     from pipeline.runtime.session import open_session
+    from pipeline.runtime.shipped import resolve_artifact_dir
 
-    manifest = read_manifest(args.artifact_dir, trusted_key=args.trusted_key)
+    # A shipped model by name verifies against the key it ships with, unless the user names one.
+    args.artifact_dir, shipped_key = resolve_artifact_dir(args.artifact_dir)
+    manifest = read_manifest(args.artifact_dir, trusted_key=args.trusted_key or shipped_key)
     # Sinks first: an LSL outlet of decisions is announced before the source is waited for.
     sinks = open_sinks(args, manifest, "lsl" if args.record.lower().startswith("lsl:") else "unix")
     source = None
@@ -759,7 +762,12 @@ examples:
   biosig-edge stream ART - --fs 250 --units mV < samples.txt
   biosig-edge stream ART - --fs 500 --units uV --format i16le --gain 10 < frames.bin""",
     )
-    p.add_argument("artifact_dir", help="artifact folder from 'biosig-edge export'")
+    p.add_argument(
+        "artifact_dir",
+        metavar="ART",
+        help="artifact folder from 'biosig-edge export', or the name of a model shipped with the package "
+        "(signed; e.g. ecg-mitdb-1lead: stream with no training)",
+    )
     p.add_argument(
         "record",
         metavar="INPUT",
