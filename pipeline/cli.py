@@ -508,6 +508,13 @@ def cmd_run(args) -> int:
         budget_overrides=_budget_overrides(args),
     )
     t_validate = time.perf_counter()
+    split = report["split"]
+    if quick:
+        print(
+            f"\nquick profile: {len(report['rows'])} artifacts streamed over the first {QUICK_SECONDS:.0f} s of each of "
+            f"{len(split['recordings'])} held-out recordings ({split['signal_s'] / 3600:.2f} h of signal); "
+            f"'biosig-edge validate {artifacts}' streams every artifact over the whole split"
+        )
     print("\n" + _recommendation_lines(report))
     load = report["machine"]["load"]
     print(

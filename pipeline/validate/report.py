@@ -77,7 +77,7 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
                 "Not recommended",
                 ["artifact", "why"],
                 [[name, "; ".join(reasons)] for name, reasons in blocked.items()],
-                "Each misses a counted budget (or did not run): real misses, not a failure of the run.",
+                "Each missed a counted budget or export's agreement target, or did not run: real misses, each one artifact's, not a failure of the run.",
             )
         )
     header = [
