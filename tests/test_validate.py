@@ -586,7 +586,7 @@ def test_validate_takes_headerless_eeg_files_with_channels_as_stream_does(data_d
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     # 23.6 s segments, 2 s windows every 1 s: 22 windows each, every one scored.
     assert report["rows"][0]["decisions"] == 2 * 22
-    assert [n["channels"] for n in report["split"]["notes"]] == [["ch1->EEG"], ["ch1->EEG"]]
+    assert [(n["channels"], n["channel_map"]) for n in report["split"]["notes"]] == [(["ch1"], ["ch1->EEG"])] * 2
 
 
 def test_the_measuring_child_holds_one_session_however_many_distinct_inputs(data_dir, tmp_path, monkeypatch):

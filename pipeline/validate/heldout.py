@@ -173,7 +173,7 @@ def read_user_record(
     ``options``: ``fs_hz``, ``units``, ``gain`` for bare-number files (CSV, NPY, MAT);
     ``labels`` (names for a bare file's columns) and ``channel_map`` ({model channel: input
     label}) as ``--channels`` gives them. Only the model's channels are kept, named as the
-    model names them (the note says which input channel feeds which).
+    model names them (the note's ``channel_map`` says which input channel feeds which).
     """
     from pipeline.read.files import input_notes
 
@@ -193,7 +193,8 @@ def read_user_record(
     note = {
         "id": rid,
         "fs_hz": record.fs_hz,
-        "channels": used,
+        "channels": [u.split("->")[0] for u in used],  # the input's labels, of the channels used
+        "channel_map": used,
         "units": list(record.units),
         "warnings": notes,
     }
