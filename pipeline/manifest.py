@@ -513,7 +513,7 @@ class Manifest:
         known = RR_FEATURE_NAMES if kind == "ecg-beats" else ()
         unknown = [n for n in names if n not in known]
         if unknown:
-            s.fail("names", f"names {unknown}, which a {kind} device does not compute (it knows {list(known)})")
+            s.fail("names", f"names {unknown}, which an {kind} session does not compute (it knows {list(known)})")
         side = SideFeatures(
             names=names,
             mean=s.numbers("mean", len(names)),

@@ -199,7 +199,7 @@ def _stream_refused(folder, capsys, *options: str) -> str:
         (lambda m: m["preprocess"].pop("notch_hz"), r"'preprocess.notch_hz' is missing"),
         (
             lambda m: m["side_features"]["names"].__setitem__(0, "heart_rate"),
-            r"'side_features.names' names \['heart_rate'\], which a ecg-beats device does not compute",
+            r"'side_features.names' names \['heart_rate'\], which an ecg-beats session does not compute",
         ),
         (lambda m: m.__setitem__("source_run", "runs/x"), r"'source_run' must be dict"),
         (lambda m: m.__setitem__("source_run", {"folder": "runs/x"}), r"'source_run.model_sha256' is missing"),

@@ -40,6 +40,7 @@ its place but carries ``class`` and ``probs`` None (``"withheld": true``).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -637,7 +638,11 @@ class ECGSession(StreamSession):
         super().__init__(folder, artifact, num_threads, flat_s, **kw)
         m = self.manifest
         stepper = None
-        if not hasattr(self.model, "predict"):
+        # A chunk-plus-state graph is carried chunk by chunk over each window, whatever else
+        # its runner offers (the ONNX stream runner inherits a whole-window predict that
+        # would feed it inputs it does not have).
+        graph = m.artifact(artifact).graph if m.artifact(artifact) else None
+        if graph == "stream" or not hasattr(self.model, "predict"):
             stepper = self.model
             if m.streaming is None:
                 raise SessionError(
@@ -676,6 +681,7 @@ class ECGSession(StreamSession):
         self.beats_a_: list[int] = []  # Pan-Tompkins beats (recent), model rate
         self.beats_b_: list[int] = []  # curve-length beats (recent)
         self.level_ = "good"  # the last decision's quality level
+        self.nsqi_history_: deque = deque(maxlen=sqi.NREF_BEATS)  # recent beats' nSQI (its reference)
 
     def _process(self, x: np.ndarray) -> list[dict]:
         y = self.pre.process(x)  # model-rate samples
@@ -725,8 +731,15 @@ class ECGSession(StreamSession):
         a = np.array([b for b in self.beats_a_ if lo <= b < hi], dtype=np.int64)
         b = np.array([c for c in self.beats_b_ if lo <= c < hi], dtype=np.int64)
         seg = self.ring[np.arange(lo, hi) % self.buffer_len, 0].astype(np.float64)
+        noise = sqi.nsqi(seg, a - lo, b - lo, self.spec.fs_out_hz, self.match_tolerance)
+        # The reference includes this beat: right after a start it is the beat's own level.
+        self.nsqi_history_.append(noise)
+        reference = sqi.nsqi_reference(self.nsqi_history_)
         return {
             "bsqi": round(sqi.bsqi(a, b, self.match_tolerance), 3),
+            "nsqi": round(noise, 3) if noise == noise else None,
+            # nSQI over the patient's clean level: how much noise the stretch adds.
+            "nrel": round(noise / reference, 2) if noise == noise else None,
             "ksqi": round(sqi.kurtosis(seg), 2),
             "psqi": round(sqi.power_ratio(seg, self.spec.fs_out_hz), 3),
             # This beat found by the second detector too.
@@ -787,7 +800,7 @@ class ECGSession(StreamSession):
                 "sqi": beat.sqi,
             }
             return [self._decision(event, probs, [*flags, UNASSESSED])]
-        level, reasons = sqi.ecg_level(beat.sqi["bsqi"], beat.sqi["ksqi"], beat.sqi["psqi"])
+        level, reasons = sqi.ecg_level(beat.sqi["bsqi"], beat.sqi["ksqi"], beat.sqi["psqi"], beat.sqi.get("nrel"))
         if level != self.level_:  # a noisy stretch begins, worsens or ends
             event = {
                 "type": "signal_quality",
