@@ -40,6 +40,7 @@ its place but carries ``class`` and ``probs`` None (``"withheld": true``).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -623,7 +624,7 @@ class ECGSession(StreamSession):
     (the rest: see :class:`StreamSession`)
 
     Every beat's quality (:mod:`pipeline.runtime.quality`: bSQI from a second QRS detector,
-    kSQI, pSQI over the 10 s around it) is taken when the signal has reached
+    kSQI, pSQI, nSQI over the 6 s around it) is taken when the signal has reached
     ``SQI_WINDOW_S[1]`` (+ 0.3 s for both detectors to settle) past the beat, at exactly
     that sample whatever the chunking; a decision comes when its window has closed, the
     next beat is known and its quality is taken: about 2.3 s after the R peak.
@@ -680,6 +681,7 @@ class ECGSession(StreamSession):
         self.beats_a_: list[int] = []  # Pan-Tompkins beats (recent), model rate
         self.beats_b_: list[int] = []  # curve-length beats (recent)
         self.level_ = "good"  # the last decision's quality level
+        self.nsqi_history_: deque = deque(maxlen=sqi.NREF_BEATS)  # recent beats' nSQI (its reference)
 
     def _process(self, x: np.ndarray) -> list[dict]:
         y = self.pre.process(x)  # model-rate samples
@@ -717,7 +719,7 @@ class ECGSession(StreamSession):
         return self._decide_ready()
 
     def _sqi(self, r: int) -> dict:
-        """bSQI, kSQI, pSQI over [r - 8 s, r + 2 s] (what the signal since the restart holds)."""
+        """bSQI, kSQI, pSQI, nSQI over [r - 4 s, r + 2 s] (what the signal since the restart holds)."""
         # Not over the detectors' first 2 s after a (re)start: they are still learning.
         learn = self.qrs.learn
         lo, hi = max(r - self.sqi_before, learn, self.n_out_ - self.buffer_len), min(r + self.sqi_after, self.n_out_)
@@ -729,8 +731,15 @@ class ECGSession(StreamSession):
         a = np.array([b for b in self.beats_a_ if lo <= b < hi], dtype=np.int64)
         b = np.array([c for c in self.beats_b_ if lo <= c < hi], dtype=np.int64)
         seg = self.ring[np.arange(lo, hi) % self.buffer_len, 0].astype(np.float64)
+        noise = sqi.nsqi(seg, a - lo, b - lo, self.spec.fs_out_hz, self.match_tolerance)
+        # The reference includes this beat: right after a start it is the beat's own level.
+        self.nsqi_history_.append(noise)
+        reference = sqi.nsqi_reference(self.nsqi_history_)
         return {
             "bsqi": round(sqi.bsqi(a, b, self.match_tolerance), 3),
+            "nsqi": round(noise, 3) if noise == noise else None,
+            # nSQI over the patient's clean level: how much noise the stretch adds.
+            "nrel": round(noise / reference, 2) if noise == noise else None,
             "ksqi": round(sqi.kurtosis(seg), 2),
             "psqi": round(sqi.power_ratio(seg, self.spec.fs_out_hz), 3),
             # This beat found by the second detector too.
@@ -791,7 +800,7 @@ class ECGSession(StreamSession):
                 "sqi": beat.sqi,
             }
             return [self._decision(event, probs, [*flags, UNASSESSED])]
-        level, reasons = sqi.ecg_level(beat.sqi["bsqi"], beat.sqi["ksqi"], beat.sqi["psqi"])
+        level, reasons = sqi.ecg_level(beat.sqi["bsqi"], beat.sqi["ksqi"], beat.sqi["psqi"], beat.sqi.get("nrel"))
         if level != self.level_:  # a noisy stretch begins, worsens or ends
             event = {
                 "type": "signal_quality",

@@ -4,6 +4,8 @@ electrode-motion noise.
     python -m pipeline.validate.noise_stress ARTIFACT_DIR [--noise real|synthetic|both]
         [--records 100 103 ...] [--snr 24 18 12 6 0 -6] [--seconds 660]
         [--artifact tflite_float32] [--no-xqrs] [--json FILE] [--write]
+    python -m pipeline.validate.noise_stress ARTIFACT_DIR --merge RUN1.json RUN2.json [--write]
+    python -m pipeline.validate.noise_stress ARTIFACT_DIR --calibrate [--records 101 ...] [--seconds 660]
 
 Protocol and mixing are those of PhysioNet's ``nst`` (Moody GB, Muldrow WE, Mark RG. A
 noise stress test for arrhythmia detectors. Computers in Cardiology 11:381-384, 1984;
@@ -64,6 +66,9 @@ ADC_PER_MV = 200.0
 NOISE_FOLDER = "nstdb-em"
 MATCH_S = 0.15
 KINDS = ("real", "synthetic")
+#: DS1 (training) records the quality thresholds are calibrated on (never the DS2 test set):
+#: sinus rhythm, bigeminy, atrial fibrillation, frequent V and F beats, a small QRS.
+CALIBRATION_RECORDS = ("101", "106", "114", "118", "119", "201", "208", "215")
 
 
 def trimmed_mean(values: np.ndarray) -> np.ndarray:
@@ -375,6 +380,105 @@ def run(
     return totals
 
 
+def collect_sqi(folder, records: list[str], snrs, seconds: float | None, artifact: str, data_dir=None, log=print):
+    """Every decision's quality indices on ``records`` with the real noise at ``snrs`` (and
+    clean, SNR None): rows ``(snr, segment, is_beat, bsqi, ksqi, psqi, nrel, confirmed, nsqi)``,
+    segment 1 noisy, 0 clean after minute 5, -1 before; unassessed decisions left out.
+    The thresholds do not change the indices, so one pass serves any thresholds."""
+    from pipeline.metrics import match_pairs
+    from pipeline.read.datasets import dataset_record
+
+    rows = []
+    reference = full_em_noise(360.0, data_dir)
+    for rid in records:
+        rec = dataset_record(f"mitdb:{rid}", data_dir=data_dir)
+        fs, full = rec.fs_hz, rec.signal.astype(np.float64)
+        n = len(full) if seconds is None else min(len(full), int(round(seconds * fs)))
+        truth = rec.beats.sample[rec.beats.sample < n]
+        noise = em_noise(len(full), fs, data_dir)
+        for snr in [None, *snrs]:
+            x = (
+                full[:n]
+                if snr is None
+                else stress_record(full, rec.beats.sample, rec.beats.symbol, fs, snr, noise, reference)[:n]
+            )
+            beats = [b for b in _decisions(folder, artifact, rec.spec, x) if b["sqi"]]
+            at = np.array([b["sample"] for b in beats], dtype=np.int64)
+            real = np.zeros(len(at), dtype=bool)
+            real[match_pairs(truth, at, int(round(MATCH_S * fs)))[1]] = True
+            seg = _segment_of(at, n, fs)
+            for b, r, g in zip(beats, real, seg):
+                q = b["sqi"]
+                nrel = q.get("nrel")
+                rows.append(
+                    (
+                        snr,
+                        int(g),
+                        bool(r),
+                        q["bsqi"],
+                        q["ksqi"],
+                        q["psqi"],
+                        np.nan if nrel is None else nrel,
+                        q["confirmed"],
+                        np.nan if q.get("nsqi") is None else q["nsqi"],
+                    )
+                )
+            log(f"  {rid} {'clean' if snr is None else f'{snr:+d} dB'}: {len(beats)} decisions")
+    return rows
+
+
+def calibrate(
+    rows,
+    bsqi_grid=(0.8, 0.85, 0.9, 0.95),
+    ksqi_grid=(0.0, 3.5, 4.0, 5.0),
+    nrel_grid=(1.5, 1.75, 2.0, 2.5, 3.0),
+    max_clean_record_pct=2.5,
+    max_clean_segment_pct=4.5,
+) -> list[dict]:
+    """Each threshold set's figures on ``rows`` (from :func:`collect_sqi`), feasible ones
+    (clean-record and clean-segment flagged shares under the limits) first, best first: the
+    flagged share of noisy-segment decisions at <= 6 dB plus good +P at 6 and 0 dB."""
+    from pipeline.runtime import quality as sqi
+
+    snr = np.array([np.nan if r[0] is None else r[0] for r in rows], dtype=np.float64)
+    seg = np.array([r[1] for r in rows])
+    real = np.array([r[2] for r in rows], dtype=bool)
+    b, k, p, nrel = (np.array([r[i] for r in rows], dtype=np.float64) for i in (3, 4, 5, 6))
+    confirmed = np.array([r[7] for r in rows], dtype=bool)
+    out = []
+    for bt in bsqi_grid:
+        for kt in ksqi_grid:
+            for nt in nrel_grid:
+                good = (b >= bt) & (k >= kt) & (p >= sqi.PSQI_LOW) & ~(nrel > nt) & confirmed
+                after = seg >= 0
+
+                def pct(mask, of):
+                    return 100.0 * float(mask[of].mean()) if of.any() else float("nan")
+
+                res = {"bsqi_noisy": bt, "ksqi_noisy": kt, "nrel_noisy": nt}
+                res["clean_record_flagged"] = pct(~good, np.isnan(snr) & after)
+                res["clean_segment_flagged"] = max(
+                    pct(~good, (snr == s) & (seg == 0)) for s in np.unique(snr[~np.isnan(snr)])
+                )
+                for s in np.unique(snr[~np.isnan(snr)]):
+                    noisy = (snr == s) & (seg == 1)
+                    res[f"flagged_{s:+.0f}"] = pct(~good, noisy)
+                    res[f"good_ppv_{s:+.0f}"] = pct(real, noisy & good)
+                res["feasible"] = (
+                    res["clean_record_flagged"] <= max_clean_record_pct
+                    and res["clean_segment_flagged"] <= max_clean_segment_pct
+                )
+                low = [v for key, v in res.items() if key.startswith("flagged_") and float(key[8:]) <= 6]
+                ppv = [res.get("good_ppv_+6", np.nan), res.get("good_ppv_+0", np.nan)]
+                res["score"] = float(np.nanmean(low)) + float(np.nansum(ppv))
+                out.append(res)
+    return sorted(out, key=lambda r: (not r["feasible"], -r["score"]))
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def _pct(num: int, other: int) -> str:
     return f"{100 * num / (num + other):.1f}" if num + other else "n/a"
 
@@ -482,9 +586,47 @@ def main(argv=None) -> int:
     parser.add_argument("--artifact", default="tflite_float32")
     parser.add_argument("--no-xqrs", action="store_true", help="skip wfdb's XQRS beside the device")
     parser.add_argument("--json", help="also write the totals here")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="no run: the table of runs saved with --json (records split over runs)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help=f"no stress test: the quality thresholds' figures on DS1 records (default {' '.join(CALIBRATION_RECORDS)})",
+    )
     parser.add_argument("--write", action="store_true", help="write the table into its README block")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
+    command = "python -m pipeline.validate.noise_stress ARTIFACTS --noise both --seconds 660 --write"
+    if args.calibrate:
+        records = args.records or list(CALIBRATION_RECORDS)
+        if in_ds2 := [r for r in records if r in load_card("mitdb").splits["DS2"]]:
+            parser.error(f"--records: {in_ds2} are DS2 (the test set); calibrate on DS1")
+        snrs = [s for s in args.snr if s >= 0] if args.snr == list(DEFAULT_SNRS) else args.snr
+        rows = collect_sqi(args.folder, records, snrs, args.seconds, args.artifact, args.data_dir, log=_log)
+        for res in calibrate(rows)[:10]:
+            print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in res.items()}))
+        return 0
+    if args.merge:
+        saved = [json.loads(Path(f).read_text()) for f in args.merge]
+        totals: dict = {}
+        records = [r for d in saved for r in d["records"]]
+        for d in saved:
+            _add(totals.setdefault("clean_record", {}), d["totals"]["clean_record"])
+            for kind, per_snr in d["totals"].items():
+                if kind != "clean_record":
+                    for snr, counts in per_snr.items():
+                        _add(totals.setdefault(kind, {}).setdefault(int(snr), {}), counts)
+        text = table(totals, records, saved[0]["seconds"], saved[0]["artifact"])
+        print(text)
+        if args.write:
+            from pipeline.readme import write_block
+
+            write_block("noise-stress", text, command)
+        return 0
     ds2 = load_card("mitdb").splits["DS2"]
     records = args.records or list(ds2)
     if not_ds2 := [r for r in records if r not in ds2]:
@@ -501,21 +643,20 @@ def main(argv=None) -> int:
         kinds,
         args.data_dir,
         not args.no_xqrs,
-        log=lambda m: print(m, file=sys.stderr, flush=True),
+        log=_log,
     )
     text = table(totals, records, args.seconds, args.artifact)
     print(text)
     if args.json:
+        saved = {k: {str(s): c for s, c in v.items()} if k != "clean_record" else v for k, v in totals.items()}
         Path(args.json).write_text(
             json.dumps(
-                {k: {str(s): c for s, c in v.items()} if k != "clean_record" else v for k, v in totals.items()},
-                indent=2,
+                {"records": records, "seconds": args.seconds, "artifact": args.artifact, "totals": saved}, indent=2
             )
         )
     if args.write:
         from pipeline.readme import write_block
 
-        command = "python -m pipeline.validate.noise_stress ARTIFACTS --noise both --write"
         write_block("noise-stress", text, command)
     return 0
 
