@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Template
 
 import numpy as np
 
@@ -203,6 +204,8 @@ def with_preprocessing(spec: CModelSpec, preprocess: dict) -> CModelSpec:
 #: The hand-written runtime every generated model is compiled with.
 RUNTIME_DIR = Path(__file__).parent / "runtime"
 RUNTIME_SOURCES = ("bse_lstm.c", "bse_lstm.h")
+#: The text of the generated files (``string.Template``; package data).
+TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 #: int8 builds take sigmoid (and tanh(x) = 2 sigmoid(2x) - 1) from a table of
 #: SIGMOID_TABLE_N values on [-SIGMOID_TABLE_RANGE, SIGMOID_TABLE_RANGE], interpolated
@@ -281,11 +284,98 @@ def sizes(spec: CModelSpec, precision: str) -> dict[str, int]:
     }
 
 
+def _template(name: str) -> Template:
+    return Template((TEMPLATE_DIR / name).read_text())
+
+
+def _weights(spec: CModelSpec, precision: str) -> dict[str, str]:
+    """The model's const arrays (LSTM layers, dense head, int8's sigmoid table) and the
+    initialisers of ``bse_lstm_model_t`` that name them, for ``templates/model.c.in``."""
+    units = spec.units
+    n_in = [spec.n_channels] + units[:-1]
+    d_units, k = spec.dense[0].shape[1], len(spec.classes)
+    data, layers = [], []
+    for i, (kernel, recurrent, bias) in enumerate(spec.lstm):
+        data.append(f"/* LSTM layer {i}: {n_in[i]} inputs, {units[i]} units; outputs are gates i, f, c, o. */")
+        wx, wx_init = _matrix(f"lstm{i}_wx", kernel, precision)
+        wh, wh_init = _matrix(f"lstm{i}_wh", recurrent, precision)
+        data += [wx, wh, f"static const float lstm{i}_b[{4 * units[i]}] = {{\n    {_floats(bias)}\n}};\n"]
+        layers.append(
+            f"        {{.n_in = {n_in[i]}, .n_units = {units[i]},\n"
+            f"         .wx = {wx_init},\n         .wh = {wh_init},\n         .bias = lstm{i}_b}},"
+        )
+    # The head in float in both precisions: once per decision, and the int8 build's
+    # decisions depend on it (see the module docstring).
+    n_feat = units[-1] + spec.n_side
+    data.append(
+        f"/* Dense head, float: {n_feat} features ({units[-1]} LSTM + {spec.n_side} side) -> {d_units}, relu. */"
+    )
+    dense, dense_init = _matrix("dense_w", spec.dense[0], "float32")
+    data += [dense, f"static const float dense_b[{d_units}] = {{\n    {_floats(spec.dense[1])}\n}};\n"]
+    data.append(f"/* Output, float: {d_units} -> {k}, softmax. */")
+    probs, probs_init = _matrix("probs_w", spec.head[0], "float32")
+    data += [probs, f"static const float probs_b[{k}] = {{\n    {_floats(spec.head[1])}\n}};\n"]
+    sigmoid = ""
+    if precision == "int8":
+        data += [
+            f"/* sigmoid on [-{SIGMOID_TABLE_RANGE:g}, {SIGMOID_TABLE_RANGE:g}], {SIGMOID_TABLE_N} values */",
+            f"static const float sigmoid_table[{SIGMOID_TABLE_N}] = {{\n    {_floats(sigmoid_table())}\n}};\n",
+        ]
+        per_unit = (SIGMOID_TABLE_N - 1) / (2 * SIGMOID_TABLE_RANGE)
+        sigmoid = (
+            f"    .sigmoid = {{.values = sigmoid_table, .n = {SIGMOID_TABLE_N}, "
+            f".x_min = {-SIGMOID_TABLE_RANGE!r}f, .x_max = {SIGMOID_TABLE_RANGE!r}f, .per_unit = {per_unit!r}f}},\n"
+        )
+    return {
+        "weights": "\n".join(data) + "\n",
+        "layers": "\n".join(layers),
+        "dense_init": dense_init,
+        "probs_init": probs_init,
+        "sigmoid": sigmoid,
+    }
+
+
+def _filter(spec: CModelSpec) -> dict[str, str]:
+    """The causal filter's sections and steady state as const arrays (none without a
+    filter) and the scalars of ``bse_lstm_filter_t``, for ``templates/model.c.in``."""
+    sos = np.zeros((0, 6)) if spec.sos is None else spec.sos
+    sos_zi = np.zeros((0, 2)) if spec.sos_zi is None else spec.sos_zi  # set with sos (with_preprocessing)
+    n_sec = len(sos)
+    data = ""
+    if n_sec:
+        data = "\n".join(
+            [
+                "/* Second-order sections at the input rate (b0 b1 b2 a0 a1 a2, a0 = 1) and their",
+                " * steady-state response to a unit step (scipy.signal.sosfilt_zi). */",
+                f"static const float filter_sos[{n_sec}][6] = {{",
+                *[f"    {{{_floats(row)}}}," for row in sos],
+                "};",
+                f"static const float filter_zi[{n_sec}][2] = {{",
+                *[f"    {{{_floats(row)}}}," for row in sos_zi],
+                "};",
+                "",
+            ]
+        )
+    return {
+        "n_sections": str(n_sec),
+        "zi_rows": str(max(n_sec, 1)),
+        "filter_data": data,
+        "sos_name": "filter_sos" if n_sec else "0",
+        "zi_name": "filter_zi" if n_sec else "0",
+        "gain": f"{float(spec.gain)!r}f",
+        "norm_alpha": f"{float(np.float32(spec.norm_alpha))!r}f",
+        "norm_floor": f"{float(np.float32(spec.norm_floor))!r}f",
+    }
+
+
 def generate(
     spec: CModelSpec, out_dir: str | Path, prefix: str = "bse", precision: str = "float32", source: str = ""
 ) -> tuple[Path, Path]:
     """Write ``<prefix>_<precision>.c`` and ``.h`` (data, sizes, the API under ``prefix``)
-    into ``out_dir``; returns their paths. Compile them with ``runtime/bse_lstm.c``."""
+    into ``out_dir``; returns their paths. Compile them with ``runtime/bse_lstm.c``.
+
+    The text is ``templates/model.{h,c}.in`` (``string.Template``); this fills in the
+    model's sizes, names and data."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if not prefix.isidentifier() or not prefix.islower():
@@ -294,206 +384,40 @@ def generate(
         raise UnsupportedModelError(f"{len(spec.lstm)} LSTM layers; the runtime takes 1 to {MAX_LSTM_LAYERS}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    p, P = prefix, prefix.upper()
-    stem = f"{p}_{precision}"
-    units = spec.units
-    n_in = [spec.n_channels] + units[:-1]
-    d_units, k = spec.dense[0].shape[1], len(spec.classes)
-    q8 = precision == "int8"
+    p, P, stem, q8 = prefix, prefix.upper(), f"{prefix}_{precision}", precision == "int8"
     size = sizes(spec, precision)
-    sos = np.zeros((0, 6)) if spec.sos is None else spec.sos
-    sos_zi = np.zeros((0, 2)) if spec.sos_zi is None else spec.sos_zi  # set with sos (with_preprocessing)
-    n_sec = len(sos)
-    shape = " -> ".join(f"LSTM({u})" for u in units)
-
-    h = [
-        f"/* Generated by biosig-edge (firmware_export/c_model.py){' from ' + source if source else ''}; do not edit.",
-        f" * {precision} LSTM classifier: {shape} -> Dense({d_units}, relu) -> Dense({k}, softmax); "
-        f"classes {', '.join(spec.classes)}.",
-        " * Data and sizes only: compile with the runtime bse_lstm.c, which computes. C99, no malloc,",
-        " * no libm: every buffer is in the state structs the caller owns. */",
-        f"#ifndef {P}_{precision.upper()}_H_",
-        f"#define {P}_{precision.upper()}_H_",
-        "",
-        "#include <stdint.h>",
-        "",
-        '#include "bse_lstm.h"',
-        "",
-        f"#define {P}_N_CHANNELS {spec.n_channels}   /* model input channels per sample */",
-        f"#define {P}_N_STEPS {spec.n_steps}   /* samples per window in training */",
-        f"#define {P}_N_SIDE {spec.n_side}   /* side features given to {p}_decision */",
-        f"#define {P}_N_CLASSES {k}",
-        f"#define {P}_N_STATE {size['N_STATE']}   /* LSTM units, all layers */",
-        f"#define {P}_N_SCRATCH {size['N_SCRATCH']}   /* gates of the widest layer, or the dense layer */",
-        f"#define {P}_N_FEATURES {size['N_FEATURES']}   /* last LSTM layer's units + side features */",
-    ]
-    if q8:
-        h += [f"#define {P}_N_QUANTISED {size['N_QUANTISED']}   /* widest LSTM matrix input, padded to words */"]
-    h += [
-        f"#define {P}_FILTER_SECTIONS {n_sec}",
-        f"#define {P}_DECIMATE {spec.decimate}",
-        "",
-        f"extern const char *const {p}_class_names[{P}_N_CLASSES];",
-        f"extern const bse_lstm_model_t {p}_model;",
-        f"extern const bse_lstm_filter_t {p}_filter_config;",
-        "",
-        "/* The LSTM state of one window plus scratch: declare it static; no heap. */",
-        "typedef struct {",
-        f"    float h[{P}_N_STATE];   /* hidden state, layer after layer */",
-        f"    float c[{P}_N_STATE];   /* cell state */",
-        f"    float z[{P}_N_SCRATCH];   /* gate pre-activations (scratch) */",
-        f"    float v[{P}_N_FEATURES];   /* head features (scratch) */",
-    ]
-    if q8:
-        h += [f"    int8_t q[{P}_N_QUANTISED];   /* quantised vector (scratch) */"]
-    h += [
-        f"}} {p}_state_t;",
-        "",
-        "/* Check the model's dimensions against its buffers, once (at start-up): 0, or a",
-        " * bse_lstm_status_t saying what is wrong (bse_lstm_status_text names it). */",
-        f"int {p}_check(void);",
-        "/* Zero the LSTM state: at the start of every window. */",
-        f"void {p}_init({p}_state_t *s);",
-        f"/* Advance over x: n_steps samples of {P}_N_CHANNELS floats, row-major, preprocessed as",
-        " * in training (filtered, decimated, normalised). Chunks of any length: pushing a window",
-        " * whole or in pieces gives the same state. */",
-        f"void {p}_push({p}_state_t *s, const float *x, int n_steps);",
-        f"/* Class probabilities from the current state and {P}_N_SIDE side features (ignored if",
-        " * 0); writes probs[N_CLASSES] and returns the index of the largest. */",
-        f"int {p}_decision({p}_state_t *s, const float *side, float *probs);",
-        "",
-        "/* Causal filter (second-order sections, transposed direct form II, as",
-        " * scipy.signal.sosfilt), decimation and gain, per input channel. Without sections it",
-        " * only decimates and scales. */",
-        "typedef struct {",
-        f"    float zi[{max(n_sec, 1)}][2];",
-        "    int32_t phase;                    /* input samples since the last kept one */",
-        "    float norm[2];                    /* running mean square, (1 - alpha)^n */",
-        f"}} {p}_filter_t;",
-        "",
-        "/* x0: the first input sample (the state starts at its steady state: no transient). */",
-        f"void {p}_filter_init({p}_filter_t *f, float x0);",
-        "/* Filter n input samples x; write the kept (decimated) outputs to y; return their number. */",
-        f"int {p}_filter_push({p}_filter_t *f, const float *x, int n, float *y);",
-        "",
-        f"#endif /* {P}_{precision.upper()}_H_ */",
-        "",
-    ]
-
-    c = [
-        f"/* Generated by biosig-edge (firmware_export/c_model.py); do not edit. See {stem}.h. */",
-        f'#include "{stem}.h"',
-        "",
-        f"const char *const {p}_class_names[{P}_N_CLASSES] = {{"
-        + ", ".join(f'"{name}"' for name in spec.classes)
-        + "};",
-        "",
-    ]
-    layers = []
-    for i, (kernel, recurrent, bias) in enumerate(spec.lstm):
-        c.append(f"/* LSTM layer {i}: {n_in[i]} inputs, {units[i]} units; outputs are gates i, f, c, o. */")
-        wx, wx_init = _matrix(f"lstm{i}_wx", kernel, precision)
-        wh, wh_init = _matrix(f"lstm{i}_wh", recurrent, precision)
-        c += [wx, wh, f"static const float lstm{i}_b[{4 * units[i]}] = {{\n    {_floats(bias)}\n}};\n"]
-        layers.append(
-            f"        {{.n_in = {n_in[i]}, .n_units = {units[i]},\n"
-            f"         .wx = {wx_init},\n         .wh = {wh_init},\n         .bias = lstm{i}_b}},"
-        )
-    n_feat = units[-1] + spec.n_side
-    # The head in float in both precisions: once per decision, and the int8 build's
-    # decisions depend on it (see the module docstring).
-    c.append(f"/* Dense head, float: {n_feat} features ({units[-1]} LSTM + {spec.n_side} side) -> {d_units}, relu. */")
-    dense, dense_init = _matrix("dense_w", spec.dense[0], "float32")
-    c += [dense, f"static const float dense_b[{d_units}] = {{\n    {_floats(spec.dense[1])}\n}};\n"]
-    c.append(f"/* Output, float: {d_units} -> {k}, softmax. */")
-    probs, probs_init = _matrix("probs_w", spec.head[0], "float32")
-    c += [probs, f"static const float probs_b[{k}] = {{\n    {_floats(spec.head[1])}\n}};\n"]
-    table = ""
-    if q8:
-        c += [
-            f"/* sigmoid on [-{SIGMOID_TABLE_RANGE:g}, {SIGMOID_TABLE_RANGE:g}], {SIGMOID_TABLE_N} values */",
-            f"static const float sigmoid_table[{SIGMOID_TABLE_N}] = {{\n    {_floats(sigmoid_table())}\n}};\n",
-        ]
-        per_unit = (SIGMOID_TABLE_N - 1) / (2 * SIGMOID_TABLE_RANGE)
-        table = (
-            f"    .sigmoid = {{.values = sigmoid_table, .n = {SIGMOID_TABLE_N}, "
-            f".x_min = {-SIGMOID_TABLE_RANGE!r}f, .x_max = {SIGMOID_TABLE_RANGE!r}f, .per_unit = {per_unit!r}f}},"
-        )
-    c += [
-        f"const bse_lstm_model_t {p}_model = {{",
-        f"    .dtype = BSE_LSTM_{precision.upper()}, .n_channels = {P}_N_CHANNELS, .n_side = {P}_N_SIDE,",
-        f"    .n_classes = {P}_N_CLASSES, .n_layers = {len(units)},",
-        "    .layers = {",
-        *layers,
-        "    },",
-        f"    .hidden = {{.w = {dense_init}, .bias = dense_b}},",
-        f"    .output = {{.w = {probs_init}, .bias = probs_b}},",
-        *([table] if table else []),
-        f"    .n_state = {P}_N_STATE, .n_scratch = {P}_N_SCRATCH, .n_features = {P}_N_FEATURES,"
-        f" .n_quantised = {f'{P}_N_QUANTISED' if q8 else 0}",
-        "};",
-        "",
-    ]
-    if n_sec:
-        c += [
-            "/* Second-order sections at the input rate (b0 b1 b2 a0 a1 a2, a0 = 1) and their",
-            " * steady-state response to a unit step (scipy.signal.sosfilt_zi). */",
-            f"static const float filter_sos[{n_sec}][6] = {{",
-            *[f"    {{{_floats(row)}}}," for row in sos],
-            "};",
-            f"static const float filter_zi[{n_sec}][2] = {{",
-            *[f"    {{{_floats(row)}}}," for row in sos_zi],
-            "};",
-        ]
-    c += [
-        f"const bse_lstm_filter_t {p}_filter_config = {{",
-        f"    .n_sections = {P}_FILTER_SECTIONS, .sos = {'filter_sos' if n_sec else '0'}, "
-        f".zi = {'filter_zi' if n_sec else '0'},",
-        f"    .decimate = {P}_DECIMATE, .gain = {float(spec.gain)!r}f,",
-        f"    .norm_alpha = {float(np.float32(spec.norm_alpha))!r}f, .norm_floor = {float(np.float32(spec.norm_floor))!r}f",
-        "};",
-        "",
-        f"/* The API under the prefix {p}: the runtime on this model's data and the caller's state. */",
-        f"#define BUFFERS(s) {{(s)->h, (s)->c, (s)->z, (s)->v, {'(s)->q' if q8 else '0'}}}",
-        "",
-        f"int {p}_check(void)",
-        "{",
-        f"    bse_lstm_status_t status = bse_lstm_check(&{p}_model);",
-        f"    return (int)(status != BSE_LSTM_OK ? status : bse_lstm_filter_check(&{p}_filter_config));",
-        "}",
-        "",
-        f"void {p}_init({p}_state_t *s)",
-        "{",
-        "    const bse_lstm_buffers_t b = BUFFERS(s);",
-        f"    bse_lstm_reset(&{p}_model, &b);",
-        "}",
-        "",
-        f"void {p}_push({p}_state_t *s, const float *x, int n_steps)",
-        "{",
-        "    const bse_lstm_buffers_t b = BUFFERS(s);",
-        f"    bse_lstm_push(&{p}_model, &b, x, n_steps);",
-        "}",
-        "",
-        f"int {p}_decision({p}_state_t *s, const float *side, float *probs)",
-        "{",
-        "    const bse_lstm_buffers_t b = BUFFERS(s);",
-        f"    return bse_lstm_decision(&{p}_model, &b, side, probs);",
-        "}",
-        "",
-        f"void {p}_filter_init({p}_filter_t *f, float x0)",
-        "{",
-        f"    bse_lstm_filter_init(&{p}_filter_config, f->zi, &f->phase, f->norm, x0);",
-        "}",
-        "",
-        f"int {p}_filter_push({p}_filter_t *f, const float *x, int n, float *y)",
-        "{",
-        f"    return bse_lstm_filter_push(&{p}_filter_config, f->zi, &f->phase, f->norm, x, n, y);",
-        "}",
-        "",
-    ]
+    fields = {
+        "p": p,
+        "P": P,
+        "stem": stem,
+        "precision": precision,
+        "PRECISION": precision.upper(),
+        "from_source": f" from {source}" if source else "",
+        "shape": " -> ".join(f"LSTM({u})" for u in spec.units),
+        "d_units": str(spec.dense[0].shape[1]),
+        "n_classes": str(len(spec.classes)),
+        "class_list": ", ".join(spec.classes),
+        "class_names": ", ".join(f'"{name}"' for name in spec.classes),
+        "n_channels": str(spec.n_channels),
+        "n_steps": str(spec.n_steps),
+        "n_side": str(spec.n_side),
+        "n_layers": str(len(spec.units)),
+        "decimate": str(spec.decimate),
+        **{key: str(value) for key, value in size.items()},
+        "quantised_define": (
+            f"#define {P}_N_QUANTISED {size['N_QUANTISED']}   /* widest LSTM matrix input, padded to words */\n"
+            if q8
+            else ""
+        ),
+        "quantised_member": f"    int8_t q[{P}_N_QUANTISED];   /* quantised vector (scratch) */\n" if q8 else "",
+        "n_quantised": f"{P}_N_QUANTISED" if q8 else "0",
+        "q_buffer": "(s)->q" if q8 else "0",
+        **_weights(spec, precision),
+        **_filter(spec),
+    }
     header, src = out_dir / f"{stem}.h", out_dir / f"{stem}.c"
-    header.write_text("\n".join(h))
-    src.write_text("\n".join(c))
+    header.write_text(_template("model.h.in").substitute(fields))
+    src.write_text(_template("model.c.in").substitute(fields))
     return src, header
 
 
