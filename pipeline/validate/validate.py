@@ -16,8 +16,11 @@ import functools
 import os
 import platform
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -524,27 +527,29 @@ def validate(
         if "error" in measured[REFERENCE]:
             raise ValidateError(f"the float reference failed to run: {measured[REFERENCE]['error']}")
         report = _report(
-            manifest,
-            folder,
-            chosen,
-            measured,
-            decisions,
-            heldouts,
-            ids,
-            classes,
-            budget_spec,
-            load_summary(load_samples),
-            duration_s,
-            split_total,
-            seconds,
-            chunk_s,
-            core,
-            records,
-            notes,
-            withhold,
-            log,
-            t0,
-            target=target,
+            ReportInputs(
+                manifest=manifest,
+                folder=folder,
+                chosen=chosen,
+                measured=measured,
+                decisions=decisions,
+                heldouts=heldouts,
+                ids=ids,
+                classes=classes,
+                budget_spec=budget_spec,
+                load=load_summary(load_samples),
+                duration_s=duration_s,
+                split_total=split_total,
+                seconds=seconds,
+                chunk_s=chunk_s,
+                core=core,
+                records=records,
+                notes=notes,
+                withhold=withhold,
+                log=log,
+                t0=t0,
+                target=target,
+            )
         )
         from pipeline.validate.report import write_report
 
@@ -553,34 +558,48 @@ def validate(
     return out_dir, report
 
 
-def _report(
-    manifest,
-    folder,
-    chosen,
-    measured,
-    decisions,
-    heldouts,
-    ids,
-    classes,
-    budget_spec,
-    load,
-    duration_s,
-    split_total,
-    seconds,
-    chunk_s,
-    core,
-    records,
-    notes,
-    withhold,
-    log,
-    t0,
-    target=None,
-) -> dict:
+@dataclass
+class ReportInputs:
+    """What one validation run measured and was asked, for :func:`_report`.
+
+    ``chosen``: artifact names streamed, the reference first; ``measured``: name -> the
+    child's measurement (``latency_s``, ``signal_seconds``, ``push_seconds``, ... or
+    ``error``); ``decisions``: name -> the decisions scored; ``heldouts``: the recordings
+    read; ``ids``: their ids (of ``split_total`` in the split); ``load``: the machine load
+    summary; ``duration_s``: seconds of signal streamed; ``seconds``: the per-recording
+    limit (None: whole); ``t0``: ``time.perf_counter()`` when validation started."""
+
+    manifest: dict
+    folder: Path
+    chosen: list[str]
+    measured: dict[str, dict]
+    decisions: dict
+    heldouts: list
+    ids: list[str]
+    classes: list[str]
+    budget_spec: dict
+    load: dict
+    duration_s: float
+    split_total: int
+    seconds: float | None
+    chunk_s: float
+    core: int | None
+    records: str | Path | None
+    notes: list
+    withhold: bool
+    log: Callable[..., Any]
+    t0: float
+    target: str | None = None
+
+
+def _report(inputs: ReportInputs) -> dict:
+    """The report dict from what one validation run measured (``inputs``)."""
+    manifest = inputs.manifest
     entries = {a["name"]: a for a in manifest["artifacts"]}
     rows = []
     ref_metrics = None
-    for name in chosen:
-        entry, m = entries[name], measured[name]
+    for name in inputs.chosen:
+        entry, m = entries[name], inputs.measured[name]
         row = {
             "artifact": name,
             "format": entry["format"],
@@ -595,12 +614,12 @@ def _report(
             rows.append({**row, "status": "error", "error": m["error"]})
             continue
         if manifest["kind"] == "ecg-beats":
-            cm = score.ecg_confusion(heldouts, decisions[name], classes)
+            cm = score.ecg_confusion(inputs.heldouts, inputs.decisions[name], inputs.classes)
         else:
-            cm = score.eeg_confusion(heldouts, decisions[name], len(classes))
-        metrics = score.summarise(cm, classes, manifest["kind"], manifest.get("positive_class"))
+            cm = score.eeg_confusion(inputs.heldouts, inputs.decisions[name], len(inputs.classes))
+        metrics = score.summarise(cm, inputs.classes, manifest["kind"], manifest.get("positive_class"))
         ref_metrics = ref_metrics or metrics
-        agree = score.agreement(decisions[REFERENCE], decisions[name])
+        agree = score.agreement(inputs.decisions[REFERENCE], inputs.decisions[name])
         lat = latency_summary(m["latency_s"])
         rows.append(
             {
@@ -629,23 +648,23 @@ def _report(
         if row["status"] == "ok":
             row["p99_latency_ratio"] = row["p99_latency_ms"] / ref_row["p99_latency_ms"]
             row["throughput_ratio"] = row["x_real_time"] / ref_row["x_real_time"]
-    target_info = target_scale(target, load["calibration_ms"])
-    budget_results = check_budget(budget_spec, rows, REFERENCE, loaded=load["loaded"], target=target_info)
-    firmware_c = firmware_check(folder, manifest, log)
+    target_info = target_scale(inputs.target, inputs.load["calibration_ms"])
+    budget_results = check_budget(inputs.budget_spec, rows, REFERENCE, loaded=inputs.load["loaded"], target=target_info)
+    firmware_c = firmware_check(inputs.folder, manifest, inputs.log)
     versions = {}
-    for m in measured.values():
+    for m in inputs.measured.values():
         versions.update(m.get("versions", {}))
-    if records:
+    if inputs.records:
         split = {
             "name": "user records",
-            "folder": str(Path(records).resolve()),
+            "folder": str(Path(inputs.records).resolve()),
             "by": "recording",
-            "recordings": ids,
-            "complete": len(ids) == split_total and not seconds,
-            "of_total": split_total,
-            "seconds_per_recording": seconds,
-            "signal_s": duration_s,
-            "notes": notes,
+            "recordings": inputs.ids,
+            "complete": len(inputs.ids) == inputs.split_total and not inputs.seconds,
+            "of_total": inputs.split_total,
+            "seconds_per_recording": inputs.seconds,
+            "signal_s": inputs.duration_s,
+            "notes": inputs.notes,
             "train": len(manifest["split"]["train"]),
             "val": len(manifest["split"]["val"]),
         }
@@ -653,11 +672,11 @@ def _report(
         split = {
             "name": "test",
             "by": manifest["split"]["by"],
-            "recordings": ids,
-            "complete": len(ids) == split_total and not seconds,
-            "of_total": split_total,
-            "seconds_per_recording": seconds,
-            "signal_s": duration_s,
+            "recordings": inputs.ids,
+            "complete": len(inputs.ids) == inputs.split_total and not inputs.seconds,
+            "of_total": inputs.split_total,
+            "seconds_per_recording": inputs.seconds,
+            "signal_s": inputs.duration_s,
             "train": len(manifest["split"]["train"]),
             "val": len(manifest["split"]["val"]),
         }
@@ -666,21 +685,21 @@ def _report(
         "task": manifest["task"],
         "dataset": manifest.get("dataset"),
         "kind": manifest["kind"],
-        "classes": classes,
+        "classes": inputs.classes,
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "artifact_folder": str(folder.resolve()),
+        "artifact_folder": str(inputs.folder.resolve()),
         "reference": REFERENCE,
         "split": split,
         "method": {
-            "chunk_s": chunk_s,
+            "chunk_s": inputs.chunk_s,
             "match_tolerance_s": score.MATCH_TOLERANCE_S,
-            "withhold_unusable": withhold,
+            "withhold_unusable": inputs.withhold,
             "latency": "wall time of a push that emitted decisions, divided by their number",
             "throughput": "seconds of signal per second spent inside push",
         },
-        "machine": {**machine(core), "versions": versions, "load": load},
+        "machine": {**machine(inputs.core), "versions": versions, "load": inputs.load},
         "rows": rows,
-        "budget": budget_spec,
+        "budget": inputs.budget_spec,
         "budget_results": budget_results,
         "budget_passed": all(r["passed"] or not r["counted"] for r in budget_results),
         "target": target_info,
@@ -689,7 +708,7 @@ def _report(
             budget_results,
             manifest,
             firmware_c,
-            budget_spec.get("min_agreement_pct", 99.5),
+            inputs.budget_spec.get("min_agreement_pct", 99.5),
             cpu_label=target_info["label"] if target_info else TARGET_LABELS["raspberry_pi_cpu"],
         ),
         "firmware_c": firmware_c,
@@ -704,7 +723,7 @@ def _report(
             },
         },
         "training": _training_metrics(manifest),
-        "wall_s": time.perf_counter() - t0,
+        "wall_s": time.perf_counter() - inputs.t0,
     }
     report["failures"] = verdict(report)
     report["passed"] = not report["failures"]
