@@ -19,13 +19,30 @@ PACKAGES = {
 }
 
 
+def missing_message(missing: list[str]) -> str:
+    return f"{', '.join(missing)} not installed (Debian: {'; '.join(PACKAGES.get(t, t) for t in missing)})"
+
+
 def needs(*tools: str) -> None:
+    """Skip the test unless every tool is installed (naming the package); under CI=true
+    a missing tool fails it."""
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        message = f"{', '.join(missing)} not installed (Debian: {'; '.join(PACKAGES.get(t, t) for t in missing)})"
+        message = missing_message(missing)
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true, and {message}")
         pytest.skip(message)
+
+
+def has(tool: str) -> bool:
+    """Whether ``tool`` is installed, for a test that checks what it can and demands the
+    rest only where the tool is (export builds the aarch64 library only with its cross
+    compiler); under CI=true a missing tool fails the test, as with :func:`needs`."""
+    if shutil.which(tool) is not None:
+        return True
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true, and {missing_message([tool])}")
+    return False
 
 
 def needs_module(module: str, extra: str) -> None:
