@@ -469,8 +469,12 @@ def test_every_lsl_decision_carries_the_lsl_time_of_its_last_input_sample(lsl_ru
     # The replay stamps sample j at t0 + j / (360 * 20): the map from sample to time is exact
     # (up to liblsl's clock-offset estimate, microseconds on one machine; a sample is 139 us).
     np.testing.assert_allclose(ts - ts[0], (last - last[0]) / (360 * 20), atol=3e-5)
+    # Latency runs from that sample to the decision on the same (LSL) clock: never
+    # negative, and the decision instants (source_ts + latency_s) follow the stream's order.
+    # How small it is belongs to the live benchmark, not to a test on a shared machine.
     latency = np.array([b["latency_s"] for b in beats])
-    assert (latency >= 0).all() and np.median(latency) < 1.0
+    assert (latency >= 0).all()
+    assert (np.diff(ts + latency) >= -2e-6).all()  # each term rounded to 1 us
     assert all(abs(b["decided_at"] - time.time()) < 600 for b in beats)
     assert "latency, last input sample -> decision (lsl clock" in err
 
@@ -661,7 +665,9 @@ def test_brainflow_synthetic_board_streams_10_s_into_the_eeg_session_as_offline(
     # Each window carries the board's own timestamp of its last input sample (nominal at
     # 250 Hz: the model takes every 2nd sample at 173.61 Hz, 2.88 input samples apart).
     assert [w["source_ts"] for w in windows] == [float(stamps[w["end_sample"] - 3]) for w in windows]
-    assert all(-0.5 < w["latency_s"] < 5 for w in windows)
+    # BrainFlow stamps samples in Unix time, so latency_s is decided_at - source_ts (both
+    # rounded to 1 us, read on consecutive lines), whatever the machine's speed.
+    assert all(w["latency_s"] == pytest.approx(w["decided_at"] - w["source_ts"], abs=0.05) for w in windows)
 
 
 @pytest.mark.parametrize("record", ["-", "lsl:somewhere", "serial:/dev/ttyACM0"])
