@@ -157,23 +157,63 @@ def test_pan_tompkins_learns_again_after_an_artefact_far_above_every_qrs(rec100)
     assert m["se"] > 0.99, m
 
 
-def test_the_noise_stress_test_flags_noise_and_keeps_qrs_precision(exported):
-    """Issue goals, on 2 DS2 records at 3 SNRs (15 min each; the full table, all 22 DS2
-    records at 6 SNRs, comes from python -m pipeline.validate.noise_stress): QRS +P >= 95 %
-    at 6 dB on the decisions kept, and at 0 dB most noisy segments flagged. Detection and
-    quality do not depend on the model, so the small test model shows them as the full one
-    does. Records 100 (sinus rhythm) and 213 (frequent V and F beats)."""
-    from pipeline.validate.noise_stress import run, table
+def test_nst_mixing_gives_the_requested_snr_within_0_1_db(rec100):
+    """The real noise is added as PhysioNet's nst adds it: measured independently here as
+    nst defines the SNR (sigamp's trimmed means: QRS peak-to-peak over +-50 ms of the first
+    300 normal beats of the clean record; RMS of each second of what was added, mean
+    removed), every lead is at the requested SNR; nothing is added before minute 5, and no
+    step where a noisy segment begins (nst keeps the output continuous)."""
+    from pipeline.validate import noise_stress as ns
 
-    _, out, _ = exported
+    x = rec100.signal.astype(np.float64)
+    noise = ns.em_noise(len(x), FS)
+    beats, symbols = rec100.beats.sample, rec100.beats.symbol
+    normal = [b for b, s in zip(beats, symbols) if s in "NLRaJASjenB/" and 18 <= b < len(x) - 18][:300]
+
+    def trimmed(v):
+        v = np.sort(np.asarray(v), axis=0)
+        return v[len(v) // 20 : len(v) - len(v) // 20].mean(axis=0)
+
+    amplitude = trimmed([np.ptp(x[b - 18 : b + 19], axis=0) for b in normal])
+    for snr_db in (24, 6, -6):
+        y = ns.stress_record(x, beats, symbols, FS, snr_db, noise, ns.full_em_noise(FS))
+        added = y - x
+        assert np.all(np.abs(added[: 300 * FS]) < 1e-6)
+        first = 300 * FS
+        assert np.all(np.abs(added[first] - added[first - 1]) < 0.05)  # continuous
+        noisy = np.concatenate([added[a:b] for a, b in ns.noisy_segments(len(x), FS)])
+        seconds = noisy[: len(noisy) // FS * FS].reshape(-1, FS, 2)
+        rms = trimmed(np.sqrt(((seconds - seconds.mean(axis=1, keepdims=True)) ** 2).mean(axis=1)))
+        measured = 10 * np.log10(amplitude**2 / 8 / rms**2)
+        assert np.all(np.abs(measured - snr_db) <= 0.1), (snr_db, measured)
+
+
+def test_in_real_electrode_motion_noise_good_beats_are_beats_and_the_noise_is_flagged(tmp_path):
+    """Issue 21, on 2 DS2 records (100: sinus rhythm; 213: frequent V and F beats) at 3 SNRs
+    with the NSTDB's real electrode-motion noise, the first 11 minutes (noisy 5-7 and 9-11;
+    the full table comes from python -m pipeline.validate.noise_stress): the decisions
+    marked good in the noise are beats, the noise is flagged and the clean stretches
+    between bursts are not. Detection and quality do not depend on the model: a synthetic
+    folder (random weights) shows them as the trained one does."""
+    from synthetic_artifact import make_folder
+
+    from pipeline.validate.noise_stress import rates, run, table
+
+    folder = make_folder(tmp_path / "art")
     records = ["100", "213"]
-    totals = run(out, records, [12, 6, 0], 15.0, "reference_float32")
-    kept6 = totals[6]["noisy"]["kept"]
-    assert kept6["tp"] / (kept6["tp"] + kept6["fp"]) >= 0.95, kept6
-    assert totals[0]["noisy_segments"]["mostly_flagged"] == totals[0]["noisy_segments"]["n"] == 6
-    clean = totals[12]["clean"]["all"]
-    assert clean["flagged"] <= 0.05 * clean["decisions"], clean  # clean signal is not cried wolf on
-    assert "| +6 |" in table(totals, records, 15.0, "reference_float32")
+    totals = run(folder, records, [12, 6, 0], 660.0, "reference_float32", with_xqrs=True)
+    r = {snr: rates(totals["real"][snr]) for snr in (12, 6, 0)}
+    # Measured at 65d1228: good +P 99.4 / 86.0 % at 6 / 0 dB (before: 96.8-97.4 / 78-79 %),
+    # flagged 54 / 80 % of noisy-segment decisions, at most 1.9 % in the clean stretches
+    # (before: 7-9 % on 213), none of the clean records'.
+    assert r[6]["good_ppv"] >= 97.0 and r[0]["good_ppv"] >= 82.0, r
+    assert r[6]["flagged_noisy"] >= 45.0 and r[0]["flagged_noisy"] >= 70.0, r
+    assert all(r[s]["flagged_clean"] <= 5.0 for s in r), r
+    assert rates(totals["clean_record"])["flagged_all"] <= 3.0, totals["clean_record"]
+    # Detection in the noise as sensitive as wfdb's XQRS on the first lead, to a point
+    # (before: 92.3 % against XQRS's 98.1 % on record 100 at 0 dB).
+    assert all(r[s]["qrs_se"] >= r[s]["xqrs_se"] - 1.5 for s in r), r
+    assert "| +6 |" in table(totals, records, 660.0, "reference_float32")
 
 
 def test_decisions_before_any_quality_check_are_unassessed_not_good(tmp_path, rec100):
