@@ -600,7 +600,12 @@ def main(argv=None) -> int:
     parser.add_argument("--write", action="store_true", help="write the table into its README block")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
-    command = "python -m pipeline.validate.noise_stress ARTIFACTS --noise both --seconds 660 --write"
+
+    def command(seconds, artifact, kinds) -> str:  # the run a table comes from, for its block
+        noise = "both" if len(kinds) == 2 else kinds[0]
+        span = f" --seconds {seconds:g}" if seconds is not None else ""
+        return f"python -m pipeline.validate.noise_stress ARTIFACTS --artifact {artifact} --noise {noise}{span} --write"
+
     if args.calibrate:
         records = args.records or list(CALIBRATION_RECORDS)
         if in_ds2 := [r for r in records if r in load_card("mitdb").splits["DS2"]]:
@@ -625,7 +630,8 @@ def main(argv=None) -> int:
         if args.write:
             from pipeline.readme import write_block
 
-            write_block("noise-stress", text, command)
+            kinds = [k for k in KINDS if k in totals]
+            write_block("noise-stress", text, command(saved[0]["seconds"], saved[0]["artifact"], kinds))
         return 0
     ds2 = load_card("mitdb").splits["DS2"]
     records = args.records or list(ds2)
@@ -657,7 +663,7 @@ def main(argv=None) -> int:
     if args.write:
         from pipeline.readme import write_block
 
-        write_block("noise-stress", text, command)
+        write_block("noise-stress", text, command(args.seconds, args.artifact, list(kinds)))
     return 0
 
 
