@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,56 @@ def compare(probs: np.ndarray, ref: np.ndarray, y: np.ndarray, classes: list[str
     }
 
 
+@dataclass
+class ExportInputs:
+    """What every export step reads: the run, its Keras model (and the batch-1 rebuild
+    the converters take), the float reference's probabilities on the test windows, and
+    the calibration windows.
+
+    ``test_inputs``/``rep_inputs``/``train_inputs``: input name -> array (n_windows, ...)
+    as the model takes it (``signal`` (n, n_steps, n_channels) float32, ``side`` (n,
+    n_side) standardised when the model has one). ``ref``: (n_test, n_classes) Keras
+    probabilities; ``y_te``: (n_test,) class indices."""
+
+    run_dir: Path
+    run: dict
+    cfg: Any
+    classes: list[str]
+    model: Any
+    fixed: Any
+    names: list[str]
+    test_inputs: dict[str, np.ndarray]
+    y_te: np.ndarray
+    ref: np.ndarray
+    ref_metrics: dict
+    rep_inputs: dict[str, np.ndarray]
+    train_inputs: dict[str, np.ndarray]
+
+    @property
+    def seed(self) -> int:
+        return int(self.cfg.seed)
+
+    def representative(self):
+        """The int8 converters' calibration: one representative window at a time."""
+        for i in range(len(self.rep_inputs["signal"])):
+            yield {k: v[i : i + 1] for k, v in self.rep_inputs.items()}
+
+
+@dataclass
+class Made:
+    """What an export step made: its manifest entries (in the manifest's order) and the
+    bytes of the files it has not written yet, by entry name (written and hashed by
+    :func:`_write_blobs`)."""
+
+    artifacts: list[dict] = field(default_factory=list)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+
+    def add(self, step: Made) -> None:
+        """Append a later step's entries and bytes."""
+        self.artifacts += step.artifacts
+        self.blobs.update(step.blobs)
+
+
 def export_run(
     run_dir: str | Path,
     out_dir: str | Path | None = None,
@@ -91,16 +142,7 @@ def export_run(
     The folder is written under a temporary name and renamed at the end, so a failure
     leaves nothing half-written behind.
     """
-    from firmware_export.c_array import write_c_array
-    from firmware_export.tflm import TFLMModel
-    from pipeline.export.graph import input_names, rebuild_fixed_batch
-    from pipeline.export.onnx_export import OPSET, check, quantise_dynamic, to_onnx
-    from pipeline.export.tflite import FORBIDDEN_OPS, VARIANTS, convert, tflite_runtime_support
-    from pipeline.runtime.backends import LiteRTModel, OnnxModel
     from pipeline.train.config import config_from_dict
-    from pipeline.train.data import load_windows
-    from pipeline.train.model import load_model
-    from pipeline.window.side import Standardiser
 
     run_dir = Path(run_dir)
     for name in ("model.keras", "run.json"):
@@ -111,6 +153,44 @@ def export_run(
     out_dir = Path(out_dir) if out_dir else run_dir / "artifacts"
     if out_dir.exists() and not force:
         raise ExportError(f"{out_dir}: already exists (use --force to replace it)")
+    ctx = read_inputs(run_dir, run, cfg, data_dir, eval_limit, representative_size, log)
+
+    writer = FolderWriter(out_dir, force, "artifact folder")  # one writer at a time; a temporary name
+    tmp = writer.tmp
+    try:
+        made = Made()
+        made.add(export_tflite(ctx, log))
+        made.add(export_onnx(ctx, log))
+        made.add(export_reference(ctx, log))
+        streaming, step = export_streaming(ctx, stream_eval, log)
+        made.add(step)
+        firmware, step = export_tflm_check(ctx, made, tmp, log)  # takes tflite_int8 from made
+        made.add(step)
+        firmware["generated_c"], step = export_generated_c(ctx, tmp, log)
+        made.add(step)
+        _write_blobs(made, tmp, log)
+        _mark_agreement(made.artifacts, log)
+        manifest = seal(_manifest(ctx, streaming, made.artifacts, firmware))
+        check_manifest(manifest)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return out_dir
+
+
+def read_inputs(
+    run_dir: Path, run: dict, cfg, data_dir, eval_limit: int, representative_size: int, log
+) -> ExportInputs:
+    """Load the run's model and windows; compute the float reference on the test split
+    (``eval_limit`` stratified windows, 0: all) and pick ``representative_size``
+    stratified training windows for calibration."""
+    from pipeline.export.graph import input_names, rebuild_fixed_batch
+    from pipeline.train.data import load_windows
+    from pipeline.train.model import load_model
+    from pipeline.window.side import Standardiser
+
     classes = run["classes"]
     split = run["split"]
 
@@ -136,225 +216,230 @@ def export_run(
     def feed(x, s):
         return {"signal": x, "side": std(s)} if "side" in names else {"signal": x}
 
-    rep_inputs = feed(x_tr[rep_idx], s_tr[rep_idx])
-
-    def representative():
-        for i in range(len(rep_idx)):
-            yield {k: v[i : i + 1] for k, v in rep_inputs.items()}
-
     test_inputs = feed(x_te, s_te)
     ref = model.predict([test_inputs[n] for n in names], batch_size=1024, verbose=0)
     ref_metrics = compare(ref, ref, y_te, classes)
     log(f"float reference (Keras) on {len(y_te)} test windows: macro-F1 {ref_metrics['macro_f1']:.4f}")
+    return ExportInputs(
+        run_dir=run_dir,
+        run=run,
+        cfg=cfg,
+        classes=classes,
+        model=model,
+        fixed=fixed,
+        names=names,
+        test_inputs=test_inputs,
+        y_te=y_te,
+        ref=ref,
+        ref_metrics=ref_metrics,
+        rep_inputs=feed(x_tr[rep_idx], s_tr[rep_idx]),
+        train_inputs=feed(x_tr, s_tr),
+    )
 
-    writer = FolderWriter(out_dir, force, "artifact folder")  # one writer at a time; a temporary name
-    tmp = writer.tmp
-    artifacts = []
-    blobs = {}
-    try:
-        for variant, (precision, description) in VARIANTS.items():
-            entry: dict[str, Any] = {
-                "name": variant,
-                "file": f"{variant}.tflite",
-                "format": "tflite",
-                "precision": precision,
-                "description": description,
-                "graph": "whole-window",
-            }
-            t0 = time.perf_counter()
-            try:
-                blob = convert(fixed, variant, representative)
-                runner = LiteRTModel(blob)
-                bad_ops = [op for op in runner.ops if any(f in op for f in FORBIDDEN_OPS)]
-                if bad_ops:
-                    raise ExportError(f"non-builtin or loop ops {bad_ops}")
-                probs = runner.predict(test_inputs)
-            except Exception as err:  # the converter's and interpreter's errors vary widely
-                entry.update(status="failed", reason=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
-                log(f"  {variant}: FAILED: {entry['reason']}")
-                artifacts.append(entry)
-                continue
-            inputs, outputs = runner.tensor_details()
-            entry.update(
-                status="ok",
-                ops=runner.ops,
-                inputs=inputs,
-                outputs=outputs,
-                vs_float=compare(probs, ref, y_te, classes),
-                seconds=time.perf_counter() - t0,
-            )
-            blobs[variant] = blob
-            artifacts.append(entry)
-            log(f"  {variant}: {len(blob)} bytes, agreement {entry['vs_float']['agreement']:.4f}")
 
-        shapes = {n: tuple(test_inputs[n].shape[1:]) for n in names}
+def export_tflite(ctx: ExportInputs, log) -> Made:
+    """The whole-window TFLite variants (``VARIANTS``), each run by LiteRT on the test
+    windows and compared with float; a variant that fails is listed as failed."""
+    from pipeline.export.tflite import FORBIDDEN_OPS, VARIANTS, convert
+    from pipeline.runtime.backends import LiteRTModel
+
+    made = Made()
+    for variant, (precision, description) in VARIANTS.items():
+        entry: dict[str, Any] = {
+            "name": variant,
+            "file": f"{variant}.tflite",
+            "format": "tflite",
+            "precision": precision,
+            "description": description,
+            "graph": "whole-window",
+        }
+        t0 = time.perf_counter()
         try:
-            blob = to_onnx(fixed, {n: (1, *shapes[n]) for n in names})
-            ops = check(blob)
-            probs = OnnxModel(blob).predict(test_inputs)
-            entry = {
+            blob = convert(ctx.fixed, variant, ctx.representative)
+            runner = LiteRTModel(blob)
+            bad_ops = [op for op in runner.ops if any(f in op for f in FORBIDDEN_OPS)]
+            if bad_ops:
+                raise ExportError(f"non-builtin or loop ops {bad_ops}")
+            probs = runner.predict(ctx.test_inputs)
+        except Exception as err:  # the converter's and interpreter's errors vary widely
+            entry.update(status="failed", reason=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
+            log(f"  {variant}: FAILED: {entry['reason']}")
+            made.artifacts.append(entry)
+            continue
+        inputs, outputs = runner.tensor_details()
+        entry.update(
+            status="ok",
+            ops=runner.ops,
+            inputs=inputs,
+            outputs=outputs,
+            vs_float=compare(probs, ctx.ref, ctx.y_te, ctx.classes),
+            seconds=time.perf_counter() - t0,
+        )
+        made.blobs[variant] = blob
+        made.artifacts.append(entry)
+        log(f"  {variant}: {len(blob)} bytes, agreement {entry['vs_float']['agreement']:.4f}")
+    return made
+
+
+def export_onnx(ctx: ExportInputs, log) -> Made:
+    """The whole-window ONNX model in float32 and its dynamic-int8 quantisation, each run
+    by ONNX Runtime on the test windows; one failed entry if either fails."""
+    from pipeline.export.onnx_export import OPSET, check, quantise_dynamic, to_onnx
+    from pipeline.runtime.backends import OnnxModel
+
+    made = Made()
+
+    def run(name: str, blob: bytes, precision: str) -> dict:
+        ops = check(blob)
+        probs = OnnxModel(blob).predict(ctx.test_inputs)
+        entry: dict[str, Any] = {
+            "name": name,
+            "file": f"{name}.onnx",
+            "format": "onnx",
+            "precision": precision,
+            "opset": OPSET,
+            "status": "ok",
+            "ops": ops,
+            "graph": "whole-window",
+            "vs_float": compare(probs, ctx.ref, ctx.y_te, ctx.classes),
+        }
+        entry["inputs"], entry["outputs"] = OnnxModel(blob).tensor_details()
+        made.blobs[name] = blob
+        made.artifacts.append(entry)
+        return entry
+
+    shapes = {n: tuple(ctx.test_inputs[n].shape[1:]) for n in ctx.names}
+    try:
+        blob = to_onnx(ctx.fixed, {n: (1, *shapes[n]) for n in ctx.names})
+        entry = run("onnx_float32", blob, "float32")
+        log(
+            f"  onnx_float32: {len(blob)} bytes, ops {entry['ops']}, max |diff| {entry['vs_float']['max_abs_diff']:.2e}"
+        )
+        qblob = quantise_dynamic(blob)
+        qentry = run("onnx_dynamic_int8", qblob, "dynamic-int8")
+        log(f"  onnx_dynamic_int8: {len(qblob)} bytes, agreement {qentry['vs_float']['agreement']:.4f}")
+    except Exception as err:
+        made.artifacts.append(
+            {
                 "name": "onnx_float32",
                 "file": "onnx_float32.onnx",
                 "format": "onnx",
                 "precision": "float32",
-                "opset": OPSET,
-                "status": "ok",
-                "ops": ops,
-                "graph": "whole-window",
-                "vs_float": compare(probs, ref, y_te, classes),
+                "status": "failed",
+                "reason": f"{type(err).__name__}: {str(err)[:300]}",
             }
-            entry["inputs"], entry["outputs"] = OnnxModel(blob).tensor_details()
-            blobs["onnx_float32"] = blob
-            artifacts.append(entry)
-            log(f"  onnx_float32: {len(blob)} bytes, ops {ops}, max |diff| {entry['vs_float']['max_abs_diff']:.2e}")
-            qblob = quantise_dynamic(blob)
-            qops = check(qblob)
-            qprobs = OnnxModel(qblob).predict(test_inputs)
-            qentry: dict[str, Any] = {
-                "name": "onnx_dynamic_int8",
-                "file": "onnx_dynamic_int8.onnx",
-                "format": "onnx",
-                "precision": "dynamic-int8",
-                "opset": OPSET,
-                "status": "ok",
-                "ops": qops,
-                "graph": "whole-window",
-                "vs_float": compare(qprobs, ref, y_te, classes),
-            }
-            qentry["inputs"], qentry["outputs"] = OnnxModel(qblob).tensor_details()
-            blobs["onnx_dynamic_int8"] = qblob
-            artifacts.append(qentry)
-            log(f"  onnx_dynamic_int8: {len(qblob)} bytes, agreement {qentry['vs_float']['agreement']:.4f}")
-        except Exception as err:
-            artifacts.append(
-                {
-                    "name": "onnx_float32",
-                    "file": "onnx_float32.onnx",
-                    "format": "onnx",
-                    "precision": "float32",
-                    "status": "failed",
-                    "reason": f"{type(err).__name__}: {str(err)[:300]}",
-                }
-            )
-            log(f"  onnx: FAILED: {err}")
-
-        _export_reference(model, test_inputs, ref, y_te, classes, artifacts, blobs, cfg.seed, log)
-        streaming = _export_streaming(
-            model,
-            cfg,
-            rep_inputs,
-            test_inputs,
-            ref,
-            y_te,
-            classes,
-            artifacts,
-            blobs,
-            stream_eval,
-            log,
-            train_inputs=feed(x_tr, s_tr),
         )
+        log(f"  onnx: FAILED: {err}")
+    return made
 
-        firmware: dict[str, Any] = {}
-        if "tflite_int8" in blobs:
-            int8_entry = next(a for a in artifacts if a["name"] == "tflite_int8")
-            order = [i["name"] for i in int8_entry["inputs"]]
-            tflm = TFLMModel(blobs["tflite_int8"], order)
-            n_check = min(len(y_te), 500)
-            sub = _stratified(y_te, n_check, cfg.seed)
-            tflm_probs = tflm.predict({k: v[sub] for k, v in test_inputs.items()})
-            litert_probs = LiteRTModel(blobs["tflite_int8"]).predict({k: v[sub] for k, v in test_inputs.items()})
-            firmware = {
-                "arena_bytes": tflm.arena_bytes(),
-                "checked_windows": int(len(sub)),
-                "tflm_vs_litert_int8_agreement": float((tflm_probs.argmax(1) == litert_probs.argmax(1)).mean()),
-                "tflm_vs_litert_int8_max_abs_diff": float(np.abs(tflm_probs - litert_probs).max()),
-                "tflm_vs_float": compare(tflm_probs, ref[sub], y_te[sub], classes),
+
+def export_tflm_check(ctx: ExportInputs, made: Made, tmp: Path, log) -> tuple[dict, Made]:
+    """The full-int8 TFLite model under TFLite Micro (the Cortex-M interpreter): its arena
+    and its decisions against LiteRT's and float's on up to 500 test windows; the model as
+    a C array (``model_int8.{c,h}``, written here). Returns the manifest's ``firmware``
+    section ({} without a ``tflite_int8`` model) and the C array's entries."""
+    from firmware_export.c_array import write_c_array
+    from firmware_export.tflm import TFLMModel
+    from pipeline.runtime.backends import LiteRTModel
+
+    if "tflite_int8" not in made.blobs:
+        return {}, Made()
+    out = Made()
+    int8_blob = made.blobs["tflite_int8"]
+    int8_entry = next(a for a in made.artifacts if a["name"] == "tflite_int8")
+    order = [i["name"] for i in int8_entry["inputs"]]
+    tflm = TFLMModel(int8_blob, order)
+    n_check = min(len(ctx.y_te), 500)
+    sub = _stratified(ctx.y_te, n_check, ctx.seed)
+    tflm_probs = tflm.predict({k: v[sub] for k, v in ctx.test_inputs.items()})
+    litert_probs = LiteRTModel(int8_blob).predict({k: v[sub] for k, v in ctx.test_inputs.items()})
+    firmware: dict[str, Any] = {
+        "arena_bytes": tflm.arena_bytes(),
+        "checked_windows": int(len(sub)),
+        "tflm_vs_litert_int8_agreement": float((tflm_probs.argmax(1) == litert_probs.argmax(1)).mean()),
+        "tflm_vs_litert_int8_max_abs_diff": float(np.abs(tflm_probs - litert_probs).max()),
+        "tflm_vs_float": compare(tflm_probs, ctx.ref[sub], ctx.y_te[sub], ctx.classes),
+    }
+    sha = sha256_bytes(int8_blob)
+    src, hdr = write_c_array(
+        int8_blob, tmp, "model_int8", int8_entry["inputs"], int8_entry["outputs"], ctx.classes, sha
+    )
+    for path in (src, hdr):
+        data = path.read_bytes()
+        out.artifacts.append(
+            {
+                "name": path.name,
+                "file": path.name,
+                "format": "c",
+                "precision": "int8",
+                "status": "ok",
+                "sha256": sha256_bytes(data),
+                "bytes": len(data),
+                "inputs": int8_entry["inputs"],
+                "outputs": int8_entry["outputs"],
             }
-            sha = sha256_bytes(blobs["tflite_int8"])
-            src, hdr = write_c_array(
-                blobs["tflite_int8"], tmp, "model_int8", int8_entry["inputs"], int8_entry["outputs"], classes, sha
-            )
-            for path in (src, hdr):
-                data = path.read_bytes()
-                artifacts.append(
-                    {
-                        "name": path.name,
-                        "file": path.name,
-                        "format": "c",
-                        "precision": "int8",
-                        "status": "ok",
-                        "sha256": sha256_bytes(data),
-                        "bytes": len(data),
-                        "inputs": int8_entry["inputs"],
-                        "outputs": int8_entry["outputs"],
-                    }
-                )
-            log(
-                f"  TFLM: arena {firmware['arena_bytes']} bytes; decisions equal LiteRT int8 on "
-                f"{100 * firmware['tflm_vs_litert_int8_agreement']:.1f} % of {len(sub)} windows"
-            )
-
-        firmware["generated_c"] = _export_generated_c(
-            model, run, classes, test_inputs, ref, y_te, tmp, artifacts, cfg.seed, log
         )
+    log(
+        f"  TFLM: arena {firmware['arena_bytes']} bytes; decisions equal LiteRT int8 on "
+        f"{100 * firmware['tflm_vs_litert_int8_agreement']:.1f} % of {len(sub)} windows"
+    )
+    return firmware, out
 
-        for name, blob in blobs.items():
-            entry = next(a for a in artifacts if a["name"] == name)
-            (tmp / entry["file"]).write_bytes(blob)
-            entry["sha256"], entry["bytes"] = sha256_bytes(blob), len(blob)
-            if entry["format"] == "tflite":
-                entry["stored_as"] = "flatbuffer"
-                entry["tflite_runtime"] = tflite_runtime_support(blob)
-                if not entry["tflite_runtime"]["supported"]:
-                    log(
-                        f"  {name}: tflite-runtime 2.14 cannot run it: needs {', '.join(entry['tflite_runtime']['needs'])}"
-                    )
 
-        _mark_agreement(artifacts, log)
-        targets = _targets(artifacts, ref_metrics)
-        manifest: dict[str, Any] = {
-            "schema": SCHEMA,
-            "task": cfg.task,
-            "dataset": cfg.dataset,
-            "kind": cfg.kind,
-            "classes": classes,
-            "positive_class": cfg.positive_class or None,
-            "input": input_contract(cfg, run["preprocess"]),
-            "preprocess": {k: v for k, v in run["preprocess"].items() if k != "fs_out_hz"},
-            "window": window_contract(cfg, run),
-            "side_features": {
-                "names": run["side_features"],
-                "mean": run["side_mean"],
-                "std": run["side_std"],
-                "clip": run.get("side_clip"),
-                "formula": "clip((x - mean) / std, -clip, clip)",
-            },
-            **beat_contract(cfg),
-            "split": split,
-            "evaluation": {"split": "test", "windows": int(len(y_te)), "float_reference": ref_metrics},
-            # What training windows looked like, for the device's amplitude check (a window
-            # far beyond it is not what the model learnt from).
-            "quality": {"amplitude_p999": float(np.percentile(np.abs(x_tr), 99.9))},
-            "representative": {"split": "train", "windows": int(len(rep_idx))},
-            "streaming": streaming,
-            "artifacts": artifacts,
-            "firmware": firmware,
-            "targets": targets,
-            "source_run": {
-                "folder": str(run_dir),
-                "model_sha256": sha256_bytes((run_dir / "model.keras").read_bytes()),
-            },
-            "tools": _tools(),
-            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        manifest = seal(manifest)
-        check_manifest(manifest)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
-    return out_dir
+def _write_blobs(made: Made, tmp: Path, log) -> None:
+    """Write each step's bytes into the folder and complete its entry: ``sha256``,
+    ``bytes``, and for TFLite whether tflite-runtime 2.14 can run it."""
+    from pipeline.export.tflite import tflite_runtime_support
+
+    for name, blob in made.blobs.items():
+        entry = next(a for a in made.artifacts if a["name"] == name)
+        (tmp / entry["file"]).write_bytes(blob)
+        entry["sha256"], entry["bytes"] = sha256_bytes(blob), len(blob)
+        if entry["format"] == "tflite":
+            entry["stored_as"] = "flatbuffer"
+            entry["tflite_runtime"] = tflite_runtime_support(blob)
+            if not entry["tflite_runtime"]["supported"]:
+                log(f"  {name}: tflite-runtime 2.14 cannot run it: needs {', '.join(entry['tflite_runtime']['needs'])}")
+
+
+def _manifest(ctx: ExportInputs, streaming: dict, artifacts: list[dict], firmware: dict) -> dict:
+    """The manifest (unsealed) from the run, the steps' entries and sections."""
+    cfg, run = ctx.cfg, ctx.run
+    return {
+        "schema": SCHEMA,
+        "task": cfg.task,
+        "dataset": cfg.dataset,
+        "kind": cfg.kind,
+        "classes": ctx.classes,
+        "positive_class": cfg.positive_class or None,
+        "input": input_contract(cfg, run["preprocess"]),
+        "preprocess": {k: v for k, v in run["preprocess"].items() if k != "fs_out_hz"},
+        "window": window_contract(cfg, run),
+        "side_features": {
+            "names": run["side_features"],
+            "mean": run["side_mean"],
+            "std": run["side_std"],
+            "clip": run.get("side_clip"),
+            "formula": "clip((x - mean) / std, -clip, clip)",
+        },
+        **beat_contract(cfg),
+        "split": run["split"],
+        "evaluation": {"split": "test", "windows": int(len(ctx.y_te)), "float_reference": ctx.ref_metrics},
+        # What training windows looked like, for the device's amplitude check (a window
+        # far beyond it is not what the model learnt from).
+        "quality": {"amplitude_p999": float(np.percentile(np.abs(ctx.train_inputs["signal"]), 99.9))},
+        "representative": {"split": "train", "windows": int(len(ctx.rep_inputs["signal"]))},
+        "streaming": streaming,
+        "artifacts": artifacts,
+        "firmware": firmware,
+        "targets": _targets(artifacts, ctx.ref_metrics),
+        "source_run": {
+            "folder": str(ctx.run_dir),
+            "model_sha256": sha256_bytes((ctx.run_dir / "model.keras").read_bytes()),
+        },
+        "tools": _tools(),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def input_contract(cfg, preprocess: dict) -> dict:
@@ -407,12 +492,13 @@ def beat_contract(cfg) -> dict:
     }
 
 
-def _export_reference(model, test_inputs, ref, y_te, classes, artifacts, blobs, seed, log) -> None:
+def export_reference(ctx: ExportInputs, log) -> Made:
     """The float weights as ``reference_float32.npz`` for the device's numpy reference."""
     import io
 
     from pipeline.runtime.reference import NumpyLSTM, keras_weights
 
+    model, test_inputs, ref, y_te, classes, seed = ctx.model, ctx.test_inputs, ctx.ref, ctx.y_te, ctx.classes, ctx.seed
     weights = keras_weights(model)
     buf = io.BytesIO()
     np.savez(buf, **weights)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle flag
@@ -431,27 +517,14 @@ def _export_reference(model, test_inputs, ref, y_te, classes, artifacts, blobs, 
         "outputs": [{"name": "probs"}],
         "vs_float": compare(probs, ref[sub], y_te[sub], classes),
     }
-    blobs["reference_float32"] = blob
-    artifacts.append(entry)
     log(f"  reference_float32 (numpy LSTM): max |diff| vs Keras {entry['vs_float']['max_abs_diff']:.2e}")
+    return Made([entry], {"reference_float32": blob})
 
 
-def _export_streaming(
-    model,
-    cfg,
-    rep_inputs,
-    test_inputs,
-    ref,
-    y_te,
-    classes,
-    artifacts,
-    blobs,
-    stream_eval: int,
-    log,
-    train_inputs: dict | None = None,
-) -> dict:
+def export_streaming(ctx: ExportInputs, stream_eval: int, log) -> tuple[dict, Made]:
     """Chunk-plus-state variants, each run chunk by chunk over test windows and compared
     with the whole-window float model (``stream_eval`` windows: every chunk is one invoke).
+    Returns the manifest's ``streaming`` section and the variants' entries.
 
     Calibration: the first 200 representative windows (typical states), and for the 16-bit
     variant also the training windows that hold each state unit's extremes, so its state
@@ -464,6 +537,10 @@ def _export_streaming(
     from pipeline.runtime.backends import LiteRTStream, OnnxStream, run_chunks
     from pipeline.runtime.reference import keras_weights
 
+    model, cfg, rep_inputs, train_inputs = ctx.model, ctx.cfg, ctx.rep_inputs, ctx.train_inputs
+    test_inputs, ref, y_te, classes = ctx.test_inputs, ctx.ref, ctx.y_te, ctx.classes
+    made = Made()
+    artifacts, blobs = made.artifacts, made.blobs
     n_steps = test_inputs["signal"].shape[1]
     chunk_len = st.chunk_length(n_steps)
     unrolled = st.build_streaming(model, chunk_len, unroll=True)
@@ -472,7 +549,6 @@ def _export_streaming(
     rep_sides = rep_inputs["side"][:n_rep] if "side" in rep_inputs else None
     feeds = st.representative_feeds(unrolled, rep_inputs["signal"][:n_rep], rep_sides, chunk_len)
     weights = keras_weights(model)
-    train_inputs = train_inputs or rep_inputs
     train_ranges = st.state_ranges(weights, train_inputs["signal"])
     extreme = train_ranges["extreme_windows"]
     ext_sides = train_inputs["side"][extreme] if "side" in train_inputs else None
@@ -576,7 +652,7 @@ def _export_streaming(
         "side_input": "the window's side features at its last chunk, zeros before",
         "evaluated_windows": int(len(sub)),
         "calibration": calibration,
-    }
+    }, made
 
 
 #: Real held-out windows embedded in the Cortex-M4 test firmware (flash: 2 KB per ECG beat).
@@ -585,11 +661,10 @@ FIRMWARE_CHECK_WINDOWS = 48
 C_PREFIX = "bse"
 
 
-def _export_generated_c(
-    model, run: dict, classes, test_inputs, ref, y_te, tmp: Path, artifacts: list, seed: int, log
-) -> dict:
+def export_generated_c(ctx: ExportInputs, tmp: Path, log) -> tuple[dict, Made]:
     """Generate the C99 model (float32 and int8) and check each, compiled on the host, on
-    the test windows against Keras; keep a few windows for the firmware check."""
+    the test windows against Keras; keep a few windows for the firmware check. Writes its
+    files into ``tmp``; returns the manifest's ``firmware.generated_c`` and the entries."""
     from firmware_export import build
     from firmware_export.c_model import (
         UnsupportedModelError,
@@ -599,12 +674,23 @@ def _export_generated_c(
         with_preprocessing,
     )
 
+    model, run, classes, test_inputs, ref, y_te, seed = (
+        ctx.model,
+        ctx.run,
+        ctx.classes,
+        ctx.test_inputs,
+        ctx.ref,
+        ctx.y_te,
+        ctx.seed,
+    )
+    made = Made()
+    artifacts = made.artifacts
     check_windows = _write_check_windows(test_inputs, ref, y_te, tmp, artifacts, seed)
     try:
         spec = with_preprocessing(spec_from_keras(model, run["input_shape"][0], classes), run["preprocess"])
     except UnsupportedModelError as err:
         log(f"  generated C: refused: {err}")
-        return {"status": "refused", "reason": str(err), "check_windows": check_windows}
+        return {"status": "refused", "reason": str(err), "check_windows": check_windows}, made
     p = C_PREFIX
     out: dict[str, Any] = {
         "prefix": p,
@@ -679,7 +765,7 @@ def _export_generated_c(
         if entry["status"] == "ok" and "vs_float" in entry:
             _export_c_libraries(src, precision, probs, test_inputs, tensors, artifacts, log)
     out["check_windows"] = check_windows
-    return out
+    return out, made
 
 
 def _write_check_windows(
