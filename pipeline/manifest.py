@@ -29,6 +29,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, NoReturn, overload
 
 from pipeline.errors import BiosigError
 
@@ -128,7 +129,7 @@ class _Check:
             raise ManifestError(f"{where}: '{path}' must be an object, got {type(data).__name__}")
         self.data, self.path, self.where = data, path, where
 
-    def fail(self, key: str, why: str):
+    def fail(self, key: str, why: str) -> NoReturn:
         raise ManifestError(f"{self.where}: '{self._name(key)}' {why}")
 
     def _name(self, key: str) -> str:
@@ -153,6 +154,21 @@ class _Check:
             self.fail(key, f"must be {getattr(typ, '__name__', typ)}, got {value!r:.60}")
         return float(value) if typ is float else value
 
+    # The readers' overloads tell the checker what ``optional`` means: a required value is
+    # never None (a missing one raises), so a non-Optional field can take it.
+    @overload
+    def number(
+        self,
+        key: str,
+        low: float | None = ...,
+        high: float | None = ...,
+        optional: Literal[False] = ...,
+        strict_low: bool = ...,
+    ) -> float: ...
+    @overload
+    def number(
+        self, key: str, low: float | None = ..., high: float | None = ..., optional: bool = ..., strict_low: bool = ...
+    ) -> float | None: ...
     def number(self, key: str, low=None, high=None, optional=False, strict_low=False) -> float | None:
         value = self.get(key, float, optional)
         if value is None:
@@ -163,12 +179,24 @@ class _Check:
             self.fail(key, f"must be <= {high}, got {value}")
         return value
 
+    @overload
+    def integer(self, key: str, low: int | None = ..., optional: Literal[False] = ...) -> int: ...
+    @overload
+    def integer(self, key: str, low: int | None = ..., optional: bool = ...) -> int | None: ...
     def integer(self, key: str, low=None, optional=False) -> int | None:
         value = self.get(key, int, optional)
         if value is not None and low is not None and value < low:
             self.fail(key, f"must be >= {low}, got {value}")
         return value
 
+    @overload
+    def strings(
+        self, key: str, min_len: int = ..., unique: bool = ..., optional: Literal[False] = ...
+    ) -> tuple[str, ...]: ...
+    @overload
+    def strings(
+        self, key: str, min_len: int = ..., unique: bool = ..., optional: bool = ...
+    ) -> tuple[str, ...] | None: ...
     def strings(self, key: str, min_len: int = 0, unique: bool = False, optional=False) -> tuple[str, ...] | None:
         value = self.get(key, list, optional)
         if value is None:
@@ -189,6 +217,10 @@ class _Check:
             self.fail(key, f"must hold {length} numbers, got {len(value)}")
         return tuple(float(v) for v in value)
 
+    @overload
+    def sub(self, key: str, optional: Literal[False] = ...) -> "_Check": ...
+    @overload
+    def sub(self, key: str, optional: bool = ...) -> "_Check | None": ...
     def sub(self, key: str, optional: bool = False) -> "_Check | None":
         if optional and not self.has(key):
             return None
@@ -484,7 +516,13 @@ class Manifest:
             n_after_samples=w.integer("n_after_samples", low=1, optional=kind != "ecg-beats"),
             hop_samples=w.integer("hop_samples", low=1, optional=kind != "eeg-windows"),
         )
-        if kind == "ecg-beats" and window.n_before_samples + window.n_after_samples != window.n_steps:
+        n_before, n_after = window.n_before_samples, window.n_after_samples  # required for beats, read above
+        if (
+            kind == "ecg-beats"
+            and n_before is not None
+            and n_after is not None
+            and n_before + n_after != window.n_steps
+        ):
             w.fail(
                 "n_steps",
                 f"must equal n_before_samples + n_after_samples "
@@ -543,7 +581,7 @@ class Manifest:
                 st.fail("state_sizes", "must be a list of positive integers")
             if window.n_steps % chunk:
                 st.fail("chunk_len", f"must divide the window's {window.n_steps} steps, got {chunk}")
-            if kind == "eeg-windows" and window.hop_samples % chunk:
+            if kind == "eeg-windows" and window.hop_samples is not None and window.hop_samples % chunk:
                 st.fail("chunk_len", f"must divide the hop's {window.hop_samples} samples, got {chunk}")
             streaming = StreamingSpec(chunk_len=chunk, state_sizes=tuple(sizes))
 
@@ -572,7 +610,11 @@ class Manifest:
             classes=classes,
             preprocess=dict(data["preprocess"]),
             input=InputSpec(
-                units=units, channels=channels, channel_aliases=dict(aliases), min_fs_hz=min_fs, valid_range=valid
+                units=units,
+                channels=channels,
+                channel_aliases=dict(aliases),
+                min_fs_hz=min_fs,
+                valid_range=(valid[0], valid[1]),
             ),
             window=window,
             side_features=side,
@@ -653,7 +695,7 @@ def verify_artifact(folder: Path, art: ArtifactEntry | dict) -> bytes:
     if digest != art.sha256 or len(data) != art.bytes:
         raise ManifestError(
             f"{path}: sha256 {digest[:16]}... does not match manifest.json "
-            f"({art.sha256[:16]}...): the file was altered; refusing to load it"
+            f"({str(art.sha256)[:16]}...): the file was altered; refusing to load it"
         )
     return data
 
