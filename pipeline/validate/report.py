@@ -409,7 +409,8 @@ def _heading(report: dict) -> tuple[str, list[str]]:
             f"validation): {len(split['recordings'])} of {split['of_total']} test recordings"
         )
     lines = [
-        f"Artifacts: `{report['artifact_folder']}`",
+        # the folder's name, not where it sat on the machine that ran it (reports are shared)
+        f"Artifacts: `{Path(report['artifact_folder']).name}`",
         where
         + (f", first {split['seconds_per_recording']:.0f} s of each" if split["seconds_per_recording"] else "")
         + (
