@@ -547,7 +547,7 @@ def _add_budget_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-p99-latency-ms",
-        type=float,
+        type=number(0.0, 1e6),
         help="hold every artifact to this p99 latency per decision (ms, on this machine or the --target)",
     )
 
@@ -677,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
         "write the best config as a TOML file that 'train --config' takes.",
     )
     p.add_argument("task", help="a task with data.cv_folds set (ecg-mitdb, ecg-mitdb-1lead)")
-    p.add_argument("--trials", type=int, default=8, help="number of trials (default 8)")
+    p.add_argument("--trials", type=number(0, 10_000, integer=True), default=8, help="number of trials (default 8)")
     p.add_argument("--address", help="a running Ray cluster, HOST:PORT or ray://HOST:PORT (default: local Ray, 2 CPUs)")
     p.add_argument(
         "--space",
@@ -704,16 +704,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
     p.add_argument(
         "--eval-limit",
-        type=int,
+        type=number(0, 1e9, above=False, integer=True),
         default=0,
         help="evaluate on a stratified subset of this many test windows (default: all)",
     )
     p.add_argument(
-        "--representative", type=int, default=500, help="training windows used to calibrate full int8 (default: 500)"
+        "--representative",
+        type=number(0, 1e7, integer=True),
+        default=500,
+        help="training windows used to calibrate full int8 (default: 500)",
     )
     p.add_argument(
         "--stream-eval",
-        type=int,
+        type=number(0, 1e7, above=False, integer=True),
         default=500,
         help="test windows run chunk by chunk through each streaming variant (default: 500)",
     )
@@ -927,12 +930,16 @@ examples:
     p.add_argument("--artifacts", nargs="+", help="only these artifacts (the float reference always runs)")
     p.add_argument(
         "--subset",
-        type=int,
+        type=number(0, 1e6, integer=True),
         help="only the first N held-out recordings (a quick look; the report marks it as a subset)",
     )
-    p.add_argument("--seconds", type=float, help="only the first S seconds of each recording")
-    p.add_argument("--chunk-s", type=float, default=0.05, help="seconds of signal per push (default 0.05)")
-    p.add_argument("--core", type=int, help="CPU core to pin every measurement to (default: the lowest allowed)")
+    p.add_argument("--seconds", type=seconds(), help="only the first S seconds of each recording")
+    p.add_argument("--chunk-s", type=seconds(60.0), default=0.05, help="seconds of signal per push (default 0.05)")
+    p.add_argument(
+        "--core",
+        type=number(0, 4096, above=False, integer=True),
+        help="CPU core to pin every measurement to (default: the lowest allowed)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing report folder")
     p.add_argument(
         "--records",
@@ -940,9 +947,9 @@ examples:
         "annotated WFDB records (.hea, .dat, .atr) for ECG; for EEG any files "
         "listed with their class in DIR/labels.csv ('file,label')",
     )
-    p.add_argument("--fs", type=float, help="with --records: sampling rate of bare-number files (CSV/NPY/MAT)")
+    p.add_argument("--fs", type=number(0.0), help="with --records: sampling rate of bare-number files (CSV/NPY/MAT)")
     p.add_argument("--units", help="with --records: units of bare-number files")
-    p.add_argument("--gain", type=float, help="with --records: counts per unit of bare-number files")
+    p.add_argument("--gain", type=number(nonzero=True), help="with --records: counts per unit of bare-number files")
     p.add_argument(
         "--channels",
         help="with --records: input labels (ECG1,ECG2) or a mapping MODEL=INPUT (EEG=Fz, EEG=ch1 for a "
@@ -994,7 +1001,7 @@ examples:
     p.add_argument("--out", help="run folder (default: runs/<task>-<profile>-<time>)")
     p.add_argument(
         "--eval-limit",
-        type=int,
+        type=number(0, 1e9, above=False, integer=True),
         default=5000,
         help="quick profile: export checks on a stratified subset of this many test windows",
     )

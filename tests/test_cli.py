@@ -44,11 +44,20 @@ def test_console_script_help_explains_the_commands():
 # ------------------------------------------------------------------- numeric options
 
 #: Each subcommand with its positional arguments (never read: options fail first).
-COMMANDS = {"stream": ["ART", "-"], "replay": ["ART", "100"]}
+COMMANDS = {
+    "stream": ["ART", "-"],
+    "replay": ["ART", "100"],
+    "validate": ["ART"],
+    "export": ["RUN"],
+    "run": ["ecg-mitdb"],
+    "sweep": ["ecg-mitdb"],
+}
+#: Options where 0 means something (no wait, no linger, all windows, core 0).
+ZERO_ALLOWED = ("--wait-s", "--linger-s", "--eval-limit", "--stream-eval", "--core")
 
 
 def _numeric_options() -> list[tuple[str, str, object]]:
-    """(subcommand, option, its type) for every option of stream and replay that takes a
+    """(subcommand, option, its type) for every option of every subcommand that takes a
     number: found in the parser, so that an option added later is held to the same rule."""
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     out = []
@@ -70,9 +79,9 @@ def _run(argv) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-def test_every_numeric_option_of_stream_and_replay_is_checked_by_argparse():
+def test_every_numeric_option_of_every_subcommand_is_checked_by_argparse():
     options = _numeric_options()
-    assert len(options) >= 14
+    assert len(options) >= 26
     # A bare float or int lets NaN, infinity and any sign through (reliability probe N6).
     assert [(c, o) for c, o, t in options if t in (float, int)] == []
 
@@ -97,8 +106,8 @@ def test_a_bad_number_for_any_numeric_option_is_one_error_line_and_exit_2(case, 
     if accepted:
         # ... is finite, and above 0 unless it is --gain (any finite non-zero) or may be 0 (waits, lingers)
         assert math.isfinite(value)
-        assert value != 0 or option in ("--wait-s", "--linger-s")
-        assert value > 0 or option in ("--gain", "--wait-s", "--linger-s")
+        assert value != 0 or option in ZERO_ALLOWED
+        assert value > 0 or option in ("--gain", *ZERO_ALLOWED)
         return
     code, err = _run([command, *COMMANDS[command], f"{option}={bad}"])
     lines = [line for line in err.splitlines() if "error:" in line]
