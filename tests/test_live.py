@@ -467,8 +467,11 @@ def test_every_lsl_decision_carries_the_lsl_time_of_its_last_input_sample(lsl_ru
     last = np.array([b["inputs_ready_at_sample"] - 2 for b in beats])  # 360 Hz decimated by 2
     ts = np.array([b["source_ts"] for b in beats])
     # The replay stamps sample j at t0 + j / (360 * 20): the map from sample to time is exact
-    # (up to liblsl's clock-offset estimate, microseconds on one machine; a sample is 139 us).
-    np.testing.assert_allclose(ts - ts[0], (last - last[0]) / (360 * 20), atol=3e-5)
+    # up to liblsl's clock-offset estimate, which it re-estimates while streaming (a step of
+    # 49 us was seen on a loaded CI machine); half a sample (69 us) still tells one sample from
+    # the next, which is what this checks.
+    half_sample_s = 0.5 / (360 * 20)
+    np.testing.assert_allclose(ts - ts[0], (last - last[0]) / (360 * 20), atol=half_sample_s)
     # Latency runs from that sample to the decision on the same (LSL) clock: never
     # negative, and the decision instants (source_ts + latency_s) follow the stream's order.
     # How small it is belongs to the live benchmark, not to a test on a shared machine.
