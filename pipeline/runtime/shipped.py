@@ -2,7 +2,7 @@
 
 ``pipeline/runtime/models/<name>/`` holds a slim artifact folder (``manifest.json`` with every
 file's sha256, ``manifest.sig``, and only what a device runs: the TFLite float32 and int8
-models and the generated C's shared libraries per architecture); ``MODELS_KEY`` beside them is
+models and the numpy reference, tens of KB); ``MODELS_KEY`` beside them is
 the Ed25519 public key they are signed with. ``biosig-edge stream NAME INPUT`` takes a shipped
 model by its name wherever an artifact folder is asked for, and checks its signature against
 that key (or the key the user names), so an altered or re-sealed shipped folder is refused.

@@ -4,8 +4,7 @@
     python -m pipeline.tools.ship --compare ecg-mitdb-1lead OTHER_ARTIFACTS [--records 100,200]
     python -m pipeline.tools.ship --rebuild ecg-mitdb-1lead --out DIR
 
-The first copies what a device runs out of an export (:data:`DEVICE_ARTIFACTS` and the C
-libraries built from them, every architecture the export built) into
+The first copies what a device runs out of an export (:data:`DEVICE_ARTIFACTS`) into
 ``pipeline/runtime/models/NAME/``, lists only those in the manifest, seals it and signs it with
 the maintainer's key; the folder's public key must be ``pipeline/runtime/models/
 biosig-edge-models.pub`` (the key pair is made once with ``biosig-edge keys``; the private half
@@ -27,32 +26,15 @@ from pathlib import Path
 
 from pipeline.errors import BiosigError
 from pipeline.manifest import read_manifest, seal, sign_folder
-from pipeline.runtime.c_backend import C_ARTIFACTS, LIBRARY_FORMAT
 from pipeline.runtime.shipped import MODELS_DIR, MODELS_KEY, resolve_artifact_dir
 
-#: Whole-window models a device runs: the interpreters' float and int8 and the numpy reference
-#: (no interpreter at all); EEG folders stream their chunk-plus-state graphs.
-DEVICE_ARTIFACTS = (
-    "tflite_float32",
-    "tflite_int8",
-    "reference_float32",
-    *C_ARTIFACTS,
-)
+#: Whole-window models a device runs: the interpreter's float and int8 and the numpy reference
+#: (no interpreter at all); EEG folders stream their chunk-plus-state graphs. The generated C
+#: does not ship: its sources would copy firmware_export/runtime, and its shared libraries are
+#: build outputs per architecture (`biosig-edge export` makes them from the run).
+DEVICE_ARTIFACTS = ("tflite_float32", "tflite_int8", "reference_float32")
 #: What an EEG session streams (chunk-plus-state graphs); ECG sessions run whole windows.
 EEG_DEVICE_ARTIFACTS = ("stream_tflite_float32", "stream_tflite_int16x8")
-#: x86-64-v3 builds are a speed-up only; the baseline x86-64 library runs on every x86 CPU.
-SKIP_TARGETS = ("x86_64-v3",)
-
-
-def _kept(entry: dict, names: set[str]) -> bool:
-    if entry.get("status") != "ok":
-        return False
-    if entry.get("format") == LIBRARY_FORMAT:
-        return entry.get("source") in names and entry.get("target", entry.get("architecture")) not in SKIP_TARGETS
-    if entry["name"] in names:
-        return True
-    # The C models' headers and the hand-written runtime travel with the C artifacts.
-    return bool(names & set(C_ARTIFACTS)) and entry.get("format") == "c" and entry.get("graph") == "generated-c"
 
 
 def ship(artifacts: str | Path, name: str, private_key: str | Path, models_dir: Path = MODELS_DIR) -> Path:
@@ -63,8 +45,7 @@ def ship(artifacts: str | Path, name: str, private_key: str | Path, models_dir: 
     src = Path(artifacts)
     manifest = read_manifest(src, check_signature=False).raw
     wanted = DEVICE_ARTIFACTS + (EEG_DEVICE_ARTIFACTS if manifest["kind"].startswith("eeg") else ())
-    names = {n for n in wanted if any(a["name"] == n and a.get("status") == "ok" for a in manifest["artifacts"])}
-    kept = [a for a in manifest["artifacts"] if _kept(a, names)]
+    kept = [a for a in manifest["artifacts"] if a["name"] in wanted and a.get("status") == "ok"]
     out = models_dir / name
     tmp = models_dir / f".{name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -147,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rebuild", metavar="SHIPPED", help="train a shipped model again into --out and compare")
     p.add_argument("--out", type=Path, help="folder for --rebuild's run and artifacts")
     p.add_argument("--records", help="comma-separated held-out record ids for --compare (default: the first 3)")
-    p.add_argument("--artifact", default="c_float32", help="the artifact compared (default c_float32)")
+    p.add_argument("--artifact", default="tflite_float32", help="the artifact compared (default tflite_float32)")
     p.add_argument("--seconds", type=float, default=0.0, help="compare only the first SECONDS of each record")
     args = p.parse_args(argv)
     try:
