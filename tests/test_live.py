@@ -266,15 +266,12 @@ def _serial_stream(master: int, counts: np.ndarray, drop=(), corrupt=(), noise=(
         view = view[os.write(master, view[:4096]) :]
 
 
-def test_serial_frames_through_a_pty_with_garbage_and_lost_frames_decide_as_the_same_samples_offline(
-    exported, ecg_100, capsys, monkeypatch
-):
-    needs_module("serial", "device-serial")
+def _port_opened(monkeypatch) -> threading.Event:
+    """An event set when pyserial opens a port. pyserial empties the input queue when it opens
+    one (stale bytes): a test's "device" starts writing once the port is open, so that its
+    frame 0 is the stream's sample 0."""
     import serial
 
-    _, out, _ = exported
-    # pyserial empties the input queue when it opens a port (stale bytes): the "device"
-    # starts writing once the port is open, so that frame 0 is the stream's sample 0.
     opened, open_port = threading.Event(), serial.serial_for_url
 
     def serial_for_url(*args, **kw):
@@ -283,6 +280,16 @@ def test_serial_frames_through_a_pty_with_garbage_and_lost_frames_decide_as_the_
         return port
 
     monkeypatch.setattr(serial, "serial_for_url", serial_for_url)
+    return opened
+
+
+def test_serial_frames_through_a_pty_with_garbage_and_lost_frames_decide_as_the_same_samples_offline(
+    exported, ecg_100, capsys, monkeypatch
+):
+    needs_module("serial", "device-serial")
+
+    _, out, _ = exported
+    opened = _port_opened(monkeypatch)
     fs = 360
     counts = np.round(ecg_100[: 60 * fs] * 200).astype(np.int16)
     lost = {30 * fs, 30 * fs + 1, 45 * fs}  # two dropped at 30 s, one corrupted at 45 s
@@ -726,7 +733,6 @@ def test_a_serial_line_that_never_yields_a_valid_frame_says_what_to_check(synthe
     baud rate) gave only 'no samples yet ... waiting'. After 1 KiB without a valid frame a
     'garbled' event says how many bytes were skipped and which options to check."""
     needs_module("serial", "device-serial")
-    import serial
 
     from pipeline.runtime.sources.serial import FrameDecoder, encode_frame
 
@@ -741,14 +747,7 @@ def test_a_serial_line_that_never_yields_a_valid_frame_says_what_to_check(synthe
     assert rows.shape == (2000, 2) and events == []  # the right declaration: no hint
 
     # The same through a pty and the command line: the event reaches stdout.
-    opened, open_port = threading.Event(), serial.serial_for_url
-
-    def serial_for_url(*args, **kw):
-        port = open_port(*args, **kw)
-        opened.set()
-        return port
-
-    monkeypatch.setattr(serial, "serial_for_url", serial_for_url)
+    opened = _port_opened(monkeypatch)
     master, slave = os.openpty()
     tty.setraw(slave)
     try:

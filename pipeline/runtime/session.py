@@ -787,19 +787,19 @@ class ECGSession(StreamSession):
         first = int(self.to_input_sample((r - self.n_before) * d))
         last = int(self.to_input_sample((r + self.n_after) * d))
         flags = self._flags_over(first, last)
+        decision = {
+            "type": "beat",
+            "sample": sample,
+            "time_s": sample / self.fs_src,
+            "inputs_ready_at_sample": ready,
+            "sqi": beat.sqi,
+        }
         events = []
         if not beat.sqi:
             # Too little signal since the (re)start for any index (the first ~3 s): nothing
             # was judged, so the decision says so rather than "good"; the stretch's level
             # (and its events) waits for the first assessed beat.
-            event = {
-                "type": "beat",
-                "sample": sample,
-                "time_s": sample / self.fs_src,
-                "inputs_ready_at_sample": ready,
-                "sqi": beat.sqi,
-            }
-            return [self._decision(event, probs, [*flags, UNASSESSED])]
+            return [self._decision(decision, probs, [*flags, UNASSESSED])]
         level, reasons = sqi.ecg_level(beat.sqi["bsqi"], beat.sqi["ksqi"], beat.sqi["psqi"], beat.sqi.get("nrel"))
         if level != self.level_:  # a noisy stretch begins, worsens or ends
             event = {
@@ -827,14 +827,7 @@ class ECGSession(StreamSession):
         ):
             # In noise, a "beat" far off the local rhythm is more likely noise than a beat.
             flags = [*flags, "out_of_rhythm", "unusable"]
-        event = {
-            "type": "beat",
-            "sample": sample,
-            "time_s": sample / self.fs_src,
-            "inputs_ready_at_sample": ready,
-            "sqi": beat.sqi,
-        }
-        events.append(self._decision(event, probs, flags))
+        events.append(self._decision(decision, probs, flags))
         return events
 
 
