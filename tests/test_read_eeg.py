@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from pipeline.errors import ChannelError, RecordError
+from pipeline.errors import ChannelError, ChecksumError, RecordError
 from pipeline.read.bonn import bonn_segment_paths, read_bonn, read_bonn_segment
+from pipeline.read.cards import load_card
 from pipeline.read.eegmat import eegmat_label, eegmat_subjects, read_eegmat
 
 
@@ -37,6 +38,19 @@ def test_bonn_bad_text_and_wrong_length_name_the_file(tmp_path):
     short.write_text("1\n" * 100)
     with pytest.raises(RecordError, match=r"Z998\.txt: 100 samples, expected 4097"):
         read_bonn_segment(short)
+
+
+def test_a_bonn_segment_checked_against_the_list_alone_is_found_under_its_dataset_folder(tmp_path):
+    # The list names files SET/FILE under the dataset folder; given only the list (no
+    # root), the segment's grandparent is that folder (this was a TypeError).
+    checksum_list = load_card("bonn").checksums_path
+    segment = bonn_segment_paths()["A_Z"][0]
+    assert read_bonn_segment(segment, checksum_list=checksum_list).signal.shape == (4097, 1)
+    altered = tmp_path / "A_Z" / segment.name
+    altered.parent.mkdir()
+    altered.write_text(segment.read_text().replace("\n", "\n ", 1))
+    with pytest.raises(ChecksumError, match=segment.name):
+        read_bonn_segment(altered, checksum_list=checksum_list)
 
 
 def test_eegmat_has_24_subjects_with_rest_and_task():

@@ -44,7 +44,10 @@ def read_bonn_segment(
     if path.stat().st_size > 16 * n_samples:
         raise RecordError(f"{path}: {path.stat().st_size} bytes, too large for a {n_samples}-sample segment")
     if checksum_list is not None:
-        verify_file(path, checksum_root, checksum_list)
+        # The list names files SET/FILE under the dataset folder: without a root, that
+        # folder is the segment's grandparent.
+        root = checksum_root if checksum_root is not None else path.parent.parent
+        verify_file(path, root, checksum_list)
     try:
         tokens = path.read_text(errors="replace").split()
     except PermissionError as err:
