@@ -19,8 +19,9 @@ import pytest
 import wfdb
 
 from pipeline.cli import main
+from pipeline.errors import RecordError
 from pipeline.metrics import match_beats, match_pairs
-from pipeline.read.files import read_recording
+from pipeline.read.files import read_recording, recording_channels
 from pipeline.read.mitdb import read_wfdb
 from pipeline.runtime.session import open_session
 from pipeline.runtime.sources import RecordSource
@@ -462,3 +463,16 @@ def test_a_damaged_edf_leaves_stdout_to_the_events(data_dir, tmp_path):
         "stream", eeg, data_dir / "eegmat" / "Subject00_1.edf", "--channels", "EEG=EEG Fz", "--duration-s", "10"
     )
     assert done.returncode == 0 and [json.loads(line)["type"] for line in done.stdout.splitlines()]
+
+
+def test_a_recordings_channels_come_from_an_edf_header_and_any_other_file_is_refused_by_name(data_dir, tmp_path):
+    # The labels of the header, without reading the samples (EDF channels may run at
+    # several rates). A CSV or a missing file returned None, which its callers indexed.
+    labels = recording_channels(data_dir / "eegmat" / "Subject00_1.edf")
+    assert len(labels) == 21 and labels[16] == "EEG Fz"
+    csv = tmp_path / "two.csv"
+    csv.write_text("MLII,V5\n1,2\n")
+    with pytest.raises(RecordError, match=r"two\.csv: .*EDF/BDF"):
+        recording_channels(csv)
+    with pytest.raises(RecordError, match=r"gone\.edf: no such file"):
+        recording_channels(tmp_path / "gone.edf")

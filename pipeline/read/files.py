@@ -205,7 +205,9 @@ def _read_text(path: Path) -> tuple[np.ndarray, list[str] | None]:
     # utf-8-sig: a spreadsheet's export begins with a byte-order mark, which would cling to
     # the first column's name; its names may be quoted ("MLII","V5").
     lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
-    rows, names, width = [], None, None
+    rows: list[list[float]] = []
+    names: list[str] | None = None
+    width: int | None = None
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -342,7 +344,7 @@ def read_wfdb_any(record_path: Path, channels: list[str] | None = None, annotato
     record = read_wfdb(record_path, channels=None, annotator=ann)
     hea = record_path.with_suffix(".hea")
     header = wfdb.rdheader(str(record_path))
-    full_scale = []
+    full_scale: list[tuple[float, float]] = []
     for res, zero, base, gain in zip(header.adc_res, header.adc_zero, header.baseline, header.adc_gain):
         bits = res or 12
         lo, hi = zero - 2 ** (bits - 1), zero + 2 ** (bits - 1) - 1
@@ -363,7 +365,7 @@ def read_wfdb_any(record_path: Path, channels: list[str] | None = None, annotato
             signal=np.ascontiguousarray(record.signal[:, idx]),
             channel_names=tuple(record.channel_names[i] for i in idx),
             units=tuple(record.units[i] for i in idx),
-            full_scale=tuple(record.full_scale[i] for i in idx),
+            full_scale=tuple(full_scale[i] for i in idx),
         )
     return record
 
@@ -378,16 +380,19 @@ def read_edf_any(path: Path, channels: list[str] | None = None) -> Record:
         return read_edf(path, channels=channels, full_labels=True)
 
 
-def recording_channels(path: str | Path, channels: list[str] | None = None) -> list[str]:
-    """The channel labels of a recording, from its header where it has one (EDF is not
-    read beyond it), else as :func:`read_recording` would name its columns."""
+def recording_channels(path: str | Path) -> list[str]:
+    """The channel labels of an EDF/BDF recording, from its header (the samples are not
+    read: its channels may run at several rates). Any other file is refused, naming it:
+    bare-number files name their columns only once read (:func:`read_recording`)."""
     found = is_recording_path(str(path))
-    if found is not None and found.suffix.lower() in EDF_EXTENSIONS:
-        import pyedflib
+    if found is None:
+        raise RecordError(f"{path}: no such file")
+    if found.suffix.lower() not in EDF_EXTENSIONS:
+        raise RecordError(f"{found}: channel labels are read from an EDF/BDF header, not a {found.suffix} file")
+    import pyedflib
 
-        try:
-            with c_stdout_to_stderr(), pyedflib.EdfReader(str(found)) as reader:
-                return [label.strip() for label in reader.getSignalLabels()]
-        except OSError as err:
-            raise RecordError(f"{found}: not a readable EDF file: {err}") from None
-    return None
+    try:
+        with c_stdout_to_stderr(), pyedflib.EdfReader(str(found)) as reader:
+            return [label.strip() for label in reader.getSignalLabels()]
+    except OSError as err:
+        raise RecordError(f"{found}: not a readable EDF file: {err}") from None
