@@ -25,12 +25,16 @@ from pipeline.validate.heldout import Heldout
 #: Beat-matching window, as in ANSI/AAMI EC57 and the QRS benchmark.
 MATCH_TOLERANCE_S = 0.15
 
+#: One artifact's decisions: {recording id: (keys (n,) int64, probs (n, n_classes) float64)}.
+Decisions = dict[str, tuple[np.ndarray, np.ndarray]]
 
-def decisions_from_events(path: str, ids: list[str], n_classes: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+
+def decisions_from_events(path: str, ids: list[str], n_classes: int) -> Decisions:
     """The measuring child's events file (JSON lines) -> {recording id: (keys, probs)}."""
     import json
 
-    keys, probs = {rid: [] for rid in ids}, {rid: [] for rid in ids}
+    keys: dict[str, list[int]] = {rid: [] for rid in ids}
+    probs: dict[str, list[list[float]]] = {rid: [] for rid in ids}
     with open(path) as f:
         for line in f:
             e = json.loads(line)
@@ -45,12 +49,14 @@ def decisions_from_events(path: str, ids: list[str], n_classes: int) -> dict[str
     }
 
 
-def ecg_confusion(heldouts: list[Heldout], decisions: dict, classes: list[str]) -> np.ndarray:
+def ecg_confusion(heldouts: list[Heldout], decisions: Decisions, classes: list[str]) -> np.ndarray:
     """(K+1, K+1) counts: rows true class + ``none``, columns predicted class + ``missed``."""
     k = len(classes)
     cm = np.zeros((k + 1, k + 1), dtype=np.int64)
     for h in heldouts:
         keys, probs = decisions[h.id]
+        # An ECG held-out recording is read with its annotated beats (heldout._from_record).
+        assert h.beat_sample is not None and h.beat_class is not None, h.id
         tolerance = int(round(MATCH_TOLERANCE_S * h.fs_hz))
         ref_idx, det_idx = match_pairs(h.beat_sample, keys, tolerance)
         true = np.array([classes.index(c) if c in classes else -1 for c in h.beat_class], dtype=np.int64)
@@ -66,7 +72,7 @@ def ecg_confusion(heldouts: list[Heldout], decisions: dict, classes: list[str]) 
     return cm
 
 
-def eeg_confusion(heldouts: list[Heldout], decisions: dict, n_classes: int) -> np.ndarray:
+def eeg_confusion(heldouts: list[Heldout], decisions: Decisions, n_classes: int) -> np.ndarray:
     """(K, K) counts over every streamed window; each window's truth is its recording's label."""
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
     for h in heldouts:
@@ -128,7 +134,7 @@ def summarise(cm: np.ndarray, classes: list[str], kind: str, positive_class: str
     return out
 
 
-def agreement(reference: dict, other: dict) -> dict:
+def agreement(reference: Decisions, other: Decisions) -> dict:
     """How ``other``'s decisions follow the reference's, decision by decision.
 
     Decisions are paired by recording and key (the same detector runs before every
@@ -159,7 +165,9 @@ def agreement(reference: dict, other: dict) -> dict:
     }
 
 
-def probability_pairs(reference: dict, other: dict, limit: int = 20000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def probability_pairs(
+    reference: Decisions, other: Decisions, limit: int = 20000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``limit`` paired (reference, other) probability vectors, for a scatter plot."""
     a_all, b_all = [], []
     for rid, (keys, probs) in reference.items():
