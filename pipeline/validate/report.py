@@ -186,7 +186,7 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
     }
     b_rows = []
     for name in dict.fromkeys(b["artifact"] for b in results):
-        cells = {
+        budget_cells = {
             b["key"]: f"{fmt(b['value'], spec.get(b['unit'], '.2f'))} {b['unit']}"
             + (
                 ""
@@ -200,7 +200,7 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
             for b in results
             if b["artifact"] == name
         }
-        b_rows.append([name, *[cells.get(k, "") for k in keys]])
+        b_rows.append([name, *[budget_cells.get(k, "") for k in keys]])
     load = report["machine"].get("load") or {}
     uncounted = [b for b in results if not b["passed"] and not b.get("counted", True)]
     load_note = (
