@@ -107,19 +107,20 @@ class LengthTransformQRS:
     def reset(self) -> None:
         self.filter = CausalFilter(self.sos, 1)
         self.n_seen_ = 0
-        self.prev_ = None  # last low-passed sample (for the first difference)
+        self.prev_: float | None = None  # last low-passed sample (for the first difference)
         self.length = MovingSum(self.window)  # curve length over the window
         self.lt_ = np.zeros(0)  # curve lengths from index lt_start_ on
         self.sig_ = np.zeros(0)  # low-passed signal, same indices
         self.lt_start_ = 0
         self.next_ = 0  # first index that may start a beat
-        self.ta_ = None
-        self.last_beat_ = None
+        self.ta_: float | None = None  # the adaptive threshold Ta, once learnt
+        self.last_beat_: int | None = None
         self.last_slope_ = 0.0
         self.ta_at_ = 0  # index where ta_ was last set
 
     def _threshold(self, idx: np.ndarray) -> np.ndarray:
         """T1 = Ta / 3 at each index, Ta decaying once no beat was seen for 2.5 s."""
+        assert self.ta_ is not None  # learnt in push before the first scan
         since = idx - (self.last_beat_ if self.last_beat_ is not None else self.ta_at_)
         overdue = np.maximum(since - self.expect, 0)
         return self.ta_ * self.decay_per_sample**overdue / 3.0
@@ -154,7 +155,7 @@ class LengthTransformQRS:
         return beats
 
     def _scan(self) -> list[int]:
-        beats = []
+        beats: list[int] = []
         half = self.eye // 2
         while True:
             lo = self.next_ - self.lt_start_
@@ -275,10 +276,11 @@ def ecg_level(b: float, k: float, p: float, n: float | None = None) -> tuple[str
         reasons.append(f"ksqi {k:.1f}")
     if p < PSQI_LOW:
         reasons.append(f"psqi {p:.2f}")
-    noise = n is not None and n == n and n > NREL_NOISY
+    n_rel = float("nan") if n is None else n  # unknown: NaN, over no limit
+    noise = n_rel > NREL_NOISY
     if noise:
-        reasons.append(f"nsqi x{n:.1f}")
-    unusable = b < BSQI_UNUSABLE or (noise and n > NREL_UNUSABLE)
+        reasons.append(f"nsqi x{n_rel:.1f}")
+    unusable = b < BSQI_UNUSABLE or (noise and n_rel > NREL_UNUSABLE)
     level = "unusable" if unusable else ("noisy" if reasons else "good")
     return level, reasons
 
