@@ -783,3 +783,20 @@ def test_a_serial_line_that_never_yields_a_valid_frame_says_what_to_check(synthe
     assert rc == 0, captured.err
     assert events and all(e["kind"] == "garbled" and e["skipped_bytes"] >= 1024 for e in events)
     assert "--format, --channels" in events[0]["hint"] and "Traceback" not in captured.err
+
+
+def test_a_serial_port_read_after_it_was_closed_is_a_lost_source_naming_it():
+    # close() (or a reopen whose open failed) leaves no port: a read said
+    # "'NoneType' object has no attribute 'timeout'" instead of the source being lost.
+    needs_module("serial", "device-serial")
+
+    from pipeline.runtime.sources.live import SourceLost
+    from pipeline.runtime.sources.serial import SerialSource
+
+    source = SerialSource("loop://", 360.0, "mV", ["MLII"])
+    source.port.write(b"1.5\n2.5\n")
+    got = source.read(0.5)
+    assert got is not None and got.samples[:, 0].tolist() == [1.5, 2.5]
+    source.close()
+    with pytest.raises(SourceLost, match=r"serial:loop://: the port is closed"):
+        source.read(0.1)

@@ -60,12 +60,16 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.read.record import SignalSpec
 from pipeline.runtime.sources.base import FORMATS, SourceError
 from pipeline.runtime.sources.live import Chunk, LiveSource, SourceLost
+
+if TYPE_CHECKING:
+    import serial
 
 SYNC = 0xA5
 #: Bytes without a single valid frame after which the user is told what to check.
@@ -99,7 +103,7 @@ def _crc8_table() -> list[int]:
 _CRC8 = _crc8_table()
 
 
-def crc8(data: bytes) -> int:
+def crc8(data: bytes | bytearray) -> int:
     """CRC-8/SMBUS (polynomial 0x07, init 0, no reflection, no final XOR) of ``data``."""
     crc = 0
     for byte in data:
@@ -318,7 +322,7 @@ class SerialSource(LiveSource):
             raise SourceError(f"{self.name}: {err}") from None
         self.fmt, self.gain, self.baud = fmt, gain, int(baud)
         self.description = f"{self.name} ({fmt}{' frames' if fmt != 'text' else ' lines'}, {self.baud} baud)"
-        self.port = None
+        self.port: serial.Serial | None = None  # None once closed
         self._open()
 
     def _open(self) -> None:
@@ -334,11 +338,14 @@ class SerialSource(LiveSource):
     def read(self, timeout_s: float) -> Chunk | None:
         import serial
 
+        port = self.port
+        if port is None:  # closed, or a reopen whose open failed
+            raise SourceLost(f"{self.name}: the port is closed")
         try:
-            self.port.timeout = max(0.0, timeout_s)
-            data = self.port.read(max(1, self.port.in_waiting))
+            port.timeout = max(0.0, timeout_s)
+            data = port.read(max(1, port.in_waiting))
             if data:
-                data += self.port.read(self.port.in_waiting)
+                data += port.read(port.in_waiting)
         except (serial.SerialException, OSError) as err:
             raise SourceLost(f"{self.name}: the port failed: {err}") from None
         arrived = time.time()
