@@ -153,9 +153,9 @@ class StreamRunner:
         self.elapsed_s = 0.0
         self.clock = SampleClock(int(60 * self.fs_hz))
         self.step = input_step(session)
-        self.now = source.now if self.live else time.time
+        self.now = source.now if isinstance(source, LiveSource) else time.time
         self.counts: Counter = Counter()
-        self.latencies: list[float] = []
+        self.latencies: list[float | None] = []  # None: the input sample's time was not known
         self.n = 0  # rows pushed into the session (signal and stall markers)
         self.n_signal = 0  # signal rows pushed (NaN rows the source sent included)
         self.stop_reason: str | None = None
@@ -278,8 +278,7 @@ class StreamRunner:
             if self.max_samples is not None and self.n_signal >= self.max_samples:
                 break
 
-    def _run_live(self) -> None:
-        source = self.source
+    def _run_live(self, source: LiveSource) -> None:
         source.max_samples = self.chunk
         last_data = time.monotonic()
         waited_note = False
@@ -294,7 +293,7 @@ class StreamRunner:
                     self.log(f"{err}; ending (use --reconnect to wait for it)")
                     return
                 self._gap("source lost")
-                if not self._reopen(err):
+                if not self._reopen(source, err):
                     return
                 last_data = time.monotonic()
                 continue
@@ -310,7 +309,7 @@ class StreamRunner:
             last_data = time.monotonic()
             self._push(got.samples, got.timestamps, got.events)
 
-    def _reopen(self, err) -> bool:
+    def _reopen(self, source: LiveSource, err: SourceLost) -> bool:
         from pipeline.runtime.sources.base import SourceError
 
         delay = 0.5
@@ -320,7 +319,7 @@ class StreamRunner:
             if self.stop_reason is not None:
                 break
             try:
-                self.source.reopen()
+                source.reopen()
             except SourceLost:
                 delay = min(2 * delay, self.backoff_max_s)
                 continue
@@ -328,7 +327,7 @@ class StreamRunner:
                 self.ended = str(other)
                 self.log(f"{other}; ending")
                 return False
-            self.log(f"{self.source.name}: reconnected")
+            self.log(f"{source.name}: reconnected")
             return True
         return False
 
@@ -345,8 +344,8 @@ class StreamRunner:
         old = self._install_signals()
         t0 = time.perf_counter()
         try:
-            if self.live:
-                self._run_live()
+            if isinstance(self.source, LiveSource):
+                self._run_live(self.source)
             else:
                 self._run_plain()
         finally:
@@ -366,7 +365,7 @@ class StreamRunner:
             "elapsed_s": self.elapsed_s,
             "counts": dict(self.counts),
             "latency_s": latency_summary(self.latencies),
-            "clock": self.source.clock if self.live else "arrival",
+            "clock": self.source.clock if isinstance(self.source, LiveSource) else "arrival",
             "stopped_by": self.stop_reason,
             "ended": self.ended,
             "undecided": undecided,

@@ -64,6 +64,8 @@ class LiveSource(Source):
 
     clock = "unix"
     live = True
+    #: The most samples one read hands over (each source sets its own; the runner sets its chunk).
+    max_samples: int
 
     def now(self) -> float:
         """The current time on this source's clock, seconds."""
