@@ -121,14 +121,15 @@ class PanTompkins:
         self.sig_tail_ = np.zeros(0)  # recent input samples (R search)
         self.slope_tail_ = np.zeros(0)  # recent |derivative| (T-wave test)
         self.mwi_hist_ = np.zeros(0)  # recent integrated signal (relearning)
-        self.learnt_at_ = None  # index where the levels were last learnt
+        self.learnt_at_: int | None = None  # index where the levels were last learnt (None: learning)
         self.tail_start_ = 0
-        self.spki_ = self.npki_ = None
-        self.last_qrs_ = None  # sample index of the last QRS (MWI peak)
-        self.last_r_ = None  # sample index of the last R peak reported
+        # Signal and noise peak levels (SPKI, NPKI), read only once learnt (learnt_at_ set).
+        self.spki_ = self.npki_ = 0.0
+        self.last_qrs_: int | None = None  # sample index of the last QRS (MWI peak)
+        self.last_r_: int | None = None  # sample index of the last R peak reported
         self.last_slope_ = 0.0
-        self.rr_ = deque(maxlen=8)
-        self.noise_since_qrs_ = []  # (index, value, slope) for search-back
+        self.rr_: deque[int] = deque(maxlen=8)  # the last RR intervals, samples
+        self.noise_since_qrs_: list[tuple[int, float, float]] = []  # (index, value, slope) for search-back
 
     def _threshold(self) -> float:
         return self.npki_ + self.THRESHOLD_SHARE * (self.spki_ - self.npki_)
@@ -159,7 +160,7 @@ class PanTompkins:
         self.mwi_hist_ = np.concatenate([self.mwi_hist_, mwi])
 
         self.mwi_tail_ = np.concatenate([self.mwi_tail_, mwi])
-        if self.spki_ is None:
+        if self.learnt_at_ is None:
             # Learning period: thresholds start from the first learn_s of integrated signal
             # (mwi_tail_ still starts at sample 0 until the first scan).
             if self.n_seen_ < self.learn:
@@ -257,7 +258,7 @@ class PanTompkins:
     def _judge(self, index: int, value: float) -> list[int]:
         """Classify one integrated-signal peak as QRS or noise; return R peaks found."""
         self._relearn_if_lost(index)
-        beats = []
+        beats: list[int] = []
         # Search-back: a beat missed since the last QRS, at half the threshold.
         if self.last_qrs_ is not None and len(self.rr_) >= 2:
             rr_avg = sum(self.rr_) / len(self.rr_)
