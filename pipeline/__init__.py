@@ -16,7 +16,7 @@ holds it)::
     tools/       host tools run by hand: benchmarks, profiles, bit-equality proofs
     targets/     the device side on aarch64 under emulation
     cli.py       ``biosig-edge``: every command
-    errors.py, folders.py, metrics.py, readme.py: shared by every room
+    errors.py, folders.py, metrics.py, readme.py, cluster.py (Ray): shared by every room
 
 ``firmware_export/`` (beside this package) holds the C runtime and its generator.
 

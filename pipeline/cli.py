@@ -405,13 +405,16 @@ def cmd_validate(args) -> int:
         core=args.core,
         artifacts=args.artifacts,
         force=args.force,
-        progress=_progress("reading recordings"),
+        progress=_progress("recordings streamed on Ray" if args.ray or args.address else "reading recordings"),
         log=lambda m: print(m, file=sys.stderr),
         records=args.records,
         record_options=_record_options(args),
         withhold=args.withhold,
         target=args.target,
         budget_overrides=_budget_overrides(args),
+        ray=args.ray,
+        address=args.address,
+        workers=args.workers,
     )
     print((out / "report.md").read_text())
     print(f"report: {out / 'report.html'}  (also report.md, report.json)")
@@ -922,7 +925,8 @@ examples:
         "scores it against the annotations and the float reference, and writes "
         "report.html (self-contained, with figures), report.md and report.json. "
         "An artifact that misses a budget is not recommended (each miss is named); exit code 1 "
-        "only if a target (CPU, microcontroller) is left with no artifact to recommend, 2 on bad input.",
+        "only if a target (CPU, microcontroller) is left with no artifact to recommend, 2 on bad input. "
+        "With --ray or --address, each recording is its own Ray task (a large archive, a cluster).",
     )
     p.add_argument("artifact_dir", help="artifact folder from 'biosig-edge export' (every file's sha256 is checked)")
     _add_budget_options(p)
@@ -959,6 +963,24 @@ examples:
         "--withhold",
         action="store_true",
         help="score with decisions judged unusable withheld (default: flagged and scored)",
+    )
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="stream on local Ray, one task per recording: the same decisions and scores as the sequential run; "
+        "latency then comes from the unpinned workers (its limits reported, not counted; the CPU pick not ranked "
+        "by speed); needs pip install '.[sweep]'",
+    )
+    p.add_argument(
+        "--address",
+        help="stream on the running Ray cluster at HOST:PORT or ray://HOST:PORT (implies --ray): every worker "
+        "reads the recordings (--records, --data-dir) and the artifact folder at the same paths as here, so "
+        "the cluster must share them by path, and have this package installed",
+    )
+    p.add_argument(
+        "--workers",
+        type=number(0, 4096, integer=True),
+        help="with --ray: local Ray's CPUs, one recording each at a time (default: every CPU this process may use)",
     )
     p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
     p.set_defaults(func=cmd_validate)

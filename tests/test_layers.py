@@ -47,6 +47,7 @@ NOT_ON_A_DEVICE = ("train", "export")
 #: The rooms of ``pipeline``'s top-level modules (a new one must be placed here).
 TOP_LEVEL = {
     "pipeline": "shared",
+    "pipeline.cluster": "shared",
     "pipeline.errors": "shared",
     "pipeline.folders": "shared",
     "pipeline.metrics": "shared",

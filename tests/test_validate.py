@@ -640,3 +640,157 @@ def test_the_measuring_child_holds_one_session_however_many_distinct_inputs(data
     out = measure_module.measure({**job, "recordings": recordings, "events_path": None})
     assert [r["id"] for r in out["recordings"]] == ["Z001", "S001", "Z002"]
     assert opened == [0, 0, 0]
+
+
+# --- validate --ray / --address: one Ray task per recording (issue 21, item 4) ---
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for this module (it takes seconds and ~500 MB to start): validate
+    uses a Ray already started in its process as it is."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _ds2_records(folder, data_dir, seconds: float = 90.0):
+    """Three DS2 records (a V-rich one among them) as the user's own WFDB records."""
+    for rid in ("100", "119", "233"):
+        _write_record(folder, data_dir, rid, seconds)
+    return folder
+
+
+def test_a_ray_run_gives_the_sequential_runs_decisions_scores_and_per_record_table(
+    data_dir, tmp_path, local_ray, capsys
+):
+    from synthetic_artifact import make_folder
+
+    art = make_folder(tmp_path / "art")
+    recs = _ds2_records(tmp_path / "recs", data_dir)
+    base = ["validate", str(art), "--records", str(recs), "--seconds", "60"]
+    assert main([*base, "--out", str(tmp_path / "seq")]) in (0, 1), capsys.readouterr().err
+    assert main([*base, "--ray", "--out", str(tmp_path / "ray")]) in (0, 1), capsys.readouterr().err
+    seq = json.loads((tmp_path / "seq" / "report.json").read_text())
+    ray = json.loads((tmp_path / "ray" / "report.json").read_text())
+    s_row, r_row = seq["rows"][0], ray["rows"][0]
+    assert s_row["metrics"]["n"] > 200  # three minutes of beats were scored
+    assert r_row["metrics"] == s_row["metrics"]  # the confusion matrix, Se/+P, kappa: every number
+    assert r_row["decisions"] == s_row["decisions"] and r_row["agreement_pct"] == 100.0
+    assert ray["split"] == seq["split"]  # the recordings, their order, seconds and per-record notes
+    md_seq, md_ray = (tmp_path / "seq" / "report.md").read_text(), (tmp_path / "ray" / "report.md").read_text()
+    for title in ("Per class (%)", "Recordings (the user's own)"):
+        assert _md_table(md_ray, title) == _md_table(md_seq, title)
+    assert [r[0] for r in _md_table(md_ray, "Recordings (the user's own)")] == ["100", "119", "233"]
+    # Said where it ran, and that its timing is the workers', not a pinned core's.
+    assert seq["distributed"] is None and "Distributed run" not in md_seq
+    assert ray["distributed"]["address"] == "local" and ray["distributed"]["records_per_task"] == 1
+    assert "**Distributed run**: distributed over Ray, one task per recording: latency percentiles" in md_ray
+    assert ray["machine"]["pinned_core"] is None and seq["machine"]["pinned_core"] is not None
+    assert {f.name for f in (tmp_path / "ray").iterdir()} == {f.name for f in (tmp_path / "seq").iterdir()}
+
+
+@pytest.mark.fast
+def test_a_dead_ray_address_is_refused_in_one_line_before_anything_is_read(data_dir, tmp_path, monkeypatch, capsys):
+    import socket
+
+    from synthetic_artifact import make_folder
+
+    from pipeline.validate import heldout
+
+    art = make_folder(tmp_path / "art")
+    recs = tmp_path / "recs"
+    _write_record(recs, data_dir, "100", 20)
+    attempts, real_connect = [], socket.create_connection
+
+    def connect(address, timeout=None, *args, **kwargs):
+        attempts.append((address, timeout))
+        return real_connect(address, timeout, *args, **kwargs)
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("a record was read before the address was refused")
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    monkeypatch.setattr(heldout, "read_user_record", never)
+    code = main(
+        ["validate", str(art), "--records", str(recs), "--address", "127.0.0.1:1", "--out", str(tmp_path / "r")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("biosig-edge: error: Ray address '127.0.0.1:1' does not answer (")
+    assert "--ray alone to validate on this machine" in err
+    assert attempts == [(("127.0.0.1", 1), 10.0)]  # one bounded try, not ray.init's minutes
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("option", [["--ray"], ["--address", "127.0.0.1:1"]])
+def test_ray_options_without_ray_installed_name_the_extra_that_installs_it(
+    data_dir, tmp_path, monkeypatch, capsys, option
+):
+    import sys
+
+    from synthetic_artifact import make_folder
+
+    art = make_folder(tmp_path / "art")
+    recs = tmp_path / "recs"
+    _write_record(recs, data_dir, "100", 20)
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    code = main(["validate", str(art), "--records", str(recs), *option, "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"biosig-edge: error: {option[0]} needs Ray, which is not installed here: pip install '.[sweep]'" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--workers", "2"], "--workers sets local Ray's CPUs: give --ray with it"),
+        (["--ray", "--core", "0"], "--core pins the sequential run to one core"),
+        (["--address", "127.0.0.1:1", "--workers", "2"], "a cluster at --address has its own"),
+    ],
+)
+def test_ray_options_that_do_not_go_together_are_refused(tmp_path, capsys, options, message):
+    from synthetic_artifact import make_folder
+
+    art = make_folder(tmp_path / "art")
+    assert main(["validate", str(art), *options, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+@pytest.mark.fast
+def test_a_distributed_run_counts_no_latency_limit_and_does_not_pick_by_speed():
+    """On Ray workers an artifact and the reference stream a recording at different moments
+    of the cluster's load: a ratio miss there (onnx 1.47x the reference's p99 where the
+    pinned run measured 0.33x, MIT-BIH 100/119/233, ecg-quick) is noise, and so is speed."""
+    from pipeline.validate.budgets import check_budget
+    from pipeline.validate.validate import recommend
+
+    budget = load_budget(None, "ecg-mitdb", {"max_p99_latency_ms": 2.0})
+    rows = [
+        REF_ROW,
+        _row(
+            "onnx_float32",
+            agreement_pct=100.0,
+            p99_latency_ms=1.5,
+            p99_latency_ratio=1.47,
+            x_real_time=900.0,
+            peak_rss_mb=70.0,
+        ),
+        _row("c_float32", agreement_pct=100.0, p99_latency_ms=9.0, x_real_time=100.0, peak_rss_mb=40.0),
+    ]
+    pinned, spread = (check_budget(budget, rows, REF_ROW["artifact"], distributed=d) for d in (False, True))
+    missed = {(r["artifact"], r["key"]) for r in pinned if not r["passed"] and r["counted"]}
+    assert missed == {("onnx_float32", "max_p99_latency_ratio"), ("c_float32", "max_p99_latency_ms")}
+    timing = [r for r in spread if r["key"] in ("max_p99_latency_ms", "max_p99_latency_ratio")]
+    assert len(timing) == 4 and not any(r["counted"] for r in timing if not r["passed"])
+    assert all("Ray workers" in r["note"] for r in timing)
+    assert all(r["counted"] for r in spread if r["key"] not in ("max_p99_latency_ms", "max_p99_latency_ratio"))
+    # Speed ranked: the fastest; not ranked: the least memory of those equally close to float.
+    assert recommend(rows, [], {"firmware": {}})["raspberry_pi_cpu"]["artifact"] == "onnx_float32"
+    pick = recommend(rows, spread, {"firmware": {}}, rank_speed=False)["raspberry_pi_cpu"]
+    assert pick["artifact"] == "c_float32" and "speed not ranked (measured on Ray workers" in pick["reason"]

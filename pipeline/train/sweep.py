@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import socket
 import time
 import tomllib
 from pathlib import Path
@@ -107,19 +106,10 @@ def _tune_space(space: dict) -> dict:
 
 def check_address(address: str, timeout_s: float = 10.0) -> None:
     """Refuse a Ray address nothing answers at, within ``timeout_s`` (ray.init would wait
-    for minutes): ``HOST:PORT`` or ``ray://HOST:PORT``."""
-    hostport = address.split("://", 1)[-1].rstrip("/")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise SweepError(f"Ray address '{address}': expected HOST:PORT or ray://HOST:PORT")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout_s):
-            pass
-    except OSError as err:
-        raise SweepError(
-            f"Ray address '{address}' does not answer ({err}); start the cluster "
-            f"(ray start --head) or leave --address out to sweep on this machine"
-        ) from None
+    for minutes): ``HOST:PORT`` or ``ray://HOST:PORT`` (:func:`pipeline.cluster.check_address`)."""
+    from pipeline.cluster import check_address as check
+
+    check(address, timeout_s, error=SweepError, without="leave --address out to sweep on this machine")
 
 
 def _toml_value(v) -> str:

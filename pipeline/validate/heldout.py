@@ -204,6 +204,22 @@ def read_user_record(
     return _from_record(rid, record, seconds, label, unscored), note
 
 
+def read_recording(
+    manifest: dict,
+    rid: str,
+    records: str | Path | None = None,
+    data_dir=None,
+    seconds: float | None = None,
+    options: dict | None = None,
+) -> tuple[Heldout, dict | None]:
+    """One recording a validation streams: ``rid`` of the user's folder ``records`` (with
+    its note, see :func:`read_user_record`), or of the held-out split (note None). The one
+    reader of both the sequential run and a Ray worker's task."""
+    if records:
+        return read_user_record(manifest, records, rid, seconds, options)
+    return read_heldout(manifest, rid, data_dir, seconds), None
+
+
 def _read_model_channels(manifest: dict, path: Path, options: dict, annotator: str | None) -> tuple[Record, list[str]]:
     """Read ``path`` keeping only the model's channels, in its order and under its names,
     and say what feeds what (``["ECG1->MLII", ...]``).

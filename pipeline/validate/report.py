@@ -126,8 +126,13 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
             rows,
             f"{n_dec:,} {unit} decided by the reference on {len(split['recordings'])} held-out recordings "
             f"({split['signal_s'] / 3600:.2f} h of signal); ref = {report['reference']} in the same run, "
-            f"on one pinned core, one thread. Stored B: what a device keeps for the model (the file the "
-            f"interpreter loads; the generated C's flash is in the Cortex-M4 table)."
+            + (
+                "on Ray workers, unpinned, one thread"
+                if report.get("distributed")
+                else "on one pinned core, one thread"
+            )
+            + ". Stored B: what a device keeps for the model (the file the "
+            "interpreter loads; the generated C's flash is in the Cortex-M4 table)."
             + (
                 INT8_SPEED_NOTE
                 if any(r["artifact"] == "tflite_int8" for r in ok) and report["machine"].get("arch") == "x86_64"
@@ -207,7 +212,9 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
         f" Load while measuring: 1-min load average up to {fmt(load['load1_max'], '.1f')} on "
         f"{load['cpus']} CPUs, calibration loop spread {fmt(load['calibration_spread'], '.2f')}x"
         + (
-            " (a busy machine: absolute latency misses are reported, not counted; the ratio limits hold "
+            " on the Ray workers (their timing is reported, not counted: a distributed run)"
+            if report.get("distributed")
+            else " (a busy machine: absolute latency misses are reported, not counted; the ratio limits hold "
             "speed to the reference measured alongside)"
             if load.get("loaded")
             else " (quiet)"
@@ -229,7 +236,13 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
                 if report["budget_passed"]
                 else f"{sum(not b['passed'] and b.get('counted', True) for b in results)} limit(s) missed (FAIL)"
             )
-            + (f"; {len(uncounted)} absolute latency miss(es) reported, not counted" if uncounted else "")
+            + (
+                f"; {len(uncounted)} latency miss(es) reported, not counted"
+                if uncounted and report.get("distributed")
+                else f"; {len(uncounted)} absolute latency miss(es) reported, not counted"
+                if uncounted
+                else ""
+            )
             + ". Absolute latency is judged on a declared target (--target) or when you set it (your budget "
             "file, --max-p99-latency-ms); otherwise this machine's figure is reported beside the task's default."
             + (
@@ -384,7 +397,7 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
             ["", ""],
             [
                 ["CPU", f"{m['cpu']} ({m['arch']}, {m['logical_cpus']} logical CPUs)"],
-                ["used", f"core {m['pinned_core']}, {m['cores_used']} core, {m['threads']} thread"],
+                _used(report),
                 ["OS", m["os"]],
                 ["versions", ", ".join(f"{k} {v}" for k, v in m["versions"].items())],
             ],
@@ -392,6 +405,20 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
         )
     )
     return out
+
+
+def _used(report: dict) -> list[str]:
+    """The Machine table's row of what ran the measuring processes."""
+    m, ray = report["machine"], report.get("distributed")
+    if ray:
+        nodes = ray["nodes"]
+        return [
+            "used",
+            f"Ray ({'local' if ray['address'] == 'local' else 'cluster at ' + ray['address']}): {ray['workers']} CPUs "
+            f"on {len(nodes)} node(s) ({', '.join(nodes)}), one task per recording, unpinned, "
+            f"{m['threads']} thread per measuring process; the CPU above is the driver's",
+        ]
+    return ["used", f"core {m['pinned_core']}, {m['cores_used']} core, {m['threads']} thread"]
 
 
 def _heading(report: dict) -> tuple[str, list[str]]:
@@ -423,6 +450,8 @@ def _heading(report: dict) -> tuple[str, list[str]]:
         f"Made {report['created_utc']} in {report['wall_s'] / 60:.1f} min; pushes of "
         f"{1000 * report['method']['chunk_s']:.0f} ms; latency = {report['method']['latency']}.",
     ]
+    if report.get("distributed"):
+        lines.append(f"**Distributed run**: {report['distributed']['timing']}.")
     return title, lines
 
 

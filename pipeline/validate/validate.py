@@ -6,6 +6,10 @@ device-side session (its own child process, one thread: see
 and against the float reference's decisions in the same run. The float reference is the
 numpy LSTM (``reference_float32``), which computes exactly what the Keras model computes.
 
+With ``--ray`` / ``--address`` each recording is instead its own Ray task, streamed
+through every artifact on a worker (:mod:`pipeline.validate.distributed`): the same
+decisions and scores, the workers' timing.
+
 Nothing is written until everything has run: the report folder is built under a
 temporary name and renamed at the end.
 """
@@ -29,7 +33,7 @@ from pipeline.manifest import load_manifest
 from pipeline.runtime.measure import latency_summary, measure_in_child
 from pipeline.validate import score
 from pipeline.validate.budgets import check_budget, load_budget, machine_load, target_scale
-from pipeline.validate.heldout import heldout_ids, read_heldout
+from pipeline.validate.heldout import heldout_ids
 
 REFERENCE = "reference_float32"
 #: What a device stores for an artifact of each format (the report's size column).
@@ -259,6 +263,7 @@ def recommend(
     firmware_c: dict | None = None,
     min_agreement_pct: float = 99.5,
     cpu_label: str = TARGET_LABELS["raspberry_pi_cpu"],
+    rank_speed: bool = True,
 ) -> dict:
     """One artifact per target, with the reason; ``None`` with the reason when no
     artifact can be recommended there.
@@ -272,6 +277,8 @@ def recommend(
     from the Cortex-M4 build when QEMU ran it, else from its host build streamed here
     (the same C source); else TFLite Micro's integer model. ``judged`` is False for a
     target none of whose artifacts was validated: nothing to recommend, nothing failed.
+    ``rank_speed`` False (a run on Ray workers, whose timing is noise): every artifact
+    within budget counts as equally fast.
     """
     blocked = _not_recommended(rows, budget_results)
     ok = {r["artifact"]: r for r in rows if r["status"] == "ok" and r["artifact"] != REFERENCE}
@@ -284,14 +291,19 @@ def recommend(
     out: dict = {}
     if passing:
         fastest = max(r["x_real_time"] for r in passing)
-        tied = [r for r in passing if r["x_real_time"] >= (1 - SPEED_TIE) * fastest]
+        tied = [r for r in passing if r["x_real_time"] >= (1 - SPEED_TIE) * fastest or not rank_speed]
         best = min(tied, key=lambda r: (-round(r["agreement_pct"], 2), round(r["peak_rss_mb"]), r["size_bytes"]))
+        speed = (
+            f"within {100 * SPEED_TIE:.0f} % of the fastest ({best['x_real_time']:.0f}x real time, p99 "
+            f"{best['p99_latency_ms']:.2f} ms per decision on this machine)"
+            if rank_speed
+            else "speed not ranked (measured on Ray workers, unpinned, beside other tasks)"
+        )
         cpu = {
             "artifact": best["artifact"],
-            "reason": f"within every budget and within {100 * SPEED_TIE:.0f} % of the fastest "
-            f"({best['x_real_time']:.0f}x real time, p99 {best['p99_latency_ms']:.2f} ms per decision "
-            f"on this machine); of those, decisions closest to float ({best['agreement_pct']:.2f} %), "
-            f"then least memory ({best['peak_rss_mb']:.0f} MB peak RSS) and size ({best['size_bytes']:,} B)",
+            "reason": f"within every budget and {speed}; of those, decisions closest to float "
+            f"({best['agreement_pct']:.2f} %), then least memory ({best['peak_rss_mb']:.0f} MB peak RSS) and "
+            f"size ({best['size_bytes']:,} B)",
         }
     else:
         cpu = {
@@ -433,6 +445,9 @@ def validate(
     withhold: bool = False,
     target: str | None = None,
     budget_overrides: dict | None = None,
+    ray: bool = False,
+    address: str | None = None,
+    workers: int | None = None,
 ) -> tuple[Path, dict]:
     """Validate the artifact folder; returns (report folder, report dict).
 
@@ -446,14 +461,22 @@ def validate(
     latency limits are judged on; ``budget_overrides``: {limit key: value} set by the user
     on top of the budget file.
 
+    ``ray``: stream on local Ray (``workers`` CPUs, default all this process may use), one
+    task per recording (:mod:`pipeline.validate.distributed`); ``address``: on the Ray
+    cluster there (implies ``ray``; a dead address is refused in seconds). The report is
+    the sequential run's, with the timing caveat of a distributed run; a folder with
+    nothing to score is refused after streaming, not before (the workers read the records).
+
     Every input error (folder, budget, output folder, artifact names) is found before
     anything streams; the report folder is written whole or not at all, by one run at a
     time.
     """
     from pipeline.folders import atomic_folder, work_dir
     from pipeline.validate.budgets import check_budget_artifacts
-    from pipeline.validate.heldout import check_scorable, read_user_record, user_record_ids
+    from pipeline.validate.heldout import check_scorable, read_recording, user_record_ids
 
+    distributed = bool(ray or address)
+    _check_ray_options(distributed, address, workers, core)
     folder = Path(folder)
     manifest = load_manifest(folder)  # every file's sha256 and size checked
     _training_metrics(manifest)  # the source run's files, refused now if they must be
@@ -469,7 +492,7 @@ def validate(
         raise ValidateError(f"{folder}: cannot stream {unknown} (runnable: {available})")
     chosen = [REFERENCE, *[a for a in chosen if a != REFERENCE]]
     check_budget_artifacts(budget_spec, chosen)
-    if core is None and hasattr(os, "sched_getaffinity"):
+    if core is None and hasattr(os, "sched_getaffinity") and not distributed:
         core = min(os.sched_getaffinity(0))
     classes = manifest["classes"]
     ids = user_record_ids(manifest, records) if records else heldout_ids(manifest)
@@ -480,50 +503,67 @@ def validate(
     with atomic_folder(out_dir, force, "report") as tmp_out, work_dir("biosig-validate") as tmp:
         heldouts, recordings, notes = [], [], []
         duration_s = 0.0
-        for rid in (progress or (lambda x: x))(ids):
-            if records:
-                h, note = read_user_record(manifest, records, rid, seconds, record_options)
-                notes.append(note)
-            else:
-                h = read_heldout(manifest, rid, data_dir, seconds)
-            raw = Path(tmp) / f"{len(recordings)}.f32"
-            h.signal.astype(np.float32).tofile(raw)  # the children memory-map it
-            duration_s += h.duration_s
-            heldouts.append(h)
-            recordings.append(h.measure_entry(str(raw)))
-            h.signal = h.signal[: int(60 * h.fs_hz)]  # keep a minute for the strip plot
-        check_scorable(manifest, heldouts, str(records) if records else "the held-out split")
-        log(
-            f"validating {len(chosen)} artifacts on {len(ids)} {'recordings of ' + str(records) if records else 'held-out recordings'} "
-            f"({duration_s / 60:.1f} min of signal), pinned to core {core}"
-        )
-        measured, decisions, load_samples = {}, {}, []
-        for k, name in enumerate(chosen, 1):
-            t = time.perf_counter()
-            load_samples.append(machine_load())
-            log(f"  [{k}/{len(chosen)}] streaming {name} ...")
-            events_path = str(Path(tmp) / f"{name}.events.jsonl")
-            try:
-                measured[name] = measure_in_child(
-                    {
-                        "folder": str(folder.resolve()),
-                        "artifact": name,
-                        "chunk_s": chunk_s,
-                        "core": core,
-                        "recordings": recordings,
-                        "events_path": events_path,
-                        "withhold": withhold,
-                    }
-                )
-                decisions[name] = score.decisions_from_events(events_path, ids, len(classes))
-                log(
-                    f"  [{k}/{len(chosen)}] {name}: {measured[name]['signal_seconds'] / measured[name]['push_seconds']:.0f}x "
-                    f"real time ({time.perf_counter() - t:.0f} s)"
-                )
-            except RuntimeError as e:
-                measured[name] = {"error": str(e)}
-                log(f"  {name}: FAILED: {e}")
-        load_samples.append(machine_load())
+        measured: dict[str, dict] = {}
+        decisions: dict = {}
+        load_samples: list[dict] = []
+        where = None
+        if distributed:
+            from pipeline.validate.distributed import merge_measured, run_on_ray
+
+            log(
+                f"validating {len(chosen)} artifacts on {len(ids)} "
+                f"{'recordings of ' + str(records) if records else 'held-out recordings'} on Ray"
+            )
+            parts, where = run_on_ray(
+                {
+                    "folder": str(folder.resolve()),
+                    "artifacts": chosen,
+                    "records": str(Path(records).resolve()) if records else None,
+                    "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
+                    "seconds": seconds,
+                    "record_options": record_options,
+                    "chunk_s": chunk_s,
+                    "withhold": withhold,
+                    "n_classes": len(classes),
+                },
+                ids,
+                address,
+                workers,
+                progress,
+                log,
+            )
+            for part in parts:
+                heldouts.append(part["heldout"])
+                if records:
+                    notes.append(part["note"])
+                duration_s += part["duration_s"]
+                load_samples += part["load"]
+            check_scorable(manifest, heldouts, str(records) if records else "the held-out split")
+            for name in chosen:
+                measured[name] = merge_measured([(p["id"], p["measured"][name]) for p in parts])
+                if "error" in measured[name]:
+                    log(f"  {name}: FAILED: {measured[name]['error']}")
+                else:
+                    decisions[name] = {p["id"]: p["decisions"][name] for p in parts}
+        else:
+            for rid in (progress or (lambda x: x))(ids):
+                h, note = read_recording(manifest, rid, records, data_dir, seconds, record_options)
+                if note is not None:
+                    notes.append(note)
+                raw = Path(tmp) / f"{len(recordings)}.f32"
+                h.signal.astype(np.float32).tofile(raw)  # the children memory-map it
+                duration_s += h.duration_s
+                heldouts.append(h)
+                recordings.append(h.measure_entry(str(raw)))
+                h.signal = h.signal[: int(60 * h.fs_hz)]  # keep a minute for the strip plot
+            check_scorable(manifest, heldouts, str(records) if records else "the held-out split")
+            log(
+                f"validating {len(chosen)} artifacts on {len(ids)} {'recordings of ' + str(records) if records else 'held-out recordings'} "
+                f"({duration_s / 60:.1f} min of signal), pinned to core {core}"
+            )
+            measured, decisions, load_samples = _stream_sequentially(
+                folder, chosen, recordings, ids, len(classes), chunk_s, core, withhold, tmp, log
+            )
         if "error" in measured[REFERENCE]:
             raise ValidateError(f"the float reference failed to run: {measured[REFERENCE]['error']}")
         report = _report(
@@ -549,6 +589,7 @@ def validate(
                 log=log,
                 t0=t0,
                 target=target,
+                distributed=where,
             )
         )
         from pipeline.validate.report import write_report
@@ -556,6 +597,64 @@ def validate(
         latency_s = {n: m.get("latency_s", []) for n, m in measured.items()}
         write_report(report, heldouts, decisions, latency_s, tmp_out)
     return out_dir, report
+
+
+def _stream_sequentially(
+    folder: Path,
+    chosen: list[str],
+    recordings: list[dict],
+    ids: list[str],
+    n_classes: int,
+    chunk_s: float,
+    core: int | None,
+    withhold: bool,
+    tmp: str,
+    log: Callable[..., Any],
+) -> tuple[dict[str, dict], dict, list[dict]]:
+    """Every artifact of ``chosen`` over every recording (job entries), one measuring
+    child each, pinned to ``core``; returns (measured, decisions, machine load samples)."""
+    from pipeline.validate.distributed import measure_job
+
+    measured: dict[str, dict] = {}
+    decisions: dict = {}
+    load_samples = []
+    for k, name in enumerate(chosen, 1):
+        t = time.perf_counter()
+        load_samples.append(machine_load())
+        log(f"  [{k}/{len(chosen)}] streaming {name} ...")
+        events_path = str(Path(tmp) / f"{name}.events.jsonl")
+        try:
+            measured[name] = measure_in_child(
+                measure_job(str(folder.resolve()), name, chunk_s, core, recordings, events_path, withhold)
+            )
+            decisions[name] = score.decisions_from_events(events_path, ids, n_classes)
+            log(
+                f"  [{k}/{len(chosen)}] {name}: {measured[name]['signal_seconds'] / measured[name]['push_seconds']:.0f}x "
+                f"real time ({time.perf_counter() - t:.0f} s)"
+            )
+        except RuntimeError as e:
+            measured[name] = {"error": str(e)}
+            log(f"  {name}: FAILED: {e}")
+    load_samples.append(machine_load())
+    return measured, decisions, load_samples
+
+
+def _check_ray_options(distributed: bool, address: str | None, workers: int | None, core: int | None) -> None:
+    """Refuse, before anything is read, Ray options that do not go together, a missing
+    Ray, and an address nothing answers at (in seconds)."""
+    if workers is not None and not distributed:
+        raise ValidateError("--workers sets local Ray's CPUs: give --ray with it")
+    if workers is not None and address:
+        raise ValidateError("--workers sets local Ray's CPUs; a cluster at --address has its own")
+    if core is not None and distributed:
+        raise ValidateError("--core pins the sequential run to one core; a Ray run spreads over its workers")
+    if not distributed:
+        return
+    from pipeline.cluster import check_address, import_ray
+
+    import_ray("--address" if address else "--ray")
+    if address:
+        check_address(address, error=ValidateError, without="give --ray alone to validate on this machine")
 
 
 @dataclass
@@ -567,7 +666,9 @@ class ReportInputs:
     ``error``); ``decisions``: name -> the decisions scored; ``heldouts``: the recordings
     read; ``ids``: their ids (of ``split_total`` in the split); ``load``: the machine load
     summary; ``duration_s``: seconds of signal streamed; ``seconds``: the per-recording
-    limit (None: whole); ``t0``: ``time.perf_counter()`` when validation started."""
+    limit (None: whole); ``t0``: ``time.perf_counter()`` when validation started;
+    ``distributed``: where a Ray run ran (:func:`pipeline.validate.distributed.run_on_ray`),
+    None for the sequential run."""
 
     manifest: dict
     folder: Path
@@ -590,6 +691,7 @@ class ReportInputs:
     log: Callable[..., Any]
     t0: float
     target: str | None = None
+    distributed: dict | None = None
 
 
 def _report(inputs: ReportInputs) -> dict:
@@ -649,7 +751,14 @@ def _report(inputs: ReportInputs) -> dict:
             row["p99_latency_ratio"] = row["p99_latency_ms"] / ref_row["p99_latency_ms"]
             row["throughput_ratio"] = row["x_real_time"] / ref_row["x_real_time"]
     target_info = target_scale(inputs.target, inputs.load["calibration_ms"])
-    budget_results = check_budget(inputs.budget_spec, rows, REFERENCE, loaded=inputs.load["loaded"], target=target_info)
+    budget_results = check_budget(
+        inputs.budget_spec,
+        rows,
+        REFERENCE,
+        loaded=inputs.load["loaded"],
+        target=target_info,
+        distributed=inputs.distributed is not None,
+    )
     firmware_c = firmware_check(inputs.folder, manifest, inputs.log)
     versions = {}
     for m in inputs.measured.values():
@@ -697,7 +806,14 @@ def _report(inputs: ReportInputs) -> dict:
             "latency": "wall time of a push that emitted decisions, divided by their number",
             "throughput": "seconds of signal per second spent inside push",
         },
-        "machine": {**machine(inputs.core), "versions": versions, "load": inputs.load},
+        "machine": {
+            **machine(inputs.core),
+            # A Ray run: the driver's machine above; the children ran on the workers.
+            **({"cores_used": inputs.distributed["workers"]} if inputs.distributed else {}),
+            "versions": versions,
+            "load": inputs.load,
+        },
+        "distributed": inputs.distributed,
         "rows": rows,
         "budget": inputs.budget_spec,
         "budget_results": budget_results,
@@ -710,6 +826,7 @@ def _report(inputs: ReportInputs) -> dict:
             firmware_c,
             inputs.budget_spec.get("min_agreement_pct", 99.5),
             cpu_label=target_info["label"] if target_info else TARGET_LABELS["raspberry_pi_cpu"],
+            rank_speed=inputs.distributed is None,
         ),
         "firmware_c": firmware_c,
         "export": {
