@@ -423,3 +423,100 @@ def run_benchmark(exe: Path, signal: np.ndarray, side: np.ndarray | None, reps: 
         body = np.concatenate([body, np.ascontiguousarray(side, np.float32)], axis=1)
     data = np.array([n, steps], np.int32).tobytes() + np.ascontiguousarray(body, np.float32).tobytes()
     return json.loads(_run([str(exe), str(reps)], input=data).stdout)
+
+
+# ------------------------------------------------------------------ the signal chain in C
+
+
+def _chain_sources(workdir: Path, configs: dict[str, float]) -> list[str]:
+    """The chain's runtime sources and one generated file of QRS configurations
+    ({C name: fs_hz}) in ``workdir``."""
+    from firmware_export.c_chain import CHAIN_SOURCES, qrs_config_c
+
+    generated = Path(workdir) / "chain_config.c"
+    generated.write_text("\n".join(qrs_config_c(fs_hz, name) for name, fs_hz in configs.items()))
+    return [*(str(RUNTIME_DIR / name) for name in CHAIN_SOURCES), str(generated)]
+
+
+def build_chain_library(out_dir: Path, configs: dict[str, float], extra_flags: tuple = ()) -> Path:
+    """The QRS detector and RR features (``runtime/bse_qrs.c``, ``bse_rr.c``) with the QRS
+    configurations ``configs`` ({C name: fs_hz}) as a shared library for this machine, with
+    the CPU library's flags (strict warnings as errors, no contraction, -O3)."""
+    out_dir = Path(out_dir)
+    path = out_dir / "bse_chain.so"
+    sources = _chain_sources(out_dir, configs)
+    _run([require("gcc"), *SHARED_FLAGS, *extra_flags, f"-I{RUNTIME_DIR}", *sources, "-o", str(path)])
+    return path
+
+
+_CHAIN_PROBE = """#include "bse_qrs.h"
+#include "bse_rr.h"
+extern const bse_qrs_config_t chain_qrs;
+bse_qrs_state_t qrs_probe;
+bse_rr_state_t rr_probe;
+float x_probe[64], rr_out_probe[BSE_RR_N_FEATURES];
+int32_t beats_probe[64];
+int chain_probe(void)
+{
+    int32_t n = (int32_t)bse_qrs_init(&qrs_probe, &chain_qrs) + (int32_t)bse_rr_init(&rr_probe, 180.0f, 10, 300.0f);
+    n += bse_qrs_push(&qrs_probe, x_probe, 64, beats_probe, 64);
+    return (int)(n + bse_rr_push(&rr_probe, beats_probe[0], rr_out_probe));
+}
+"""
+
+
+def chain_m4_sizes(workdir: Path, fs_hz: float, max_fs_hz: int) -> dict:
+    """Flash and RAM of the QRS detector and RR features on the Cortex-M4 (-Os, the M4
+    flags, warnings as errors), the detector's state sized for ``max_fs_hz``
+    (``-DBSE_QRS_MAX_FS_HZ``) and configured for ``fs_hz``.
+
+    Linked with a probe that calls the whole API, --gc-sections: text (code + the const
+    configuration), data and bss as arm-none-eabi-size counts them less the probe's own
+    objects; the state structs' sizes from the symbol table.
+    """
+    workdir = Path(workdir)
+    gcc = require("arm-none-eabi-gcc")
+    sources = _chain_sources(workdir, {"chain_qrs": fs_hz})
+    (workdir / "chain_probe.c").write_text(_CHAIN_PROBE)
+    flags = [*M4_FLAGS, *(f for f in COMMON_FLAGS if f != "-O2"), "-Os", f"-DBSE_QRS_MAX_FS_HZ={int(max_fs_hz)}"]
+    objects = []
+    for source in [*sources, str(workdir / "chain_probe.c")]:
+        obj = workdir / f"{Path(source).stem}.m4.o"
+        _run([gcc, *flags, f"-I{RUNTIME_DIR}", "-c", source, "-o", str(obj)])
+        objects.append(obj)
+    elf = workdir / "chain_m4.elf"
+    _run(
+        [
+            gcc,
+            *M4_FLAGS,
+            "-nostdlib",
+            "-nostartfiles",
+            "-Wl,--gc-sections",
+            "-Wl,-e,chain_probe",
+            *map(str, objects),
+            "-lc",
+            "-lgcc",
+            "-o",
+            str(elf),
+        ]
+    )
+    nm = _run([require("arm-none-eabi-nm"), "-S", "--size-sort", str(elf)], text=True).stdout
+    symbols = {}
+    for line in nm.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            symbols[parts[3]] = (parts[2].lower(), int(parts[1], 16))
+    probe = {"chain_probe", "qrs_probe", "rr_probe", "x_probe", "rr_out_probe", "beats_probe"}
+    kinds = {"t": "text", "r": "text", "d": "data", "b": "bss"}
+    sizes = {"text": 0, "data": 0, "bss": 0}
+    for name, (kind, n) in symbols.items():
+        if name not in probe and kind in kinds:
+            sizes[kinds[kind]] += n
+    return {
+        **sizes,
+        # software double arithmetic linked in (none: the M4's FPU is single precision)
+        "double_helpers": sorted(n for n in symbols if re.match(r"__aeabi_(d|[a-z0-9]*2d)", n)),
+        "qrs_state_bytes": symbols["qrs_probe"][1],
+        "rr_state_bytes": symbols["rr_probe"][1],
+        "config_bytes": symbols["chain_qrs"][1],
+    }
