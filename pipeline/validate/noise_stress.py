@@ -349,9 +349,11 @@ def run(
         fs = rec.fs_hz
         full = rec.signal.astype(np.float64)
         n = len(full) if seconds is None else min(len(full), int(round(seconds * fs)))
-        truth_all, symbols = rec.beats.sample, rec.beats.symbol
+        annotated = rec.beats
+        assert annotated is not None  # a MIT-BIH record is read with its .atr beats
+        truth_all, symbols = annotated.sample, annotated.symbol
         keep = truth_all < n
-        truth, truth_class = truth_all[keep], rec.beats.aami[keep]
+        truth, truth_class = truth_all[keep], annotated.aami[keep]
         clean_beats = _decisions(folder, artifact, rec.spec, full[:n])
         clean_counts = score(clean_beats, truth, truth_class, n, fs)
         _add(totals["clean_record"], clean_counts)
@@ -394,13 +396,15 @@ def collect_sqi(folder, records: list[str], snrs, seconds: float | None, artifac
         rec = dataset_record(f"mitdb:{rid}", data_dir=data_dir)
         fs, full = rec.fs_hz, rec.signal.astype(np.float64)
         n = len(full) if seconds is None else min(len(full), int(round(seconds * fs)))
-        truth = rec.beats.sample[rec.beats.sample < n]
+        annotated = rec.beats
+        assert annotated is not None  # a MIT-BIH record is read with its .atr beats
+        truth = annotated.sample[annotated.sample < n]
         noise = em_noise(len(full), fs, data_dir)
         for snr in [None, *snrs]:
             x = (
                 full[:n]
                 if snr is None
-                else stress_record(full, rec.beats.sample, rec.beats.symbol, fs, snr, noise, reference)[:n]
+                else stress_record(full, annotated.sample, annotated.symbol, fs, snr, noise, reference)[:n]
             )
             beats = [b for b in _decisions(folder, artifact, rec.spec, x) if b["sqi"]]
             at = np.array([b["sample"] for b in beats], dtype=np.int64)
@@ -558,14 +562,14 @@ def table(totals: dict, records: list[str], seconds: float | None, artifact: str
                     cells.append(f"{_f(r['xqrs_se'])} / {_f(r['xqrs_ppv'])}")
         if "synthetic" in kinds:
             c = totals["synthetic"].get(snr)
-            r = rates(c) if c else None
+            syn = rates(c) if c else None
             cells += (
                 [
-                    f"{_f(r['qrs_se'])} / {_f(r['qrs_ppv'])}",
-                    _f(r["good_ppv"]),
-                    f"{_f(r['flagged_noisy'], 0)} / {_f(r['flagged_clean'])}",
+                    f"{_f(syn['qrs_se'])} / {_f(syn['qrs_ppv'])}",
+                    _f(syn["good_ppv"]),
+                    f"{_f(syn['flagged_noisy'], 0)} / {_f(syn['flagged_clean'])}",
                 ]
-                if r
+                if syn
                 else ["n/a"] * 3
             )
         lines.append("| " + " | ".join(cells) + " |")
@@ -639,7 +643,7 @@ def main(argv=None) -> int:
         parser.error(f"--records: {not_ds2} not in DS2 (a stress test never runs on training patients)")
     if args.seconds is not None and args.seconds <= LEARN_S:
         parser.error(f"--seconds: {args.seconds:g} ends before the first noisy segment (at {LEARN_S:g} s)")
-    kinds = KINDS if args.noise == "both" else (args.noise,)
+    kinds = list(KINDS) if args.noise == "both" else [args.noise]
     totals = run(
         args.folder,
         records,
@@ -654,16 +658,16 @@ def main(argv=None) -> int:
     text = table(totals, records, args.seconds, args.artifact)
     print(text)
     if args.json:
-        saved = {k: {str(s): c for s, c in v.items()} if k != "clean_record" else v for k, v in totals.items()}
+        by_snr = {k: {str(s): c for s, c in v.items()} if k != "clean_record" else v for k, v in totals.items()}
         Path(args.json).write_text(
             json.dumps(
-                {"records": records, "seconds": args.seconds, "artifact": args.artifact, "totals": saved}, indent=2
+                {"records": records, "seconds": args.seconds, "artifact": args.artifact, "totals": by_snr}, indent=2
             )
         )
     if args.write:
         from pipeline.readme import write_block
 
-        write_block("noise-stress", text, command(args.seconds, args.artifact, list(kinds)))
+        write_block("noise-stress", text, command(args.seconds, args.artifact, kinds))
     return 0
 
 
