@@ -43,6 +43,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -315,15 +316,23 @@ class StreamSession:
     def reset(self) -> None:
         """Forget the recording: every filter, detector, tracker and buffer."""
         self.n_in_ = 0  # input samples pushed since the session began
-        self.gap_start_ = None  # input sample where a bad stretch began
+        self.gap_start_: int | None = None  # input sample where a bad stretch began
         self.run_ = np.zeros(self.n_channels, dtype=np.int64)  # equal-sample pairs so far, per channel
-        self.last_sample_ = None
+        self.last_sample_: np.ndarray | None = None  # the last pushed sample (n_channels,)
         self.oor_run_ = 0  # out-of-range samples in a row so far
-        self.last_good_ = None  # the last in-range sample (held over spikes)
+        self.last_good_: np.ndarray | None = None  # the last in-range sample (held over spikes)
         self.flags_ = {k: _Stretch(k) for k in ("spike", "saturated")}
         self.pending_in_: list[np.ndarray] = []  # pushes gathered until block_s has arrived
         self.n_pending_ = 0
         self._restart_all(0)
+
+    def _restart(self) -> None:
+        """The subclass's fresh state (filters, detectors, buffers) at a segment's start."""
+        raise NotImplementedError
+
+    def _process(self, x: np.ndarray) -> list[dict]:
+        """Good samples (n, channels) at the model's input rate -> the events they complete."""
+        raise NotImplementedError
 
     def _restart_all(self, at_sample: int) -> None:
         self.segment_start_ = at_sample  # input sample of model-input sample 0
@@ -475,7 +484,7 @@ class StreamSession:
         self.run_ = run[-1].copy()
         self.last_sample_ = x[-1].copy()
         flat_ch = run >= self.flat_len - 1
-        return flat_ch.any(axis=1), flat_ch
+        return np.any(flat_ch, axis=1), flat_ch
 
     def _spikes(self, x: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Out-of-range samples: held at the last good value for up to ``spike_s`` (a
@@ -608,7 +617,7 @@ class _PendingBeat:
     r: int
     features: np.ndarray | None = None  # RR features, once the next beat gave its post-RR
     r_next: int | None = None
-    window: np.ndarray | bool | None = None  # the closed window; False: off the segment
+    window: np.ndarray | Literal[False] | None = None  # the closed window; False: off the segment
     sqi: dict | None = None  # the quality indices, taken at r + sqi_lag
     flags: list = field(default_factory=list)
 
@@ -641,17 +650,21 @@ class ECGSession(StreamSession):
         # A chunk-plus-state graph is carried chunk by chunk over each window, whatever else
         # its runner offers (the ONNX stream runner inherits a whole-window predict that
         # would feed it inputs it does not have).
-        graph = m.artifact(artifact).graph if m.artifact(artifact) else None
+        entry = m.artifact(artifact)
+        graph = entry.graph if entry else None
         if graph == "stream" or not hasattr(self.model, "predict"):
             stepper = self.model
             if m.streaming is None:
                 raise SessionError(
                     f"{folder}/manifest.json: '{artifact}' is a chunk-plus-state graph, but 'streaming' is missing"
                 )
-            self.model = ChunkedWindows(self.model, m.streaming.state_sizes, m.streaming.chunk_len)
+            self.model = ChunkedWindows(self.model, list(m.streaming.state_sizes), m.streaming.chunk_len)
         self._check_model(self.model, stepper)
-        self.n_before = m.window.n_before_samples
-        self.n_after = m.window.n_after_samples
+        n_before, n_after = m.window.n_before_samples, m.window.n_after_samples
+        # read_manifest requires all four of an ecg-beats model.
+        assert n_before is not None and n_after is not None and m.rr is not None and m.template is not None
+        self.n_before, self.n_after = n_before, n_after
+        self.rr_spec, self.template_spec = m.rr, m.template
         self.side_cols = [RR_FEATURE_NAMES.index(n) for n in m.side_features.names]
         self.standardise = Standardiser.from_manifest(
             {"mean": m.side_features.mean, "std": m.side_features.std, "clip": m.side_features.clip}
@@ -668,13 +681,12 @@ class ECGSession(StreamSession):
 
     def _restart(self) -> None:
         """Fresh state (after a gap or at the start)."""
-        m = self.manifest
         fs = self.spec.fs_out_hz
         self.pre = Preprocessor(self.spec, self.n_channels, sos=self.sos)
         self.qrs = PanTompkins(fs)
         self.qrs2 = sqi.LengthTransformQRS(fs)
-        self.rr = RRFeatures(m.rr.local_beats, m.rr.average_s)
-        self.template = BeatTemplate(m.template.alpha, m.template.min_scale)
+        self.rr = RRFeatures(self.rr_spec.local_beats, self.rr_spec.average_s)
+        self.template = BeatTemplate(self.template_spec.alpha, self.template_spec.min_scale)
         self.ring = np.zeros((self.buffer_len, self.n_channels), np.float32)
         self.n_out_ = 0  # model-rate samples since the restart
         self.pending_: list[_PendingBeat] = []
@@ -767,23 +779,25 @@ class ECGSession(StreamSession):
             window = beat.window
             if self.normalise == "template":
                 window = self.template.push(window)  # every clean beat feeds the template
-            if beat.features is None:
-                continue  # the first beat: no pre-RR
-            events += self._classify(beat, window)
+            if beat.features is None or beat.r_next is None:
+                continue  # the first beat: no pre-RR (the next beat gives both at once)
+            events += self._classify(beat, window, beat.features, beat.r_next)
         return events
 
-    def _classify(self, beat: _PendingBeat, window: np.ndarray) -> list[dict]:
+    def _classify(self, beat: _PendingBeat, window: np.ndarray, features: np.ndarray, r_next: int) -> list[dict]:
+        """The decision on a beat whose window closed (window (n_steps, n_channels)), with its
+        RR features (features (n_rr,)) known from the next beat at ``r_next``."""
         r = beat.r
         if self.normalise == "zscore":
             window = normalise_windows(window[None], "zscore")[0]
-        side = self.standardise(beat.features[None, self.side_cols])[0]
+        side = self.standardise(features[None, self.side_cols])[0]
         probs = self.model.predict({"signal": window[None], "side": side[None]})[0]
         d = self.spec.decimate
         sample = int(self.to_input_sample(r * d))
         # When the inputs existed: the window closed, the next beat (post-RR) occurred and
         # the quality window was complete.
         # (At a flush, what the stream did not reach: its last sample.)
-        ready = int(self.to_input_sample(min(max(r + self.n_after, beat.r_next, r + self.sqi_lag), self.n_out_) * d))
+        ready = int(self.to_input_sample(min(max(r + self.n_after, r_next, r + self.sqi_lag), self.n_out_) * d))
         first = int(self.to_input_sample((r - self.n_before) * d))
         last = int(self.to_input_sample((r + self.n_after) * d))
         flags = self._flags_over(first, last)
@@ -822,7 +836,7 @@ class ECGSession(StreamSession):
             flags = [*flags, "unconfirmed", "unusable"]  # the second detector saw no beat here
         elif (
             level != "good"
-            and sqi.out_of_rhythm(beat.features[0], beat.features[1], beat.features[2])
+            and sqi.out_of_rhythm(features[0], features[1], features[2])
             and beat.sqi["bsqi"] < sqi.BSQI_NOISY
         ):
             # In noise, a "beat" far off the local rhythm is more likely noise than a beat.
@@ -869,6 +883,9 @@ class EEGSession(StreamSession):
             raise SessionError(f"{folder}: '{artifact}' is a whole-window graph; choose a stream_* artifact")
         self._check_model(None, self.model)
         m = self.manifest
+        # _check_model refused a chunk-plus-state graph without 'streaming'; read_manifest
+        # requires an eeg-windows model's hop.
+        assert m.streaming is not None and m.window.hop_samples is not None
         self.chunk_len = m.streaming.chunk_len
         self.units = list(m.streaming.state_sizes)
         self.n_steps = m.window.n_steps
