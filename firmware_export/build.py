@@ -520,3 +520,68 @@ def chain_m4_sizes(workdir: Path, fs_hz: float, max_fs_hz: int) -> dict:
         "rr_state_bytes": symbols["rr_probe"][1],
         "config_bytes": symbols["chain_qrs"][1],
     }
+
+
+def build_chain_firmware(
+    workdir: Path, signal: np.ndarray, fs_hz: float, push_samples: int, target: str = "cortex-m4", max_fs_hz: int = 360
+) -> Path:
+    """The chain's test firmware (``harness/chain_main.c``): ``signal`` (n,) float32 at
+    ``fs_hz`` embedded, pushed ``push_samples`` at a time through bse_qrs and bse_rr, for
+    ``cortex-m4`` (-Os, the M4 flags; run with :func:`run_firmware`) or ``host``."""
+    workdir = Path(workdir)
+    x = np.ascontiguousarray(signal, np.float32).reshape(-1)
+    body = ",\n".join(",".join(f"{v:.9e}f" for v in x[i : i + 8]) for i in range(0, len(x), 8))
+    (workdir / "chain_signal.h").write_text(
+        f"#define CHAIN_N_SAMPLES {len(x)}\n#define CHAIN_PUSH {int(push_samples)}\n"
+        f"#define CHAIN_FS_HZ {float(fs_hz):.9e}f\nstatic const float chain_x[{len(x)}] = {{\n{body}\n}};\n"
+    )
+    sources = _chain_sources(workdir, {"chain_qrs": fs_hz})
+    flags = [*COMMON_FLAGS, f"-DBSE_QRS_MAX_FS_HZ={int(max_fs_hz)}", f"-I{RUNTIME_DIR}", f"-I{workdir}"]
+    main = str(HARNESS / "chain_main.c")
+    if target == "host":
+        exe = workdir / "chain_firmware_host"
+        _run([require("gcc"), *flags, main, *sources, "-o", str(exe)])
+        return exe
+    elf = workdir / "chain_firmware.elf"
+    m4_flags = [*M4_FLAGS, *(f for f in flags if f != "-O2"), "-Os"]
+    _run(
+        [
+            require("arm-none-eabi-gcc"),
+            *m4_flags,
+            "--specs=rdimon.specs",
+            "-nostartfiles",
+            "-T",
+            str(HARNESS / "link.ld"),
+            "-Wl,--gc-sections",
+            str(HARNESS / "startup_m4.c"),
+            main,
+            *sources,
+            "-o",
+            str(elf),
+        ]
+    )
+    return elf
+
+
+def parse_chain_output(text: str) -> dict:
+    """What chain_main.c printed -> {beats: [sample], features: {beat: (7,) uint32 bits},
+    instructions, longest_push_instructions, samples, dropped}."""
+    beats, features, total = [], {}, None
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "B":
+            beats.append(int(parts[1]))
+            if len(parts) > 2:
+                features[beats[-1]] = np.array([int(v, 16) for v in parts[2:]], np.uint32)
+        elif parts and parts[0] == "T":
+            total = parts
+    if total is None:
+        raise BuildError(f"the chain firmware did not finish: {text[-500:]!r}")
+    return {
+        "beats": beats,
+        "features": features,
+        "instructions": int(total[1]) * INSTRUCTIONS_PER_TICK,
+        "longest_push_instructions": int(total[2]) * INSTRUCTIONS_PER_TICK,
+        "samples": int(total[3]),
+        "dropped": int(total[5]),
+    }
