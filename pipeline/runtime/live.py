@@ -45,9 +45,11 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 
 import numpy as np
 
+from pipeline.runtime.sinks import Sink
 from pipeline.runtime.sources.base import Source
 from pipeline.runtime.sources.live import LiveSource, SourceLost
 
@@ -128,7 +130,7 @@ class StreamRunner:
         self,
         source: Source,
         session,
-        sinks,
+        sinks: Iterable[Sink],
         *,
         chunk_s: float = 1.0,
         realtime: bool = False,
@@ -372,7 +374,7 @@ class StreamRunner:
         }
 
 
-def run_stream(source: Source, session, sinks, **options) -> dict:
+def run_stream(source: Source, session, sinks: Iterable[Sink], **options) -> dict:
     """Stream ``source`` through ``session`` into ``sinks`` (each with ``write``,
     ``flush``, ``close``); see the module docstring. Options as :class:`StreamRunner`.
 

@@ -35,12 +35,23 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Protocol
 
 from pipeline.errors import BiosigError
 
 
 class SinkError(BiosigError):
     """A sink that cannot be opened (a file that cannot be written, no liblsl)."""
+
+
+class Sink(Protocol):
+    """What every sink offers the stream: events in order, then a flush, then close."""
+
+    def write(self, event: dict) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def _failed(where: str, err: OSError) -> SinkError:
