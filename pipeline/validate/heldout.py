@@ -90,7 +90,7 @@ def _from_record(
     if seconds:
         n = int(round(seconds * out.fs_hz))
         out.signal = out.signal[:n]
-        if out.beat_sample is not None:
+        if out.beat_sample is not None and out.beat_class is not None:  # set together
             keep = out.beat_sample < n
             out.beat_sample, out.beat_class = out.beat_sample[keep], out.beat_class[keep]
     return out

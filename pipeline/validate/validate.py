@@ -94,7 +94,9 @@ def _device_bytes(manifest: dict, entry: dict) -> int:
     from pipeline.runtime.c_backend import C_ARTIFACTS, pick_library
 
     if entry["name"] in C_ARTIFACTS:
-        return pick_library(manifest, entry["name"])["bytes"]
+        library = pick_library(manifest, entry["name"])
+        assert library is not None  # a C artifact is validated only where a library runs (runnable_artifacts)
+        return library["bytes"]
     return entry["bytes"]
 
 
@@ -357,6 +359,7 @@ def _recommend_mcu(
                 continue
             reason = m4_reason(m4, precision)
         else:  # streamed on this machine from the same C source; no Cortex-M4 build here
+            assert row is not None  # without a row or a Cortex-M4 build it was skipped above
             reason = (
                 f"generated C with {precision}: its host build streamed here, {row['agreement_pct']:.2f} % of "
                 f"decisions equal to float, within every budget (the same C source the Cortex-M4 build compiles; "
@@ -473,7 +476,7 @@ def validate(
     """
     from pipeline.folders import atomic_folder, work_dir
     from pipeline.validate.budgets import check_budget_artifacts
-    from pipeline.validate.heldout import check_scorable, read_recording, user_record_ids
+    from pipeline.validate.heldout import Heldout, check_scorable, read_recording, user_record_ids
 
     distributed = bool(ray or address)
     _check_ray_options(distributed, address, workers, core)
@@ -501,7 +504,9 @@ def validate(
     t0 = time.perf_counter()
 
     with atomic_folder(out_dir, force, "report") as tmp_out, work_dir("biosig-validate") as tmp:
-        heldouts, recordings, notes = [], [], []
+        heldouts: list[Heldout] = []
+        recordings: list[dict] = []
+        notes: list[dict] = []  # per user recording: how it was read
         duration_s = 0.0
         measured: dict[str, dict] = {}
         decisions: dict = {}
