@@ -16,6 +16,7 @@ from pipeline.errors import BiosigError
 from pipeline.read.cards import DATASETS
 
 if TYPE_CHECKING:
+    from pipeline.runtime.sinks import Sink
     from pipeline.runtime.sources import Source
 
 
@@ -245,14 +246,14 @@ def open_live_input(args, manifest) -> "Source":
     )
 
 
-def open_sinks(args, manifest, clock: str) -> list:
+def open_sinks(args, manifest, clock: str) -> list[Sink]:
     """Where ``stream`` sends its events: stdout (``--to jsonl``), ``--jsonl FILE`` (rotated)
     and ``--lsl-outlet NAME``."""
     from pipeline.runtime.sinks import JsonLinesSink, LSLOutletSink, RotatingJsonlSink
 
     if args.to == "none" and not (args.jsonl or args.lsl_outlet):
         raise BiosigError("--to none: the events would go nowhere; add --jsonl FILE or --lsl-outlet NAME")
-    sinks = [JsonLinesSink()] if args.to == "jsonl" else []
+    sinks: list[Sink] = [JsonLinesSink()] if args.to == "jsonl" else []
     if args.jsonl:
         sinks.append(RotatingJsonlSink(args.jsonl, int(args.jsonl_max_mb * 1e6), args.jsonl_keep))
     if args.lsl_outlet:
