@@ -976,7 +976,8 @@ examples:
         "--address",
         help="stream on the running Ray cluster at HOST:PORT or ray://HOST:PORT (implies --ray): every worker "
         "reads the recordings (--records, --data-dir) and the artifact folder at the same paths as here, so "
-        "the cluster must share them by path, and have this package installed",
+        "the cluster must share them by path, and have this package installed (a cluster with token "
+        "authentication also wants RAY_AUTH_MODE=token)",
     )
     p.add_argument(
         "--workers",

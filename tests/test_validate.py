@@ -650,7 +650,7 @@ def local_ray():
     """One local Ray for this module (it takes seconds and ~500 MB to start): validate
     uses a Ray already started in its process as it is."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -794,3 +794,49 @@ def test_a_distributed_run_counts_no_latency_limit_and_does_not_pick_by_speed():
     assert recommend(rows, [], {"firmware": {}})["raspberry_pi_cpu"]["artifact"] == "onnx_float32"
     pick = recommend(rows, spread, {"firmware": {}}, rank_speed=False)["raspberry_pi_cpu"]
     assert pick["artifact"] == "c_float32" and "speed not ranked (measured on Ray workers" in pick["reason"]
+
+
+@pytest.mark.fast
+def test_a_cluster_that_answers_but_does_not_take_the_driver_is_one_line_naming_the_token(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    """Seen against `ray start --head` (Ray 2.60): the port answers, then ray.init fails after
+    20 s with a traceback (ConnectionError), because a cluster started with token
+    authentication wants RAY_AUTH_MODE=token from a driver given an explicit address."""
+    import socket
+
+    ray = pytest.importorskip("ray")
+    from synthetic_artifact import make_folder
+
+    art = make_folder(tmp_path / "art")
+    recs = tmp_path / "recs"
+    _write_record(recs, data_dir, "100", 20)
+    listener = socket.create_server(("127.0.0.1", 0))  # a port that answers, as a cluster's would
+    port = listener.getsockname()[1]
+
+    def refuse(*_args, **_kwargs):
+        raise ConnectionError(f"Failed to connect to Ray cluster at 127.0.0.1:{port}")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with listener:
+        code = main(
+            [
+                "validate",
+                str(art),
+                "--records",
+                str(recs),
+                "--address",
+                f"127.0.0.1:{port}",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+    err = capsys.readouterr().err.strip().splitlines()  # the progress line, then the error's one line
+    assert code == 2 and len(err) == 2, err
+    assert err[-1].startswith(
+        f"biosig-edge: error: Ray at 127.0.0.1:{port}: cannot connect: Failed to connect to Ray cluster"
+    )
+    assert "needs RAY_AUTH_MODE=token here" in err[-1]
+    assert not (tmp_path / "r").exists()

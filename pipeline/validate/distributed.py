@@ -40,6 +40,15 @@ TIMING_NOTE = (
 )
 
 
+#: Said when a cluster does not take the driver: since Ray 2.5x a cluster started with
+#: ``ray start`` wants a token, and a driver given an explicit address sends it only when
+#: told to (``ray.init`` does not read ``~/.ray/auth_token`` for an explicit address).
+AUTH_HINT = (
+    " (a cluster with token authentication, ray start's default, needs RAY_AUTH_MODE=token here and its token "
+    "in ~/.ray/auth_token or RAY_AUTH_TOKEN)"
+)
+
+
 class RayValidateError(BiosigError):
     """A recording's Ray task was refused (a file unreadable or altered on the worker) or
     failed."""
@@ -203,10 +212,23 @@ def run_on_ray(
     ray = import_ray("--address" if address else "--ray")
     started = not ray.is_initialized()
     if started:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers or default_workers(), include_dashboard=False, log_to_driver=False)
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(
+                    address="local",  # a new instance, not one `ray start` left (it refuses num_cpus)
+                    num_cpus=workers or default_workers(),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
+        except Exception as err:  # the cluster's answer (refused, authentication, versions): one line
+            lines = [line for line in str(err).strip().splitlines() if line.strip()]
+            raise RayValidateError(
+                f"Ray {'at ' + address + ': cannot connect' if address else 'on this machine: did not start'}: "
+                f"{lines[-1] if lines else type(err).__name__}"
+                + (AUTH_HINT if address and "RAY_AUTH_MODE" not in os.environ else "")
+            ) from None
     try:
         cpus = int(ray.cluster_resources().get("CPU", 0))
         log(
