@@ -240,3 +240,20 @@ def test_train_command_writes_a_complete_run_folder(tmp_path, capsys):
     assert "E_S vs rest" in (run / "metrics.md").read_text()
     assert metrics["test"]["per_recording"]["n"] == 10
     assert "run folder:" in capsys.readouterr().out
+
+
+@pytest.mark.fast
+def test_one_distribution_owns_the_tensorflow_package():
+    """tf-keras requires the distribution named ``tensorflow``: a second one (tensorflow-cpu,
+    as the train extra once pinned) writes the same ``tensorflow/`` folder, file by file
+    whichever was installed last, and uninstalling either breaks the other."""
+    from importlib import metadata
+
+    owners = sorted(
+        {
+            dist.metadata["Name"]
+            for dist in metadata.distributions()
+            if any(file.parts[0] == "tensorflow" for file in dist.files or ())
+        }
+    )
+    assert owners == ["tensorflow"], f"distributions writing tensorflow/: {owners}"

@@ -15,6 +15,15 @@ import platform
 # converter see the same (Keras 2) model classes as tf_keras.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+# TensorFlow's C++ INFO lines (the CPU-feature note at start-up, the TFLite converter's
+# progress) are noise in training's stderr; level 1 hides them and keeps warnings and errors.
+# Not 3, though it would also hide the start-up "failed call to cuInit" line of the CUDA-built
+# wheel and tf.data's "NodeDef mentions attribute use_unbounded_threadpool" line (a TensorFlow
+# bug in its op-determinism rewrite, harmless): level 3 hides every C++ error with them. The
+# "Could not find cuda drivers" lines come before TensorFlow reads this variable: no level
+# hides them. A user who wants the INFO lines back sets TF_CPP_MIN_LOG_LEVEL=0.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
 # The same weights on every x86 CPU. TensorFlow's matrix products (Eigen's contractions
 # included) run on oneDNN kernels chosen at run time for the CPU's widest instruction set, and
 # each set sums in another order: one epoch of the ECG model on the same windows gives other
