@@ -141,11 +141,16 @@ def test_two_runs_of_a_tiny_config_give_identical_weights_and_never_read_ds2(tin
     (m1, _, h1, cv1), (m2, _, h2, cv2) = runs
     for a, b in zip(m1.get_weights(), m2.get_weights()):
         np.testing.assert_array_equal(a, b)
+    oof1, oof2 = cv1.pop("oof"), cv2.pop("oof")
+    for key in ("y", "probs", "fold"):
+        np.testing.assert_array_equal(oof1[key], oof2[key])
     # (as JSON: a class never predicted has +P NaN, and NaN != NaN in a dict comparison)
     assert json.dumps(cv1, sort_keys=True) == json.dumps(cv2, sort_keys=True)
     assert [r["loss"] for r in h1] == [r["loss"] for r in h2]
     ds2 = set(load_card("mitdb").splits["DS2"])
     assert read and all(not (g & ds2) for g in read)  # CV and the final fit read DS1 only
+    unseen = cv1["offsets_on_unseen_records"]  # offsets used only where they carry to unseen folds
+    assert cv1["offsets"] == (unseen["found"] if unseen["kept"] else [0.0] * len(cfg.classes))
     assert sorted(r for f in cv1["folds"] for r in f) == sorted(TINY_RECORDS)
 
 
@@ -180,6 +185,87 @@ def test_choose_offsets_corrects_a_prior_it_can_see():
     offsets = choose_offsets(cfg, y, probs)
     assert 1.0 <= offsets[1] <= 2.0
     assert _score(cfg, y, probs, offsets)["kappa"] > _score(cfg, y, probs)["kappa"] + 0.1
+
+
+def test_offsets_judged_on_unseen_folds_carry_a_shared_prior_and_not_a_fold_specific_one():
+    # Two folds. Shared: class 1 under-called by e^1.5 in both -> offsets chosen on one fold
+    # help the other. Fold-specific: under-called in fold 0, over-called in fold 1 -> the
+    # pooled in-sample score still gains from an offset, but judged on the unseen fold it
+    # does not carry.
+    from pipeline.train.fit import _monitor, choose_offsets, offsets_on_unseen_records
+
+    cfg = load_config("eeg-eegmat", overrides={"train": {"monitor": "kappa"}})
+    rng = np.random.default_rng(1)
+    n = 4000
+    y = rng.integers(0, 2, n)
+    fold = np.repeat([0, 1], n // 2)
+
+    def probs_for(bias):
+        p1 = 1 / (1 + np.exp(-((2 * y - 1) * 1.0 + rng.normal(0, 1, n) + bias)))
+        return np.stack([1 - p1, p1], 1)
+
+    shared = offsets_on_unseen_records(cfg, y, probs_for(np.full(n, -1.5)), fold)
+    assert shared["score"] > shared["plain_score"] + 0.1
+    assert all(o[1] >= 1.0 for o in shared["offsets_per_fold"])
+
+    specific_probs = probs_for(np.where(fold == 0, -2.0, 1.0))
+    specific = offsets_on_unseen_records(cfg, y, specific_probs, fold)
+    in_sample = _monitor(cfg, y, specific_probs, choose_offsets(cfg, y, specific_probs))
+    assert specific["score"] < specific["plain_score"] < in_sample
+    assert specific["offsets_per_fold"][0][1] < 0 < specific["offsets_per_fold"][1][1]
+
+
+def test_the_weight_average_is_the_debiased_moving_average_of_every_steps_weights(small_windows):
+    from pipeline.train.fit import _EpochTrainer
+
+    cfg, x, s, y = small_windows
+    cfg = load_config(
+        "ecg-mitdb", "quick", overrides={"train": {"weight_average": 0.9, "batch_size": 256, "augment": False}}
+    )
+    from pipeline.window.side import Standardiser
+
+    trainer = _EpochTrainer(cfg, x, s, y, Standardiser.fit(s), seed=3, name="")
+    seen = []
+    from pipeline.train.model import keras
+
+    class Record(keras().callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(trainer.model.get_weights())
+
+    fit_calls = trainer.model.fit
+
+    def fit_recording(*args, callbacks=None, **kw):
+        return fit_calls(*args, callbacks=[*(callbacks or []), Record()], **kw)
+
+    trainer.model.fit = fit_recording
+    trainer.epoch(0)
+    trainer.epoch(1)
+    assert len(seen) == trainer.average.steps > 4
+    expected = [np.zeros_like(w) for w in seen[0]]
+    for weights in seen:
+        expected = [0.9 * e + 0.1 * w for e, w in zip(expected, weights)]
+    debias = 1 - 0.9 ** len(seen)
+    for got, want, last in zip(trainer.weights(), expected, seen[-1]):
+        np.testing.assert_allclose(got, want / debias, rtol=1e-4, atol=1e-6)
+        assert not np.allclose(got, last)  # the average, not the last step
+    raw = trainer.model.get_weights()
+    probs = trainer.predict(x[:64], s[:64])
+    for a, b in zip(raw, trainer.model.get_weights()):  # predicting leaves training's weights in place
+        np.testing.assert_array_equal(a, b)
+    trainer.use_weights()
+    np.testing.assert_allclose(trainer.model.predict([x[:64], trainer.std(s[:64])], verbose=0), probs, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def small_windows():
+    """A thousand beats of one DS1 record (all classes present for class weights)."""
+    from pipeline.train.data import load_windows
+
+    cfg = load_config("ecg-mitdb", "quick")
+    table = load_windows(cfg, ["208"])
+    x, s, y = table.take(["208"], cfg.classes)
+    keep = np.concatenate([np.flatnonzero(y == c)[:300] for c in range(len(cfg.classes))])
+    return cfg, x[keep], s[keep], y[keep]
 
 
 # --- the benchmark writes the README's result tables ------------------------------------

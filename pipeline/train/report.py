@@ -21,6 +21,13 @@ def metrics_markdown(cfg, metrics: dict) -> str:
             f"chosen by {len(cv['folds'])}-fold {split['by']}-level CV inside the training {split['by']}s "
             f"(out-of-fold kappa {cv['out_of_fold']['kappa']:.3f})"
         )
+        unseen = cv.get("offsets_on_unseen_records")
+        if unseen and not unseen["kept"]:
+            selected += (
+                f"; the offsets the folds found ({', '.join(f'{o:+.2f}' for o in unseen['found'])}) were not used: "
+                f"chosen on the other folds, they lowered each fold's {cv['monitor']} "
+                f"({unseen['score']:.3f} against {unseen['plain_score']:.3f} without)"
+            )
     else:
         selected = f"selected on {len(split['val'])} validation {split['by']}s"
     lines = [
