@@ -419,7 +419,7 @@ def test_a_run_fails_only_when_a_judged_target_is_left_without_a_recommendation(
 
 @pytest.mark.fast
 def test_the_recommendation_lines_name_no_internal_key_and_no_none():
-    from pipeline.cli import _recommendation_lines
+    from pipeline.cli.run import _recommendation_lines
     from pipeline.validate.budgets import check_budget
     from pipeline.validate.validate import recommend
 
