@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -143,3 +144,64 @@ def test_good_numbers_still_parse():
     assert (args.chunk_s, args.wait_s, args.jsonl_keep, args.gain) == (0.05, 0.0, 3, -200.0)
     args = build_parser().parse_args(["replay", "ART", "100", "--speed", "20", "--linger-s", "0"])
     assert (args.speed, args.linger_s) == (20.0, 0.0)
+
+
+# ------------------------------------------------------------------- help from the registries
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def _task_configs() -> list[str]:
+    """The task configs load_config reads: the registry the help must follow."""
+    from pipeline.train.config import CONFIG_DIR
+
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+
+
+def test_the_help_of_every_task_taking_command_names_every_task_config(monkeypatch):
+    # A wide terminal, so that argparse does not break a hyphenated task name over two lines.
+    monkeypatch.setenv("COLUMNS", "1000")
+    configs = _task_configs()
+    assert len(configs) >= 4 and "ecg-mitdb-1lead" in configs
+    taking = {
+        name: p
+        for name, p in _subcommands().items()
+        if any(a.dest == "task" and not a.option_strings for a in p._actions)
+    }
+    assert set(taking) >= {"train", "sweep", "run"}
+    for name, p in taking.items():
+        named = set(re.findall(r"[\w-]+", p.format_help()))
+        missing = [c for c in configs if c not in named]
+        assert not missing, f"'biosig-edge {name} --help' does not name the task configs {missing}"
+
+
+def test_the_command_line_reads_the_task_configs_load_config_reads():
+    from pipeline.cli.common import task_configs
+
+    assert list(task_configs()) == _task_configs()
+
+
+def test_building_the_parser_imports_no_training_code():
+    """The task names come from the config files without importing pipeline.train (it sets
+    TensorFlow's environment and loads numpy and scipy): ``stream`` on a device and every
+    ``--help`` start without them."""
+    code = (
+        "import sys\nfrom pipeline.cli import build_parser\nbuild_parser()\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('pipeline.train', 'tensorflow'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_every_shared_option_is_declared_once():
+    # One parent parser per shared option: its help is the same text in every command.
+    helps: dict[str, set[str]] = {}
+    for p in [*_subcommands().values(), *_subcommands()["data"]._actions[-1].choices.values()]:
+        for action in p._actions:
+            for option in set(action.option_strings) & {"--data-dir", "--fs", "--units", "--gain", "--mat-var"}:
+                helps.setdefault(option, set()).add(action.help.removeprefix("with --records: "))
+    assert set(helps) == {"--data-dir", "--fs", "--units", "--gain", "--mat-var"}
+    assert all(len(texts) == 1 for texts in helps.values()), helps

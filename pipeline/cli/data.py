@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from pipeline.cli.common import _progress
+from pipeline.cli.common import data_dir, progress_bar
 from pipeline.read.cards import DATASETS
 
 
@@ -14,7 +14,7 @@ def cmd_data_check(args) -> int:
 
     bad = 0
     for name in args.datasets or DATASETS:
-        result = check_dataset(name, args.data_dir, progress=_progress(f"checking {name}"))
+        result = check_dataset(name, args.data_dir, progress=progress_bar(f"checking {name}"))
         status = "OK" if not result["problems"] else f"{len(result['problems'])} problem(s)"
         print(f"{name}: {status}  ({result['folder']}, against {result['checksum_list']})")
         for problem in result["problems"]:
@@ -28,7 +28,7 @@ def cmd_data_summary(args) -> int:
 
     out = {}
     for name in args.datasets or DATASETS:
-        out[name] = SUMMARIES[name](args.data_dir, progress=_progress(f"reading {name}"))
+        out[name] = SUMMARIES[name](args.data_dir, progress=progress_bar(f"reading {name}"))
         if not args.json:
             print(format_summary(out[name]), end="\n\n")
     if args.json:
@@ -56,20 +56,16 @@ def add_parser(sub) -> None:
     data = sub.add_parser(
         "data",
         help="check, summarise or fetch the recordings",
-        description="Work with the three databases: mitdb, bonn, eegmat.",
+        description=f"Work with the databases: {', '.join(DATASETS)}.",
     )
     data_sub = data.add_subparsers(dest="data_command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, parents=[data_dir()])
     common.add_argument(
         "datasets",
         nargs="*",
         choices=[[], *DATASETS],
         metavar="DATASET",
         help=f"one or more of {', '.join(DATASETS)} (default: all)",
-    )
-    common.add_argument(
-        "--data-dir",
-        help="folder holding mitdb/, bonn/, eegmat/ (default: $BIOSIG_EDGE_DATA, then ../shared/data, then the cache)",
     )
 
     p = data_sub.add_parser(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.cli.common import number
+from pipeline.cli.common import data_dir, number
 
 
 def cmd_export(args) -> int:
@@ -35,6 +35,7 @@ def add_parser(sub) -> None:
     """``export``."""
     p = sub.add_parser(
         "export",
+        parents=[data_dir()],
         help="quantise and export a run to TFLite, ONNX and C",
         description="Convert a run folder's model to TFLite (float32, float16, "
         "dynamic-range int8, full int8 calibrated on the training split, "
@@ -45,7 +46,6 @@ def add_parser(sub) -> None:
     )
     p.add_argument("run_dir", help="a run folder from 'biosig-edge train'")
     p.add_argument("--out", help="artifact folder (default: RUN_DIR/artifacts)")
-    p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
     p.add_argument(
         "--eval-limit",
         type=number(0, 1e9, above=False, integer=True),

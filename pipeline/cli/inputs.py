@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from pipeline.runtime.sources import Source
 
 
-def _channels_option(text: str | None) -> tuple[list[str] | None, dict[str, str]]:
+def channels_option(text: str | None) -> tuple[list[str] | None, dict[str, str]]:
     """``--channels``: input labels (``ECG1,ECG2``) or a mapping (``MLII=ECG1,V1=ECG2``),
     whose values, in order, also label a bare input's columns."""
     from pipeline.errors import ChannelError
@@ -38,7 +38,7 @@ def open_input(args, manifest) -> "Source":
     from pipeline.read.units import UnitError
     from pipeline.runtime.sources import RecordSource, StdinSource, is_live
 
-    labels, _ = _channels_option(args.channels)
+    labels, _ = channels_option(args.channels)
     arg = args.record
     if is_live(arg):
         return open_live_input(args, manifest)
@@ -75,7 +75,7 @@ def open_input(args, manifest) -> "Source":
                 from pipeline.read.files import recording_channels
 
                 have = recording_channels(path)
-                _, mapping = _channels_option(args.channels)
+                _, mapping = channels_option(args.channels)
                 idx = resolve_channels(
                     list(manifest.channels), have, manifest.input.channel_aliases, mapping, str(path)
                 )
@@ -111,7 +111,7 @@ def open_live_input(args, manifest) -> "Source":
     description where it has one, from --fs/--units/--channels/--format/--gain where not."""
     from pipeline.runtime.sources import open_live
 
-    labels, mapping = _channels_option(args.channels)
+    labels, mapping = channels_option(args.channels)
     return open_live(
         args.record,
         fs_hz=args.fs,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.cli.common import MAX_CHUNK_S, number, seconds
+from pipeline.cli.common import MAX_CHUNK_S, data_dir, number, seconds, signal_options
 from pipeline.cli.inputs import open_input
 from pipeline.errors import BiosigError
 
@@ -57,6 +57,7 @@ def add_parser(sub) -> None:
     """``replay``."""
     p = sub.add_parser(
         "replay",
+        parents=[signal_options(), data_dir()],
         help="publish a recording as an LSL stream at its real pace (or N times it)",
         description="Publish a recording (any INPUT 'stream' reads except stdin and live sources) "
         "as an LSL outlet: its channels, labels, units and rate in the stream's "
@@ -89,10 +90,4 @@ def add_parser(sub) -> None:
         default=2.0,
         help="keep the outlet this long after the last sample, so that inlets drain it (default 2)",
     )
-    p.add_argument("--fs", type=number(0.0), help="sampling rate of CSV/NPY/MAT input, Hz")
-    p.add_argument("--units", help="units of CSV/NPY/MAT input")
-    p.add_argument("--channels", help="channels to read (labels), as for stream")
-    p.add_argument("--gain", type=number(nonzero=True), help="converter counts per unit")
-    p.add_argument("--mat-var", help="the variable of a .mat file holding the signal")
-    p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/ (dataset records)")
     p.set_defaults(func=cmd_replay, format="text", bad_lines="error", baud=115200)

@@ -5,7 +5,18 @@ from __future__ import annotations
 import json
 import sys
 
-from pipeline.cli.common import _add_budget_options, _budget_exit, _budget_overrides, _progress, _run_dir, number
+from pipeline.cli.common import (
+    budget_exit,
+    budget_options,
+    budget_overrides,
+    data_dir,
+    number,
+    profile,
+    progress_bar,
+    run_folder,
+    run_out,
+    task,
+)
 
 
 def _recommendation_lines(report: dict) -> str:
@@ -32,7 +43,7 @@ def cmd_run(args) -> int:
 
     t0 = time.perf_counter()
     cfg = load_config(args.task, args.profile)
-    run_dir = train_task(cfg, _run_dir(cfg, args.out), args.data_dir)
+    run_dir = train_task(cfg, run_folder(cfg, args.out), args.data_dir)
     print((run_dir / "metrics.md").read_text())
     t_train = time.perf_counter()
     artifacts = export_run(
@@ -53,9 +64,9 @@ def cmd_run(args) -> int:
         artifacts=quick_artifacts(json.loads((artifacts / "manifest.json").read_text())) if quick else None,
         seconds=QUICK_SECONDS if quick else None,
         log=lambda m: print(m, file=sys.stderr),
-        progress=_progress("reading held-out recordings"),
+        progress=progress_bar("reading held-out recordings"),
         target=args.target,
-        budget_overrides=_budget_overrides(args),
+        budget_overrides=budget_overrides(args),
     )
     t_validate = time.perf_counter()
     split = report["split"]
@@ -80,13 +91,14 @@ def cmd_run(args) -> int:
         f"done in {(t_validate - t0) / 60:.1f} min (train {(t_train - t0) / 60:.1f}, export "
         f"{(t_export - t_train) / 60:.1f}, validate {(t_validate - t_export) / 60:.1f})"
     )
-    return _budget_exit(report)
+    return budget_exit(report)
 
 
 def add_parser(sub) -> None:
     """``run``."""
     p = sub.add_parser(
         "run",
+        parents=[task(), profile("quick"), run_out(), budget_options(), data_dir()],
         help="the main job: train a task, export it, validate the artifacts",
         description="Train TASK with a profile, export it (TFLite, ONNX, generated C, "
         "streaming graphs, each checked against the float model), then "
@@ -97,15 +109,10 @@ def add_parser(sub) -> None:
         "Exit code 1 if a target (CPU, microcontroller) is left with no artifact "
         "that meets the task's budget.",
     )
-    p.add_argument("task", help="ecg-mitdb, eeg-bonn or eeg-eegmat")
-    p.add_argument("--profile", default="quick", choices=["quick", "full"], help="default: quick")
-    p.add_argument("--out", help="run folder (default: runs/<task>-<profile>-<time>)")
     p.add_argument(
         "--eval-limit",
         type=number(0, 1e9, above=False, integer=True),
         default=5000,
         help="quick profile: export checks on a stratified subset of this many test windows",
     )
-    _add_budget_options(p)
-    p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
     p.set_defaults(func=cmd_run)

@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from pipeline.cli.common import MAX_CHUNK_S, number, seconds
-from pipeline.cli.inputs import _channels_option, open_input
+from pipeline.cli.common import MAX_CHUNK_S, data_dir, number, seconds, signal_options
+from pipeline.cli.inputs import channels_option, open_input
 from pipeline.errors import BiosigError
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def cmd_stream(args) -> int:
             source = open_input(args, manifest)
         for note in notes:
             print(f"biosig-edge: note: {note}", file=sys.stderr)
-        _, mapping = _channels_option(args.channels)
+        _, mapping = channels_option(args.channels)
         from pipeline.runtime.sources import LiveSource
 
         # A live source arrives at its own pace: every chunk is processed as it comes (no
@@ -112,6 +112,7 @@ def add_parser(sub) -> None:
     """``stream``, with INPUT's rules in the epilogue."""
     p = sub.add_parser(
         "stream",
+        parents=[signal_options(), data_dir()],
         help="stream a recording (any file, a dataset record or stdin) through a model",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Stream samples through a device-side session (the model's causal filter; for ECG "
@@ -174,19 +175,12 @@ examples:
     p.add_argument(
         "--artifact", default=None, help="model to run (default tflite_float32 for ECG, stream_tflite_float32 for EEG)"
     )
-    p.add_argument("--fs", type=number(0.0), help="sampling rate of stdin/CSV/NPY/MAT input, Hz")
-    p.add_argument("--units", help="units of stdin/CSV/NPY/MAT input (mV, uV, V; counts: with --gain)")
-    p.add_argument("--channels", help="input labels (ECG1,ECG2) or a mapping MODEL=INPUT (MLII=ECG1,V1=ECG2)")
     p.add_argument(
         "--format",
         default="text",
         choices=["text", "f32le", "i16le"],
         help="stdin: text lines, or binary little-endian float32/int16 frames (default text)",
     )
-    p.add_argument(
-        "--gain", type=number(nonzero=True), help="converter counts per unit (i16le, or counts in text/CSV/NPY/MAT)"
-    )
-    p.add_argument("--mat-var", help="the variable of a .mat file holding the signal")
     p.add_argument(
         "--bad-lines",
         default="error",
@@ -210,7 +204,6 @@ examples:
         help=f"seconds per push (default 1.0, at most {MAX_CHUNK_S:g})",
     )
     p.add_argument("--realtime", action="store_true", help="pace the replay at the sampling rate")
-    p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/ (dataset records)")
     live = p.add_argument_group("live sources and sinks")
     live.add_argument(
         "--to",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.cli.common import _run_dir
+from pipeline.cli.common import data_dir, profile, run_folder, run_out, task
 
 
 def cmd_train(args) -> int:
@@ -10,7 +10,7 @@ def cmd_train(args) -> int:
     from pipeline.train.fit import train_task
 
     cfg = load_config(args.config or args.task, args.profile)
-    run_dir = train_task(cfg, _run_dir(cfg, args.out), args.data_dir)
+    run_dir = train_task(cfg, run_folder(cfg, args.out), args.data_dir)
     print((run_dir / "metrics.md").read_text())
     print(f"run folder: {run_dir}")
     return 0
@@ -20,20 +20,12 @@ def add_parser(sub) -> None:
     """``train``."""
     p = sub.add_parser(
         "train",
+        parents=[task(), profile("full"), run_out(), data_dir()],
         help="train an LSTM on a task and test it on held-out data",
         description="Train a causal LSTM classifier on a task's training split, "
         "select the epoch on its validation split, test on the held-out "
         "split, and write a run folder (model.keras, run.json, "
         "metrics.json/.md, curves.png, confusion.png).",
     )
-    p.add_argument("task", help="ecg-mitdb, eeg-bonn or eeg-eegmat (configs in pipeline/train/configs/)")
-    p.add_argument(
-        "--profile",
-        default="full",
-        choices=["quick", "full"],
-        help="quick: minutes on 2 cores; full: the benchmark run (default)",
-    )
     p.add_argument("--config", help="a TOML file to use instead of the task's own")
-    p.add_argument("--out", help="run folder (default: runs/<task>-<profile>-<time>)")
-    p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
     p.set_defaults(func=cmd_train)

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.cli.common import _add_budget_options, _budget_exit, _budget_overrides, _progress, number, seconds
-from pipeline.cli.inputs import _channels_option
+from pipeline.cli.common import (
+    budget_exit,
+    budget_options,
+    budget_overrides,
+    data_dir,
+    number,
+    progress_bar,
+    seconds,
+    signal_options,
+)
+from pipeline.cli.inputs import channels_option
 
 
 def _record_options(args) -> dict:
     """What ``validate --records`` needs to read the user's files: a bare-number file's
     rate, units and gain, and ``--channels`` as ``stream`` takes it (labels for the
     columns, or MODEL=INPUT mappings)."""
-    labels, mapping = _channels_option(args.channels)
+    labels, mapping = channels_option(args.channels)
     return {"fs_hz": args.fs, "units": args.units, "gain": args.gain, "labels": labels, "channel_map": mapping}
 
 
@@ -30,26 +39,27 @@ def cmd_validate(args) -> int:
         core=args.core,
         artifacts=args.artifacts,
         force=args.force,
-        progress=_progress("recordings streamed on Ray" if args.ray or args.address else "reading recordings"),
+        progress=progress_bar("recordings streamed on Ray" if args.ray or args.address else "reading recordings"),
         log=lambda m: print(m, file=sys.stderr),
         records=args.records,
         record_options=_record_options(args),
         withhold=args.withhold,
         target=args.target,
-        budget_overrides=_budget_overrides(args),
+        budget_overrides=budget_overrides(args),
         ray=args.ray,
         address=args.address,
         workers=args.workers,
     )
     print((out / "report.md").read_text())
     print(f"report: {out / 'report.html'}  (also report.md, report.json)")
-    return _budget_exit(report)
+    return budget_exit(report)
 
 
 def add_parser(sub) -> None:
     """``validate``."""
     p = sub.add_parser(
         "validate",
+        parents=[budget_options(), signal_options("with --records: ", mat_var=False), data_dir()],
         help="stream every artifact over the held-out split; report and budgets",
         description="Streams every artifact of an export folder over the task's held-out "
         "split through the device-side session (one pinned core, one thread), "
@@ -60,7 +70,6 @@ def add_parser(sub) -> None:
         "With --ray or --address, each recording is its own Ray task (a large archive, a cluster).",
     )
     p.add_argument("artifact_dir", help="artifact folder from 'biosig-edge export' (every file's sha256 is checked)")
-    _add_budget_options(p)
     p.add_argument("--out", help="report folder (default: RUN/validation beside RUN/artifacts)")
     p.add_argument("--artifacts", nargs="+", help="only these artifacts (the float reference always runs)")
     p.add_argument(
@@ -81,14 +90,6 @@ def add_parser(sub) -> None:
         help="a folder of your own labelled recordings instead of the held-out split: "
         "annotated WFDB records (.hea, .dat, .atr) for ECG; for EEG any files "
         "listed with their class in DIR/labels.csv ('file,label')",
-    )
-    p.add_argument("--fs", type=number(0.0), help="with --records: sampling rate of bare-number files (CSV/NPY/MAT)")
-    p.add_argument("--units", help="with --records: units of bare-number files")
-    p.add_argument("--gain", type=number(nonzero=True), help="with --records: counts per unit of bare-number files")
-    p.add_argument(
-        "--channels",
-        help="with --records: input labels (ECG1,ECG2) or a mapping MODEL=INPUT (EEG=Fz, EEG=ch1 for a "
-        "bare file's first column), as for stream",
     )
     p.add_argument(
         "--withhold",
@@ -114,5 +115,4 @@ def add_parser(sub) -> None:
         type=number(0, 4096, integer=True),
         help="with --ray: local Ray's CPUs, one recording each at a time (default: every CPU this process may use)",
     )
-    p.add_argument("--data-dir", help="folder holding mitdb/, bonn/, eegmat/")
     p.set_defaults(func=cmd_validate)
