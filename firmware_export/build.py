@@ -428,23 +428,34 @@ def run_benchmark(exe: Path, signal: np.ndarray, side: np.ndarray | None, reps: 
 # ------------------------------------------------------------------ the signal chain in C
 
 
-def _chain_sources(workdir: Path, configs: dict[str, float]) -> list[str]:
+def _chain_sources(workdir: Path, configs: dict[str, float], beat_configs: dict[str, dict] | None = None) -> list[str]:
     """The chain's runtime sources and one generated file of QRS configurations
-    ({C name: fs_hz}) in ``workdir``."""
-    from firmware_export.c_chain import CHAIN_SOURCES, qrs_config_c
+    ({C name: fs_hz}) and beat configurations ({C name: c_chain.beat_config(...)}) in
+    ``workdir``."""
+    from firmware_export.c_chain import CHAIN_SOURCES, beat_config_c, qrs_config_c
 
     generated = Path(workdir) / "chain_config.c"
-    generated.write_text("\n".join(qrs_config_c(fs_hz, name) for name, fs_hz in configs.items()))
+    generated.write_text(
+        "\n".join(
+            [
+                *(qrs_config_c(fs_hz, name) for name, fs_hz in configs.items()),
+                *(beat_config_c(cfg, name) for name, cfg in (beat_configs or {}).items()),
+            ]
+        )
+    )
     return [*(str(RUNTIME_DIR / name) for name in CHAIN_SOURCES), str(generated)]
 
 
-def build_chain_library(out_dir: Path, configs: dict[str, float], extra_flags: tuple = ()) -> Path:
-    """The QRS detector and RR features (``runtime/bse_qrs.c``, ``bse_rr.c``) with the QRS
-    configurations ``configs`` ({C name: fs_hz}) as a shared library for this machine, with
-    the CPU library's flags (strict warnings as errors, no contraction, -O3)."""
+def build_chain_library(
+    out_dir: Path, configs: dict[str, float], extra_flags: tuple = (), beat_configs: dict[str, dict] | None = None
+) -> Path:
+    """The QRS detector, RR features and beat windows (``runtime/bse_qrs.c``, ``bse_rr.c``,
+    ``bse_beat.c``) with the QRS configurations ``configs`` ({C name: fs_hz}) and beat
+    configurations ``beat_configs`` as a shared library for this machine, with the CPU
+    library's flags (strict warnings as errors, no contraction, -O3)."""
     out_dir = Path(out_dir)
     path = out_dir / "bse_chain.so"
-    sources = _chain_sources(out_dir, configs)
+    sources = _chain_sources(out_dir, configs, beat_configs)
     _run([require("gcc"), *SHARED_FLAGS, *extra_flags, f"-I{RUNTIME_DIR}", *sources, "-o", str(path)])
     return path
 

@@ -23,19 +23,29 @@ from chunking import push_in_chunks
 from tools import has, needs
 
 from firmware_export import build
-from firmware_export.c_chain import ChainLibrary
+from firmware_export.c_chain import ChainLibrary, beat_config
 from pipeline.preprocess import PreprocessSpec
 from pipeline.preprocess.chain import Preprocessor
 from pipeline.read.mitdb import read_mitdb
 from pipeline.read.splits import mitdb_split
 from pipeline.runtime.qrs import PanTompkins
-from pipeline.window.rr import RRFeatures
+from pipeline.window.ecg import normalise_windows
+from pipeline.window.rr import RR_FEATURE_NAMES, RRFeatures
+from pipeline.window.side import Standardiser
+from pipeline.window.template import BeatTemplate
 
 pytestmark = pytest.mark.fast
 
 #: The ECG task's preprocessing (pipeline/train/configs/ecg-mitdb*.toml): 360 Hz in, 180 Hz out.
 ECG_SPEC = PreprocessSpec(360.0, 2, 0.5, 40.0, 60.0)
 MODEL_FS_HZ = 180.0
+#: The ECG task's beat window at 180 Hz (0.25 s before the R, 0.45 s from it), template
+#: normalisation, and six side features standardised with a training split's mean and std
+#: (those of an exported ecg-mitdb artifact).
+SIDE_NAMES = ("pre_rr_norm", "post_rr_norm", "local_rr_norm", "pre_rr_s", "post_rr_s", "avg_rr_s")
+SIDE_MEAN = (0.99874, 0.99968, 0.99874, 0.77844, 0.77848, 0.78085)
+SIDE_STD = (0.35296, 0.48797, 0.12833, 0.49549, 0.49560, 0.16915)
+BEAT_CONFIG = beat_config(2, 45, 81, "template", 1 / 16, 0.05, SIDE_NAMES, SIDE_MEAN, SIDE_STD, 5.0)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +56,12 @@ def chain(tmp_path_factory):
     needs("gcc")
     out = tmp_path_factory.mktemp("c_chain")
     configs = {"qrs_180": 180.0, "qrs_360": 360.0, "qrs_400": 400.0}
-    return ChainLibrary(build.build_chain_library(out, configs))
+    beats = {
+        "beat_template": BEAT_CONFIG,
+        "beat_zscore": {**BEAT_CONFIG, "normalise": 1},
+        "beat_wide": {**BEAT_CONFIG, "n_before_samples": 200, "n_after_samples": 100},
+    }
+    return ChainLibrary(build.build_chain_library(out, configs, beat_configs=beats))
 
 
 def session_input(record: str) -> np.ndarray:
@@ -177,6 +192,129 @@ def test_rr_refuses_what_it_cannot_hold(chain):
     tracker.push(100)
     with pytest.raises(ValueError, match="must increase"):
         tracker.push(100)
+
+
+# ------------------------------------------------------------------ beat windows
+
+
+def two_leads(record: str) -> np.ndarray:
+    """MLII and the record's other lead (V1, V2, V4 or V5: the model's two channels) through
+    the ECG task's preprocessing: (n, 2) float32 at 180 Hz, what the session's ring holds."""
+    rec = read_mitdb(record)
+    order = [rec.channel_names.index("MLII"), 1 - rec.channel_names.index("MLII")]
+    return Preprocessor(ECG_SPEC, 2).process(rec.signal[:, order])
+
+
+def python_beat_inputs(y: np.ndarray, beats: list[int]) -> tuple[dict, dict]:
+    """What ECGSession gives its model per beat, from the ring y (n, 2) and the detected
+    beats: {beat: template-normalised window (126, 4)} for every beat whose window lies in
+    the signal (each feeds the template, in order), {beat: standardised side features (6,)}
+    for those with RR features (all but the first and last)."""
+    template, rr = BeatTemplate(1 / 16, 0.05), RRFeatures(10, 300.0)
+    standardise = Standardiser(np.array(SIDE_MEAN), np.array(SIDE_STD))
+    cols = [RR_FEATURE_NAMES.index(n) for n in SIDE_NAMES]
+    windows, side = {}, {}
+    for prev, r in zip([None, *beats], beats):
+        features = rr.push(r / MODEL_FS_HZ)
+        if features is not None:
+            side[prev] = standardise(features[None, cols])[0]
+        if r >= 45 and r + 81 <= len(y):
+            windows[r] = template.push(y[r - 45 : r + 81])
+    return windows, side
+
+
+def c_beat_inputs(chain, y: np.ndarray, beats: list[int], sizes: list[int]) -> tuple[dict, dict]:
+    """The same from bse_beat (the ring pushed ``sizes`` samples at a time, each window taken
+    as soon as it closes, as the C chain does) and bse_rr."""
+    beat, rr = chain.beat("beat_template"), chain.rr(MODEL_FS_HZ)
+    windows, side, pos, k, pending = {}, {}, 0, 0, list(beats)
+    for prev, r in zip([None, *beats], beats):
+        features = rr.push(r)
+        if features is not None:
+            side[prev] = beat.side(features, len(SIDE_NAMES))
+    while pos < len(y):
+        size = sizes[k % len(sizes)]
+        beat.push(y[pos : pos + size])
+        pos, k = pos + size, k + 1
+        while pending:
+            w = beat.window(pending[0], 126, 2)
+            if isinstance(w, int) and w == beat.OPEN:
+                break
+            if not isinstance(w, int):
+                windows[pending[0]] = beat.normalise(w)
+            pending.pop(0)
+    return windows, side
+
+
+@pytest.mark.parametrize("record", ["105", "232"])
+def test_c_beat_windows_equal_the_sessions_on_whole_ds2_records(chain, data_dir, record):
+    """Every detected beat of record 105 (noise) and 232 (long pauses) through the ring, the
+    window and the running template: the model's input (126 x 4: the two leads over the
+    template's amplitude, then their differences from it) equals Python's within 4e-6
+    absolute (measured at most 9.5e-7 over 105, 100 and 232: the template is float32 here,
+    float64 there; values of order 1). The side features equal within 1e-5, except at the
+    beats whose RR average keeps an interval ending exactly 300 s before them (bse_rr.h: 4
+    in 105, 1 in 232; Python's float64 times may drop it there)."""
+    y = two_leads(record)
+    beats = PanTompkins(MODEL_FS_HZ).push(y[:, 0])
+    python_w, python_s = python_beat_inputs(y, beats)
+    c_w, c_s = c_beat_inputs(chain, y, beats, [180])
+    assert list(c_w) == list(python_w) and len(c_w) > 1500
+    worst = max(float(np.abs(c_w[r] - python_w[r]).max()) for r in c_w)
+    assert 0 < worst <= 4e-6  # float32 template: not bit-equal, within the stated bound
+    assert list(c_s) == list(python_s)
+    beat_set = set(beats)
+    ties = {r for r in beats if r - int(300 * MODEL_FS_HZ) in beat_set}
+    differ = {r for r in c_s if not np.allclose(c_s[r], python_s[r], rtol=0, atol=1e-5)}
+    assert differ <= ties, differ - ties
+
+
+def test_c_beat_windows_do_not_depend_on_the_push_size(chain, data_dir):
+    """The first 2 minutes of record 105 pushed 1, 7 and 361 samples at a time: the windows
+    of 1 s pushes, bit for bit."""
+    y = two_leads("105")[: int(120 * MODEL_FS_HZ)]
+    beats = PanTompkins(MODEL_FS_HZ).push(y[:, 0])
+    whole, _ = c_beat_inputs(chain, y, beats, [180])
+    assert len(whole) > 100
+    for sizes in ([1], [7], [361, 2]):
+        got, _ = c_beat_inputs(chain, y, beats, sizes)
+        assert list(got) == list(whole)
+        for r in whole:
+            np.testing.assert_array_equal(got[r], whole[r])
+
+
+def test_c_beat_window_is_open_until_its_last_sample_and_off_before_the_start(chain):
+    """A window closes with its 81st sample from the R; one starting before the first sample,
+    or no longer in the 12 s ring, is off (the session skips it)."""
+    beat = chain.beat("beat_template")
+    y = np.arange(2 * 2200, dtype=np.float32).reshape(-1, 2)
+    beat.push(y[:130])
+    assert beat.window(44, 126, 2) == beat.OFF
+    assert beat.window(50, 126, 2) == beat.OPEN  # needs samples up to 130
+    beat.push(y[130:131])
+    np.testing.assert_array_equal(beat.window(50, 126, 2), y[5:131])
+    beat.push(y[131:])
+    assert beat.window(50, 126, 2) == beat.OFF  # 2,200 samples on: overwritten
+    np.testing.assert_array_equal(beat.window(2100, 126, 2), y[2055:2181])
+
+
+def test_c_zscore_windows_equal_pythons(chain, data_dir):
+    """normalise = "zscore": each window's channels to zero mean and unit spread, within
+    1e-5 of Python's float32 numpy (which sums in another order)."""
+    y = two_leads("232")[: int(60 * MODEL_FS_HZ)]
+    beat = chain.beat("beat_zscore")
+    beat.push(y)
+    beats = [r for r in PanTompkins(MODEL_FS_HZ).push(y[:, 0]) if 45 <= r < len(y) - 81]
+    windows = np.stack([y[r - 45 : r + 81] for r in beats])
+    python = normalise_windows(windows, "zscore")
+    c = np.stack([beat.normalise(w) for w in windows])
+    np.testing.assert_allclose(c, python, rtol=0, atol=1e-5)
+
+
+def test_beat_windows_beyond_the_state_are_refused(chain):
+    """A 300-step window is more than BSE_BEAT_MAX_STEPS (256): refused at init."""
+    with pytest.raises(ValueError, match="status 2"):
+        chain.beat("beat_wide")
 
 
 # ------------------------------------------------------------------ Cortex-M4
