@@ -257,3 +257,31 @@ def test_one_distribution_owns_the_tensorflow_package():
         }
     )
     assert owners == ["tensorflow"], f"distributions writing tensorflow/: {owners}"
+
+
+def test_training_says_nothing_about_gpus_or_tf_data_on_a_cpu_machine():
+    """A short fit and predict, as training runs them (op determinism, a last batch shorter
+    than the others, the weight average), in a fresh process: its stderr is empty. Before,
+    each fit and predict logged tf.data's 'NodeDef mentions attribute' error line and the
+    CUDA-built wheel its 'Could not find cuda drivers' / 'failed call to cuInit' lines."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from pipeline.train.config import load_config
+from pipeline.train.fit import _EpochTrainer, make_deterministic
+from pipeline.window.side import Standardiser
+cfg = load_config("ecg-mitdb", "quick", overrides={"train": {"weight_average": 0.99}})
+make_deterministic(7)
+rng = np.random.default_rng(0)
+x = rng.normal(size=(3000, 126, 2)).astype(np.float32)
+s, y = rng.normal(size=(3000, 6)), rng.integers(0, 4, 3000)
+trainer = _EpochTrainer(cfg, x, s, y, Standardiser.fit(s), 7, "")
+trainer.epoch(0)
+print(trainer.predict(x[:1500], s[:1500]).shape)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "(1500, 4)"
+    assert done.stderr.strip() == ""

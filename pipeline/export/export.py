@@ -188,7 +188,7 @@ def read_inputs(
     stratified training windows for calibration."""
     from pipeline.export.graph import input_names, rebuild_fixed_batch
     from pipeline.train.data import load_windows
-    from pipeline.train.model import load_model
+    from pipeline.train.model import load_model, predict
     from pipeline.window.side import Standardiser
 
     classes = run["classes"]
@@ -217,7 +217,7 @@ def read_inputs(
         return {"signal": x, "side": std(s)} if "side" in names else {"signal": x}
 
     test_inputs = feed(x_te, s_te)
-    ref = model.predict([test_inputs[n] for n in names], batch_size=1024, verbose=0)
+    ref = predict(model, [test_inputs[n] for n in names])
     ref_metrics = compare(ref, ref, y_te, classes)
     log(f"float reference (Keras) on {len(y_te)} test windows: macro-F1 {ref_metrics['macro_f1']:.4f}")
     return ExportInputs(

@@ -34,3 +34,52 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 # LSTMs. A user who wants the widest kernels sets ONEDNN_MAX_CPU_ISA=ALL.
 if platform.machine().lower() in ("x86_64", "amd64"):
     os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+
+#: Lines the CUDA-built TensorFlow wheel (the one tf-keras depends on) writes at start-up on
+#: a machine without a GPU, before it reads TF_CPP_MIN_LOG_LEVEL: it trains on the CPU as
+#: meant, and nothing else the library says is dropped.
+NO_GPU_LINES = (
+    "All log messages before absl::InitializeLog() is called are written to STDERR",
+    "Could not find cuda drivers on your machine",
+    "failed call to cuInit",
+)
+
+
+def tensorflow():
+    """TensorFlow, imported (and its devices listed, where CUDA is probed) with the
+    ``NO_GPU_LINES`` dropped from file descriptor 2; every other line passes through."""
+    import sys
+
+    if "tensorflow" in sys.modules and _quiet_import_done:
+        return sys.modules["tensorflow"]
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [
+                line
+                for line in caught.read().decode("utf-8", errors="replace").splitlines()
+                if not any(noise in line for noise in NO_GPU_LINES)
+            ]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+    _mark_quiet()
+    return tf
+
+
+_quiet_import_done = False
+
+
+def _mark_quiet() -> None:
+    global _quiet_import_done
+    _quiet_import_done = True

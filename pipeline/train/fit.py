@@ -27,6 +27,7 @@ from pipeline.metrics import binary_view, classification_metrics, confusion_matr
 from pipeline.read.splits import Split, subject_folds
 from pipeline.train.config import TaskConfig
 from pipeline.train.data import WindowTable, load_windows, task_split
+from pipeline.train.model import batches, predict
 from pipeline.window.side import Standardiser
 
 
@@ -79,7 +80,9 @@ TRAIN_THREADS = 2
 def make_deterministic(seed: int, deterministic: bool = True) -> None:
     """Seed Python, numpy and TensorFlow; with ``deterministic``, deterministic TF ops and a
     fixed thread count, so that the same command gives the same weights. Process-wide."""
-    import tensorflow as tf
+    from pipeline.train import tensorflow
+
+    tf = tensorflow()
 
     from pipeline.train.model import keras
 
@@ -173,10 +176,7 @@ class _EpochTrainer:
         if cfg.train.class_weight_scale:
             weights = weights * np.asarray(cfg.train.class_weight_scale)
         h = self.model.fit(
-            _inputs(xb, self.s[idx]),
-            y[idx],
-            sample_weight=weights[y[idx]],
-            batch_size=cfg.train.batch_size,
+            batches(_inputs(xb, self.s[idx]), cfg.train.batch_size, y[idx], weights[y[idx]]),
             epochs=1,
             verbose=0,
             shuffle=False,
@@ -201,11 +201,11 @@ class _EpochTrainer:
     def predict(self, x, s) -> np.ndarray:
         """Class probabilities (n, n_classes) of the weights this trainer stands for."""
         if not self.average:
-            return self.model.predict(_inputs(x, self.std(s)), batch_size=1024, verbose=0)
+            return predict(self.model, _inputs(x, self.std(s)))
         last = self.model.get_weights()
         self.model.set_weights(self.average.weights())
         try:
-            return self.model.predict(_inputs(x, self.std(s)), batch_size=1024, verbose=0)
+            return predict(self.model, _inputs(x, self.std(s)))
         finally:
             self.model.set_weights(last)
 
@@ -526,14 +526,14 @@ def fit_cv(cfg: TaskConfig, table: WindowTable, split: Split, log=print):
 def evaluate(cfg: TaskConfig, model, std: Standardiser, table: WindowTable, groups) -> dict:
     """Held-out metrics on ``groups``; extras per task (ECG indices, binary view, Q beats)."""
     x, s, y = table.take(groups, cfg.classes)
-    probs = model.predict(_inputs(x, std(s)), batch_size=1024, verbose=0)
+    probs = predict(model, _inputs(x, std(s)))
     cm = confusion_matrix(y, probs.argmax(1), len(cfg.classes))
     out = classification_metrics(cm, cfg.classes)
     if cfg.kind == "ecg-beats":
         out.update(ecg_indices(out))
         other = np.isin(table.group, list(groups)) & ~np.isin(table.label, cfg.classes)
         if other.any():
-            p = model.predict(_inputs(table.x[other], std(table.side[other])), verbose=0).argmax(1)
+            p = predict(model, _inputs(table.x[other], std(table.side[other]))).argmax(1)
             out["not_learned"] = {
                 "labels": dict(zip(*[v.tolist() for v in np.unique(table.label[other], return_counts=True)])),
                 "predicted_as": {cfg.classes[i]: int((p == i).sum()) for i in range(len(cfg.classes))},

@@ -5,12 +5,20 @@ weights can run chunk by chunk with (h, c) carried between chunks.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pipeline.train  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from pipeline.errors import BiosigError
 from pipeline.train.config import ModelConfig
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 def keras():
+    from pipeline.train import tensorflow
+
+    tensorflow()  # first, so that its start-up lines on a machine without a GPU are dropped
     import tf_keras
 
     return tf_keras
@@ -54,6 +62,28 @@ def build_model(
     h = k.layers.Dropout(cfg.dropout, name="dropout")(h)
     probs = k.layers.Dense(n_classes, activation="softmax", name="probs")(h)
     return k.Model(inputs, probs, name="lstm_classifier")
+
+
+def batches(inputs: list, batch_size: int, y=None, weights=None):
+    """A tf.data pipeline of ``inputs`` (and labels, sample weights), in order, in batches.
+
+    Why not hand Keras the arrays: under op determinism, Keras' own pipeline for arrays whose
+    length is not a multiple of the batch gets rewritten by tf.data into an op with an
+    attribute it does not define, and TensorFlow logs an error line per fit and predict
+    call (harmless). The weights and predictions are the same bits either way.
+    """
+    from pipeline.train import tensorflow
+
+    tf = tensorflow()
+    x = inputs[0] if len(inputs) == 1 else tuple(inputs)
+    parts = (x,) if y is None else (x, y) if weights is None else (x, y, weights)
+    return tf.data.Dataset.from_tensor_slices(parts).batch(batch_size)
+
+
+def predict(model, inputs: list, batch_size: int = 1024) -> "np.ndarray":
+    """``model.predict`` over ``inputs`` (a list of arrays, one per model input) through
+    :func:`batches`: (n, n_classes)."""
+    return model.predict(batches(inputs, batch_size), verbose=0)
 
 
 def load_model(path):
