@@ -15,7 +15,7 @@ holds it)::
     validate/    every artifact streamed over the held-out split, scored, held to budgets
     tools/       host tools run by hand: benchmarks, profiles, bit-equality proofs
     targets/     the device side on aarch64 under emulation
-    cli.py       ``biosig-edge``: every command
+    cli/         ``biosig-edge``: one module per command, shared options in common.py
     errors.py, folders.py, metrics.py, readme.py, cluster.py (Ray): shared by every room
 
 ``firmware_export/`` (beside this package) holds the C runtime and its generator.

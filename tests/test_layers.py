@@ -44,7 +44,8 @@ TIERS: tuple[tuple[str, ...], ...] = (
 DEVICE_ROOMS = ("runtime", "firmware_export")
 NOT_ON_A_DEVICE = ("train", "export")
 
-#: The rooms of ``pipeline``'s top-level modules (a new one must be placed here).
+#: The rooms of ``pipeline``'s top-level modules (a new one must be placed here); a folder
+#: is its own room (``pipeline/cli/``, the command line, is the room ``cli``).
 TOP_LEVEL = {
     "pipeline": "shared",
     "pipeline.cluster": "shared",
@@ -53,7 +54,6 @@ TOP_LEVEL = {
     "pipeline.metrics": "shared",
     "pipeline.readme": "shared",
     "pipeline.manifest": "manifest",
-    "pipeline.cli": "cli",
 }
 
 PACKAGES = ("pipeline", "firmware_export")
