@@ -108,18 +108,9 @@ def cmd_stream(args) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
-    """``stream``, with INPUT's rules in the epilogue."""
-    p = sub.add_parser(
-        "stream",
-        parents=[signal_options(), data_dir()],
-        help="stream a recording (any file, a dataset record or stdin) through a model",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Stream samples through a device-side session (the model's causal filter; for ECG "
-        "Pan-Tompkins beat detection, RR features and the beat template; the exported model) "
-        "and print one JSON line per event: decisions, each with its quality, and "
-        "signal-quality events.",
-        epilog="""INPUT is, in this order:
+#: ``stream --help``'s epilogue: what INPUT may be, in the order it is tried (``open_input``),
+#: and what every event carries.
+INPUT_RULES = """INPUT is, in this order:
   -              raw samples on stdin: needs --fs and --units (and --gain for converter counts);
                  columns are the model's channels in order unless --channels labels them
   DATASET:ID     a record of a built-in dataset: mitdb:100, bonn:E_S/S001, eegmat:Subject00
@@ -158,52 +149,12 @@ examples:
       --format i16le --gain 200 --jsonl /var/log/biosig/events.jsonl --to none --reconnect
   biosig-edge stream ART holter/rec01 --channels MLII=ECG1,V1=ECG2
   biosig-edge stream ART - --fs 250 --units mV < samples.txt
-  biosig-edge stream ART - --fs 500 --units uV --format i16le --gain 10 < frames.bin""",
-    )
-    p.add_argument(
-        "artifact_dir",
-        metavar="ART",
-        help="artifact folder from 'biosig-edge export', or the name of a model shipped with the package "
-        "(signed; e.g. ecg-mitdb-1lead: stream with no training)",
-    )
-    p.add_argument(
-        "record",
-        metavar="INPUT",
-        help="'-', DATASET:ID, a file, an id of the model's dataset, lsl:NAME, "
-        "brainflow:BOARD or serial:DEVICE (below)",
-    )
-    p.add_argument(
-        "--artifact", default=None, help="model to run (default tflite_float32 for ECG, stream_tflite_float32 for EEG)"
-    )
-    p.add_argument(
-        "--format",
-        default="text",
-        choices=["text", "f32le", "i16le"],
-        help="stdin: text lines, or binary little-endian float32/int16 frames (default text)",
-    )
-    p.add_argument(
-        "--bad-lines",
-        default="error",
-        choices=["error", "gap"],
-        help="stdin text: a line that is not numbers stops the stream (error, exit 2, after "
-        "everything before it) or becomes a gap (default error)",
-    )
-    p.add_argument(
-        "--withhold",
-        action="store_true",
-        help="emit decisions judged unusable without class or probabilities (default: flag them)",
-    )
-    p.add_argument(
-        "--trusted-key",
-        help="Ed25519 public key (PEM) the artifact folder must be signed with (default $BIOSIG_EDGE_TRUSTED_KEY)",
-    )
-    p.add_argument(
-        "--chunk-s",
-        type=seconds(MAX_CHUNK_S),
-        default=1.0,
-        help=f"seconds per push (default 1.0, at most {MAX_CHUNK_S:g})",
-    )
-    p.add_argument("--realtime", action="store_true", help="pace the replay at the sampling rate")
+  biosig-edge stream ART - --fs 500 --units uV --format i16le --gain 10 < frames.bin"""
+
+
+def add_live_options(p: argparse.ArgumentParser) -> None:
+    """What a live source or sink needs: where the events go (stdout, a rotated file, an LSL
+    outlet), how long a silent source may stall, reconnection, serial speed, duration."""
     live = p.add_argument_group("live sources and sinks")
     live.add_argument(
         "--to",
@@ -250,4 +201,64 @@ examples:
     )
     live.add_argument("--baud", type=number(0, integer=True), default=115200, help="serial line speed (default 115200)")
     live.add_argument("--duration-s", type=seconds(), help="stop after this many seconds of signal")
+
+
+def add_parser(sub) -> None:
+    """``stream``, with INPUT's rules in the epilogue."""
+    p = sub.add_parser(
+        "stream",
+        parents=[signal_options(), data_dir()],
+        help="stream a recording (any file, a dataset record or stdin) through a model",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Stream samples through a device-side session (the model's causal filter; for ECG "
+        "Pan-Tompkins beat detection, RR features and the beat template; the exported model) "
+        "and print one JSON line per event: decisions, each with its quality, and "
+        "signal-quality events.",
+        epilog=INPUT_RULES,
+    )
+    p.add_argument(
+        "artifact_dir",
+        metavar="ART",
+        help="artifact folder from 'biosig-edge export', or the name of a model shipped with the package "
+        "(signed; e.g. ecg-mitdb-1lead: stream with no training)",
+    )
+    p.add_argument(
+        "record",
+        metavar="INPUT",
+        help="'-', DATASET:ID, a file, an id of the model's dataset, lsl:NAME, "
+        "brainflow:BOARD or serial:DEVICE (below)",
+    )
+    p.add_argument(
+        "--artifact", default=None, help="model to run (default tflite_float32 for ECG, stream_tflite_float32 for EEG)"
+    )
+    p.add_argument(
+        "--format",
+        default="text",
+        choices=["text", "f32le", "i16le"],
+        help="stdin: text lines, or binary little-endian float32/int16 frames (default text)",
+    )
+    p.add_argument(
+        "--bad-lines",
+        default="error",
+        choices=["error", "gap"],
+        help="stdin text: a line that is not numbers stops the stream (error, exit 2, after "
+        "everything before it) or becomes a gap (default error)",
+    )
+    p.add_argument(
+        "--withhold",
+        action="store_true",
+        help="emit decisions judged unusable without class or probabilities (default: flag them)",
+    )
+    p.add_argument(
+        "--trusted-key",
+        help="Ed25519 public key (PEM) the artifact folder must be signed with (default $BIOSIG_EDGE_TRUSTED_KEY)",
+    )
+    p.add_argument(
+        "--chunk-s",
+        type=seconds(MAX_CHUNK_S),
+        default=1.0,
+        help=f"seconds per push (default 1.0, at most {MAX_CHUNK_S:g})",
+    )
+    p.add_argument("--realtime", action="store_true", help="pace the replay at the sampling rate")
+    add_live_options(p)
     p.set_defaults(func=cmd_stream)
