@@ -460,6 +460,25 @@ def build_chain_library(
     return path
 
 
+def build_ecg_library(
+    out_dir: Path, model_src: Path, manifest, extra_flags: tuple = (), config_name: str = "ecg_chain", **config
+) -> Path:
+    """The whole ECG chain (``runtime/bse_ecg.c`` with the detector, RR features, beat
+    windows) and the generated model ``model_src`` (its ``.c``, compiled with bse_lstm.c) as
+    a shared library for this machine, the chain configured for ``manifest`` as
+    ``<config_name>`` (``config``: ``c_chain.ecg_config``'s options); the CPU library's flags."""
+    from firmware_export.c_chain import ECG_SOURCES, ecg_config_c
+
+    out_dir, model_src = Path(out_dir), Path(model_src)
+    generated = out_dir / f"{config_name}.c"
+    generated.write_text(ecg_config_c(manifest, config_name, model_prefix(model_src), **config))
+    sources, flags = model_sources(model_src)
+    path = out_dir / f"{config_name}.{model_src.stem}.so"
+    chain = [str(RUNTIME_DIR / name) for name in ECG_SOURCES]
+    _run([require("gcc"), *SHARED_FLAGS, *extra_flags, *flags, *sources, *chain, str(generated), "-o", str(path)])
+    return path
+
+
 _CHAIN_PROBE = """#include "bse_qrs.h"
 #include "bse_rr.h"
 extern const bse_qrs_config_t chain_qrs;

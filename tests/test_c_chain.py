@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from chunking import push_in_chunks
+from chunking import decide_whole, push_in_chunks
 from tools import has, needs
 
-from firmware_export import build
-from firmware_export.c_chain import ChainLibrary, beat_config
+from firmware_export import build, c_model
+from firmware_export.c_chain import ChainLibrary, ECGChain, beat_config
+from pipeline.manifest import read_manifest
 from pipeline.preprocess import PreprocessSpec
 from pipeline.preprocess.chain import Preprocessor
 from pipeline.read.mitdb import read_mitdb
 from pipeline.read.splits import mitdb_split
 from pipeline.runtime.qrs import PanTompkins
+from pipeline.runtime.session import ECGSession
 from pipeline.window.ecg import normalise_windows
 from pipeline.window.rr import RR_FEATURE_NAMES, RRFeatures
 from pipeline.window.side import Standardiser
@@ -315,6 +317,121 @@ def test_beat_windows_beyond_the_state_are_refused(chain):
     """A 300-step window is more than BSE_BEAT_MAX_STEPS (256): refused at init."""
     with pytest.raises(ValueError, match="status 2"):
         chain.beat("beat_wide")
+
+
+# ------------------------------------------------------------------ the whole ECG chain
+
+
+def _c_float32_artifact(folder):
+    """The synthetic ECG artifact's model as generated C and as this machine's shared library,
+    listed as export lists them (``c_float32`` and its library): the Python session runs it
+    as its c_float32 backend, the C chain compiles the same model source."""
+    import hashlib
+    import platform
+
+    from synthetic_artifact import make_folder
+
+    def edit(m):
+        with np.load(folder / "reference_float32.npz") as w:
+            weights = {k: w[k] for k in w.files}
+        spec = c_model.with_preprocessing(
+            c_model.spec_from_weights(weights, m["window"]["n_steps"], m["classes"]), m["preprocess"]
+        )
+        src, header = c_model.generate(spec, folder, "bse", "float32")
+        c_model.copy_runtime(folder)
+        lib = build.build_shared_library(src, folder)
+        tensors = {"inputs": [], "outputs": []}
+        for path, entry in [
+            (src, {"name": "c_float32", "format": "c", "graph": "generated-c", "header": header.name}),
+            (
+                lib["path"],
+                {
+                    "name": f"c_float32.{lib['target']}",
+                    "format": "shared-library",
+                    "graph": "shared-library",
+                    "source": "c_float32",
+                    "architecture": platform.machine(),
+                    "target": lib["target"],
+                    "cpu_features": [],
+                    "prefix": "bse",
+                },
+            ),
+        ]:
+            data = path.read_bytes()
+            m["artifacts"].append(
+                {
+                    **entry,
+                    "file": path.name,
+                    "precision": "float32",
+                    "status": "ok",
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "bytes": len(data),
+                    **tensors,
+                }
+            )
+
+    return make_folder(folder, units=(16,), edit=edit)
+
+
+@pytest.fixture(scope="module")
+def ecg_artifact(tmp_path_factory):
+    """A synthetic ECG artifact (the ecg-mitdb task's manifest, a random LSTM(16)) with its
+    c_float32 model, and the whole C chain built around the same generated model."""
+    needs("gcc")
+    folder = _c_float32_artifact(tmp_path_factory.mktemp("ecg_chain") / "artifact")
+    manifest = read_manifest(folder)
+    lib = build.build_ecg_library(folder.parent, folder / "bse_float32.c", manifest)
+    return folder, lib, list(manifest.classes)
+
+
+def record_input(record: str) -> np.ndarray:
+    """The record's MLII and other lead at 360 Hz in mV, as the session takes them: (n, 2)."""
+    rec = read_mitdb(record)
+    order = [rec.channel_names.index("MLII"), 1 - rec.channel_names.index("MLII")]
+    return rec.signal[:, order].astype(np.float64)
+
+
+def c_chain_events(lib, x: np.ndarray, sizes: list[int]) -> list[dict]:
+    chain = ECGChain(lib)
+    return push_in_chunks(chain.push, x, sizes) + chain.flush()
+
+
+@pytest.mark.parametrize("record", ["105", "232"])
+def test_c_chain_decides_the_sessions_beats_on_whole_ds2_records(ecg_artifact, data_dir, record):
+    """The whole chain in C (filter, detector, RR, template, window, model) on all of record
+    105 (noise) and 232 (pauses), 1 s pushes, against ECGSession with the c_float32 backend
+    (the same generated model) pushed whole and flushed, as ``biosig-edge stream`` decides:
+    every beat at the same sample, the same class. Not bit-equal: the causal filter runs in
+    float32 here and float64 in the session (outputs differ by up to ~3e-4 mV), and the
+    template in float32; the probabilities differ by at most 1e-2 (measured 4.5e-3 on 105
+    with a trained model)."""
+    folder, lib, classes = ecg_artifact
+    x = record_input(record)
+    python = [e for e in decide_whole(ECGSession(folder, "c_float32"), x) if e["type"] == "beat"]
+    c = [e for e in c_chain_events(lib, x, [360]) if e["kind"] == "beat"]
+    assert len(python) > 1500
+    assert [e["sample"] for e in c] == [e["sample"] for e in python]
+    assert [classes[e["class_index"]] for e in c] == [e["class"] for e in python]
+    worst = max(float(np.abs(e["probs"] - np.array(p["probs"])).max()) for e, p in zip(c, python))
+    assert worst < 1e-2
+    assert all(e["flags"] == ["noise_unassessed"] for e in c)
+
+
+def test_c_chain_events_do_not_depend_on_the_push_size(ecg_artifact, data_dir):
+    """The first 2 minutes of record 105 pushed whole, 1 sample and 7 / 1000 samples at a
+    time: the same events, probabilities bit for bit."""
+    _, lib, _ = ecg_artifact
+    x = record_input("105")[: 120 * 360]
+    whole = c_chain_events(lib, x, [len(x)])
+    assert len(whole) > 100
+    for sizes in ([1], [7, 1000]):
+        got = c_chain_events(lib, x, sizes)
+        assert [(e["kind"], e["sample"], e.get("class_index")) for e in got] == [
+            (e["kind"], e["sample"], e.get("class_index")) for e in whole
+        ]
+        for a, b in zip(got, whole):
+            if a["kind"] == "beat":
+                np.testing.assert_array_equal(a["probs"], b["probs"])
 
 
 # ------------------------------------------------------------------ Cortex-M4
