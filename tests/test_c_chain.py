@@ -28,6 +28,7 @@ from pipeline.manifest import read_manifest
 from pipeline.preprocess import PreprocessSpec
 from pipeline.preprocess.chain import Preprocessor
 from pipeline.read.mitdb import read_mitdb
+from pipeline.read.record import SignalSpec
 from pipeline.read.splits import mitdb_split
 from pipeline.runtime.qrs import PanTompkins
 from pipeline.runtime.session import ECGSession
@@ -432,6 +433,86 @@ def test_c_chain_events_do_not_depend_on_the_push_size(ecg_artifact, data_dir):
         for a, b in zip(got, whole):
             if a["kind"] == "beat":
                 np.testing.assert_array_equal(a["probs"], b["probs"])
+
+
+# ------------------------------------------------------------------ input checks
+
+#: A 10-bit converter's range in mV (as a WFDB header gives it), inside the valid +-10 mV.
+FULL_SCALE = ((-5.12, 5.115), (-5.12, 5.115))
+INPUT_KINDS = ("nonfinite", "flat", "out_of_range", "recovered", "spike", "saturated")
+
+
+def spoilt_105() -> np.ndarray:
+    """100 s of record 105 with each input problem the session checks for, (n, 2) mV at 360 Hz:
+    a 10-sample spike at 50 mV (held), 3 s of NaN on one lead, 2 s flat on both (lead-off),
+    0.5 s at 20 mV (a spike that lasts: then a gap), 0.3 s at the converter's full scale
+    (clipped), and a second spike 4 s later."""
+    x = record_input("105")[: 100 * 360].copy()
+    at = lambda t_s: int(t_s * 360)  # noqa: E731
+    x[at(20) : at(20) + 10, 0] = 50.0
+    x[at(30) : at(33), 1] = np.nan
+    x[at(45) : at(47), :] = x[at(45)]
+    x[at(60) : at(60.5), 0] = 20.0
+    x[at(70) : at(70.3), 0] = 5.115
+    x[at(74) : at(74) + 3, 1] = -40.0
+    return x
+
+
+def test_c_chain_checks_its_input_as_the_session_does(tmp_path, ecg_artifact, data_dir):
+    """Every input problem of :func:`spoilt_105` gives the session's events at the same
+    samples (a bad stretch: its kind and channels, where good samples return and the gap's
+    length; a held spike; clipping), every state restarts after each gap as the session's,
+    and the decisions whose window holds a held spike or a clipped sample carry the same
+    flags; the beats and classes are the session's (c_float32 backend, pushed whole and
+    flushed). The session's noise levels are not compared: the C takes no noise index."""
+    folder, _, classes = ecg_artifact
+    manifest = read_manifest(folder)
+    lib = build.build_ecg_library(tmp_path, folder / "bse_float32.c", manifest, full_scale=list(FULL_SCALE))
+    x = spoilt_105()
+    source = SignalSpec(360.0, ("MLII", "V1"), ("mV", "mV"), full_scale=FULL_SCALE)
+    python = decide_whole(ECGSession(folder, "c_float32", source=source), x)
+    c = c_chain_events(lib, x, [360])
+    names = list(manifest.channels)
+
+    def quality(e):
+        if "type" in e:  # the session's
+            return (e["kind"], e["sample"], e.get("gap_samples"), tuple(e.get("channels", ())))
+        chans = tuple(names[i] for i in range(2) if e.get("channels", 0) >> i & 1)
+        return (e["kind"], e["sample"], e.get("gap_samples"), chans)
+
+    python_q = [quality(e) for e in python if e["type"] == "signal_quality" and e["kind"] in INPUT_KINDS]
+    c_q = [quality(e) for e in c if e["kind"] != "beat"]
+    assert c_q == python_q
+    assert {k for k, *_ in c_q} == set(INPUT_KINDS)
+    python_b = [
+        (e["sample"], e["class"], sorted(set(e["quality_flags"]) & {"spike", "saturated"}))
+        for e in python
+        if e["type"] == "beat"
+    ]
+    c_b = [
+        (e["sample"], classes[e["class_index"]], sorted(set(e["flags"]) - {"noise_unassessed"}))
+        for e in c
+        if e["kind"] == "beat"
+    ]
+    assert c_b == python_b
+    assert sum(1 for *_, f in c_b if "spike" in f) >= 2 and sum(1 for *_, f in c_b if "saturated" in f) >= 1
+
+
+def test_c_chain_input_checks_do_not_depend_on_the_push_size(tmp_path, ecg_artifact, data_dir):
+    """The spoilt record pushed 1, 13 and 5000 samples at a time: the same events."""
+    folder, _, _ = ecg_artifact
+    lib = build.build_ecg_library(
+        tmp_path, folder / "bse_float32.c", read_manifest(folder), full_scale=list(FULL_SCALE)
+    )
+    x = spoilt_105()
+
+    def key(events):
+        return [(e["kind"], e["sample"], e.get("class_index"), e.get("flags"), e.get("channels")) for e in events]
+
+    whole = key(c_chain_events(lib, x, [len(x)]))
+    assert len(whole) > 100
+    for sizes in ([1], [13, 5000]):
+        assert key(c_chain_events(lib, x, sizes)) == whole
 
 
 # ------------------------------------------------------------------ Cortex-M4
