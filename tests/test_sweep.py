@@ -165,6 +165,40 @@ def test_without_qemu_the_cost_keeps_flash_and_ram_and_says_what_is_missing(data
     assert any("qemu-system-arm not found" in note for note in cost["notes"])
 
 
+def test_a_firmware_that_does_not_build_still_gets_its_sizes_and_a_note(data_dir, monkeypatch):
+    tools.needs("gcc", "arm-none-eabi-gcc")
+    from firmware_export import build
+
+    def fails(*_args, **_kwargs):
+        raise build.BuildError("arm-none-eabi-gcc failed (1): region `FLASH' overflowed")
+
+    # A model too large for the board's 4 MB links no firmware; its sizes are still what
+    # decide that it is over budget.
+    monkeypatch.setattr(build, "cortex_m4_check", fails)
+    cfg = load_config("ecg-mitdb")
+    cost = architecture_cost(cfg, *_cost_windows(data_dir, cfg, 2), n_decisions=5)
+    assert cost["flash_kb"] > 0 and cost["m4_ms"] is None and cost["us_int8"] > 0
+    assert any("c_int8 on the M4 not run" in note and "overflowed" in note for note in cost["notes"])
+
+
+@pytest.mark.fast
+def test_a_trial_asha_stopped_is_counted_as_stopped_early_and_never_as_trained():
+    from pipeline.train.sweep import pareto_markdown, record_result
+
+    stopped, trained, failed = ({"trial": i, "params": {}, "epochs_run": 0} for i in range(3))
+    record_result(stopped, None, {"epoch": 2, "cv_plain": 0.412, "val_kappa": 0.3})
+    record_result(
+        trained, None, {"epoch": 5, "cv_plain": 0.5, "cv_score": 0.55, "epochs": 4, "epochs_run": 5, "kappa": 0.6}
+    )
+    record_result(failed, RuntimeError("boom\nValueError: nan loss"), {})
+    assert stopped["status"] == "stopped early" and stopped["epochs_run"] == 2 and "cv_score" not in stopped
+    assert trained["status"] == "trained" and trained["cv_score"] == 0.55 and trained["epochs_run"] == 5
+    assert failed == {"trial": 2, "params": {}, "epochs_run": 0, "status": "failed", "reason": "ValueError: nan loss"}
+    table = pareto_markdown([stopped, trained, failed], [])
+    assert "| stopped early by ASHA (plain CV 0.4120 at epoch 2) | - | 2 |" in table
+    assert "| failed: ValueError: nan loss |" in table
+
+
 @pytest.mark.fast
 def test_the_pareto_front_keeps_what_no_other_trial_beats_on_score_time_and_flash():
     points = [

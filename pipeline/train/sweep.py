@@ -333,17 +333,19 @@ def architecture_cost(
                 r = build.cortex_m4_check(src, x, side, len(cfg.classes))
                 r.pop("m4"), r.pop("host")
                 record.update(r, ms_at_clock=1000 * r["instructions_mean"] / MCU_CLOCK_HZ)
-            except build.ToolMissing as err:
-                cost["notes"].append(f"c_{precision} on the M4 not run: {err}")
-                try:  # sizes need only the cross compiler, not QEMU
+            except (build.ToolMissing, build.BuildError) as err:
+                # No QEMU, or a firmware that does not link (a model too large for the
+                # board's 4 MB): the sizes need only the cross compiler and no memory map.
+                cost["notes"].append(f"c_{precision} on the M4 not run: {str(err)[:300]}")
+                try:
                     record.update(build.m4_sizes(src, work))
-                except build.ToolMissing as err2:
-                    cost["notes"].append(f"c_{precision} M4 sizes not measured: {err2}")
+                except (build.ToolMissing, build.BuildError) as err2:
+                    cost["notes"].append(f"c_{precision} M4 sizes not measured: {str(err2)[:300]}")
             try:
                 record["cpu"] = _us_per_decision(src, work, x, side, n_decisions)
-            except build.ToolMissing as err:
-                record["cpu"] = {"skipped": str(err)}
-                cost["notes"].append(f"c_{precision} on this CPU not timed: {err}")
+            except (build.ToolMissing, build.BuildError) as err:
+                record["cpu"] = {"skipped": str(err)[:300]}
+                cost["notes"].append(f"c_{precision} on this CPU not timed: {str(err)[:300]}")
             cost[f"c_{precision}"] = record
             cost[f"us_{precision}"] = record["cpu"].get("us")
     q8 = cost["c_int8"]
@@ -439,6 +441,15 @@ def _param(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else json.dumps(v)
 
 
+def _status(r: dict) -> str:
+    """A trial's status as the table shows it: why it stopped, or why it never ran."""
+    if r["status"] == "stopped early":
+        return f"stopped early by ASHA (plain CV {r['last_cv_plain']:.4f} at epoch {r['epochs_run']})"
+    if r["status"] in ("failed", "refused"):
+        return f"{r['status']}: {r.get('reason', '')[:120]}".replace("|", "/")
+    return r["status"]
+
+
 def pareto_markdown(rows: list[dict], header: list[str]) -> str:
     """The trials as a Markdown table (``rows`` as :func:`sweep` records them)."""
     yes_no = {True: "yes", False: "**no**", None: "unknown"}
@@ -453,7 +464,7 @@ def pareto_markdown(rows: list[dict], header: list[str]) -> str:
         cost = r.get("cost") or {}
         params = ", ".join(f"{k}={_param(v)}" for k, v in r["params"].items())
         lines.append(
-            f"| {r['trial']} | {params} | {r['status']} | {_fmt(r.get('cv_score'), '.4f')} "
+            f"| {r['trial']} | {params} | {_status(r)} | {_fmt(r.get('cv_score'), '.4f')} "
             f"| {r.get('epochs_run', 0)} | {_fmt(cost.get('flash_kb'))} | {_fmt(cost.get('ram_kb'))} "
             f"| {_fmt(cost.get('m4_ms'))} | {_fmt(cost.get('us_float32'))} | {_fmt(cost.get('us_int8'))} "
             f"| {yes_no[r.get('within_budget')]} | {'yes' if r.get('pareto') else ''} |"
@@ -617,6 +628,28 @@ def _read_tables(rows: list[dict], train_groups: list[str], data_dir, log) -> di
     return tables
 
 
+def record_result(row: dict, error, metrics: dict) -> None:
+    """Put a Ray trial's outcome into its ``row``: trained (its final report holds CV's
+    score), stopped early (ASHA ended it after an epoch's report: no CV score), or failed."""
+    if error is not None:
+        row.update(status="failed", reason=str(error).strip().splitlines()[-1][:300])
+    elif "cv_score" in metrics:
+        if not math.isfinite(metrics["cv_score"]):
+            row.update(status="failed", reason=f"CV score {metrics['cv_score']}")
+        else:
+            row.update(
+                status="trained",
+                cv_score=float(metrics["cv_score"]),
+                epochs=int(metrics["epochs"]),
+                epochs_run=int(metrics["epochs_run"]),
+                kappa=float(metrics["kappa"]),
+            )
+    elif "epoch" in metrics:
+        row.update(status="stopped early", epochs_run=int(metrics["epoch"]), last_cv_plain=float(metrics["cv_plain"]))
+    else:
+        row.update(status="failed", reason="no score reported")
+
+
 def _train(rows: list[dict], train_groups: list[str], data_dir, address, out: Path, verbose: int, log) -> None:
     """Train the rows still ``to train`` on Ray Tune with ASHA; fill in their results."""
     todo = [r for r in rows if r["status"] == "to train"]
@@ -653,23 +686,7 @@ def _train(rows: list[dict], train_groups: list[str], data_dir, address, out: Pa
         # Ray's ResultGrid iterates by index (no __iter__ for a checker); its results are read as documented.
         results: Any = tuner.fit()
         for result in results:
-            row = rows[result.config["trial"]]
-            m = result.metrics or {}
-            if result.error is not None:
-                row.update(status="failed", reason=str(result.error).strip().splitlines()[-1][:300])
-            elif math.isfinite(m.get("cv_score", math.nan)):
-                row.update(
-                    status="trained",
-                    cv_score=float(m["cv_score"]),
-                    epochs=int(m["epochs"]),
-                    epochs_run=int(m["epochs_run"]),
-                    kappa=float(m["kappa"]),
-                )
-            elif "epoch" in m:
-                # ASHA stopped it after this epoch's report: it never reached a CV score.
-                row.update(status="stopped early", epochs_run=int(m["epoch"]), last_cv_plain=float(m["cv_plain"]))
-            else:
-                row.update(status="failed", reason="no score reported")
+            record_result(rows[result.config["trial"]], result.error, result.metrics or {})
     finally:
         ray.shutdown()
 
