@@ -615,3 +615,222 @@ def parse_chain_output(text: str) -> dict:
         "samples": int(total[3]),
         "dropped": int(total[5]),
     }
+
+
+# ------------------------------------------------------------------ the whole ECG chain on the Cortex-M4
+
+
+def model_capacities(model_src: Path) -> list[str]:
+    """-D flags that size bse_ecg's model buffers and classes exactly for the generated model
+    ``model_src`` (from its header's ``<PREFIX>_N_*``), instead of the defaults' headroom."""
+    header = Path(model_src).with_suffix(".h").read_text()
+    prefix = model_prefix(Path(model_src)).upper()
+    values = {k: int(v) for k, v in re.findall(rf"#define {prefix}_(N_[A-Z]+) (\d+)", header)}
+    names = {
+        "N_CLASSES": "BSE_ECG_MAX_CLASSES",
+        "N_STATE": "BSE_ECG_MAX_STATE",
+        "N_SCRATCH": "BSE_ECG_MAX_SCRATCH",
+        "N_FEATURES": "BSE_ECG_MAX_FEATURES",
+        "N_QUANTISED": "BSE_ECG_MAX_QUANTISED",
+    }
+    return [f"-D{macro}={max(values.get(key, 1), 1)}" for key, macro in names.items()]
+
+
+#: The Cortex-M4 build's capacities for the ECG task at 180 Hz: the detector's buffers for
+#: 180 Hz, windows up to 128 steps, a 3.1 s ring of preprocessed samples (560: the window and
+#: the 2.3 s quality lag need 541; the session keeps 12 s, so a beat the detector reports
+#: more than 515 samples (2.9 s) after its R would be skipped here and not there: on the 22
+#: DS2 records the latest report comes 337 samples (1.9 s) after its R), the RR average over
+#: at most 1,001 intervals (300 s at 200 bpm; faster, it covers the last 1,001), 12 beats
+#: awaiting their decision (the 2.3 s lag at 300 bpm holds 12), the model's input
+#: normalised 4 rows at a time.
+M4_ECG_DEFINES = (
+    "-DBSE_QRS_MAX_FS_HZ=180",
+    "-DBSE_BEAT_MAX_STEPS=128",
+    "-DBSE_BEAT_RING_CAP=560",
+    "-DBSE_RR_MAX_BPM=200",
+    "-DBSE_ECG_PENDING_CAP=12",
+    "-DBSE_ECG_ROWS=4",
+)
+
+
+def _ecg_sources(workdir: Path, model_src: Path, manifest, config: dict) -> tuple[list[str], list[str]]:
+    from firmware_export.c_chain import ECG_SOURCES, ecg_config_c
+
+    generated = Path(workdir) / "ecg_chain.c"
+    generated.write_text(ecg_config_c(manifest, "ecg_chain", model_prefix(model_src), **config))
+    sources, flags = model_sources(model_src)
+    return [*sources, *(str(RUNTIME_DIR / name) for name in ECG_SOURCES), str(generated)], flags
+
+
+def build_ecg_firmware(
+    workdir: Path,
+    model_src: Path,
+    manifest,
+    counts: np.ndarray,
+    baseline: np.ndarray,
+    gain: np.ndarray,
+    push_samples: int,
+    target: str = "cortex-m4",
+    defines: tuple = M4_ECG_DEFINES,
+    **config,
+) -> Path:
+    """The whole chain's test firmware (``harness/ecg_main.c``): raw converter counts (n,
+    n_channels) int16 embedded with their ``baseline`` and ``gain`` (counts per model unit),
+    pushed ``push_samples`` at a time through bse_ecg and the generated model ``model_src``;
+    for ``cortex-m4`` (-Os, the M4 flags, ``defines`` and the model's exact buffer sizes;
+    run with :func:`run_firmware`) or ``host`` (-O2, the same defines)."""
+    workdir, model_src = Path(workdir), Path(model_src)
+    counts = np.asarray(counts)
+    if counts.dtype != np.int16 or counts.ndim != 2:
+        raise BuildError(f"counts must be (n, channels) int16, got {counts.dtype} {counts.shape}")
+    n, n_ch = counts.shape
+    rows = ",\n".join(
+        ",".join("{" + ",".join(str(int(v)) for v in row) + "}" for row in counts[i : i + 8]) for i in range(0, n, 8)
+    )
+    (workdir / "ecg_signal.h").write_text(
+        f"#define ECG_N_SAMPLES {n}\n#define ECG_N_CHANNELS {n_ch}\n#define ECG_PUSH {int(push_samples)}\n"
+        f"static const int16_t ecg_counts[{n}][{n_ch}] = {{\n{rows}\n}};\n"
+        f"static const int32_t ecg_baseline[{n_ch}] = {{{', '.join(str(int(b)) for b in baseline)}}};\n"
+        f"static const float ecg_gain[{n_ch}] = {{{', '.join(f'{float(g):.9e}f' for g in gain)}}};\n"
+    )
+    sources, model_flags = _ecg_sources(workdir, model_src, manifest, config)
+    flags = [*COMMON_FLAGS, *model_flags, *defines, *model_capacities(model_src), f"-I{RUNTIME_DIR}", f"-I{workdir}"]
+    main = str(HARNESS / "ecg_main.c")
+    if target == "host":
+        exe = workdir / "ecg_firmware_host"
+        _run([require("gcc"), *flags, main, *sources, "-o", str(exe)])
+        return exe
+    elf = workdir / "ecg_firmware.elf"
+    _run(
+        [
+            require("arm-none-eabi-gcc"),
+            *M4_FLAGS,
+            *(f for f in flags if f != "-O2"),
+            "-Os",
+            "--specs=rdimon.specs",
+            "-nostartfiles",
+            "-T",
+            str(HARNESS / "link.ld"),
+            "-Wl,--gc-sections",
+            str(HARNESS / "startup_m4.c"),
+            main,
+            *sources,
+            "-o",
+            str(elf),
+        ],
+        timeout=600,
+    )
+    return elf
+
+
+def parse_ecg_output(text: str) -> dict:
+    """What ecg_main.c printed -> {events: [(kind, sample, class, flags, (probability bits))],
+    instructions, longest_push_instructions, samples, dropped, max_report_lag, stack_bytes (the
+    deepest the chain's pushes reached below main's stack pointer, painted and checked; 0 on
+    the host)}."""
+    events, total = [], None
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "E":
+            kind, sample, cls, flags = (int(v) for v in parts[1:5])
+            events.append((kind, sample, cls, flags, tuple(int(v, 16) for v in parts[5:])))
+        elif parts and parts[0] == "T":
+            total = parts
+    if total is None:
+        raise BuildError(f"the ECG firmware did not finish: {text[-500:]!r}")
+    return {
+        "events": events,
+        "instructions": int(total[1]) * INSTRUCTIONS_PER_TICK,
+        "longest_push_instructions": int(total[2]) * INSTRUCTIONS_PER_TICK,
+        "samples": int(total[3]),
+        "dropped": int(total[4]),
+        "max_report_lag": int(total[5]),
+        "stack_bytes": int(total[6]),
+    }
+
+
+_ECG_PROBE = """#include "bse_ecg.h"
+extern const bse_ecg_config_t ecg_chain;
+bse_ecg_state_t ecg_probe;
+bse_ecg_event_t events_probe[16];
+float x_probe[64];
+int ecg_probe_main(void)
+{
+    int32_t n = (int32_t)bse_ecg_init(&ecg_probe, &ecg_chain);
+    n += bse_ecg_push(&ecg_probe, x_probe, 32, events_probe, 16);
+    return (int)(n + bse_ecg_flush(&ecg_probe, events_probe, 16));
+}
+"""
+
+
+def ecg_m4_sizes(workdir: Path, model_src: Path, manifest, defines: tuple = M4_ECG_DEFINES, **config) -> dict:
+    """Flash and RAM of the whole ECG chain with the generated model ``model_src`` on the
+    Cortex-M4 (-Os, the M4 flags, ``defines``, the model's exact buffer sizes): linked with a
+    probe calling init, push and flush, --gc-sections; text (code + const data: weights,
+    configurations), data, bss less the probe's own; the state struct from the symbol table;
+    stack as the frames of every linked function summed (-fstack-usage: an upper bound on
+    the deepest call chain)."""
+    workdir, model_src = Path(workdir), Path(model_src)
+    gcc = require("arm-none-eabi-gcc")
+    sources, model_flags = _ecg_sources(workdir, model_src, manifest, config)
+    (workdir / "ecg_probe.c").write_text(_ECG_PROBE)
+    flags = [
+        *M4_FLAGS,
+        *(f for f in COMMON_FLAGS if f != "-O2"),
+        "-Os",
+        *model_flags,
+        *defines,
+        *model_capacities(model_src),
+        f"-I{RUNTIME_DIR}",
+        "-fstack-usage",
+    ]
+    objects = []
+    for source in [*sources, str(workdir / "ecg_probe.c")]:
+        obj = workdir / f"{Path(source).stem}.m4.o"
+        _run([gcc, *flags, "-c", source, "-o", str(obj)])
+        objects.append(obj)
+    elf = workdir / "ecg_m4.elf"
+    _run(
+        [
+            gcc,
+            *M4_FLAGS,
+            "-nostdlib",
+            "-nostartfiles",
+            "-Wl,--gc-sections",
+            "-Wl,-e,ecg_probe_main",
+            *map(str, objects),
+            "-lc",
+            "-lgcc",
+            "-o",
+            str(elf),
+        ]
+    )
+    nm = _run([require("arm-none-eabi-nm"), "-S", "--size-sort", str(elf)], text=True).stdout
+    symbols = {}
+    for line in nm.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            symbols[parts[3]] = (parts[2].lower(), int(parts[1], 16))
+    probe = {"ecg_probe_main", "ecg_probe", "events_probe", "x_probe"}
+    kinds = {"t": "text", "r": "text", "d": "data", "b": "bss"}
+    sizes = {"text": 0, "data": 0, "bss": 0}
+    for name, (kind, n) in symbols.items():
+        if name not in probe and kind in kinds:
+            sizes[kinds[kind]] += n
+    stack = 0
+    for obj in objects[:-1]:
+        su = obj.with_suffix(".su")
+        for line in su.read_text().splitlines() if su.exists() else []:
+            function, frame = line.split("\t")[0].rsplit(":", 1)[-1], int(line.split("\t")[1])
+            if function in symbols:
+                stack += frame
+    state = symbols["ecg_probe"][1]
+    return {
+        **sizes,
+        "flash_bytes": sizes["text"] + sizes["data"],
+        "state_bytes": state,
+        "stack_bytes": stack,
+        "ram_with_stack_bytes": sizes["data"] + sizes["bss"] + state + stack,
+        "double_helpers": sorted(n for n in symbols if re.match(r"__aeabi_(d|[a-z0-9]*2d)", n)),
+    }

@@ -555,3 +555,79 @@ def test_chain_on_the_cortex_m4_finds_pythons_beats_with_the_hosts_bits(tmp_path
         np.testing.assert_array_equal(m4["features"][beat], bits)
     instructions_per_s = m4["instructions"] / (len(y) / MODEL_FS_HZ)
     assert 1e4 < instructions_per_s < 0.01 * 64e6
+
+
+def adc_counts(data_dir, record: str, seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The record's MLII and other lead as the converter gave them: counts (n, 2) int16,
+    baseline and gain (counts per mV) per lead; (counts - baseline) / gain in float32 is the
+    reader's float32 mV, bit for bit."""
+    import wfdb
+
+    rec = wfdb.rdrecord(str(data_dir / "mitdb" / record), physical=False)
+    order = [rec.sig_name.index("MLII"), 1 - rec.sig_name.index("MLII")]
+    n = int(seconds * 360)
+    return (
+        rec.d_signal[:n, order].astype(np.int16),
+        np.array(rec.baseline)[order],
+        np.array(rec.adc_gain, np.float64)[order],
+    )
+
+
+@pytest.fixture(scope="module")
+def int8_model(tmp_path_factory, ecg_artifact):
+    """The synthetic artifact's model generated as int8 C (weights per row, sigmoid table)."""
+    folder, _, classes = ecg_artifact
+    out = tmp_path_factory.mktemp("int8")
+    m = read_manifest(folder)
+    with np.load(folder / "reference_float32.npz") as w:
+        weights = {k: w[k] for k in w.files}
+    spec = c_model.with_preprocessing(c_model.spec_from_weights(weights, m.window.n_steps, classes), m.preprocess)
+    src, _ = c_model.generate(spec, out, "bse", "int8")
+    c_model.copy_runtime(out)
+    return src, m
+
+
+def test_whole_chain_with_an_int8_model_fits_the_cortex_m4_budget(tmp_path, int8_model):
+    """The ECG chain with an int8 LSTM(16) at -Os under the M4 capacities
+    (build.M4_ECG_DEFINES): within the issue's 64 KB of flash and 16 KB of RAM with the
+    stack (every linked function's frame summed, an upper bound), no software double
+    arithmetic. Measured 17.9 KB flash, 14,964 + 1,384 bytes with the trained quick
+    artifact's LSTM(16) -> Dense(32)."""
+    if not has("arm-none-eabi-gcc"):
+        pytest.skip("arm-none-eabi-gcc not installed")
+    needs("arm-none-eabi-nm")
+    src, m = int8_model
+    sizes = build.ecg_m4_sizes(tmp_path, src, m)
+    assert sizes["double_helpers"] == []
+    assert 0 < sizes["flash_bytes"] <= 64 * 1024, sizes
+    assert sizes["ram_with_stack_bytes"] <= 16 * 1024, sizes
+
+
+def test_whole_chain_on_the_cortex_m4_decides_as_the_host(tmp_path, data_dir, int8_model):
+    """5 minutes of record 232 as raw converter counts, embedded in the test firmware and
+    pushed 1 s at a time through the whole chain with the int8 model on the Cortex-M4 under
+    QEMU (the M4 capacities): every event and probability bit equals the host build's, and
+    the beats and classes equal the CPU library's (default capacities: the session's 12 s
+    ring); the stack the pushes reach is measured by painting it. Instructions counted by
+    QEMU (-icount): measured ~2.1 million per second of signal on record 105 (3.3 % of a
+    64 MHz core); held under the issue's 10 %."""
+    needs("arm-none-eabi-gcc", "qemu-system-arm")
+    src, m = int8_model
+    counts, baseline, gain = adc_counts(data_dir, "232", 300)
+    host = build.parse_ecg_output(
+        build.run_firmware(build.build_ecg_firmware(tmp_path, src, m, counts, baseline, gain, 360, "host"), "host")
+    )
+    m4 = build.parse_ecg_output(
+        build.run_firmware(build.build_ecg_firmware(tmp_path, src, m, counts, baseline, gain, 360), timeout_s=600)
+    )
+    assert m4["events"] == host["events"] and m4["dropped"] == 0
+    x = (counts.astype(np.float32) - baseline.astype(np.float32)) / gain.astype(np.float32)
+    np.testing.assert_array_equal(x, record_input("232")[: len(x)].astype(np.float32))
+    library = c_chain_events(build.build_ecg_library(tmp_path, src, m), x, [360])
+    assert [(k, s, c) for k, s, c, *_ in m4["events"]] == [
+        (0, e["sample"], e["class_index"]) for e in library if e["kind"] == "beat"
+    ]
+    assert len(library) > 250
+    assert 0 < m4["stack_bytes"] <= 2048
+    instructions_per_s = m4["instructions"] / (len(x) / 360.0)
+    assert 1e5 < instructions_per_s < 0.10 * 64e6

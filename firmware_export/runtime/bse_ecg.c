@@ -30,6 +30,7 @@ static void restart(bse_ecg_state_t *s, int32_t at)
     s->seg_in = 0;
     s->n_out = 0;
     s->n_pending = 0;
+    s->dropped_last = 0;
     s->fresh = 1;
     (void)bse_qrs_init(&s->qrs, c->qrs); /* checked in bse_ecg_init */
     (void)bse_rr_init(&s->rr, c->qrs->fs_hz, c->rr_local_beats, c->rr_average_s);
@@ -83,13 +84,29 @@ static bse_ecg_event_t *new_event(bse_ecg_state_t *s, bse_ecg_event_t *events, i
     return e;
 }
 
+/* The 2-bit input flags of model-rate sample k (a ring by sample index). */
+static uint32_t flags_at(const bse_ecg_state_t *s, int32_t k)
+{
+    uint32_t slot = (uint32_t)k % BSE_BEAT_RING_CAP;
+    return (uint32_t)(s->flags[slot / 4] >> (2 * (slot % 4))) & 3u;
+}
+
+static void set_flags(bse_ecg_state_t *s, int32_t k, uint32_t flags, int replace)
+{
+    uint32_t slot = (uint32_t)k % BSE_BEAT_RING_CAP, shift = 2 * (slot % 4);
+    uint32_t byte = s->flags[slot / 4];
+    if (replace)
+        byte &= ~(3u << shift);
+    s->flags[slot / 4] = (uint8_t)(byte | ((flags & 3u) << shift));
+}
+
 /* _flags_over: the input flags of model-rate samples [lo, hi) (their input samples). */
 static uint32_t flags_over(const bse_ecg_state_t *s, int32_t lo, int32_t hi)
 {
     uint32_t f = 0;
     int32_t k;
     for (k = lo; k < hi; k++)
-        f |= s->flags[(uint32_t)k % BSE_BEAT_RING_CAP];
+        f |= flags_at(s, k);
     return f;
 }
 
@@ -198,11 +215,17 @@ static void model_sample(bse_ecg_state_t *s, const float *y, bse_ecg_event_t *ev
         float features[BSE_RR_N_FEATURES];
         bse_ecg_pending_t *p;
         int32_t got = bse_rr_push(&s->rr, beats[k], features);
-        if (s->n_pending > 0 && got == 1) { /* the previous beat's post-RR is known */
+        if (s->n_out - 1 - beats[k] > s->max_report_lag)
+            s->max_report_lag = s->n_out - 1 - beats[k];
+        if (s->n_pending > 0 && got == 1 && !s->dropped_last) { /* the previous beat's post-RR is known */
             memcpy(s->pending[s->n_pending - 1].features, features, sizeof features);
             s->pending[s->n_pending - 1].has_features = 1;
         }
-        if (s->n_pending == BSE_ECG_PENDING_CAP) { /* cannot happen within the quality lag at 300 bpm */
+        /* Full (more beats within the quality lag than the capacity: a rhythm over 300 bpm,
+         * which the detector's refractory period does not report): the beat is not decided,
+         * and its features (from the next beat) go to no other beat. */
+        s->dropped_last = s->n_pending == BSE_ECG_PENDING_CAP;
+        if (s->dropped_last) {
             s->n_dropped_events++;
             continue;
         }
@@ -221,7 +244,6 @@ static void feed(bse_ecg_state_t *s, const float *x, uint32_t flags, bse_ecg_eve
     const bse_ecg_config_t *c = s->cfg;
     int32_t ch, n_ch = c->beat->n_channels, d = c->filter->decimate, emitted = 0;
     float y[BSE_BEAT_MAX_CHANNELS];
-    uint32_t slot = (uint32_t)(s->seg_in / d) % BSE_BEAT_RING_CAP;
     if (s->fresh) {
         for (ch = 0; ch < n_ch; ch++)
             bse_lstm_filter_init(c->filter, s->zi[ch], &s->phase[ch], s->norm[ch], x[ch]);
@@ -229,10 +251,7 @@ static void feed(bse_ecg_state_t *s, const float *x, uint32_t flags, bse_ecg_eve
     }
     for (ch = 0; ch < n_ch; ch++)
         emitted = bse_lstm_filter_push(c->filter, s->zi[ch], &s->phase[ch], s->norm[ch], &x[ch], 1, &y[ch]);
-    if (s->seg_in % d == 0)
-        s->flags[slot] = (uint8_t)flags;
-    else
-        s->flags[slot] |= (uint8_t)flags;
+    set_flags(s, s->seg_in / d, flags, s->seg_in % d == 0);
     s->seg_in++;
     if (emitted)
         model_sample(s, y, events, max_events, n_events);

@@ -90,7 +90,9 @@
 #ifndef BSE_ECG_PENDING_CAP
 #define BSE_ECG_PENDING_CAP 16
 #endif
+#ifndef BSE_ECG_ROWS
 #define BSE_ECG_ROWS 16 /* model input rows normalised and pushed at a time */
+#endif
 
 typedef enum {
     BSE_ECG_OK = 0,
@@ -152,6 +154,7 @@ typedef struct {
 typedef struct {
     const bse_ecg_config_t *cfg;
     int32_t n_dropped_events;
+    int32_t max_report_lag;         /* the most model-rate samples a beat was reported after its R */
     /* input checks */
     int32_t n_in;                   /* input samples pushed since init */
     int32_t gap_start;              /* where a bad stretch began; -1: none */
@@ -170,12 +173,14 @@ typedef struct {
     float zi[BSE_BEAT_MAX_CHANNELS][BSE_ECG_MAX_SECTIONS][2];
     int32_t phase[BSE_BEAT_MAX_CHANNELS];
     float norm[BSE_BEAT_MAX_CHANNELS][2];
-    uint8_t flags[BSE_BEAT_RING_CAP]; /* BSE_ECG_FLAG_* of each model-rate sample's inputs */
+    /* BSE_ECG_FLAG_SPIKE | _SATURATED of each model-rate sample's inputs: 2 bits each */
+    uint8_t flags[(BSE_BEAT_RING_CAP + 3) / 4];
     bse_qrs_state_t qrs;
     bse_rr_state_t rr;
     bse_beat_state_t beat;
     bse_ecg_pending_t pending[BSE_ECG_PENDING_CAP];
     int32_t n_pending;
+    int32_t dropped_last;           /* the newest beat found the queue full */
     /* The window being decided, copied out of the ring; or the front beat's, parked here
      * with its flags when the ring was about to overwrite it (its next beat is late). */
     float park[BSE_BEAT_MAX_STEPS * BSE_BEAT_MAX_CHANNELS];
