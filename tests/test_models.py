@@ -350,3 +350,28 @@ def test_training_pins_the_cpu_kernels_so_another_x86_cpu_gives_the_same_weights
     assert pinned_isa == "AVX2"
     # The instruction set changes the weights (a CPU without the pin would differ): the pin matters.
     assert _train_and_hash("AVX")[1] != pinned
+
+
+def test_the_lever_table_names_the_changed_setting_and_the_cv_at_the_chosen_epoch(tmp_path):
+    from pipeline.tools.levers import read_run, table
+
+    def fake_run(name, weight_average, curve, chosen):
+        path = tmp_path / name
+        path.mkdir()
+        config = {"seed": 7, "profile": "full", "train": {"weight_average": weight_average, "epochs": 30}}
+        (path / "run.json").write_text(json.dumps({"task": "ecg-x", "seed": 7, "config": config}))
+        per_class = {c: {"se": 0.5, "ppv": 0.25} for c in "NSVF"}
+        cv = {"monitor": "jk_index", "epochs": chosen, "offsets": [0, 0, 0, 0]}
+        cv["offsets_on_unseen_records"] = {"kept": False, "found": [0, 1, 0, 0], "score": 0.5, "plain_score": 0.6}
+        metrics = {"cv": cv, "test": {"kappa": 0.7, "per_class": per_class}, "n_params": 10}
+        (path / "metrics.json").write_text(json.dumps(metrics))
+        (path / "history.json").write_text(json.dumps([{"cv_jk_index_plain": v} for v in curve]))
+        return read_run(path)
+
+    base = fake_run("base", 0.0, [0.1] * 9 + [0.5, 0.7, 0.4, 0.6], chosen=11)
+    lever = fake_run("lever", 0.99, [0.1] * 9 + [0.55, 0.6, 0.62, 0.61], chosen=12)
+    assert base["cv_at_chosen"] == 0.7 and abs(base["cv_around_chosen"] - 0.5333) < 1e-3
+    assert abs(base["cv_settled_range"] - 0.3) < 1e-9 and abs(lever["cv_settled_range"] - 0.07) < 1e-9
+    rows = table([base, lever], ["base", "lever"]).splitlines()
+    assert "| base | 0.700 (11) |" in rows[2] and "train.weight_average = 0.99 | 0.620 (12) |" in rows[3]
+    assert "found [+0.00, +1.00, +0.00, +0.00]: 0.500 on unseen folds against 0.600 without" in rows[3]

@@ -118,6 +118,17 @@ def summarise(task: str, runs: list[dict], seeds: list[int]) -> str:
             f"| CV-chosen offsets (folded into the output bias) | | | | "
             f"{' / '.join('[' + ', '.join(f'{o:+.2f}' for o in m['cv']['offsets']) + ']' for m in runs)} | | |"
         )
+        unseen = [m["cv"].get("offsets_on_unseen_records") for m in runs]
+        if all(unseen):
+            lines.append(
+                "| offsets the folds found: CV score with / without them on the records that did not "
+                "choose them (used only if higher) | | | | "
+                + " / ".join(
+                    f"[{', '.join(f'{o:+.2f}' for o in u['found'])}]: {u['score']:.3f} / {u['plain_score']:.3f}"
+                    for u in unseen
+                )
+                + " | | |"
+            )
     return "\n".join(lines)
 
 
