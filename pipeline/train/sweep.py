@@ -467,7 +467,7 @@ def pareto_markdown(rows: list[dict], header: list[str]) -> str:
             f"| {r['trial']} | {params} | {_status(r)} | {_fmt(r.get('cv_score'), '.4f')} "
             f"| {r.get('epochs_run', 0)} | {_fmt(cost.get('flash_kb'))} | {_fmt(cost.get('ram_kb'))} "
             f"| {_fmt(cost.get('m4_ms'))} | {_fmt(cost.get('us_float32'))} | {_fmt(cost.get('us_int8'))} "
-            f"| {yes_no[r.get('within_budget')]} | {'yes' if r.get('pareto') else ''} |"
+            f"| {yes_no[r.get('within_budget')] if cost else '-'} | {'yes' if r.get('pareto') else ''} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -502,13 +502,11 @@ def pareto_plot(rows: list[dict], path: Path, title: str) -> bool:
             ax.scatter(ms, r["cv_score"], s=size(r), c="tab:blue", alpha=0.75, edgecolors="k", linewidths=0.5)
         elif r.get("last_cv_plain") is not None:  # stopped by ASHA: its last epoch's plain score
             ax.scatter(ms, r["last_cv_plain"], s=size(r), facecolors="none", edgecolors="tab:blue")
-        ax.annotate(
-            str(r["trial"]),
-            (ms, strip if r["status"] == "over budget" else r.get("cv_score") or r.get("last_cv_plain") or strip),
-            fontsize=7,
-            xytext=(3, 3),
-            textcoords="offset points",
-        )
+        if r["status"] == "over budget" or (r.get("cv_score") is None and r.get("last_cv_plain") is None):
+            y = strip
+        else:
+            y = r["cv_score"] if r.get("cv_score") is not None else r["last_cv_plain"]
+        ax.annotate(str(r["trial"]), (ms, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     front = sorted((r for r in timed if r.get("pareto")), key=lambda r: r["cost"]["m4_ms"])
     if front:
         ax.plot(
