@@ -512,6 +512,21 @@ def test_c_chain_checks_its_input_as_the_session_does(tmp_path, ecg_artifact, da
     assert sum(1 for *_, f in c_b if "spike" in f) >= 2 and sum(1 for *_, f in c_b if "saturated" in f) >= 1
 
 
+def test_c_chain_reports_every_event_of_alternating_bad_and_good_samples(ecg_artifact):
+    """A lead that is NaN every other sample, then 50 mV spikes between good samples: a gap
+    and its recovery at every sample, then a spike at every other one, none dropped (a push
+    has room for 2 events a sample), the session's events."""
+    folder, lib, _ = ecg_artifact
+    x = np.zeros((400, 2))
+    x[:200:2, 1] = np.nan
+    x[200::2, 0] = 50.0
+    x[:, 0] += np.arange(400) * 1e-3  # not flat
+    python = decide_whole(ECGSession(folder, "c_float32"), x)
+    c = c_chain_events(lib, x, [400])
+    assert [(e["kind"], e["sample"]) for e in c] == [(e["kind"], e["sample"]) for e in python]
+    assert len(c) == 300
+
+
 def test_c_chain_input_checks_do_not_depend_on_the_push_size(tmp_path, ecg_artifact, data_dir):
     """The spoilt record pushed 1, 13 and 5000 samples at a time: the same events."""
     folder, _, _ = ecg_artifact

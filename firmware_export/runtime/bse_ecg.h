@@ -23,8 +23,10 @@
  *       model's channels and units (picking channels and converting units is the caller's:
  *       the session's input contract). Writes the events completed, in sample order per
  *       kind, returns how many; events past max_events are counted in s->n_dropped_events.
- *       Any split of a signal into pushes gives the same events. max_events >=
- *       n_samples / (refractory x decimate) + 8 never drops one.
+ *       Any split of a signal into pushes gives the same events. On an ECG a push
+ *       completes about one beat decision per refractory period (0.2 s) at most; on any
+ *       input max_events >= 2 n_samples + 16 never drops one (alternating bad and good
+ *       samples give 3 events per 2 samples: a gap, good samples back, a spike).
  *   int32_t bse_ecg_flush(bse_ecg_state_t *s, bse_ecg_event_t *events, int32_t max_events);
  *       The input has ended: decide the beats whose window closed and whose next beat is
  *       known but whose quality lag the stream did not reach (as ECGSession.flush).
