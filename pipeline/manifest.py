@@ -29,7 +29,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NoReturn, overload
+from typing import Any, Literal, NoReturn, Self, overload
 
 from pipeline.errors import BiosigError
 
@@ -152,7 +152,9 @@ class _Check:
             ok = isinstance(value, typ)
         if not ok:
             self.fail(key, f"must be {getattr(typ, '__name__', typ)}, got {value!r:.60}")
-        return float(value) if typ is float else value
+        # The JSON's own number (an int stays an int): the typed manifest writes back the
+        # bytes it read (``to_dict``), and an int is a float to every reader.
+        return value
 
     # The readers' overloads tell the checker what ``optional`` means: a required value is
     # never None (a missing one raises), so a non-Optional field can take it.
@@ -215,7 +217,7 @@ class _Check:
             self.fail(key, "must be a list of finite numbers")
         if length is not None and len(value) != length:
             self.fail(key, f"must hold {length} numbers, got {len(value)}")
-        return tuple(float(v) for v in value)
+        return tuple(value)  # as read (see ``get``)
 
     @overload
     def sub(self, key: str, optional: Literal[False] = ...) -> "_Check": ...
@@ -281,20 +283,79 @@ def _check_rates(p: _Check, fs_in_hz: float, decimate: int) -> None:
             p.fail("bands_hz", f"band {k} {band} must lie in (0, {fs_out / 2:g}) Hz, low below high")
 
 
+# --------------------------------------------------------------------------- the typed manifest
+#
+# Every section is a frozen dataclass; what the checker does not type (reports: a
+# comparison's numbers, a tool's version) rides along in ``extra``, and ``keys`` keeps the
+# order the keys were read in. ``to_dict`` writes a section back: reading a manifest and
+# writing it gives the same JSON, byte for byte (so digests and signatures still hold).
+
+
+def _plain(value):
+    """A typed value as JSON: sections by their ``to_dict``, tuples as lists."""
+    if isinstance(value, _Section):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Section:
+    """``to_dict`` for a section dataclass: its fields (a None one only where it was read,
+    or, in a section built rather than read, where ``_ALWAYS`` says export writes a null),
+    then ``extra``, in ``keys`` order (the order read; built: the fields' order)."""
+
+    _ALWAYS: tuple[str, ...] = ()
+    _FIELDS: tuple[str, ...] = ()
+    # Every section dataclass has these two fields (declared here for the checker).
+    extra: dict
+    keys: tuple[str, ...]
+
+    @classmethod
+    def of(cls, **values: Any) -> Self:
+        """A section built from its JSON keys, in the order given: typed keys to fields (a
+        list as a tuple), the rest to ``extra`` (how export writes a section whose report
+        keys sit between its typed ones, e.g. ``streaming``)."""
+        typed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls._FIELDS}
+        make: Any = cls  # a dataclass: its fields are the keywords
+        return make(**typed, extra={k: v for k, v in values.items() if k not in cls._FIELDS}, keys=tuple(values))
+
+    def to_dict(self) -> dict:
+        keys, extra = self.keys, self.extra
+        values = {}
+        for name in self._FIELDS:
+            value = getattr(self, name)
+            # A null is kept where it was read, or (built, not read) where export writes one.
+            if value is not None or name in keys or (not keys and name in self._ALWAYS):
+                values[name] = _plain(value)
+        values.update(extra)
+        out = {k: values[k] for k in keys if k in values}
+        out.update((k, v) for k, v in values.items() if k not in out)
+        return out
+
+
+def _rest(data: dict, fields: tuple[str, ...]) -> dict:
+    """The keys of ``data`` no field types, in their order."""
+    return {k: v for k, v in data.items() if k not in fields}
+
+
 @dataclass(frozen=True)
-class InputSpec:
+class InputSpec(_Section):
     """What the model takes in: units, channels (with the names accepted for each), the
     lowest sampling rate its band allows, and the plausible range of a sample."""
 
     units: str
     channels: tuple[str, ...]
-    channel_aliases: dict
+    channel_aliases: dict[str, list[str]]
     min_fs_hz: float
     valid_range: tuple[float, float]
+    extra: dict = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    _FIELDS = ("units", "channels", "channel_aliases", "min_fs_hz", "valid_range")
 
 
 @dataclass(frozen=True)
-class WindowSpec:
+class WindowSpec(_Section):
     """The model's window, in samples at the model rate (``fs_out_hz``).
 
     ECG beats: ``n_before_samples`` before the R peak and ``n_after_samples`` from it on
@@ -308,43 +369,104 @@ class WindowSpec:
     n_before_samples: int | None = None
     n_after_samples: int | None = None
     hop_samples: int | None = None
+    extra: dict = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    _FIELDS = ("n_steps", "n_channels", "normalise", "n_before_samples", "n_after_samples", "hop_samples")
 
 
 @dataclass(frozen=True)
-class SideFeatures:
+class SideFeatures(_Section):
+    """The side input: feature names, and the mean and std (one each per name) that
+    standardise them, clipped to +-``clip`` (None: not clipped)."""
+
     names: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     clip: float | None
+    extra: dict = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    _FIELDS = ("names", "mean", "std", "clip")
+    _ALWAYS = ("clip",)
 
 
 @dataclass(frozen=True)
-class RRSpec:
+class RRSpec(_Section):
     """:class:`pipeline.window.rr.RRFeatures` settings."""
 
     local_beats: int
     average_s: float
+    extra: dict = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    _FIELDS = ("local_beats", "average_s")
 
 
 @dataclass(frozen=True)
-class TemplateSpec:
+class TemplateSpec(_Section):
     """:class:`pipeline.window.template.BeatTemplate` settings."""
 
     alpha: float
     min_scale: float
+    extra: dict = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    _FIELDS = ("alpha", "min_scale")
 
 
 @dataclass(frozen=True)
-class StreamingSpec:
-    """Chunk-plus-state graphs: ``chunk_len`` model-rate samples per step, LSTM state sizes."""
+class StreamingSpec(_Section):
+    """Chunk-plus-state graphs: ``chunk_len`` model-rate samples per step, LSTM state
+    sizes. ``extra``: what export measured (calibration, evaluated windows, tensor names)."""
 
     chunk_len: int
     state_sizes: tuple[int, ...]
+    extra: dict = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    _FIELDS = ("chunk_len", "state_sizes")
 
 
 @dataclass(frozen=True)
-class ArtifactEntry:
-    """One file of the folder. ``extra`` keeps every other key (comparisons, ops, ...)."""
+class SplitSpec(_Section):
+    """The recordings (or subjects, ``by``) training, validation and test used."""
+
+    by: str
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+    extra: dict = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    _FIELDS = ("by", "train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SourceRun(_Section):
+    """The run folder the artifacts were exported from and its model's sha256 (validate
+    reads the run's training metrics; a shipped folder names the run, not its path)."""
+
+    folder: str
+    model_sha256: str
+    extra: dict = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    _FIELDS = ("folder", "model_sha256")
+
+
+@dataclass(frozen=True)
+class QualitySpec(_Section):
+    """What the training windows looked like: ``amplitude_p999`` (model units), the
+    99.9th percentile of |sample|, for the device's amplitude check."""
+
+    amplitude_p999: float | None = None
+    extra: dict = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    _FIELDS = ("amplitude_p999",)
+
+
+def _typed_or_none(value, typ):
+    return value if isinstance(value, typ) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class ArtifactEntry(_Section):
+    """One file of the folder. ``extra`` keeps every other key (comparisons, ops, ...);
+    the properties below read the ones the loaders and reports use, typed."""
 
     name: str
     file: str
@@ -355,13 +477,69 @@ class ArtifactEntry:
     sha256: str | None = None
     bytes: int | None = None
     extra: dict = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    _FIELDS = ("name", "file", "format", "precision", "status", "graph", "sha256", "bytes")
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def source(self) -> str | None:
+        """The artifact a shared library was built from (``c_float32``)."""
+        return _typed_or_none(self.extra.get("source"), str)
 
-_ARTIFACT_KEYS = ("name", "file", "format", "precision", "status", "graph", "sha256", "bytes")
+    @property
+    def architecture(self) -> str | None:
+        """A shared library's machine (``platform.machine()``'s name: x86_64, aarch64)."""
+        return _typed_or_none(self.extra.get("architecture"), str)
+
+    @property
+    def target(self) -> str | None:
+        """A shared library's CPU target (``x86_64-v3``)."""
+        return _typed_or_none(self.extra.get("target"), str)
+
+    @property
+    def cpu_features(self) -> tuple[str, ...]:
+        """The CPU features (Linux names) a shared library needs."""
+        return tuple(self.extra.get("cpu_features") or ())
+
+    @property
+    def prefix(self) -> str | None:
+        """The generated C's function prefix (``bse``)."""
+        return _typed_or_none(self.extra.get("prefix"), str)
+
+    @property
+    def reason(self) -> str | None:
+        """Why a failed artifact failed."""
+        return _typed_or_none(self.extra.get("reason"), str)
+
+    @property
+    def vs_float(self) -> dict | None:
+        """Export's comparison with the float reference (agreement, max_abs_diff, ...)."""
+        return _typed_or_none(self.extra.get("vs_float"), dict)
+
+    @property
+    def meets_agreement_target(self) -> bool | None:
+        value = self.extra.get("meets_agreement_target")
+        return value if isinstance(value, bool) else None
+
+    @property
+    def inputs(self) -> list[dict]:
+        """The tensors it takes (name, dtype, shape), as export listed them."""
+        return list(self.extra.get("inputs") or [])
+
+    @property
+    def outputs(self) -> list[dict]:
+        return list(self.extra.get("outputs") or [])
+
+    @classmethod
+    def from_dict(cls, data, where: str = "manifest.json", i: int = 0) -> "ArtifactEntry":
+        """One checked entry (export's steps make theirs as dicts)."""
+        return _artifact(data, i, where)
+
+
+_ARTIFACT_KEYS = ArtifactEntry._FIELDS
 
 
 def _artifact(data, i: int, where: str) -> ArtifactEntry:
@@ -378,6 +556,15 @@ def _artifact(data, i: int, where: str) -> ArtifactEntry:
     if status not in ("ok", "failed"):
         c.fail("status", f"must be 'ok' or 'failed', got '{status}'")
     sha, size = None, None
+    # A failed entry's hash and size (export lists a C file that did not check) are kept
+    # as written, unchecked: they describe no file the device loads.
+    unchecked = {}
+    if status != "ok":
+        sha = data.get("sha256") if isinstance(data.get("sha256"), str) else None
+        size = data.get("bytes") if type(data.get("bytes")) is int else None
+        for key, typed in (("sha256", sha), ("bytes", size)):
+            if typed is None and data.get(key) is not None:  # of another type: rides in extra
+                unchecked[key] = data[key]
     if status == "ok":
         sha = c.get("sha256", str)
         if not re.fullmatch(r"[0-9a-f]{64}", sha):
@@ -394,14 +581,17 @@ def _artifact(data, i: int, where: str) -> ArtifactEntry:
         graph=c.get("graph", str, optional=True),
         sha256=sha,
         bytes=size,
-        extra={k: v for k, v in data.items() if k not in _ARTIFACT_KEYS},
+        extra={**_rest(data, _ARTIFACT_KEYS), **unchecked},
+        keys=tuple(data),
     )
 
 
 @dataclass(frozen=True)
-class Manifest:
-    """A checked manifest. ``raw`` is the dict it was read from (reports use its extra
-    keys: evaluation, targets, firmware, tools ...)."""
+class Manifest(_Section):
+    """A checked manifest, every key the device, export, validate and the tools use as a
+    typed attribute; the report sections (``evaluation``, ``firmware``, ``targets``,
+    ``tools``, ``representative``, ``shipped``) are the JSON objects export wrote.
+    ``to_dict`` gives the JSON back (:func:`write_manifest` seals and writes it)."""
 
     task: str
     kind: str
@@ -413,10 +603,59 @@ class Manifest:
     rr: RRSpec | None
     template: TemplateSpec | None
     streaming: StreamingSpec | None
-    split: dict
+    split: SplitSpec
     artifacts: tuple[ArtifactEntry, ...]
-    digest: str
-    raw: dict
+    tools: dict
+    created_utc: str
+    digest: str = ""
+    schema: str = SCHEMA
+    dataset: str | None = None
+    positive_class: str | None = None
+    evaluation: dict | None = None
+    quality: QualitySpec | None = None
+    representative: dict | None = None
+    firmware: dict | None = None
+    targets: dict | None = None
+    source_run: SourceRun | None = None
+    shipped: dict | None = None
+    extra: dict = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    # Export's order of the keys (``to_dict`` of a manifest built, not read).
+    _FIELDS = (
+        "schema",
+        "task",
+        "dataset",
+        "kind",
+        "classes",
+        "positive_class",
+        "input",
+        "preprocess",
+        "window",
+        "side_features",
+        "rr",
+        "template",
+        "split",
+        "evaluation",
+        "quality",
+        "representative",
+        "streaming",
+        "artifacts",
+        "firmware",
+        "targets",
+        "source_run",
+        "tools",
+        "created_utc",
+        "shipped",
+        "digest",
+    )
+    _ALWAYS = ("positive_class",)
+
+    def to_dict(self) -> dict:
+        """The manifest as JSON objects (``digest`` left out while it is empty: unsealed)."""
+        out = super().to_dict()
+        if not self.digest:
+            out.pop("digest", None)
+        return out
 
     @property
     def fs_in_hz(self) -> float:
@@ -429,8 +668,23 @@ class Manifest:
         return self.fs_in_hz / self.preprocess["decimate"]
 
     @property
+    def decimate(self) -> int:
+        return int(self.preprocess["decimate"])
+
+    @property
     def channels(self) -> tuple[str, ...]:
         return self.input.channels
+
+    @property
+    def amplitude_p999(self) -> float | None:
+        """The training windows' 99.9th percentile of |sample| (None: not recorded)."""
+        return None if self.quality is None else self.quality.amplitude_p999
+
+    @property
+    def arena_bytes(self) -> int | None:
+        """TFLite Micro's arena for the full-int8 model (None: no such model)."""
+        value = (self.firmware or {}).get("arena_bytes")
+        return value if isinstance(value, int) else None
 
     def artifact(self, name: str) -> ArtifactEntry | None:
         return next((a for a in self.artifacts if a.name == name), None)
@@ -515,6 +769,8 @@ class Manifest:
             n_before_samples=w.integer("n_before_samples", low=0, optional=kind != "ecg-beats"),
             n_after_samples=w.integer("n_after_samples", low=1, optional=kind != "ecg-beats"),
             hop_samples=w.integer("hop_samples", low=1, optional=kind != "eeg-windows"),
+            extra=_rest(w.data, WindowSpec._FIELDS),
+            keys=tuple(w.data),
         )
         n_before, n_after = window.n_before_samples, window.n_after_samples  # required for beats, read above
         if (
@@ -557,6 +813,8 @@ class Manifest:
             mean=s.numbers("mean", len(names)),
             std=s.numbers("std", len(names)),
             clip=s.number("clip", low=0, strict_low=True, optional=True),
+            extra=_rest(s.data, SideFeatures._FIELDS),
+            keys=tuple(s.data),
         )
         if any(v <= 0 for v in side.std):
             s.fail("std", "must be positive")
@@ -565,12 +823,17 @@ class Manifest:
         if kind == "ecg-beats":
             r = c.sub("rr")
             rr = RRSpec(
-                local_beats=r.integer("local_beats", low=1), average_s=r.number("average_s", low=0, strict_low=True)
+                local_beats=r.integer("local_beats", low=1),
+                average_s=r.number("average_s", low=0, strict_low=True),
+                extra=_rest(r.data, RRSpec._FIELDS),
+                keys=tuple(r.data),
             )
             t = c.sub("template")
             template = TemplateSpec(
                 alpha=t.number("alpha", low=0, high=1, strict_low=True),
                 min_scale=t.number("min_scale", low=0, strict_low=True),
+                extra=_rest(t.data, TemplateSpec._FIELDS),
+                keys=tuple(t.data),
             )
         streaming = None
         st = c.sub("streaming", optional=True)
@@ -583,12 +846,22 @@ class Manifest:
                 st.fail("chunk_len", f"must divide the window's {window.n_steps} steps, got {chunk}")
             if kind == "eeg-windows" and window.hop_samples is not None and window.hop_samples % chunk:
                 st.fail("chunk_len", f"must divide the hop's {window.hop_samples} samples, got {chunk}")
-            streaming = StreamingSpec(chunk_len=chunk, state_sizes=tuple(sizes))
+            streaming = StreamingSpec(
+                chunk_len=chunk,
+                state_sizes=tuple(sizes),
+                extra=_rest(st.data, StreamingSpec._FIELDS),
+                keys=tuple(st.data),
+            )
 
         sp = c.sub("split")
-        sp.get("by", str)
-        for side_name in ("train", "val", "test"):
-            sp.strings(side_name)
+        split = SplitSpec(
+            by=sp.get("by", str),
+            train=sp.strings("train"),
+            val=sp.strings("val"),
+            test=sp.strings("test"),
+            extra=_rest(sp.data, SplitSpec._FIELDS),
+            keys=tuple(sp.data),
+        )
         artifacts = tuple(_artifact(a, k, where) for k, a in enumerate(c.get("artifacts", list)))
         names_seen = [a.name for a in artifacts]
         files_seen = [a.file for a in artifacts if a.ok]
@@ -596,14 +869,26 @@ class Manifest:
             twice = sorted({n for n in listed if listed.count(n) > 1})
             if twice:
                 c.fail("artifacts", f"list {twice} twice")
-        c.get("tools", dict)
-        c.get("created_utc", str)
         # The run the folder was exported from (validate reads its training metrics).
         run = c.sub("source_run", optional=True)
+        source_run = None
         if run is not None:
-            run.get("folder", str)
-            if not re.fullmatch(r"[0-9a-f]{64}", run.get("model_sha256", str)):
+            source_run = SourceRun(
+                folder=run.get("folder", str),
+                model_sha256=run.get("model_sha256", str),
+                extra=_rest(run.data, SourceRun._FIELDS),
+                keys=tuple(run.data),
+            )
+            if not re.fullmatch(r"[0-9a-f]{64}", source_run.model_sha256):
                 run.fail("model_sha256", "must be 64 lower-case hex digits")
+        q = c.sub("quality", optional=True)
+        quality = None
+        if q is not None:
+            quality = QualitySpec(
+                amplitude_p999=q.number("amplitude_p999", low=0, optional=True),
+                extra=_rest(q.data, QualitySpec._FIELDS),
+                keys=tuple(q.data),
+            )
         return cls(
             task=task,
             kind=kind,
@@ -615,22 +900,54 @@ class Manifest:
                 channel_aliases=dict(aliases),
                 min_fs_hz=min_fs,
                 valid_range=(valid[0], valid[1]),
+                extra=_rest(i.data, InputSpec._FIELDS),
+                keys=tuple(i.data),
             ),
             window=window,
             side_features=side,
             rr=rr,
             template=template,
             streaming=streaming,
-            split=dict(data["split"]),
+            split=split,
             artifacts=artifacts,
+            tools=c.get("tools", dict),
+            created_utc=c.get("created_utc", str),
             digest=digest,
-            raw=data,
+            schema=schema,
+            dataset=c.get("dataset", str, optional=True),
+            positive_class=c.get("positive_class", str, optional=True),
+            evaluation=c.get("evaluation", dict, optional=True),
+            quality=quality,
+            representative=c.get("representative", dict, optional=True),
+            firmware=c.get("firmware", dict, optional=True),
+            targets=c.get("targets", dict, optional=True),
+            source_run=source_run,
+            shipped=c.get("shipped", dict, optional=True),
+            extra=_rest(data, Manifest._FIELDS),
+            keys=tuple(data),
         )
 
 
 def check_manifest(manifest: dict, where: str = "manifest.json") -> Manifest:
     """Raise :class:`ManifestError` naming the first key that breaks the contract."""
     return Manifest.from_dict(manifest, where)
+
+
+def manifest_json(manifest: Manifest, indent: int = 2) -> str:
+    """The one writer of ``manifest.json``: the manifest sealed (its ``digest`` set over
+    ``to_dict``), checked as a device would read it, as JSON text (``json.dumps``,
+    ``indent`` spaces; no trailing newline, as export has always written it)."""
+    sealed = seal(manifest.to_dict())
+    check_manifest(sealed)
+    return json.dumps(sealed, indent=indent)
+
+
+def write_manifest(folder: str | Path, manifest: Manifest, indent: int = 2, newline: bool = False) -> Path:
+    """Write ``folder/manifest.json`` (:func:`manifest_json`; ``newline``: end the file
+    with one, as shipped folders do). Returns the path."""
+    path = Path(folder) / "manifest.json"
+    path.write_text(manifest_json(manifest, indent) + ("\n" if newline else ""))
+    return path
 
 
 # --------------------------------------------------------------------------- loading
@@ -643,7 +960,8 @@ def read_manifest(
     check_signature: bool = True,
 ) -> Manifest:
     """Read, check and (with a trusted key) authenticate ``folder/manifest.json``; verify
-    every artifact's size and sha256. The typed form; :func:`load_manifest` gives the dict.
+    every artifact's size and sha256 (the one reader: export, validate, the tools and the
+    C loader all take the :class:`Manifest` it returns).
 
     ``trusted_key``: an Ed25519 public key (PEM) the folder must be signed with; default
     ``$BIOSIG_EDGE_TRUSTED_KEY`` if set, else no signature is required.
@@ -670,15 +988,13 @@ def read_manifest(
     return manifest
 
 
-def load_manifest(folder: str | Path, verify_files: bool = True, trusted_key: str | Path | None = None) -> dict:
-    """:func:`read_manifest`, as the checked dict."""
-    return read_manifest(folder, verify_files, trusted_key).raw
+def load_manifest(folder: str | Path, verify_files: bool = True, trusted_key: str | Path | None = None) -> Manifest:
+    """:func:`read_manifest` (the name older callers use)."""
+    return read_manifest(folder, verify_files, trusted_key)
 
 
-def verify_artifact(folder: Path, art: ArtifactEntry | dict) -> bytes:
+def verify_artifact(folder: Path, art: ArtifactEntry) -> bytes:
     """Return the file's bytes after checking its size (before reading) and sha256."""
-    if isinstance(art, dict):
-        art = _artifact(art, 0, "manifest.json")
     path = Path(folder) / art.file
     try:
         if not path.is_file():
@@ -772,7 +1088,7 @@ def sign_folder(folder: str | Path, private_key: str | Path) -> Path:
     key = _read_key(private_key, private=True)
     sig = folder / SIGNATURE_FILE
     try:
-        sig.write_text(base64.b64encode(key.sign(canonical_json(manifest.raw))).decode() + "\n")
+        sig.write_text(base64.b64encode(key.sign(canonical_json(manifest.to_dict()))).decode() + "\n")
     except OSError as err:
         raise ManifestError(f"{sig}: cannot be written: {err.strerror or err}") from None
     return sig
@@ -806,14 +1122,14 @@ def verify_signature(folder: str | Path, manifest: dict, trusted_key: str | Path
 # --------------------------------------------------------------------------- helpers
 
 
-def shipping_artifacts(manifest: dict) -> list[str]:
+def shipping_artifacts(manifest: Manifest) -> list[str]:
     """The float32 and int8 model of each interpreter (LiteRT, ONNX Runtime) that the
     task's streaming session runs, those that exported: what one would put on a device.
 
     ECG sessions classify whole beat windows; EEG sessions carry windows chunk by chunk
     through the ``stream_*`` graphs.
     """
-    prefix = "" if manifest["kind"] == "ecg-beats" else "stream_"
-    ok = {a["name"] for a in manifest["artifacts"] if a["status"] == "ok"}
+    prefix = "" if manifest.kind == "ecg-beats" else "stream_"
+    ok = {a.name for a in manifest.artifacts if a.ok}
     names = [f"{prefix}{n}" for n in ("tflite_float32", "tflite_int8", "onnx_float32", "onnx_dynamic_int8")]
     return [n for n in names if n in ok]

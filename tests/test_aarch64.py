@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from tools import needs
 
+from pipeline.manifest import Manifest
+
 
 @pytest.fixture(scope="module")
 def aarch64_root():
@@ -24,7 +26,9 @@ def test_ecg_decisions_on_aarch64_equal_x86(aarch64_root, exported, tmp_path):
     from pipeline.targets.aarch64 import compare, recordings_for
 
     _, artifacts, manifest = exported
-    recs = recordings_for(manifest, "232", 90.0, tmp_path)  # DS2 record 232: many S beats, long pauses
+    recs = recordings_for(
+        Manifest.from_dict(manifest), "232", 90.0, tmp_path
+    )  # DS2 record 232: many S beats, long pauses
     rows = compare(
         artifacts, ["tflite_float32", "tflite_int8", "onnx_float32"], recs, aarch64_root, log=lambda *_: None
     )
@@ -44,7 +48,7 @@ def test_eeg_decisions_on_aarch64_equal_x86(aarch64_root, exported_bonn, tmp_pat
 
     _, artifacts, manifest = exported_bonn
     seizure = next(rid for rid in manifest["split"]["test"] if rid.startswith("E_S"))
-    recs = recordings_for(manifest, seizure, None, tmp_path)
+    recs = recordings_for(Manifest.from_dict(manifest), seizure, None, tmp_path)
     rows = compare(
         artifacts,
         ["stream_tflite_float32", "stream_onnx_float32", "stream_tflite_int8"],
@@ -89,7 +93,7 @@ def test_c_backend_on_aarch64_gives_the_cortex_m4_bits(aarch64_root, exported, t
             timeout=600,
         )
         assert np.array_equal(np.load(out).view(np.uint32), m4["bits"]), precision
-    recs = recordings_for(manifest, "232", 90.0, tmp_path)
+    recs = recordings_for(Manifest.from_dict(manifest), "232", 90.0, tmp_path)
     rows = compare(artifacts, ["c_float32", "c_int8"], recs, aarch64_root, log=lambda *_: None)
     for row in rows:
         assert row["paired"] and row["decisions_aarch64"] > 60, row

@@ -214,5 +214,9 @@ def test_a_labels_csv_with_a_byte_order_mark_is_read(tmp_path, data_dir):
     for name in ("S001.txt", "Z001.txt"):
         shutil.copy(data_dir / "bonn" / ("E_S" if name[0] == "S" else "A_Z") / name, tmp_path / name)
     (tmp_path / "labels.csv").write_bytes(b"\xef\xbb\xbffile,label\r\nS001.txt,E_S\r\nZ001.txt,A_Z\r\n")
-    manifest = {"kind": "eeg-windows", "classes": ["A_Z", "B_O", "C_N", "D_F", "E_S"]}
+    from synthetic_artifact import manifest_dict
+
+    from pipeline.manifest import Manifest, seal
+
+    manifest = Manifest.from_dict(seal(manifest_dict("eeg-windows")))  # classes A_Z ... E_S
     assert user_record_ids(manifest, tmp_path) == ["S001.txt", "Z001.txt"]

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from tools import has, missing_message, needs
 
 from firmware_export import build
+from pipeline.manifest import Manifest
 from pipeline.runtime.c_backend import CBackendError, library_entries, pick_library
 from pipeline.runtime.session import ECGSession, EEGSession, open_model
 
@@ -59,9 +60,10 @@ def _buildable_targets() -> set[str]:
 
 def test_export_lists_a_library_per_cpu_target_with_its_compiler_and_flags(exported):
     _, artifacts, manifest = exported
+    typed = Manifest.from_dict(manifest)
     buildable = _buildable_targets()
     for name in C_ARTIFACTS:
-        libs = {a["target"]: a for a in library_entries(manifest, name)}
+        libs = {a.target: a.to_dict() for a in library_entries(typed, name)}
         assert sorted(libs) == sorted(buildable), name
         # A target whose cross compiler is missing is listed as failed, naming the tool.
         for target in set(build.CPU_LIBRARIES) - buildable:
@@ -72,12 +74,13 @@ def test_export_lists_a_library_per_cpu_target_with_its_compiler_and_flags(expor
             assert (artifacts / entry["file"]).is_file() and len(entry["sha256"]) == 64
             assert "-ffp-contract=off" in entry["flags"] and not any("fast-math" in f for f in entry["flags"])
             assert ("aarch64" in entry["compiler"]) == (entry["architecture"] == "aarch64")
-        picked = pick_library(manifest, name)
-        assert picked["architecture"] == platform.machine() and picked["bits_equal_host_build"]
+        picked = pick_library(typed, name)
+        assert picked is not None
+        assert picked.architecture == platform.machine() and picked.extra["bits_equal_host_build"]
         assert libs[platform.machine()]["bits_equal_host_build"]  # the baseline, run here too
     from pipeline.export.report import format_export
 
-    table = format_export(manifest)  # what 'biosig-edge export' prints
+    table = format_export(typed)  # what 'biosig-edge export' prints
     assert f"| c_int8.{platform.machine()} |" in table and "= c_int8, bit for bit" in table
 
 
@@ -85,7 +88,7 @@ def test_export_lists_a_library_per_cpu_target_with_its_compiler_and_flags(expor
 def test_c_backend_gives_the_cortex_m4_builds_bits_on_held_out_windows(exported, m4_bits, artifact):
     _, artifacts, manifest = exported
     signal, side, bits = m4_bits
-    lib = open_model(artifacts, manifest, artifact)
+    lib = open_model(artifacts, Manifest.from_dict(manifest), artifact)
     probs = lib.predict({"signal": signal, "side": side})
     assert len(probs) == 48
     assert np.array_equal(probs.view(np.uint32), bits[artifact])
@@ -160,6 +163,13 @@ def _rewrite(folder, edit):
     return manifest
 
 
+def _picked_file(manifest: dict, artifact: str) -> str:
+    """The file of the library this machine loads for ``artifact``."""
+    picked = pick_library(Manifest.from_dict(manifest), artifact)
+    assert picked is not None
+    return picked.file
+
+
 def _edited(manifest, edit):
     edit(manifest)
     return manifest
@@ -189,7 +199,7 @@ def _stream_cli(folder):
 
 def test_an_altered_library_is_refused_naming_it_exit_2(folder_copy):
     manifest = json.loads((folder_copy / "manifest.json").read_text())
-    lib = folder_copy / pick_library(manifest, "c_float32")["file"]
+    lib = folder_copy / _picked_file(manifest, "c_float32")
     data = bytearray(lib.read_bytes())
     data[len(data) // 2] ^= 0x01
     lib.write_bytes(bytes(data))
@@ -214,7 +224,7 @@ def test_a_library_for_another_architecture_is_refused(folder_copy):
 
     manifest = _rewrite(folder_copy, swap)
     with pytest.raises(CBackendError, match=f"built for {other}, listed for {here}; refusing"):
-        open_model(folder_copy, manifest, "c_float32")
+        open_model(folder_copy, Manifest.from_dict(manifest), "c_float32")
     done = _stream_cli(folder_copy)
     assert done.returncode == 2 and f"built for {other}" in done.stderr
 
@@ -227,7 +237,7 @@ def test_a_library_for_another_architecture_is_refused(folder_copy):
     with pytest.raises(
         CBackendError, match=rf"no c_float32 library for this machine \({here}\); the folder has \['{other}'\]"
     ):
-        open_model(folder_copy, manifest, "c_float32")
+        open_model(folder_copy, Manifest.from_dict(manifest), "c_float32")
 
 
 def test_a_library_missing_a_symbol_is_refused(folder_copy, tmp_path):
@@ -237,7 +247,7 @@ def test_a_library_missing_a_symbol_is_refused(folder_copy, tmp_path):
     src = tmp_path / "partial.c"
     src.write_text("int bse_info(int *out, int n) { (void)out; (void)n; return 0; }\n")
     manifest = json.loads((folder_copy / "manifest.json").read_text())
-    lib = folder_copy / pick_library(manifest, "c_float32")["file"]  # the one this machine loads
+    lib = folder_copy / _picked_file(manifest, "c_float32")  # the one this machine loads
     subprocess.run(["gcc", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
 
     def relist(manifest):
@@ -246,7 +256,7 @@ def test_a_library_missing_a_symbol_is_refused(folder_copy, tmp_path):
 
     manifest = _rewrite(folder_copy, relist)
     with pytest.raises(CBackendError, match=f"{lib.name}: missing symbol bse_check"):
-        open_model(folder_copy, manifest, "c_float32")
+        open_model(folder_copy, Manifest.from_dict(manifest), "c_float32")
 
 
 def test_a_manifest_whose_sizes_disagree_with_the_library_is_refused(folder_copy):
@@ -260,6 +270,6 @@ def test_a_manifest_whose_sizes_disagree_with_the_library_is_refused(folder_copy
     manifest = _rewrite(folder_copy, drop_side_feature)
     n = len(manifest["side_features"]["names"])
     with pytest.raises(CBackendError, match=f"computes with n_side={n + 1}, manifest.json says {n}"):
-        open_model(folder_copy, manifest, "c_int8")
+        open_model(folder_copy, Manifest.from_dict(manifest), "c_int8")
     done = _stream_cli(folder_copy)
     assert done.returncode == 2 and "manifest.json says" in done.stderr and "Traceback" not in done.stderr

@@ -269,10 +269,10 @@ def test_latency_is_also_held_as_a_ratio_and_a_busy_machine_does_not_fail_the_ab
     assert busy[("tflite_float32", "max_p99_latency_ms")] == (False, False)  # reported, not counted
     assert busy[("tflite_int8", "max_p99_latency_ratio")] == (False, True)  # the ratio still holds
     results = check_budget(budget, rows, REFERENCE, loaded=True)
-    pick = recommend(rows, results, {"firmware": {}}, None)["raspberry_pi_cpu"]["artifact"]
+    pick = recommend(rows, results, None, None)["raspberry_pi_cpu"]["artifact"]
     assert pick == "tflite_float32"
     nothing_passes = [dict(r, p99_latency_ratio=5.0) for r in rows]
-    pick = recommend(nothing_passes, check_budget(budget, nothing_passes, REFERENCE), {"firmware": {}})
+    pick = recommend(nothing_passes, check_budget(budget, nothing_passes, REFERENCE), None)
     assert pick["raspberry_pi_cpu"]["artifact"] != REFERENCE
 
 

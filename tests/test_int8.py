@@ -189,11 +189,11 @@ def test_validate_never_recommends_an_artifact_that_missed_the_agreement_target(
         row("stream_tflite_int8", 900.0, 99.6, False),
         row("stream_tflite_int16x8", 850.0, 99.7, True),
     ]
-    pick = recommend(rows, [], {"firmware": {}})
+    pick = recommend(rows, [], None)
     assert pick["raspberry_pi_cpu"]["artifact"] == "stream_tflite_int16x8"
     assert pick["microcontroller"]["artifact"] == "stream_tflite_int16x8"
     rows[2]["meets_agreement_target"] = False
-    pick = recommend(rows, [], {"firmware": {}})
+    pick = recommend(rows, [], None)
     assert pick["raspberry_pi_cpu"]["artifact"] is None  # nor is the numpy reference a pick
     assert pick["microcontroller"]["artifact"] is None and "agreement target" in pick["microcontroller"]["reason"]
 

@@ -82,7 +82,7 @@ folder = {str(out)!r}
 ECGSession(folder, "tflite_float32").push(np.random.default_rng(0).normal(0, 0.1, (3600, 2)))
 ECGSession(folder, "c_int8").push(np.random.default_rng(0).normal(0, 0.1, (3600, 2)))
 manifest = load_manifest(folder)
-shape = [manifest["window"]["n_steps"], manifest["window"]["n_channels"]]
+shape = [manifest.window.n_steps, manifest.window.n_channels]
 x = {{"signal": np.zeros([2, *shape], np.float32), "side": np.zeros((2, 6), np.float32)}}
 for name, cls in (("tflite_int8.tflite", LiteRTModel), ("onnx_float32.onnx", OnnxModel)):
     cls(open(folder + "/" + name, "rb").read()).predict(x)

@@ -29,7 +29,8 @@ def test_every_shipped_folder_is_signed_by_the_repository_key_and_its_files_matc
     manifest = read_manifest(folder, trusted_key=key)  # signature, digest, every file's size and sha256
     listed = {a.file for a in manifest.artifacts} | {"manifest.json", "manifest.sig"}
     assert {p.name for p in folder.iterdir()} == listed  # nothing unlisted rides along
-    assert "/" not in json.dumps(manifest.raw.get("source_run", {}))  # no machine path ships
+    assert manifest.source_run is not None
+    assert "/" not in json.dumps(manifest.source_run.to_dict())  # no machine path ships
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -74,7 +75,7 @@ def test_a_device_only_install_streams_a_shipped_model_by_name(name):
             pytest.fail("CI=true but BIOSIG_EDGE_DEVICE_PYTHON is not set: .ci/run must build .venv-device")
         pytest.skip("no device-only environment (set BIOSIG_EDGE_DEVICE_PYTHON; .ci/run does)")
     manifest = read_manifest(resolve_artifact_dir(name)[0])
-    signal = read_mitdb("213", channels=manifest.raw["input"]["channels"]).signal
+    signal = read_mitdb("213", channels=list(manifest.input.channels)).signal
     text = "\n".join(" ".join(f"{v:.4f}" for v in row) for row in signal[: 360 * 30]) + "\n"
     result = stream_stdin(python, name, text, 360, "mV")
     assert result.returncode == 0, result.stderr

@@ -255,13 +255,13 @@ def test_microcontroller_pick_falls_back_to_float_c_when_int8_loses_decisions():
         "ms_at_clock": 94.0,
     }
     firmware_c = {"c_int8": {**c, "export_agreement": 0.971}, "c_float32": {**c, "export_agreement": 1.0}}
-    manifest = {"firmware": {"arena_bytes": 9_392}}
-    pick = recommend([row], [], manifest, firmware_c, min_agreement_pct=99.0)["microcontroller"]
+    arena_bytes = 9_392  # TFLite Micro's arena (the manifest's firmware.arena_bytes)
+    pick = recommend([row], [], arena_bytes, firmware_c, min_agreement_pct=99.0)["microcontroller"]
     assert pick["artifact"] == "c_float32" and "97.10 %" in pick["reason"] and "FPU" in pick["reason"]
     firmware_c["c_int8"]["export_agreement"] = 0.998
-    assert recommend([row], [], manifest, firmware_c, 99.0)["microcontroller"]["artifact"] == "c_int8"
+    assert recommend([row], [], arena_bytes, firmware_c, 99.0)["microcontroller"]["artifact"] == "c_int8"
     firmware_c["c_float32"]["decisions_equal_host"] = firmware_c["c_int8"]["decisions_equal_host"] = False
-    assert recommend([row], [], manifest, firmware_c, 99.0)["microcontroller"]["artifact"] == "stream_tflite_int8"
+    assert recommend([row], [], arena_bytes, firmware_c, 99.0)["microcontroller"]["artifact"] == "stream_tflite_int8"
 
 
 def test_the_float_reference_is_never_the_cpu_pick_even_when_every_other_artifact_misses_a_budget():
@@ -278,7 +278,7 @@ def test_the_float_reference_is_never_the_cpu_pick_even_when_every_other_artifac
         | {"unit": "ms"}
         for a in ("c_float32", "onnx_float32")
     ]
-    rec = recommend(rows, missed, {"firmware": {}})
+    rec = recommend(rows, missed, None)
     pick = rec["raspberry_pi_cpu"]
     assert pick["artifact"] is None and "no artifact meets every budget" in pick["reason"]
     assert "c_float32: p99 16 ms > 2 ms" in pick["reason"]
@@ -373,7 +373,7 @@ def test_an_agreement_miss_makes_its_artifact_not_recommended_and_the_run_still_
     ]
     results = check_budget(budget, rows, REF_ROW["artifact"])
     firmware_c = {"skipped": "arm-none-eabi-gcc not found"}
-    rec = recommend(rows, results, {"firmware": {}}, firmware_c, budget["min_agreement_pct"])
+    rec = recommend(rows, results, None, firmware_c, budget["min_agreement_pct"])
     assert rec["not_recommended"] == {
         "onnx_dynamic_int8": ["agreement with the float reference 98.74 % < 99 % (min_agreement_pct)"]
     }
@@ -385,7 +385,7 @@ def test_an_agreement_miss_makes_its_artifact_not_recommended_and_the_run_still_
     assert verdict(report) == []
     # The int8 C misses too: the float C (it needs an FPU) is the microcontroller's pick.
     rows[4]["agreement_pct"] = 98.0
-    rec = recommend(rows, check_budget(budget, rows, REF_ROW["artifact"]), {"firmware": {}}, firmware_c, 99.0)
+    rec = recommend(rows, check_budget(budget, rows, REF_ROW["artifact"]), None, firmware_c, 99.0)
     assert rec["microcontroller"]["artifact"] == "c_float32"
     assert (
         "FPU" in rec["microcontroller"]["reason"]
@@ -401,7 +401,7 @@ def test_a_run_fails_only_when_a_judged_target_is_left_without_a_recommendation(
     budget = load_budget(None, "ecg-mitdb")
     # Only CPU artifacts validated: the microcontroller is not judged, so it cannot fail.
     rows = [REF_ROW, _row("tflite_float32")]
-    rec = recommend(rows, check_budget(budget, rows, REF_ROW["artifact"]), {"firmware": {}})
+    rec = recommend(rows, check_budget(budget, rows, REF_ROW["artifact"]), None)
     assert rec["microcontroller"] == {
         "artifact": None,
         "reason": "no microcontroller artifact (generated C, full-integer TFLite) was validated",
@@ -411,7 +411,7 @@ def test_a_run_fails_only_when_a_judged_target_is_left_without_a_recommendation(
     assert verdict({"recommendation": rec}) == []
     # Every microcontroller artifact misses: that target fails the run, naming each miss.
     rows += [_row("c_int8", agreement_pct=97.0), _row("tflite_int8", agreement_pct=98.0)]
-    rec = recommend(rows, check_budget(budget, rows, REF_ROW["artifact"]), {"firmware": {}})
+    rec = recommend(rows, check_budget(budget, rows, REF_ROW["artifact"]), None)
     (failure,) = verdict({"recommendation": rec})
     assert failure.startswith("no artifact can be recommended on a microcontroller")
     assert "c_int8: agreement with the float reference 97 % < 99 %" in failure and "tflite_int8" in failure
@@ -425,7 +425,7 @@ def test_the_recommendation_lines_name_no_internal_key_and_no_none():
 
     budget = load_budget(None, "ecg-mitdb")
     rows = [REF_ROW, _row("tflite_float32"), _row("tflite_int8", agreement_pct=98.0)]
-    rec = recommend(rows, check_budget(budget, rows, REF_ROW["artifact"]), {"firmware": {}})
+    rec = recommend(rows, check_budget(budget, rows, REF_ROW["artifact"]), None)
     text = _recommendation_lines({"recommendation": rec})
     assert "None" not in text and "raspberry_pi_cpu" not in text
     assert "Raspberry-Pi-class CPU: tflite_float32 (" in text
@@ -512,7 +512,9 @@ def test_beats_of_unmapped_symbols_are_not_scored_as_false_detections(data_dir, 
     samples, symbols = _write_record(tmp_path / "recs", data_dir, "100", 300, relabel)
     from synthetic_artifact import manifest_dict
 
-    h, note = read_user_record(manifest_dict("ecg-beats"), tmp_path / "recs", "100")
+    from pipeline.manifest import Manifest, seal
+
+    h, note = read_user_record(Manifest.from_dict(seal(manifest_dict("ecg-beats"))), tmp_path / "recs", "100")
     assert note["unknown_symbols"] == {"r": 35, "B": 35}
     beats = np.array([s for s, y in zip(samples, symbols) if y not in ("+", "~", "|", "x")])
     truth = {"N": 0, "A": 1, "V": 2}
@@ -791,8 +793,8 @@ def test_a_distributed_run_counts_no_latency_limit_and_does_not_pick_by_speed():
     assert all("Ray workers" in r["note"] for r in timing)
     assert all(r["counted"] for r in spread if r["key"] not in ("max_p99_latency_ms", "max_p99_latency_ratio"))
     # Speed ranked: the fastest; not ranked: the least memory of those equally close to float.
-    assert recommend(rows, [], {"firmware": {}})["raspberry_pi_cpu"]["artifact"] == "onnx_float32"
-    pick = recommend(rows, spread, {"firmware": {}}, rank_speed=False)["raspberry_pi_cpu"]
+    assert recommend(rows, [], None)["raspberry_pi_cpu"]["artifact"] == "onnx_float32"
+    pick = recommend(rows, spread, None, rank_speed=False)["raspberry_pi_cpu"]
     assert pick["artifact"] == "c_float32" and "speed not ranked (measured on Ray workers" in pick["reason"]
 
 

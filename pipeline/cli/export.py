@@ -20,12 +20,12 @@ def cmd_export(args) -> int:
         force=args.force,
         stream_eval=args.stream_eval,
     )
-    import json
+    from pipeline.manifest import read_manifest
 
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = read_manifest(out)
     print(format_export(manifest))
     print(f"artifact folder: {out}")
-    missed = [k for k, v in manifest["targets"].items() if not v["met"]]
+    missed = [k for k, v in (manifest.targets or {}).items() if not v["met"]]
     if missed:
         print(f"WARNING: targets missed: {', '.join(missed)} (see the table above)", file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@ from pipeline.errors import BiosigError
 from pipeline.read.cards import DATASETS
 
 if TYPE_CHECKING:
+    from pipeline.manifest import Manifest
     from pipeline.runtime.sources import Source
 
 
@@ -30,7 +31,7 @@ def channels_option(text: str | None) -> tuple[list[str] | None, dict[str, str]]
     return items, {}
 
 
-def open_input(args, manifest) -> "Source":
+def open_input(args, manifest: Manifest) -> "Source":
     """The source ``args.record`` names (see ``stream --help`` for the rule), with its
     rate, units and channels declared."""
     from pipeline.errors import SamplingRateError
@@ -93,7 +94,7 @@ def open_input(args, manifest) -> "Source":
             )
         from pipeline.read.datasets import ADAPTERS, dataset_record
 
-        own = manifest.raw.get("dataset")
+        own = manifest.dataset
         if own in ADAPTERS and ADAPTERS[own].is_id(arg):
             return RecordSource(dataset_record(arg, own, args.data_dir))
     except ImportError as err:
@@ -106,7 +107,7 @@ def open_input(args, manifest) -> "Source":
     raise BiosigError(f"{arg}: no such file (nor {Path(arg).name}.hea){hint}")
 
 
-def open_live_input(args, manifest) -> "Source":
+def open_live_input(args, manifest: Manifest) -> "Source":
     """A live source (``lsl:``, ``brainflow:``, ``serial:``): what it is comes from its own
     description where it has one, from --fs/--units/--channels/--format/--gain where not."""
     from pipeline.runtime.sources import open_live

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 from pipeline.cli.common import (
@@ -37,6 +36,7 @@ def cmd_run(args) -> int:
 
     from pipeline.export.export import export_run
     from pipeline.export.report import format_export
+    from pipeline.manifest import read_manifest
     from pipeline.train.config import load_config
     from pipeline.train.fit import train_task
     from pipeline.validate.validate import QUICK_SECONDS, quick_artifacts, validate
@@ -49,7 +49,8 @@ def cmd_run(args) -> int:
     artifacts = export_run(
         run_dir, run_dir / "artifacts", args.data_dir, eval_limit=args.eval_limit if args.profile == "quick" else 0
     )
-    print(format_export(json.loads((artifacts / "manifest.json").read_text())))
+    manifest = read_manifest(artifacts)
+    print(format_export(manifest))
     t_export = time.perf_counter()
     # The quick job streams what one would ship (float and int8 of each interpreter, and
     # the generated C for both targets) over the first QUICK_SECONDS of every held-out
@@ -61,7 +62,7 @@ def cmd_run(args) -> int:
         args.data_dir,
         args.budget,
         run_dir / "validation",
-        artifacts=quick_artifacts(json.loads((artifacts / "manifest.json").read_text())) if quick else None,
+        artifacts=quick_artifacts(manifest) if quick else None,
         seconds=QUICK_SECONDS if quick else None,
         log=lambda m: print(m, file=sys.stderr),
         progress=progress_bar("reading held-out recordings"),

@@ -14,7 +14,22 @@ import numpy as np
 
 from pipeline.errors import BiosigError
 from pipeline.folders import FolderWriter
-from pipeline.manifest import SCHEMA, check_manifest, seal, sha256_bytes
+from pipeline.manifest import (
+    SCHEMA,
+    ArtifactEntry,
+    InputSpec,
+    Manifest,
+    QualitySpec,
+    RRSpec,
+    SideFeatures,
+    SourceRun,
+    SplitSpec,
+    StreamingSpec,
+    TemplateSpec,
+    WindowSpec,
+    sha256_bytes,
+    write_manifest,
+)
 from pipeline.metrics import classification_metrics, confusion_matrix
 
 #: Agreement targets for the full-int8 model (issue: Liu & Richardson 2021 anchor).
@@ -170,9 +185,7 @@ def export_run(
         made.add(step)
         _write_blobs(made, tmp, log)
         _mark_agreement(made.artifacts, log)
-        manifest = seal(_manifest(ctx, streaming, made.artifacts, firmware))
-        check_manifest(manifest)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        write_manifest(tmp, _manifest(ctx, streaming, made.artifacts, firmware))  # sealed, checked
         writer.commit()
     except BaseException:
         writer.abort()
@@ -402,47 +415,49 @@ def _write_blobs(made: Made, tmp: Path, log) -> None:
                 log(f"  {name}: tflite-runtime 2.14 cannot run it: needs {', '.join(entry['tflite_runtime']['needs'])}")
 
 
-def _manifest(ctx: ExportInputs, streaming: dict, artifacts: list[dict], firmware: dict) -> dict:
-    """The manifest (unsealed) from the run, the steps' entries and sections."""
+def _manifest(ctx: ExportInputs, streaming: StreamingSpec, artifacts: list[dict], firmware: dict) -> Manifest:
+    """The manifest (unsealed) from the run, the steps' entries (each checked as a device
+    reads it) and sections."""
     cfg, run = ctx.cfg, ctx.run
-    return {
-        "schema": SCHEMA,
-        "task": cfg.task,
-        "dataset": cfg.dataset,
-        "kind": cfg.kind,
-        "classes": ctx.classes,
-        "positive_class": cfg.positive_class or None,
-        "input": input_contract(cfg, run["preprocess"]),
-        "preprocess": {k: v for k, v in run["preprocess"].items() if k != "fs_out_hz"},
-        "window": window_contract(cfg, run),
-        "side_features": {
-            "names": run["side_features"],
-            "mean": run["side_mean"],
-            "std": run["side_std"],
-            "clip": run.get("side_clip"),
-            "formula": "clip((x - mean) / std, -clip, clip)",
-        },
-        **beat_contract(cfg),
-        "split": run["split"],
-        "evaluation": {"split": "test", "windows": int(len(ctx.y_te)), "float_reference": ctx.ref_metrics},
+    rr, template = beat_contract(cfg)
+    return Manifest(
+        schema=SCHEMA,
+        task=cfg.task,
+        dataset=cfg.dataset,
+        kind=cfg.kind,
+        classes=tuple(ctx.classes),
+        positive_class=cfg.positive_class or None,
+        input=input_contract(cfg, run["preprocess"]),
+        preprocess={k: v for k, v in run["preprocess"].items() if k != "fs_out_hz"},
+        window=window_contract(cfg, run),
+        side_features=SideFeatures(
+            names=tuple(run["side_features"]),
+            mean=tuple(run["side_mean"]),
+            std=tuple(run["side_std"]),
+            clip=run.get("side_clip"),
+            extra={"formula": "clip((x - mean) / std, -clip, clip)"},
+        ),
+        rr=rr,
+        template=template,
+        split=SplitSpec.of(**run["split"]),
+        evaluation={"split": "test", "windows": int(len(ctx.y_te)), "float_reference": ctx.ref_metrics},
         # What training windows looked like, for the device's amplitude check (a window
         # far beyond it is not what the model learnt from).
-        "quality": {"amplitude_p999": float(np.percentile(np.abs(ctx.train_inputs["signal"]), 99.9))},
-        "representative": {"split": "train", "windows": int(len(ctx.rep_inputs["signal"]))},
-        "streaming": streaming,
-        "artifacts": artifacts,
-        "firmware": firmware,
-        "targets": _targets(artifacts, ctx.ref_metrics),
-        "source_run": {
-            "folder": str(ctx.run_dir),
-            "model_sha256": sha256_bytes((ctx.run_dir / "model.keras").read_bytes()),
-        },
-        "tools": _tools(),
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+        quality=QualitySpec(amplitude_p999=float(np.percentile(np.abs(ctx.train_inputs["signal"]), 99.9))),
+        representative={"split": "train", "windows": int(len(ctx.rep_inputs["signal"]))},
+        streaming=streaming,
+        artifacts=tuple(ArtifactEntry.from_dict(a, "export's entries", i) for i, a in enumerate(artifacts)),
+        firmware=firmware,
+        targets=_targets(artifacts, ctx.ref_metrics),
+        source_run=SourceRun(
+            folder=str(ctx.run_dir), model_sha256=sha256_bytes((ctx.run_dir / "model.keras").read_bytes())
+        ),
+        tools=_tools(),
+        created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
 
 
-def input_contract(cfg, preprocess: dict) -> dict:
+def input_contract(cfg, preprocess: dict) -> InputSpec:
     """What the model takes in, for the manifest's ``input``: the dataset's units, the
     config's channels with the names accepted for each (the card's aliases), the lowest
     rate that still carries the model's band (2.5x its low-pass edge: a 40 Hz band needs
@@ -452,44 +467,44 @@ def input_contract(cfg, preprocess: dict) -> dict:
     card = load_card(cfg.dataset)
     aliases = card.raw.get("channel_aliases", {})
     band_hz = preprocess.get("lowpass_hz") or preprocess["fs_in_hz"] / preprocess["decimate"] / 2
-    return {
-        "units": card.raw["units"],
-        "channels": list(cfg.channels),
-        "channel_aliases": {
+    low, high = card.raw.get("valid_range", [-1e9, 1e9])
+    return InputSpec(
+        units=card.raw["units"],
+        channels=tuple(cfg.channels),
+        channel_aliases={
             c: list(aliases.get(c, []))
             for c in dict.fromkeys(a for ch in cfg.channels for a in ch.split("|"))
             if aliases.get(c)
         },
-        "min_fs_hz": 2.5 * band_hz,
-        "valid_range": list(card.raw.get("valid_range", [-1e9, 1e9])),
-    }
+        min_fs_hz=2.5 * band_hz,
+        valid_range=(low, high),
+    )
 
 
-def window_contract(cfg, run: dict) -> dict:
+def window_contract(cfg, run: dict) -> WindowSpec:
     """The window in samples at the model rate, as training cut it."""
     from pipeline.window.ecg import window_bounds
 
     fs_out = run["preprocess"]["fs_in_hz"] / run["preprocess"]["decimate"]
-    out = {"n_steps": run["input_shape"][0], "n_channels": run["input_shape"][1], "normalise": cfg.window.normalise}
+    n_steps, n_channels = run["input_shape"][0], run["input_shape"][1]
     if cfg.kind == "ecg-beats":
-        out["n_before_samples"], out["n_after_samples"] = window_bounds(cfg.window.before_s, cfg.window.after_s, fs_out)
-    else:
-        out["hop_samples"] = int(round(cfg.window.hop_s * fs_out))
-    return out
+        n_before, n_after = window_bounds(cfg.window.before_s, cfg.window.after_s, fs_out)
+        return WindowSpec(n_steps, n_channels, cfg.window.normalise, n_before_samples=n_before, n_after_samples=n_after)
+    return WindowSpec(n_steps, n_channels, cfg.window.normalise, hop_samples=int(round(cfg.window.hop_s * fs_out)))
 
 
-def beat_contract(cfg) -> dict:
+def beat_contract(cfg) -> tuple[RRSpec | None, TemplateSpec | None]:
     """ECG: the RR tracker's and the beat template's settings, as training used them."""
     if cfg.kind != "ecg-beats":
-        return {}
+        return None, None
     from pipeline.window.rr import RRFeatures
     from pipeline.window.template import BeatTemplate
 
     rr, template = RRFeatures(), BeatTemplate()
-    return {
-        "rr": {"local_beats": rr.local_beats, "average_s": rr.average_s},
-        "template": {"alpha": template.alpha, "min_scale": template.min_scale},
-    }
+    return (
+        RRSpec(local_beats=rr.local_beats, average_s=rr.average_s),
+        TemplateSpec(alpha=template.alpha, min_scale=template.min_scale),
+    )
 
 
 def export_reference(ctx: ExportInputs, log) -> Made:
@@ -521,7 +536,7 @@ def export_reference(ctx: ExportInputs, log) -> Made:
     return Made([entry], {"reference_float32": blob})
 
 
-def export_streaming(ctx: ExportInputs, stream_eval: int, log) -> tuple[dict, Made]:
+def export_streaming(ctx: ExportInputs, stream_eval: int, log) -> tuple[StreamingSpec, Made]:
     """Chunk-plus-state variants, each run chunk by chunk over test windows and compared
     with the whole-window float model (``stream_eval`` windows: every chunk is one invoke).
     Returns the manifest's ``streaming`` section and the variants' entries.
@@ -640,19 +655,19 @@ def export_streaming(ctx: ExportInputs, stream_eval: int, log) -> tuple[dict, Ma
                 "reason": f"{type(err).__name__}: {str(err)[:300]}",
             }
         )
-    return {
-        "chunk_len": chunk_len,
-        "chunks_per_window": n_steps // chunk_len,
-        "state_sizes": units,
-        "inputs": ["chunk"]
+    return StreamingSpec.of(
+        chunk_len=chunk_len,
+        chunks_per_window=n_steps // chunk_len,
+        state_sizes=units,
+        inputs=["chunk"]
         + [f"{k}_{i}" for i in range(len(units)) for k in ("h", "c")]
         + (["side"] if sides is not None else []),
-        "outputs": ["probs"] + [f"{k}_{i}_out" for i in range(len(units)) for k in ("h", "c")],
-        "state_init": "zeros at the start of every window",
-        "side_input": "the window's side features at its last chunk, zeros before",
-        "evaluated_windows": int(len(sub)),
-        "calibration": calibration,
-    }, made
+        outputs=["probs"] + [f"{k}_{i}_out" for i in range(len(units)) for k in ("h", "c")],
+        state_init="zeros at the start of every window",
+        side_input="the window's side features at its last chunk, zeros before",
+        evaluated_windows=int(len(sub)),
+        calibration=calibration,
+    ), made
 
 
 #: Real held-out windows embedded in the Cortex-M4 test firmware (flash: 2 KB per ECG beat).

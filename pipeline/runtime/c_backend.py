@@ -25,11 +25,12 @@ import platform
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from pipeline.errors import BiosigError
+from pipeline.manifest import ArtifactEntry, Manifest
 
 
 class CBackendError(BiosigError):
@@ -207,52 +208,78 @@ def cpu_features() -> set[str]:
     return set()
 
 
-def library_entries(manifest: dict, artifact: str) -> list[dict]:
+def library_entries(manifest: Manifest, artifact: str) -> list[ArtifactEntry]:
     """The shared libraries built from ``artifact``, every CPU target."""
-    return [
-        a
-        for a in manifest["artifacts"]
-        if a.get("format") == LIBRARY_FORMAT and a.get("source") == artifact and a["status"] == "ok"
-    ]
+    return [a for a in manifest.artifacts if a.format == LIBRARY_FORMAT and a.source == artifact and a.ok]
 
 
+@overload
 def pick_library(
-    manifest: dict, artifact: str, machine: str | None = None, features: set[str] | None = None
-) -> dict | None:
+    manifest: Manifest, artifact: str, machine: str | None = ..., features: set[str] | None = ...
+) -> ArtifactEntry | None: ...
+@overload
+def pick_library(
+    manifest: dict, artifact: str, machine: str | None = ..., features: set[str] | None = ...
+) -> dict | None: ...
+def pick_library(
+    manifest: Manifest | dict, artifact: str, machine: str | None = None, features: set[str] | None = None
+) -> ArtifactEntry | dict | None:
     """The library this machine runs: built for its architecture, needing no CPU feature
-    it lacks, and of those the one that uses most (x86-64-v3 before the baseline)."""
+    it lacks, and of those the one that uses most (x86-64-v3 before the baseline).
+
+    ``manifest`` as a dict: the sweep's list of export's CPU targets before anything is
+    built (``{"artifacts": [{format, source, status, architecture, cpu_features,
+    target}]}``), not a manifest read from a folder: the chosen candidate is returned."""
     machine = machine or platform.machine()
     features = cpu_features() if features is None else features
-    fits = [
-        a
-        for a in library_entries(manifest, artifact)
-        if a["architecture"] == machine and set(a.get("cpu_features", [])) <= features
-    ]
-    return max(fits, key=lambda a: len(a.get("cpu_features", [])), default=None)
+    if isinstance(manifest, dict):
+        candidates = manifest["artifacts"]
+        entries = [_candidate(a) for a in candidates]
+        libraries = [a for a in entries if a.format == LIBRARY_FORMAT and a.source == artifact and a.ok]
+    else:
+        libraries = library_entries(manifest, artifact)
+    fits = [a for a in libraries if a.architecture == machine and set(a.cpu_features) <= features]
+    best = max(fits, key=lambda a: len(a.cpu_features), default=None)
+    if isinstance(manifest, dict) and best is not None:
+        return candidates[entries.index(best)]
+    return best
 
 
-def has_library(manifest: dict, artifact: str, machine: str | None = None) -> bool:
+def _candidate(target: dict) -> ArtifactEntry:
+    """A library export would build (the sweep's candidates), as the entry it would list."""
+    name = f"{target.get('source')}.{target.get('target')}"
+    return ArtifactEntry(
+        name=name,
+        file=f"{name}.so",
+        format=target["format"],
+        precision="any",
+        status=target["status"],
+        extra={k: v for k, v in target.items() if k not in ("format", "status")},
+    )
+
+
+def has_library(manifest: Manifest, artifact: str, machine: str | None = None) -> bool:
     """Whether ``artifact`` has a library this machine (default: this one) runs."""
     return pick_library(manifest, artifact, machine) is not None
 
 
-def expected_sizes(manifest: dict, entry: dict) -> dict:
+def expected_sizes(manifest: Manifest, entry: ArtifactEntry) -> dict:
     """What the manifest says the library of ``entry`` must compute with."""
-    out = {
-        "dtype": entry["precision"],
-        "n_channels": manifest["window"]["n_channels"],
-        "n_steps": manifest["window"]["n_steps"],
-        "n_side": len(manifest["side_features"]["names"]),
-        "n_classes": len(manifest["classes"]),
-        "filter_sections": len(manifest["preprocess"]["sos"]),
-        "decimate": manifest["preprocess"]["decimate"],
+    out: dict[str, object] = {
+        "dtype": entry.precision,
+        "n_channels": manifest.window.n_channels,
+        "n_steps": manifest.window.n_steps,
+        "n_side": len(manifest.side_features.names),
+        "n_classes": len(manifest.classes),
+        "filter_sections": len(manifest.preprocess["sos"]),
+        "decimate": manifest.decimate,
     }
-    if manifest.get("streaming", {}).get("state_sizes"):
-        out["units"] = list(manifest["streaming"]["state_sizes"])
+    if manifest.streaming is not None and manifest.streaming.state_sizes:
+        out["units"] = list(manifest.streaming.state_sizes)
     return out
 
 
-def open_library(folder: str | Path, manifest: dict, artifact: str) -> CLibrary:
+def open_library(folder: str | Path, manifest: Manifest, artifact: str) -> CLibrary:
     """Load the library built from ``artifact`` (``c_float32`` / ``c_int8``) for this
     machine (:func:`pick_library`): hash checked against the manifest, the checked bytes loaded (a private copy,
     so a file changed after the check is never run), its sizes held against the manifest.
@@ -265,7 +292,7 @@ def open_library(folder: str | Path, manifest: dict, artifact: str) -> CLibrary:
     machine = platform.machine()
     entry = pick_library(manifest, artifact, machine)
     if entry is None:
-        have = sorted({a.get("target", a["architecture"]) for a in library_entries(manifest, artifact)})
+        have = sorted({a.target or a.architecture or a.name for a in library_entries(manifest, artifact)})
         raise CBackendError(
             f"{folder}: no {artifact} library for this machine ({machine}); the folder has "
             f"{have or 'none'} (re-export with the cross compiler installed)"
@@ -276,20 +303,18 @@ def open_library(folder: str | Path, manifest: dict, artifact: str) -> CLibrary:
         raise CBackendError(str(err)) from None
     built_for = elf_machine(data[:64])
     if built_for != machine:
-        raise CBackendError(
-            f"{folder / entry['file']}: built for {built_for}, listed for {machine}; refusing to load it"
-        )
+        raise CBackendError(f"{folder / entry.file}: built for {built_for}, listed for {machine}; refusing to load it")
     with tempfile.TemporaryDirectory(prefix="biosig-c-") as tmp:
-        private = Path(tmp) / entry["file"]
+        private = Path(tmp) / entry.file
         private.write_bytes(data)
         os.chmod(private, 0o500)
-        lib = CLibrary(private, entry.get("prefix", "bse"), name=str(folder / entry["file"]))
+        lib = CLibrary(private, entry.prefix or "bse", name=str(folder / entry.file))
     # dlopen keeps the mapping; the private copy's name may go.
     for key, want in expected_sizes(manifest, entry).items():
         got = lib.info["units"] if key == "units" else lib.info[key]
         if got != want:
             raise CBackendError(
-                f"{folder / entry['file']}: the library computes with {key}={got}, manifest.json "
+                f"{folder / entry.file}: the library computes with {key}={got}, manifest.json "
                 f"says {want}; refusing to run a model that disagrees with its manifest"
             )
     return lib
@@ -302,10 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     folder, artifact, windows, out = argv if argv is not None else sys.argv[1:]
-    from pipeline.manifest import load_manifest
+    from pipeline.manifest import read_manifest
 
     try:
-        manifest = load_manifest(folder)
+        manifest = read_manifest(folder)
         lib = open_library(folder, manifest, artifact)
     except BiosigError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -178,36 +178,40 @@ def measure_decisions(job: dict) -> dict:
     held-out windows export keeps (``firmware_check_windows.npz``): ``predict`` of one beat
     window for ECG, every chunk of one window through ``step`` for EEG. Job keys: folder,
     artifact, core, repeats. Returns per-decision seconds (all calls after a warm-up pass)."""
-    from pipeline.manifest import load_manifest
+    from pipeline.manifest import ManifestError, read_manifest
     from pipeline.runtime.backends import run_chunks
     from pipeline.runtime.session import open_model
 
     core = pin_to_core(job.get("core"))
     folder = job["folder"]
-    manifest = load_manifest(folder)
+    manifest = read_manifest(folder)
     model = open_model(folder, manifest, job["artifact"], num_threads=1)
-    entry = next(a for a in manifest["artifacts"] if a["name"] == "firmware_check_windows")
-    with np.load(os.path.join(folder, entry["file"]), allow_pickle=False) as data:
+    entry = manifest.artifact("firmware_check_windows")
+    if entry is None:
+        raise ManifestError(f"{folder}: no firmware_check_windows in manifest.json (export it again)")
+    with np.load(os.path.join(folder, entry.file), allow_pickle=False) as data:
         signal = data["signal"].astype(np.float32)
         side = data["side"].astype(np.float32) if "side" in data.files else None
     # One call per decision, its inputs bound beforehand (a beat window's feed for ECG,
     # a window's chunks through step for EEG), so that only the backend is timed.
     decisions: list[Callable[[], object]]
-    if manifest["kind"] == "ecg-beats":
+    if manifest.kind == "ecg-beats":
         feeds = [
             {"signal": signal[i : i + 1]} if side is None else {"signal": signal[i : i + 1], "side": side[i : i + 1]}
             for i in range(len(signal))
         ]
         decisions = [partial(model.predict, feed) for feed in feeds]
     else:
-        stream = manifest["streaming"]
+        stream = manifest.streaming
+        if stream is None:
+            raise ManifestError(f"{folder}: an EEG model without a streaming section in manifest.json")
         decisions = [
             partial(
                 run_chunks,
                 model.step,
                 signal[i],
-                stream["state_sizes"],
-                stream["chunk_len"],
+                list(stream.state_sizes),
+                stream.chunk_len,
                 None if side is None else side[i],
             )
             for i in range(len(signal))

@@ -96,7 +96,7 @@ class ChunkedWindows:
         )
 
 
-def open_model(folder: str | Path, manifest: Manifest | dict, artifact: str, num_threads: int = 1):
+def open_model(folder: str | Path, manifest: Manifest, artifact: str, num_threads: int = 1):
     """A runner for one artifact of the folder, hash-checked: ``predict`` for whole-window
     graphs, ``step`` for streaming graphs (the numpy reference and the generated C,
     ``c_float32`` / ``c_int8``, have both)."""
@@ -104,8 +104,6 @@ def open_model(folder: str | Path, manifest: Manifest | dict, artifact: str, num
     from pipeline.runtime.c_backend import C_ARTIFACTS, open_library
     from pipeline.runtime.reference import NumpyLSTM
 
-    if isinstance(manifest, dict):
-        manifest = Manifest.from_dict(manifest)
     entry = manifest.artifact(artifact)
     runnable = [
         a.name
@@ -119,7 +117,7 @@ def open_model(folder: str | Path, manifest: Manifest | dict, artifact: str, num
     if entry is None or entry.name not in runnable:
         raise SessionError(f"{folder}: no usable artifact '{artifact}' (choose from {runnable})")
     if entry.format == "c":  # the generated C, as a shared library
-        return open_library(folder, manifest.raw, artifact)
+        return open_library(folder, manifest, artifact)
     try:
         data = verify_artifact(Path(folder), entry)
         stream = entry.graph == "stream"
@@ -892,7 +890,7 @@ class EEGSession(StreamSession):
         self.hop_len = m.window.hop_samples
         notch = m.preprocess.get("notch_hz")
         self.mains_hz = (notch,) if notch else (50.0, 60.0)
-        self.amplitude_limit = (m.raw.get("quality") or {}).get("amplitude_p999")
+        self.amplitude_limit = m.amplitude_p999
         self.reset()
 
     def _restart(self) -> None:

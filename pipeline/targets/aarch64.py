@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import BiosigError
+from pipeline.manifest import Manifest
 
 #: Debian bookworm arm64 packages an interpreter with its stdlib needs (ssl for hashlib,
 #: ffi for ctypes, libstdc++/libgomp for the interpreters' wheels).
@@ -172,13 +173,13 @@ def compare(folder: Path, artifacts: list[str], recordings: list[dict], root: Pa
     limit it is held to: floats within 1e-5 with equal decisions; quantised ones at least
     as close to x86 as the export found them to float.
     """
-    from pipeline.manifest import load_manifest
+    from pipeline.manifest import read_manifest
     from pipeline.runtime.measure import measure_in_child
     from pipeline.validate.score import decisions_from_events
 
-    manifest = load_manifest(folder)
+    manifest = read_manifest(folder)
     ids = [r["id"] for r in recordings]
-    entries = {a["name"]: a for a in manifest["artifacts"]}
+    entries = {a.name: a for a in manifest.artifacts}
     rows = []
     with tempfile.TemporaryDirectory(prefix="biosig-a64-cmp-") as tmp:
         for name in artifacts:
@@ -194,7 +195,7 @@ def compare(folder: Path, artifacts: list[str], recordings: list[dict], root: Pa
                     "recordings": recordings,
                 }
                 out = measure_in_child(job) if arch == "x86_64" else measure_aarch64(root, job)
-                decided = decisions_from_events(events, ids, len(manifest["classes"]))
+                decided = decisions_from_events(events, ids, len(manifest.classes))
                 sides[arch] = (
                     [(rid, int(k)) for rid in ids for k in decided[rid][0]],
                     np.concatenate([decided[rid][1] for rid in ids]),
@@ -204,7 +205,7 @@ def compare(folder: Path, artifacts: list[str], recordings: list[dict], root: Pa
             ka, pa, va = sides["aarch64"]
             paired = k86 == ka
             entry = entries[name]
-            precision = entry["precision"]
+            precision = entry.precision
             row = {
                 "artifact": name,
                 "precision": precision,
@@ -220,7 +221,7 @@ def compare(folder: Path, artifacts: list[str], recordings: list[dict], root: Pa
                     row["limit"] = "equal decisions, max abs diff <= 1e-5"
                     row["passed"] = agreement == 1.0 and row["max_abs_diff"] <= 1e-5
                 else:
-                    recorded = (entry.get("vs_float") or {}).get("agreement", 1.0)
+                    recorded = (entry.vs_float or {}).get("agreement", 1.0)
                     row["limit"] = f"agreement >= {100 * recorded:.2f} % (int8 vs float at export)"
                     row["passed"] = agreement >= recorded
             else:
@@ -239,7 +240,7 @@ def compare(folder: Path, artifacts: list[str], recordings: list[dict], root: Pa
     return rows
 
 
-def recordings_for(manifest: dict, record: str | None, seconds: float, tmp: Path, data_dir=None) -> list[dict]:
+def recordings_for(manifest: Manifest, record: str | None, seconds: float, tmp: Path, data_dir=None) -> list[dict]:
     """One held-out recording (default: the first of the test split), as raw float32."""
     from pipeline.validate.heldout import heldout_ids, read_heldout
 
@@ -268,16 +269,16 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
-    from pipeline.manifest import load_manifest, shipping_artifacts
+    from pipeline.manifest import read_manifest, shipping_artifacts
 
     try:
-        manifest = load_manifest(args.folder)
+        manifest = read_manifest(args.folder)
         constraints = PROJECT_ROOT / ".ci" / "constraints.txt"
         root = prepare(args.root, constraints if constraints.is_file() else None)
         with tempfile.TemporaryDirectory() as tmp:
             recs = recordings_for(manifest, args.record, args.seconds, Path(tmp), args.data_dir)
             print(
-                f"{manifest['task']}: {recs[0]['id']}, first {args.seconds:.0f} s; x86_64 (this machine) vs "
+                f"{manifest.task}: {recs[0]['id']}, first {args.seconds:.0f} s; x86_64 (this machine) vs "
                 f"aarch64 (qemu-aarch64; timing under emulation is not speed)"
             )
             rows = compare(args.folder, args.artifacts or shipping_artifacts(manifest), recs, root)
@@ -287,7 +288,7 @@ def main(argv=None) -> int:
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
     lines = [
-        f"{manifest['task']}: {recs[0]['id']}, first {args.seconds:.0f} s, x86_64 (this machine) vs aarch64 "
+        f"{manifest.task}: {recs[0]['id']}, first {args.seconds:.0f} s, x86_64 (this machine) vs aarch64 "
         f"(qemu-aarch64, Debian's arm64 Python and the device wheels)",
         "",
         "| artifact | decisions (x86 / aarch64) | decisions equal % | max abs dp | limit | |",
@@ -304,7 +305,7 @@ def main(argv=None) -> int:
         from pipeline.readme import write_block
 
         write_block(
-            f"aarch64-{manifest['dataset']}", "\n".join(lines), "python -m pipeline.targets.aarch64 ARTIFACTS --write"
+            f"aarch64-{manifest.dataset}", "\n".join(lines), "python -m pipeline.targets.aarch64 ARTIFACTS --write"
         )
     return 0 if all(r["passed"] for r in rows) else 1
 

@@ -28,21 +28,24 @@ from pathlib import Path
 import numpy as np
 
 from firmware_export import build, c_model
+from pipeline.manifest import Manifest
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def heldout_windows(folder: Path, data_dir=None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, dict]:
+def heldout_windows(folder: Path, data_dir=None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, Manifest]:
     """Every held-out test window of the run an artifact folder was exported from, as the
     model sees it: signal (n, n_steps, C) float32, standardised side (n, S) float32 or None,
     labels (n,) int64, and the manifest."""
-    from pipeline.manifest import load_manifest
+    from pipeline.manifest import ManifestError, read_manifest
     from pipeline.train.config import config_from_dict
     from pipeline.train.data import load_windows
     from pipeline.window.side import Standardiser
 
-    manifest = load_manifest(folder)
-    run = json.loads((Path(manifest["source_run"]["folder"]) / "run.json").read_text())
+    manifest = read_manifest(folder)
+    if manifest.source_run is None:
+        raise ManifestError(f"{folder}: manifest.json names no source_run, so its held-out windows cannot be cut")
+    run = json.loads((Path(manifest.source_run.folder) / "run.json").read_text())
     cfg = config_from_dict(run["config"])
     table = load_windows(cfg, sorted(run["split"]["test"]), data_dir)
     x, s, y = table.take(run["split"]["test"], run["classes"])
@@ -76,9 +79,9 @@ def _old_generator(commit: str, tmp: Path):
     return module, tmp / "old_host_driver.c"
 
 
-def _spec(module, weights: dict, manifest: dict):
-    spec = module.spec_from_weights(weights, manifest["window"]["n_steps"], manifest["classes"])
-    return module.with_preprocessing(spec, manifest["preprocess"])
+def _spec(module, weights: dict, manifest: Manifest):
+    spec = module.spec_from_weights(weights, manifest.window.n_steps, list(manifest.classes))
+    return module.with_preprocessing(spec, manifest.preprocess)
 
 
 def compare(folder: Path, commit: str, data_dir=None, log=print) -> list[dict]:
@@ -89,7 +92,7 @@ def compare(folder: Path, commit: str, data_dir=None, log=print) -> list[dict]:
     with np.load(folder / "reference_float32.npz", allow_pickle=False) as data:
         weights = {k: data[k] for k in data.files}
     signal = read_heldout(manifest, heldout_ids(manifest)[0], data_dir, seconds=60.0).signal
-    k = len(manifest["classes"])
+    k = len(manifest.classes)
     rows = []
     with tempfile.TemporaryDirectory(prefix="biosig-identity-") as tmp_name:
         tmp = Path(tmp_name)
@@ -126,7 +129,7 @@ def compare(folder: Path, commit: str, data_dir=None, log=print) -> list[dict]:
             )
             row = {
                 "folder": str(folder),
-                "task": manifest["task"],
+                "task": manifest.task,
                 "precision": precision,
                 "windows": len(x),
                 "bits_equal": bool(np.array_equal(p_old.view(np.uint32), p_new.view(np.uint32))),
@@ -135,7 +138,7 @@ def compare(folder: Path, commit: str, data_dir=None, log=print) -> list[dict]:
                 "filter_bits_equal": bool(filters_equal),
             }
             log(
-                f"  {manifest['task']} {precision}: {row['windows']} held-out windows, probability bits "
+                f"  {manifest.task} {precision}: {row['windows']} held-out windows, probability bits "
                 f"{'equal' if row['bits_equal'] else 'DIFFER'}; filter on {row['filter_samples']} samples x "
                 f"{signal.shape[1]} channels: {'equal' if filters_equal else 'DIFFER'}"
             )

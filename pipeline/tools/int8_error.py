@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     x, side, _, manifest = heldout_windows(args.folder, args.data_dir)
     with np.load(args.folder / "reference_float32.npz", allow_pickle=False) as data:
         weights = {k: data[k] for k in data.files}
-    spec = spec_from_weights(weights, manifest["window"]["n_steps"], manifest["classes"])
+    spec = spec_from_weights(weights, manifest.window.n_steps, list(manifest.classes))
     inputs = {"signal": x, "side": side} if side is not None else {"signal": x}
     ref = NumpyLSTM(weights).predict(inputs)
     print(
-        f"{manifest['task']}: {len(x):,} held-out windows ({manifest['split']['by']} split, test), "
+        f"{manifest.task}: {len(x):,} held-out windows ({manifest.split.by} split, test), "
         f"{x.shape[1]} steps; int8 build vs the float reference"
     )
     print(

@@ -51,16 +51,16 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
     x, side, _, manifest = heldout_windows(args.folder, args.data_dir)
-    entries = {a["name"]: a for a in manifest["artifacts"]}
-    k = len(manifest["classes"])
+    entries = {a.name: a for a in manifest.artifacts}
+    k = len(manifest.classes)
     rows = []
     for name in C_ARTIFACTS:
         lib = open_library(args.folder, manifest, name)
         cpu = lib.predict({"signal": x, "side": side} if side is not None else {"signal": x}).view(np.uint32)
-        m4 = m4_probability_bits(args.folder / entries[name]["file"], x, side, k, args.batch)
+        m4 = m4_probability_bits(args.folder / entries[name].file, x, side, k, args.batch)
         rows.append((name, len(x), int((cpu != m4).any(axis=1).sum())))
     print(
-        f"{manifest['task']}: every held-out test window, {platform.machine()} shared library vs Cortex-M4 "
+        f"{manifest.task}: every held-out test window, {platform.machine()} shared library vs Cortex-M4 "
         f"firmware (QEMU mps2-an386)"
     )
     print("| artifact | windows | windows whose probability bits differ |")

@@ -22,10 +22,11 @@ import argparse
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.errors import BiosigError
-from pipeline.manifest import read_manifest, seal, sign_folder
+from pipeline.manifest import Manifest, read_manifest, sign_folder, write_manifest
 from pipeline.runtime.shipped import MODELS_DIR, MODELS_KEY, resolve_artifact_dir
 
 #: Whole-window models a device runs: the interpreter's float and int8 and the numpy reference
@@ -43,21 +44,21 @@ def ship(artifacts: str | Path, name: str, private_key: str | Path, models_dir: 
     Returns the shipped folder. Refuses a key whose public half is not ``MODELS_KEY``, so
     what ships always verifies against the key in the repository."""
     src = Path(artifacts)
-    manifest = read_manifest(src, check_signature=False).raw
-    wanted = DEVICE_ARTIFACTS + (EEG_DEVICE_ARTIFACTS if manifest["kind"].startswith("eeg") else ())
-    kept = [a for a in manifest["artifacts"] if a["name"] in wanted and a.get("status") == "ok"]
+    manifest = read_manifest(src, check_signature=False)
+    wanted = DEVICE_ARTIFACTS + (EEG_DEVICE_ARTIFACTS if manifest.kind.startswith("eeg") else ())
+    kept = tuple(a for a in manifest.artifacts if a.name in wanted and a.ok)
     out = models_dir / name
     tmp = models_dir / f".{name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for a in kept:
-        shutil.copy2(src / a["file"], tmp / a["file"])
+        shutil.copy2(src / a.file, tmp / a.file)
     run = _source_run_config(manifest)
     # No machine path ships: the run folder is named, not located.
-    source_run = dict(manifest.get("source_run") or {}, folder=Path(manifest["source_run"]["folder"]).name)
-    slim = dict(manifest, artifacts=kept, source_run=source_run)
-    slim["shipped"] = {"name": name, "task": manifest["task"], "profile": run.get("profile"), "seed": run.get("seed")}
-    (tmp / "manifest.json").write_text(json.dumps(seal(slim), indent=1) + "\n")
+    source_run = manifest.source_run and replace(manifest.source_run, folder=Path(manifest.source_run.folder).name)
+    shipped = {"name": name, "task": manifest.task, "profile": run.get("profile"), "seed": run.get("seed")}
+    slim = replace(manifest, artifacts=kept, source_run=source_run, shipped=shipped, digest="")
+    write_manifest(tmp, slim, indent=1, newline=True)
     sign_folder(tmp, private_key)
     read_manifest(tmp, trusted_key=MODELS_KEY if models_dir == MODELS_DIR else None)  # verifies, or raises
     shutil.rmtree(out, ignore_errors=True)
@@ -65,9 +66,9 @@ def ship(artifacts: str | Path, name: str, private_key: str | Path, models_dir: 
     return out
 
 
-def _source_run_config(manifest: dict) -> dict:
+def _source_run_config(manifest: Manifest) -> dict:
     """The profile and seed of the run an export came from (its run.json), for --rebuild."""
-    run_json = Path(manifest.get("source_run", {}).get("folder", "")) / "run.json"
+    run_json = Path(manifest.source_run.folder if manifest.source_run else "") / "run.json"
     try:
         run = json.loads(run_json.read_text())
     except (OSError, ValueError):
@@ -83,7 +84,7 @@ def rebuild(shipped: str, out: Path, data_dir=None) -> Path:
     from pipeline.train.fit import train_task
 
     folder, key = resolve_artifact_dir(shipped)
-    info = read_manifest(folder, trusted_key=key).raw.get("shipped") or {}
+    info = read_manifest(folder, trusted_key=key).shipped or {}
     if not info.get("task") or not info.get("profile"):
         raise BiosigError(f"{folder}/manifest.json: 'shipped' does not say which task and profile made it")
     cfg = load_config(info["task"], info["profile"], overrides={"seed": info["seed"]} if info.get("seed") else None)
@@ -99,9 +100,11 @@ def compare(shipped: str, other: str | Path, records: list[str] | None, artifact
     from pipeline.runtime.session import open_session
 
     folder, key = resolve_artifact_dir(shipped)
-    manifest = read_manifest(folder, trusted_key=key).raw
-    data = adapter(manifest["dataset"])
-    ids = records or data.heldout_ids(manifest["split"]["test"])[:3]
+    manifest = read_manifest(folder, trusted_key=key)
+    if manifest.dataset is None:
+        raise BiosigError(f"{folder}/manifest.json: names no dataset to read held-out records from")
+    data = adapter(manifest.dataset)
+    ids = records or data.heldout_ids(list(manifest.split.test))[:3]
     n = equal = 0
     for rid in ids:
         rec = data.record(rid)

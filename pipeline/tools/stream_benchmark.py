@@ -44,12 +44,12 @@ def run(
     throughput_chunk_s: float = 1.0,
     core: int | None = None,
 ) -> list[dict]:
-    from pipeline.manifest import load_manifest
+    from pipeline.manifest import read_manifest
     from pipeline.read.datasets import dataset_record
     from pipeline.validate.heldout import Heldout
 
-    manifest = load_manifest(folder)
-    rec = dataset_record(record, manifest["dataset"], data_dir)
+    manifest = read_manifest(folder)
+    rec = dataset_record(record, manifest.dataset, data_dir)
     rows: list[dict] = []
     with tempfile.NamedTemporaryFile(suffix=".f32") as raw:
         rec.signal.astype(np.float32).tofile(raw.name)
@@ -128,15 +128,17 @@ def _keras_child(job: dict, out: str) -> int:
     import hashlib
     import time
 
-    from pipeline.manifest import load_manifest
+    from pipeline.manifest import read_manifest
     from pipeline.runtime.measure import pin_to_core
 
     pin_to_core(job.get("core"))
-    manifest = load_manifest(job["folder"])
-    model_path = Path(manifest.get("source_run", {}).get("folder", "")) / "model.keras"
+    manifest = read_manifest(job["folder"])
+    run = manifest.source_run
+    model_path = Path(run.folder if run else "") / "model.keras"
     if (
-        not model_path.is_file()
-        or hashlib.sha256(model_path.read_bytes()).hexdigest() != manifest["source_run"]["model_sha256"]
+        run is None
+        or not model_path.is_file()
+        or hashlib.sha256(model_path.read_bytes()).hexdigest() != run.model_sha256
     ):
         Path(out).write_text(json.dumps({"decision_s": []}))
         return 0
@@ -147,8 +149,8 @@ def _keras_child(job: dict, out: str) -> int:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     model = load_model(model_path)
-    entry = next(a for a in manifest["artifacts"] if a["name"] == "firmware_check_windows")
-    with np.load(Path(job["folder"]) / entry["file"], allow_pickle=False) as data:
+    entry = next(a for a in manifest.artifacts if a.name == "firmware_check_windows")
+    with np.load(Path(job["folder"]) / entry.file, allow_pickle=False) as data:
         inputs = {k: data[k].astype(np.float32) for k in ("signal", "side") if k in data.files}
     names = [t.name.split(":")[0] for t in model.inputs]
     n = len(inputs["signal"])
@@ -167,17 +169,17 @@ def compute_bound(folder: Path, core: int | None = None, reps: int = 300) -> dic
     """{c_float32|c_int8: microbenchmark JSON} of the generated C on the kept windows,
     built for this machine with the shared library's flags and pinned like the children."""
     from firmware_export import build
-    from pipeline.manifest import load_manifest
+    from pipeline.manifest import read_manifest
     from pipeline.runtime.measure import pin_to_core
 
-    manifest = load_manifest(folder)
-    entries = {a["name"]: a for a in manifest["artifacts"] if a["status"] == "ok"}
-    with np.load(Path(folder) / entries["firmware_check_windows"]["file"], allow_pickle=False) as data:
+    manifest = read_manifest(folder)
+    entries = {a.name: a for a in manifest.artifacts if a.ok}
+    with np.load(Path(folder) / entries["firmware_check_windows"].file, allow_pickle=False) as data:
         signal = data["signal"]
         side = data["side"] if "side" in data.files else None
     from pipeline.runtime.c_backend import pick_library
 
-    out = {}
+    out: dict[str, dict] = {}
     if core is not None:
         pin_to_core(core)
     with tempfile.TemporaryDirectory(prefix="biosig-bench-") as tmp:
@@ -185,8 +187,8 @@ def compute_bound(folder: Path, core: int | None = None, reps: int = 300) -> dic
             library = pick_library(manifest, name)
             if name not in entries or library is None:
                 continue
-            target = library.get("target", library["architecture"])  # the build the session loads
-            exe = build.build_benchmark(Path(folder) / entries[name]["file"], Path(tmp), target)
+            target = library.target or library.architecture  # the build the session loads
+            exe = build.build_benchmark(Path(folder) / entries[name].file, Path(tmp), target)
             out[name] = {**build.run_benchmark(exe, signal, side, reps), "target": target}
     return out
 
@@ -224,12 +226,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
-    from pipeline.manifest import load_manifest, shipping_artifacts
+    from pipeline.manifest import read_manifest, shipping_artifacts
     from pipeline.runtime.c_backend import C_ARTIFACTS, has_library
 
-    manifest = load_manifest(args.folder)
+    manifest = read_manifest(args.folder)
     args.record = args.record or {"mitdb": "mitdb:100", "bonn": "bonn:E_S/S001"}.get(
-        manifest["dataset"], "eegmat:Subject00"
+        manifest.dataset or "", "eegmat:Subject00"
     )
     args.artifacts = args.artifacts or (
         shipping_artifacts(manifest) + [a for a in C_ARTIFACTS if has_library(manifest, a)] + ["reference_float32"]
@@ -247,7 +249,7 @@ def main(argv=None) -> int:
 
     lines = [
         f"per decision: the backend alone, one call per decision as the session makes it (median over "
-        f"{DECISION_REPEATS} passes of the {manifest['task']} model's 48 kept held-out windows); compute bound = "
+        f"{DECISION_REPEATS} passes of the {manifest.task} model's 48 kept held-out windows); compute bound = "
         f"the generated C's microbenchmark, fastest build (one whole window, no Python); one thread, one run",
         "",
         "| backend | us per decision | x compute bound | faster than Keras predict |",
@@ -300,7 +302,7 @@ def main(argv=None) -> int:
             f"on {os.cpu_count()} CPUs at the end of the run.",
         ]
         write_block(
-            f"benchmark-{manifest['dataset']}",
+            f"benchmark-{manifest.dataset}",
             "\n".join(lines),
             "taskset -c 0 python -m pipeline.tools.stream_benchmark ARTIFACTS --write",
         )

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import BiosigError
+from pipeline.manifest import Manifest
 from pipeline.read.record import Record, SignalSpec
 
 
@@ -96,41 +97,48 @@ def _from_record(
     return out
 
 
-def heldout_ids(manifest: dict) -> list[str]:
+def heldout_ids(manifest: Manifest) -> list[str]:
     """Recording ids of the held-out split, in the manifest's order."""
     from pipeline.read.datasets import adapter
 
-    return adapter(manifest["dataset"]).heldout_ids(manifest["split"]["test"])
+    return adapter(_dataset(manifest)).heldout_ids(list(manifest.split.test))
 
 
-def read_heldout(manifest: dict, rid: str, data_dir=None, seconds: float | None = None) -> Heldout:
+def _dataset(manifest: Manifest) -> str:
+    """The dataset the model was trained on (its held-out split is read from it)."""
+    if manifest.dataset is None:
+        raise HeldoutError(f"{manifest.task}: manifest.json names no dataset, so it has no held-out recordings")
+    return manifest.dataset
+
+
+def read_heldout(manifest: Manifest, rid: str, data_dir=None, seconds: float | None = None) -> Heldout:
     """Read one held-out recording ``rid`` (an id from :func:`heldout_ids`), optionally
     only its first ``seconds``."""
     from pipeline.read.datasets import adapter
 
     try:
-        record = adapter(manifest["dataset"]).record(rid, data_dir)
+        record = adapter(_dataset(manifest)).record(rid, data_dir)
     except BiosigError as e:
-        raise HeldoutError(f"cannot read held-out recording {rid} of {manifest['task']}: {e}") from None
+        raise HeldoutError(f"cannot read held-out recording {rid} of {manifest.task}: {e}") from None
     label = None
-    if manifest["kind"] == "eeg-windows":
+    if manifest.kind == "eeg-windows":
         name = record.label
-        if name not in manifest["classes"]:
+        if name not in manifest.classes:
             raise HeldoutError(f"held-out recording {rid}: label '{name}' is not a class of the model")
-        label = manifest["classes"].index(name)
+        label = manifest.classes.index(name)
     return _from_record(rid, record, seconds, label)
 
 
 LABELS_FILE = "labels.csv"
 
 
-def user_record_ids(manifest: dict, folder: str | Path) -> list[str]:
+def user_record_ids(manifest: Manifest, folder: str | Path) -> list[str]:
     """The recordings of a user's folder: ECG, every WFDB record with a ``.atr`` annotation
     file; EEG, the files listed in ``labels.csv``. Refuses a folder with none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise HeldoutError(f"{folder}: not a folder")
-    if manifest["kind"] == "ecg-beats":
+    if manifest.kind == "ecg-beats":
         ids = sorted(p.stem for p in folder.glob("*.hea") if p.with_suffix(".atr").is_file())
         if not ids:
             raise HeldoutError(f"{folder}: no annotated WFDB record (a .hea with its .atr beside it)")
@@ -138,12 +146,12 @@ def user_record_ids(manifest: dict, folder: str | Path) -> list[str]:
     return list(_labels(manifest, folder))
 
 
-def _labels(manifest: dict, folder: Path) -> dict[str, str]:
+def _labels(manifest: Manifest, folder: Path) -> dict[str, str]:
     path = folder / LABELS_FILE
     if not path.is_file():
         raise HeldoutError(
             f"{path}: missing: list each recording and its class as 'file,label' "
-            f"(classes: {', '.join(manifest['classes'])})"
+            f"(classes: {', '.join(manifest.classes)})"
         )
     out = {}
     with path.open(newline="", encoding="utf-8-sig") as f:  # a spreadsheet's byte-order mark
@@ -153,9 +161,9 @@ def _labels(manifest: dict, folder: Path) -> dict[str, str]:
             if len(row) != 2:
                 raise HeldoutError(f"{path}: line {number}: expected 'file,label', got {row}")
             name, label = row[0].strip(), row[1].strip()
-            if label not in manifest["classes"]:
+            if label not in manifest.classes:
                 raise HeldoutError(
-                    f"{path}: line {number}: '{label}' is not a class of the model ({', '.join(manifest['classes'])})"
+                    f"{path}: line {number}: '{label}' is not a class of the model ({', '.join(manifest.classes)})"
                 )
             if not (folder / name).is_file():
                 raise HeldoutError(f"{path}: line {number}: {folder / name}: no such file")
@@ -166,7 +174,7 @@ def _labels(manifest: dict, folder: Path) -> dict[str, str]:
 
 
 def read_user_record(
-    manifest: dict, folder: str | Path, rid: str, seconds: float | None = None, options: dict | None = None
+    manifest: Manifest, folder: str | Path, rid: str, seconds: float | None = None, options: dict | None = None
 ) -> tuple[Heldout, dict]:
     """One recording of a user's folder, and a note of what was mapped or dropped.
 
@@ -180,13 +188,13 @@ def read_user_record(
     folder = Path(folder)
     options = options or {}
     with input_notes() as notes:
-        if manifest["kind"] == "ecg-beats":
+        if manifest.kind == "ecg-beats":
             record, used = _read_model_channels(manifest, folder / f"{rid}.hea", options, annotator="atr")
             label = None
         else:
             labels = _labels(manifest, folder)
             record, used = _read_model_channels(manifest, folder / rid, options, annotator=None)
-            label = manifest["classes"].index(labels[rid])
+            label = manifest.classes.index(labels[rid])
     unscored = None
     if record.beats is not None and record.beats.unknown_symbols:
         unscored = _unscored_beats(folder / rid)
@@ -205,7 +213,7 @@ def read_user_record(
 
 
 def read_recording(
-    manifest: dict,
+    manifest: Manifest,
     rid: str,
     records: str | Path | None = None,
     data_dir=None,
@@ -220,7 +228,9 @@ def read_recording(
     return read_heldout(manifest, rid, data_dir, seconds), None
 
 
-def _read_model_channels(manifest: dict, path: Path, options: dict, annotator: str | None) -> tuple[Record, list[str]]:
+def _read_model_channels(
+    manifest: Manifest, path: Path, options: dict, annotator: str | None
+) -> tuple[Record, list[str]]:
     """Read ``path`` keeping only the model's channels, in its order and under its names,
     and say what feeds what (``["ECG1->MLII", ...]``).
 
@@ -234,8 +244,8 @@ def _read_model_channels(manifest: dict, path: Path, options: dict, annotator: s
     from pipeline.read.channels import resolve_channels
     from pipeline.read.files import read_recording, recording_channels
 
-    model = list(manifest["input"]["channels"])
-    aliases = manifest["input"].get("channel_aliases") or {}
+    model = list(manifest.input.channels)
+    aliases = manifest.input.channel_aliases
     mapping = options.get("channel_map") or {}
     wanted = options.get("labels")
     if path.suffix.lower() in (".edf", ".bdf"):
@@ -270,14 +280,14 @@ def _unscored_beats(record_path: Path) -> np.ndarray:
     return np.asarray(ann.sample, dtype=np.int64)[keep]
 
 
-def check_scorable(manifest: dict, heldouts: list[Heldout], where: str) -> None:
+def check_scorable(manifest: Manifest, heldouts: list[Heldout], where: str) -> None:
     """Refuse recordings that hold nothing to score: ECG records without one annotated
     beat of the model's classes (a report of NaN scores would blame the artifact)."""
-    if manifest["kind"] != "ecg-beats":
+    if manifest.kind != "ecg-beats":
         return
-    classes = set(manifest["classes"])
+    classes = set(manifest.classes)
     if not any(h.beat_class is not None and np.isin(h.beat_class, list(classes)).any() for h in heldouts):
         raise HeldoutError(
-            f"{where}: no record holds an annotated beat of the model's classes ({', '.join(manifest['classes'])}): "
+            f"{where}: no record holds an annotated beat of the model's classes ({', '.join(manifest.classes)}): "
             f"nothing to score (only non-beat or unmapped annotation symbols)"
         )

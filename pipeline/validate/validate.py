@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import BiosigError
-from pipeline.manifest import load_manifest
+from pipeline.manifest import ArtifactEntry, Manifest, read_manifest
 from pipeline.runtime.measure import latency_summary, measure_in_child
 from pipeline.validate import score
 from pipeline.validate.budgets import check_budget, load_budget, machine_load, target_scale
@@ -49,7 +49,7 @@ SPEED_TIE = 0.05
 QUICK_SECONDS = 120.0
 
 
-def quick_artifacts(manifest: dict) -> list[str]:
+def quick_artifacts(manifest: Manifest) -> list[str]:
     """What the quick profile streams: the float and int8 model of each interpreter one
     would ship (:func:`pipeline.manifest.shipping_artifacts`) and the generated C
     (``c_float32``, ``c_int8``) where export built a library for this machine, so that
@@ -66,7 +66,7 @@ class ValidateError(BiosigError):
     """Validation cannot start (bad folder, output exists, unknown artifact)."""
 
 
-def runnable_artifacts(manifest: dict) -> list[str]:
+def runnable_artifacts(manifest: Manifest) -> list[str]:
     """Artifacts the task's streaming session can run, the float reference first.
 
     ECG sessions classify whole beat windows; EEG sessions carry windows chunk by chunk,
@@ -75,29 +75,29 @@ def runnable_artifacts(manifest: dict) -> list[str]:
     """
     from pipeline.runtime.c_backend import C_ARTIFACTS, has_library
 
-    graphs = {"weights", "whole-window"} if manifest["kind"] == "ecg-beats" else {"weights", "stream"}
+    graphs = {"weights", "whole-window"} if manifest.kind == "ecg-beats" else {"weights", "stream"}
     names = [
-        a["name"]
-        for a in manifest["artifacts"]
-        if a["status"] == "ok"
+        a.name
+        for a in manifest.artifacts
+        if a.ok
         and (
-            (a["format"] in ("tflite", "onnx", "npz") and a.get("graph") in graphs)
-            or (a["name"] in C_ARTIFACTS and has_library(manifest, a["name"]))
+            (a.format in ("tflite", "onnx", "npz") and a.graph in graphs)
+            or (a.name in C_ARTIFACTS and has_library(manifest, a.name))
         )
     ]
     return sorted(names, key=lambda n: (n != REFERENCE, names.index(n)))
 
 
-def _device_bytes(manifest: dict, entry: dict) -> int:
+def _device_bytes(manifest: Manifest, entry: ArtifactEntry) -> int | None:
     """What a device stores to run the artifact: its file, or for the generated C the
     shared library built for this machine."""
     from pipeline.runtime.c_backend import C_ARTIFACTS, pick_library
 
-    if entry["name"] in C_ARTIFACTS:
-        library = pick_library(manifest, entry["name"])
+    if entry.name in C_ARTIFACTS:
+        library = pick_library(manifest, entry.name)
         assert library is not None  # a C artifact is validated only where a library runs (runnable_artifacts)
-        return library["bytes"]
-    return entry["bytes"]
+        return library.bytes
+    return entry.bytes
 
 
 def default_out(folder: Path) -> Path:
@@ -126,17 +126,17 @@ def machine(core: int | None) -> dict:
     }
 
 
-def _training_metrics(manifest: dict) -> dict | None:
+def _training_metrics(manifest: Manifest) -> dict | None:
     """The source run's held-out metrics, if its folder is still there and holds the model
     this folder was exported from (``source_run``: shape checked with the manifest).
 
     Called before anything streams, so that a bad run folder is refused at once; the
     answer is remembered for the report. The run folder may lie anywhere: its files are
     read bounded (a model larger than any artifact, or a FIFO, is refused, not read)."""
-    run = manifest.get("source_run")
-    if not run:
+    run = manifest.source_run
+    if run is None:
         return None
-    return _run_metrics(run["folder"], run["model_sha256"])
+    return _run_metrics(run.folder, run.model_sha256)
 
 
 @functools.lru_cache(maxsize=8)
@@ -182,41 +182,51 @@ def _run_metrics(folder: str, model_sha256: str) -> dict | None:
 MCU_CLOCK_HZ = 64e6
 
 
-def firmware_check(folder: Path, manifest: dict, log=print) -> dict:
+def firmware_check(folder: Path, manifest: Manifest | dict, log=print) -> dict:
     """The generated C (float32 and int8) built for a Cortex-M4 and run under QEMU on the
     held-out windows export kept: sizes, instructions per decision, and whether its
     decisions equal the host build's. {} if the folder has no generated C; a "skipped"
-    reason if a tool is missing."""
+    reason if a tool is missing.
+
+    ``manifest`` as a dict: ``{"artifacts": [export's entries], "classes": [...]}``, what
+    the sweep's test hands in before any manifest exists (tests/test_sweep.py)."""
     from firmware_export import build
 
-    entries = {a["name"]: a for a in manifest["artifacts"] if a["status"] == "ok"}
+    if isinstance(manifest, dict):
+        artifacts = tuple(
+            ArtifactEntry.from_dict(a, "export's entries", i) for i, a in enumerate(manifest["artifacts"])
+        )
+        n_classes = len(manifest["classes"])
+    else:
+        artifacts, n_classes = manifest.artifacts, len(manifest.classes)
+    entries = {a.name: a for a in artifacts if a.ok}
     if "c_int8" not in entries or "firmware_check_windows" not in entries:
         return {}
-    with np.load(folder / entries["firmware_check_windows"]["file"], allow_pickle=False) as data:
+    with np.load(folder / entries["firmware_check_windows"].file, allow_pickle=False) as data:
         signal = data["signal"]
         side = data["side"] if "side" in data.files else None
     out = {
         "windows": int(len(signal)),
         "clock_hz": MCU_CLOCK_HZ,
         "board": "QEMU mps2-an386, a Cortex-M4F",
-        "tflite_int8_bytes": entries.get("tflite_int8", {}).get("bytes"),
+        "tflite_int8_bytes": entries["tflite_int8"].bytes if "tflite_int8" in entries else None,
     }
     for precision in ("float32", "int8"):
         name = f"c_{precision}"
         if name not in entries:
             continue
         try:
-            r = build.cortex_m4_check(folder / entries[name]["file"], signal, side, len(manifest["classes"]))
+            r = build.cortex_m4_check(folder / entries[name].file, signal, side, n_classes)
         except build.ToolMissing as e:
             return {"skipped": str(e)}
         except build.BuildError as e:  # e.g. C generated before the runtime: re-export
             log(f"  {name}: the firmware check did not build: {str(e)[:200]}")
             return {
-                "skipped": f"{entries[name]['file']} does not build with this runtime (re-export the "
+                "skipped": f"{entries[name].file} does not build with this runtime (re-export the "
                 f"folder): {str(e)[:200]}"
             }
         r.pop("m4"), r.pop("host")
-        r["export_agreement"] = (entries[name].get("vs_float") or {}).get("agreement")
+        r["export_agreement"] = (entries[name].vs_float or {}).get("agreement")
         r["ms_at_clock"] = 1000 * r["instructions_mean"] / MCU_CLOCK_HZ
         out[name] = r
         log(
@@ -261,7 +271,7 @@ def _not_recommended(rows: list[dict], budget_results: list[dict]) -> dict[str, 
 def recommend(
     rows: list[dict],
     budget_results: list[dict],
-    manifest: dict,
+    arena_bytes: int | None,
     firmware_c: dict | None = None,
     min_agreement_pct: float = 99.5,
     cpu_label: str = TARGET_LABELS["raspberry_pi_cpu"],
@@ -316,7 +326,7 @@ def recommend(
     out["raspberry_pi_cpu"] = {**cpu, "label": cpu_label, "judged": judged}
     validated = {r["artifact"] for r in rows}
     out["microcontroller"] = {
-        **_recommend_mcu(ok, validated, blocked, manifest, firmware_c, min_agreement_pct),
+        **_recommend_mcu(ok, validated, blocked, arena_bytes, firmware_c, min_agreement_pct),
         "label": TARGET_LABELS["microcontroller"],
     }
     out["not_recommended"] = blocked
@@ -324,12 +334,12 @@ def recommend(
 
 
 def _recommend_mcu(
-    ok: dict, validated: set, blocked: dict, manifest: dict, firmware_c: dict | None, min_agreement_pct: float
+    ok: dict, validated: set, blocked: dict, arena_bytes: int | None, firmware_c: dict | None, min_agreement_pct: float
 ) -> dict:
     """The microcontroller's pick (see :func:`recommend`): {artifact, reason, judged}.
     ``ok``: the rows that ran, by artifact; ``validated``: every artifact streamed."""
     firmware_c = firmware_c or {}
-    arena = (manifest.get("firmware") or {}).get("arena_bytes")
+    arena = arena_bytes  # TFLite Micro's, from the manifest's firmware section
 
     def m4_reason(r: dict, precision: str) -> str:
         return (
@@ -481,9 +491,9 @@ def validate(
     distributed = bool(ray or address)
     _check_ray_options(distributed, address, workers, core)
     folder = Path(folder)
-    manifest = load_manifest(folder)  # every file's sha256 and size checked
+    manifest = read_manifest(folder)  # every file's sha256 and size checked
     _training_metrics(manifest)  # the source run's files, refused now if they must be
-    budget_spec = load_budget(budget, manifest["task"], budget_overrides)
+    budget_spec = load_budget(budget, manifest.task, budget_overrides)
     target_scale(target, [])  # an unknown target is refused before anything streams
     out_dir = Path(out) if out else default_out(folder)
     available = runnable_artifacts(manifest)
@@ -497,7 +507,7 @@ def validate(
     check_budget_artifacts(budget_spec, chosen)
     if core is None and hasattr(os, "sched_getaffinity") and not distributed:
         core = min(os.sched_getaffinity(0))
-    classes = manifest["classes"]
+    classes = list(manifest.classes)
     ids = user_record_ids(manifest, records) if records else heldout_ids(manifest)
     split_total = len(ids)
     ids = ids[:subset] if subset else ids
@@ -675,7 +685,7 @@ class ReportInputs:
     ``distributed``: where a Ray run ran (:func:`pipeline.validate.distributed.run_on_ray`),
     None for the sequential run."""
 
-    manifest: dict
+    manifest: Manifest
     folder: Path
     chosen: list[str]
     measured: dict[str, dict]
@@ -702,29 +712,29 @@ class ReportInputs:
 def _report(inputs: ReportInputs) -> dict:
     """The report dict from what one validation run measured (``inputs``)."""
     manifest = inputs.manifest
-    entries = {a["name"]: a for a in manifest["artifacts"]}
+    entries = {a.name: a for a in manifest.artifacts}
     rows = []
     ref_metrics = None
     for name in inputs.chosen:
         entry, m = entries[name], inputs.measured[name]
         row = {
             "artifact": name,
-            "format": entry["format"],
-            "precision": entry["precision"],
-            "graph": entry.get("graph"),
+            "format": entry.format,
+            "precision": entry.precision,
+            "graph": entry.graph,
             "size_bytes": _device_bytes(manifest, entry),
-            "stored_as": STORED_AS.get(entry["format"], entry["format"]),
-            "export_check": entry.get("vs_float"),
-            "meets_agreement_target": entry.get("meets_agreement_target"),
+            "stored_as": STORED_AS.get(entry.format, entry.format),
+            "export_check": entry.vs_float,
+            "meets_agreement_target": entry.meets_agreement_target,
         }
         if "error" in m:
             rows.append({**row, "status": "error", "error": m["error"]})
             continue
-        if manifest["kind"] == "ecg-beats":
+        if manifest.kind == "ecg-beats":
             cm = score.ecg_confusion(inputs.heldouts, inputs.decisions[name], inputs.classes)
         else:
             cm = score.eeg_confusion(inputs.heldouts, inputs.decisions[name], len(inputs.classes))
-        metrics = score.summarise(cm, inputs.classes, manifest["kind"], manifest.get("positive_class"))
+        metrics = score.summarise(cm, inputs.classes, manifest.kind, manifest.positive_class)
         ref_metrics = ref_metrics or metrics
         agree = score.agreement(inputs.decisions[REFERENCE], inputs.decisions[name])
         lat = latency_summary(m["latency_s"])
@@ -779,26 +789,26 @@ def _report(inputs: ReportInputs) -> dict:
             "seconds_per_recording": inputs.seconds,
             "signal_s": inputs.duration_s,
             "notes": inputs.notes,
-            "train": len(manifest["split"]["train"]),
-            "val": len(manifest["split"]["val"]),
+            "train": len(manifest.split.train),
+            "val": len(manifest.split.val),
         }
     else:
         split = {
             "name": "test",
-            "by": manifest["split"]["by"],
+            "by": manifest.split.by,
             "recordings": inputs.ids,
             "complete": len(inputs.ids) == inputs.split_total and not inputs.seconds,
             "of_total": inputs.split_total,
             "seconds_per_recording": inputs.seconds,
             "signal_s": inputs.duration_s,
-            "train": len(manifest["split"]["train"]),
-            "val": len(manifest["split"]["val"]),
+            "train": len(manifest.split.train),
+            "val": len(manifest.split.val),
         }
     report = {
         "schema": "biosig-edge-validation/1",
-        "task": manifest["task"],
-        "dataset": manifest.get("dataset"),
-        "kind": manifest["kind"],
+        "task": manifest.task,
+        "dataset": manifest.dataset,
+        "kind": manifest.kind,
         "classes": inputs.classes,
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "artifact_folder": str(inputs.folder.resolve()),
@@ -827,7 +837,7 @@ def _report(inputs: ReportInputs) -> dict:
         "recommendation": recommend(
             rows,
             budget_results,
-            manifest,
+            manifest.arena_bytes,
             firmware_c,
             inputs.budget_spec.get("min_agreement_pct", 99.5),
             cpu_label=target_info["label"] if target_info else TARGET_LABELS["raspberry_pi_cpu"],
@@ -835,13 +845,11 @@ def _report(inputs: ReportInputs) -> dict:
         ),
         "firmware_c": firmware_c,
         "export": {
-            "targets": manifest.get("targets"),
-            "firmware": manifest.get("firmware"),
-            "evaluation": manifest.get("evaluation"),
+            "targets": manifest.targets,
+            "firmware": manifest.firmware,
+            "evaluation": manifest.evaluation,
             "generated_c": {
-                a["name"]: a.get("vs_float")
-                for a in manifest["artifacts"]
-                if a.get("graph") == "generated-c" and a["name"].startswith("c_")
+                a.name: a.vs_float for a in manifest.artifacts if a.graph == "generated-c" and a.name.startswith("c_")
             },
         },
         "training": _training_metrics(manifest),
