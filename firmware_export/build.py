@@ -428,11 +428,16 @@ def run_benchmark(exe: Path, signal: np.ndarray, side: np.ndarray | None, reps: 
 # ------------------------------------------------------------------ the signal chain in C
 
 
-def _chain_sources(workdir: Path, configs: dict[str, float], beat_configs: dict[str, dict] | None = None) -> list[str]:
+def _chain_sources(
+    workdir: Path,
+    configs: dict[str, float],
+    beat_configs: dict[str, dict] | None = None,
+    wqrs_configs: dict[str, float] | None = None,
+) -> list[str]:
     """The chain's runtime sources and one generated file of QRS configurations
     ({C name: fs_hz}) and beat configurations ({C name: c_chain.beat_config(...)}) in
     ``workdir``."""
-    from firmware_export.c_chain import CHAIN_SOURCES, beat_config_c, qrs_config_c
+    from firmware_export.c_chain import CHAIN_SOURCES, beat_config_c, qrs_config_c, wqrs_config_c
 
     generated = Path(workdir) / "chain_config.c"
     generated.write_text(
@@ -440,6 +445,7 @@ def _chain_sources(workdir: Path, configs: dict[str, float], beat_configs: dict[
             [
                 *(qrs_config_c(fs_hz, name) for name, fs_hz in configs.items()),
                 *(beat_config_c(cfg, name) for name, cfg in (beat_configs or {}).items()),
+                *(wqrs_config_c(fs_hz, name) for name, fs_hz in (wqrs_configs or {}).items()),
             ]
         )
     )
@@ -447,7 +453,11 @@ def _chain_sources(workdir: Path, configs: dict[str, float], beat_configs: dict[
 
 
 def build_chain_library(
-    out_dir: Path, configs: dict[str, float], extra_flags: tuple = (), beat_configs: dict[str, dict] | None = None
+    out_dir: Path,
+    configs: dict[str, float],
+    extra_flags: tuple = (),
+    beat_configs: dict[str, dict] | None = None,
+    wqrs_configs: dict[str, float] | None = None,
 ) -> Path:
     """The QRS detector, RR features and beat windows (``runtime/bse_qrs.c``, ``bse_rr.c``,
     ``bse_beat.c``) with the QRS configurations ``configs`` ({C name: fs_hz}) and beat
@@ -455,7 +465,7 @@ def build_chain_library(
     library's flags (strict warnings as errors, no contraction, -O3)."""
     out_dir = Path(out_dir)
     path = out_dir / "bse_chain.so"
-    sources = _chain_sources(out_dir, configs, beat_configs)
+    sources = _chain_sources(out_dir, configs, beat_configs, wqrs_configs)
     _run([require("gcc"), *SHARED_FLAGS, *extra_flags, f"-I{RUNTIME_DIR}", *sources, "-o", str(path)])
     return path
 

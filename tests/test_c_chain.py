@@ -31,6 +31,7 @@ from pipeline.read.mitdb import read_mitdb
 from pipeline.read.record import SignalSpec
 from pipeline.read.splits import mitdb_split
 from pipeline.runtime.qrs import PanTompkins
+from pipeline.runtime.quality import LengthTransformQRS
 from pipeline.runtime.session import ECGSession
 from pipeline.window.ecg import normalise_windows
 from pipeline.window.rr import RR_FEATURE_NAMES, RRFeatures
@@ -64,7 +65,8 @@ def chain(tmp_path_factory):
         "beat_zscore": {**BEAT_CONFIG, "normalise": 1},
         "beat_wide": {**BEAT_CONFIG, "n_before_samples": 200, "n_after_samples": 100},
     }
-    return ChainLibrary(build.build_chain_library(out, configs, beat_configs=beats))
+    wqrs = {"wqrs_180": 180.0}
+    return ChainLibrary(build.build_chain_library(out, configs, beat_configs=beats, wqrs_configs=wqrs))
 
 
 def session_input(record: str) -> np.ndarray:
@@ -126,6 +128,29 @@ def test_a_detector_beyond_its_compiled_rate_is_refused(chain):
     is refused at init, not run over the end of a buffer."""
     with pytest.raises(ValueError, match="status 2"):
         chain.qrs("qrs_400")
+
+
+# ------------------------------------------------------------------ the second detector
+
+
+@pytest.mark.parametrize("record", ["105", "232"])
+def test_c_curve_length_detector_finds_pythons_beats_on_whole_ds2_records(chain, data_dir, record):
+    """The session's second detector (LengthTransformQRS, whose beats the bSQI compares with
+    Pan-Tompkins') in float32 C: every beat at the same sample on all of record 105 and 232
+    (measured equal on all 22 DS2 records, 50,012 beats, for issue 22)."""
+    y = session_input(record)
+    python = push_in_chunks(LengthTransformQRS(MODEL_FS_HZ).push, y, [180])
+    c = chain.wqrs("wqrs_180").push(y)
+    assert len(python) > 1500
+    assert c == python
+
+
+@pytest.mark.parametrize("size", [1, 7, 5000])
+def test_c_curve_length_detector_does_not_depend_on_the_push_size(chain, record_105, size):
+    y = record_105[: int(180 * MODEL_FS_HZ)]
+    whole = chain.wqrs("wqrs_180").push(y)
+    assert len(whole) > 150
+    assert push_in_chunks(chain.wqrs("wqrs_180").push, y, [size, 1, 3 * size + 2]) == whole
 
 
 # ------------------------------------------------------------------ RR features
