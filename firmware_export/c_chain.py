@@ -19,7 +19,7 @@ from pipeline.window.rr import RR_FEATURE_NAMES
 #: The C sources of the chain (in firmware_export/runtime), compiled with their headers.
 CHAIN_SOURCES = ("bse_qrs.c", "bse_rr.c", "bse_beat.c", "bse_wqrs.c")
 #: The whole ECG chain (with a generated model and bse_lstm.c).
-ECG_SOURCES = (*CHAIN_SOURCES, "bse_ecg.c")
+ECG_SOURCES = ("bse_qrs.c", "bse_rr.c", "bse_beat.c", "bse_ecg.c")
 #: bse_ecg_kind_t
 EVENT_KINDS = ("beat", "nonfinite", "flat", "out_of_range", "recovered", "spike", "saturated")
 #: BSE_ECG_FLAG_* bits

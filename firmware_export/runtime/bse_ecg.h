@@ -61,7 +61,6 @@
  * filter's 1e-4 into up to 8e-2 of probability); chunk-invariant (tests/test_c_chain.py).
  * Sample indices are int32: 69 days at 360 Hz.
  */
- */
 #ifndef BSE_ECG_H_
 #define BSE_ECG_H_
 
