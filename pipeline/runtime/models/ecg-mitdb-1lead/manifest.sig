@@ -1,1 +1,1 @@
-dl8teBTseBdWM0czanZt9hyu43SCoCKsdgF1RE+tZ2KBSZXFRjYRZJOeCZJ5EFJ3uAm6tGeBmFyRy+noBYT+Dg==
+bFSf4ouSOragqfL1ObxBR/jb92EzgrSoN9OWyP1iGpeVjk5kjZkx8/x6xBaMNgUIRej4+MW/KfiYIwtUnYq8Bg==
