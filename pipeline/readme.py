@@ -173,7 +173,7 @@ HEADLINE = (
         (("Pan-Tompkins (the session's)", ("Se %", "+P %"), "Se {} %, +P {} %"),),
     ),
     (
-        "Raspberry-Pi-class CPU: the full ECG model streamed over DS2, recommended",
+        "Raspberry-Pi-class CPU: that ECG model streamed over DS2 by the device session, recommended",
         "validation-mitdb",
         (("Raspberry-Pi-class CPU", ("artifact", "why"), "`{}`: {}"),),
     ),

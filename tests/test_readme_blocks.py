@@ -105,3 +105,21 @@ def test_the_readme_stays_a_front_door_and_links_every_docs_page():
     assert len(text.splitlines()) <= 250, "README.md is the front door: move reference material to docs/"
     for page in sorted((readme.ROOT / "docs").glob("*.md")):
         assert f"(docs/{page.name})" in text, f"README.md does not link docs/{page.name}"
+
+
+def test_no_written_block_names_a_path_of_the_machine_that_wrote_it():
+    """What a script writes into README.md or docs/ is read on other machines: a run folder
+    or a report is named by its folder name, never by an absolute path of the writer's."""
+    import re
+
+    from pipeline.readme import ROOT, pages
+
+    absolute = re.compile(r"(?<![\w.~-])/(?:work|home|tmp|root|Users|mnt|opt|var)/[\w./-]+")
+    block = re.compile(r"<!-- BEGIN (\S+) \(written by: [^\n]*?\) -->\n(.*?)<!-- END \1 -->", re.S)
+    found = [
+        f"{page.relative_to(ROOT)}: {name}: {hit}"
+        for page in pages(ROOT)
+        for name, body in block.findall(page.read_text())
+        for hit in absolute.findall(body)
+    ]
+    assert not found, found

@@ -386,7 +386,8 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
                 "At training: the Keras model on the held-out windows",
                 ["metric", "value"],
                 t_rows,
-                f"From {report['training']['folder']}/metrics.json ({report['training']['n_params']:,} "
+                # The run folder by name: a path of the machine that trained it means nothing to a reader.
+                f"From the run folder `{Path(report['training']['folder']).name}` ({report['training']['n_params']:,} "
                 f"parameters, trained in {report['training']['train_seconds'] / 60:.1f} min).",
             )
         )
