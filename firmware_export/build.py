@@ -294,28 +294,7 @@ def m4_sizes(src: Path, workdir: Path) -> dict:
         obj = workdir / f"size_{i}_{Path(source).stem}.o"
         _run([gcc, *M4_FLAGS, *COMMON_FLAGS, *flags, "-fstack-usage", "-c", source, "-o", str(obj)])
         objects.append(obj)
-    elf = workdir / f"{src.stem}_size.elf"
-    _run(
-        [
-            gcc,
-            *M4_FLAGS,
-            "-nostdlib",
-            "-nostartfiles",
-            "-Wl,--gc-sections",
-            "-Wl,-e,size_probe",
-            *map(str, objects),
-            "-lc",
-            "-lgcc",
-            "-o",
-            str(elf),
-        ]
-    )
-    nm = _run([require("arm-none-eabi-nm"), "-S", "--size-sort", str(elf)], text=True).stdout
-    symbols = {}
-    for line in nm.splitlines():
-        parts = line.split()
-        if len(parts) == 4:
-            symbols[parts[3]] = (parts[2].lower(), int(parts[1], 16))
+    symbols = _m4_probe_symbols(gcc, objects, workdir / f"{src.stem}_size.elf", entry="size_probe")
     text_b = sum(n for name, (kind, n) in symbols.items() if kind in "tr" and name not in _PROBE_SYMBOLS)
     data_b = sum(n for name, (kind, n) in symbols.items() if kind == "d" and name not in _PROBE_SYMBOLS)
     bss_b = sum(n for name, (kind, n) in symbols.items() if kind == "b" and name not in _PROBE_SYMBOLS)
@@ -524,28 +503,7 @@ def chain_m4_sizes(workdir: Path, fs_hz: float, max_fs_hz: int) -> dict:
         obj = workdir / f"{Path(source).stem}.m4.o"
         _run([gcc, *flags, f"-I{RUNTIME_DIR}", "-c", source, "-o", str(obj)])
         objects.append(obj)
-    elf = workdir / "chain_m4.elf"
-    _run(
-        [
-            gcc,
-            *M4_FLAGS,
-            "-nostdlib",
-            "-nostartfiles",
-            "-Wl,--gc-sections",
-            "-Wl,-e,chain_probe",
-            *map(str, objects),
-            "-lc",
-            "-lgcc",
-            "-o",
-            str(elf),
-        ]
-    )
-    nm = _run([require("arm-none-eabi-nm"), "-S", "--size-sort", str(elf)], text=True).stdout
-    symbols = {}
-    for line in nm.splitlines():
-        parts = line.split()
-        if len(parts) == 4:
-            symbols[parts[3]] = (parts[2].lower(), int(parts[1], 16))
+    symbols = _m4_probe_symbols(gcc, objects, workdir / "chain_m4.elf", entry="chain_probe")
     probe = {"chain_probe", "qrs_probe", "rr_probe", "x_probe", "rr_out_probe", "beats_probe"}
     kinds = {"t": "text", "r": "text", "d": "data", "b": "bss"}
     sizes = {"text": 0, "data": 0, "bss": 0}
@@ -800,28 +758,7 @@ def ecg_m4_sizes(workdir: Path, model_src: Path, manifest, defines: tuple = M4_E
         obj = workdir / f"{Path(source).stem}.m4.o"
         _run([gcc, *flags, "-c", source, "-o", str(obj)])
         objects.append(obj)
-    elf = workdir / "ecg_m4.elf"
-    _run(
-        [
-            gcc,
-            *M4_FLAGS,
-            "-nostdlib",
-            "-nostartfiles",
-            "-Wl,--gc-sections",
-            "-Wl,-e,ecg_probe_main",
-            *map(str, objects),
-            "-lc",
-            "-lgcc",
-            "-o",
-            str(elf),
-        ]
-    )
-    nm = _run([require("arm-none-eabi-nm"), "-S", "--size-sort", str(elf)], text=True).stdout
-    symbols = {}
-    for line in nm.splitlines():
-        parts = line.split()
-        if len(parts) == 4:
-            symbols[parts[3]] = (parts[2].lower(), int(parts[1], 16))
+    symbols = _m4_probe_symbols(gcc, objects, workdir / "ecg_m4.elf", entry="ecg_probe_main")
     probe = {"ecg_probe_main", "ecg_probe", "events_probe", "x_probe"}
     kinds = {"t": "text", "r": "text", "d": "data", "b": "bss"}
     sizes = {"text": 0, "data": 0, "bss": 0}
@@ -844,3 +781,30 @@ def ecg_m4_sizes(workdir: Path, model_src: Path, manifest, defines: tuple = M4_E
         "ram_with_stack_bytes": sizes["data"] + sizes["bss"] + state + stack,
         "double_helpers": sorted(n for n in symbols if re.match(r"__aeabi_(d|[a-z0-9]*2d)", n)),
     }
+
+
+def _m4_probe_symbols(gcc: str, objects: list[Path], elf: Path, entry: str) -> dict[str, tuple[str, int]]:
+    """Link ``objects`` for the Cortex-M4 with ``entry`` as the only root (what it does not
+    reach is dropped) and read the symbols' sizes: {name: (nm kind, lower case; bytes)}."""
+    _run(
+        [
+            gcc,
+            *M4_FLAGS,
+            "-nostdlib",
+            "-nostartfiles",
+            "-Wl,--gc-sections",
+            f"-Wl,-e,{entry}",
+            *map(str, objects),
+            "-lc",
+            "-lgcc",
+            "-o",
+            str(elf),
+        ]
+    )
+    nm = _run([require("arm-none-eabi-nm"), "-S", "--size-sort", str(elf)], text=True).stdout
+    symbols = {}
+    for line in nm.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            symbols[parts[3]] = (parts[2].lower(), int(parts[1], 16))
+    return symbols
